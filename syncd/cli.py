@@ -1,0 +1,17 @@
+"""syncd: runs a support team's processes across Zendesk, Salesforce and SharePoint."""
+
+import typer
+
+from syncd.commands.sandbox import sandbox
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def main() -> None:
+    """Run support processes from YAML rules across Zendesk, Salesforce and SharePoint."""
+
+
+app.command()(sandbox)
+if __name__ == "__main__":
+    app()

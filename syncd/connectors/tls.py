@@ -1,0 +1,42 @@
+"""HTTP sessions whose TLS trust is syncd's configuration, not the host environment's.
+
+`requests` lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify` (through
+`merge_environment_settings`). Many servers set those variables for other software; syncd must
+still trust exactly the CA bundle it was configured with (a sandbox CA, a corporate TLS
+inspection CA). Every requests session syncd builds for zenpy, simple-salesforce and msal
+comes from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class PinnedSession(requests.Session):
+    """A requests session whose `verify` (CA bundle path or True) survives the environment."""
+
+    def __init__(self, verify: str | bool = True, proxies: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.verify = verify
+        if proxies:
+            self.proxies.update(proxies)
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        # An explicit per-request verify wins; otherwise the session's configured trust does,
+        # never REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+        settings["verify"] = verify if verify not in (None, True) else self.verify
+        return settings
+
+
+def httpx_verify(ca_bundle: str | None) -> Any:
+    """The `verify=` argument for httpx clients: the configured bundle, else system trust."""
+    if not ca_bundle:
+        return True
+    import ssl
+
+    return ssl.create_default_context(cafile=ca_bundle)

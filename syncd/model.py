@@ -1,0 +1,104 @@
+"""The plain values that flow between connectors, engine, store and executor.
+
+Connectors turn vendor answers into `Record`s; the engine turns records into `Intent`s; the
+store keeps both; the executor hands intents back to connectors. None of these layers imports
+another's types: they meet here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Record kinds a rule can name in `on:`. The prefix before the dot is the system.
+RECORD_KINDS: tuple[str, ...] = (
+    "zendesk.ticket",
+    "salesforce.opportunity",
+    "salesforce.account",
+    "salesforce.task",
+    "salesforce.record",
+    "sharepoint.file",
+    "sharepoint.item",
+)
+
+
+@dataclass(frozen=True, order=True)
+class RecordRef:
+    """Identity of one record across systems: `zendesk.ticket:123`."""
+
+    kind: str
+    id: str
+
+    @property
+    def system(self) -> str:
+        return self.kind.split(".", 1)[0]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> RecordRef:
+        kind, sep, rid = text.partition(":")
+        if not sep or not rid or kind.count(".") != 1:
+            raise ValueError(f"not a record reference: {text!r} (expected e.g. zendesk.ticket:123)")
+        return cls(kind, rid)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One observed version of a vendor record, normalised to a flat-ish mapping of fields."""
+
+    ref: RecordRef
+    fields: Mapping[str, Any]
+    observed_at: datetime  # when syncd saw this version (the poll's clock instant)
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    at: datetime
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One side effect the engine wants, identified by a deterministic key so that re-planning
+    the same input never duplicates it."""
+
+    key: str
+    rule_id: str
+    record: RecordRef
+    action: str  # "tag", "untag", "set", "assign", "comment", "notify", "create_task", ...
+    params: Mapping[str, Any]
+    due_at: datetime
+    step: str = ""
+    occurrence: int = 0
+    shadow: bool = False
+    reason: Mapping[str, Any] = field(default_factory=dict)  # condition values that made it fire
+
+
+def intent_key(
+    rule_id: str,
+    record: RecordRef,
+    step: str,
+    anchor: datetime | None,
+    occurrence: int = 0,
+    action_index: int = 0,
+) -> str:
+    """Deterministic key: (rule id, record, step, anchor instant, occurrence, action index)."""
+    parts = {
+        "rule": rule_id,
+        "record": str(record),
+        "step": step,
+        "anchor": anchor.isoformat() if anchor else "",
+        "occurrence": occurrence,
+        "action": action_index,
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    return f"{rule_id}/{digest}"
