@@ -2,6 +2,7 @@
 
 import typer
 
+from syncd.commands.check import check, schema
 from syncd.commands.sandbox import sandbox
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -13,5 +14,8 @@ def main() -> None:
 
 
 app.command()(sandbox)
+app.command()(check)
+app.command()(schema)
+
 if __name__ == "__main__":
     app()

@@ -102,3 +102,30 @@ def intent_key(
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     return f"{rule_id}/{digest}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One vendor-level write, what a connector executes and verifies.
+
+    The executor turns an Intent into Operations (resolving recipients, owners, folders);
+    connectors know nothing of rules or intents, only of these. `key` is the idempotency key
+    carried to the vendor where it has a place for one (Zendesk Idempotency-Key, a Salesforce
+    key field, an internet message header on mail), so that `verify` can find the effect.
+    """
+
+    key: str
+    system: str  # "zendesk" | "salesforce" | "graph"
+    verb: str  # e.g. "add_tags", "update", "comment", "create", "send_mail", "ensure_folder"
+    target: str  # the vendor object the verb applies to: a ticket id, an sObject name, a path
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a vendor answered to an Operation, or what `verify` found."""
+
+    ok: bool
+    detail: Mapping[str, Any] = field(default_factory=dict)  # ids created, vendor answer
+    retryable: bool = False  # a 429/5xx/timeout: try again later; False + not ok: dead-letter
+    error: str = ""

@@ -16,7 +16,7 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One problem at a 1-based line and column of a file (0 when the whole file is meant)."""
+    """One problem at a 1-based line and column of a file (line 0: the whole file)."""
 
     file: str
     line: int
@@ -25,7 +25,8 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.severity}: {self.message}"
 
     @property
     def is_error(self) -> bool:

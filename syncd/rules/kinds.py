@@ -41,12 +41,16 @@ class RecordKind:
         return self.fields | self.mappings
 
 
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 def _sf(name: str, var: str, fields: str, mappings: str = "", open: bool = False) -> RecordKind:
     return RecordKind(
         name=name,
         var=var,
-        fields=frozenset(fields.split()),
-        mappings=frozenset(mappings.split()),
+        fields=_names(fields),
+        mappings=_names(mappings),
         custom_suffix="__c",
         open=open,
         actions=ANY_KIND_ACTIONS | SALESFORCE_ACTIONS,
@@ -60,11 +64,11 @@ KINDS: dict[str, RecordKind] = {
         RecordKind(
             name="zendesk.ticket",
             var="ticket",
-            fields=frozenset(
+            fields=_names(
                 "id subject description status priority type tags requester_id requester_email"
                 " assignee_id assignee_email group_id group_name organization_id"
                 " organization_name created_at updated_at via_channel agent_touched"
-                " last_agent_action_at url".split()
+                " last_agent_action_at url"
             ),
             mappings=frozenset({"custom"}),
             actions=ANY_KIND_ACTIONS | ZENDESK_ACTIONS,
@@ -87,15 +91,13 @@ KINDS: dict[str, RecordKind] = {
         RecordKind(
             name="sharepoint.file",
             var="file",
-            fields=frozenset(
-                "id name path folder size mime_type created_at modified_at web_url".split()
-            ),
+            fields=_names("id name path folder size mime_type created_at modified_at web_url"),
             actions=ANY_KIND_ACTIONS | {"file_transcript"},
         ),
         RecordKind(
             name="sharepoint.item",
             var="item",
-            fields=frozenset("id list created_at modified_at".split()),
+            fields=_names("id list created_at modified_at"),
             mappings=frozenset({"fields"}),
         ),
     )

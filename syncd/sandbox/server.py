@@ -7,6 +7,8 @@ mid-request and delay an answer, which a framework hides from us.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import io
 import json
 import logging
 import secrets
@@ -15,7 +17,7 @@ import ssl
 import threading
 import time
 import traceback
-import urllib.request
+import urllib.error
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -375,6 +377,8 @@ class SandboxServer:
         self.sandbox = Sandbox(self.info, vendors)
         self._http.sandbox = self.sandbox
         self._thread: threading.Thread | None = None
+        self._control_lock = threading.Lock()
+        self._control_conn: http.client.HTTPSConnection | None = None
         if persist and directory is not None and self.state_path.exists():
             self.sandbox.restore(json.loads(self.state_path.read_text()))
 
@@ -413,6 +417,8 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        if self._control_conn is not None:
+            self._control_conn.close()
         self._http.shutdown()
         self._http.server_close()
         if self._thread is not None:
@@ -427,14 +433,32 @@ class SandboxServer:
         self.stop()
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the control API over HTTPS, verified against this sandbox's CA."""
+        """Call the control API over HTTPS, verified against this sandbox's CA, on one kept-alive
+        connection. A 4xx/5xx raises `urllib.error.HTTPError` with the JSON body."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        tls = ssl.create_default_context()
-        self.ca.configure_trust(tls)
-        with urllib.request.urlopen(request, context=tls, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
+        with self._control_lock:
+            for attempt in (1, 2):
+                if self._control_conn is None:
+                    tls = ssl.create_default_context()
+                    self.ca.configure_trust(tls)
+                    host, _, port = self.netloc.rpartition(":")
+                    self._control_conn = http.client.HTTPSConnection(
+                        host.strip("[]"), int(port), context=tls, timeout=30)
+                try:
+                    self._control_conn.request(
+                        method, path, body=data, headers={"Content-Type": "application/json"})
+                    resp = self._control_conn.getresponse()
+                    payload = resp.read()
+                    break
+                except (http.client.HTTPException, OSError):
+                    self._control_conn.close()
+                    self._control_conn = None
+                    if attempt == 2:
+                        raise
+        if resp.status >= 400:
+            raise urllib.error.HTTPError(self.url + path, resp.status, resp.reason,
+                                         resp.headers, io.BytesIO(payload))
+        return json.loads(payload or b"null")
 
 
 def syncd_toml(info: dict[str, Any], directory: Path) -> str:

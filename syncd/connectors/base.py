@@ -1,0 +1,170 @@
+"""What every connector offers the daemon, and the small pieces the three share.
+
+The contract (`Connector`):
+
+- `poll_pages(cursor)` reads what changed since `cursor` (None: from the beginning, spent in
+  the `backfill` lane) and yields `Page`s. Each page's `cursor` is the resume point *after*
+  that page: the daemon commits the page's records and its cursor in one transaction, so a
+  crash replays at most one page. Delivery is at-least-once (a record may come again in a
+  later page or poll); the store deduplicates by record and version. Always at least one page,
+  possibly empty, so a cursor that moved without changes (Zendesk's `after_cursor`, a Graph
+  deltaLink) is still stored.
+- `execute(op)` carries out one `Operation` and answers an `Outcome`: ok; or not ok and
+  `retryable` (429/5xx/timeout: the effect may or may not exist, verify before repeating);
+  or not ok and not retryable (the vendor refused: dead-letter it, or for Zendesk's
+  `error="conflict"` re-read and re-plan).
+- `execute_many(ops)` the same for several operations, batched where the vendor allows;
+  one Outcome per op, in order.
+- `verify(op)` answers whether the effect of `op` exists: ok=True present; ok=False and not
+  retryable: absent, safe to execute; ok=False and retryable: could not tell now.
+- `fetch(ref)` re-reads one record (before a timer fires); None when it no longer exists.
+- `directory()` users, groups, memberships and away flags, cached and refreshed by age.
+
+Operations whose verb a connector does not know are refused (not retryable) by `dispatch`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from syncd.clock import Clock
+from syncd.connectors.http import RetryableError, VendorError, default_lane
+from syncd.model import Operation, Outcome, Record, RecordRef
+
+
+@dataclass(frozen=True)
+class Page:
+    """Records read in one vendor page and the cursor to resume after them."""
+
+    records: Sequence[Record]
+    cursor: str
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    name: str
+    email: str | None
+    active: bool = True
+    away: bool = False
+    group_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    id: str
+    name: str
+    member_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The people of one system, for assignment strategies and recipients."""
+
+    users: Mapping[str, DirectoryUser] = field(default_factory=dict)
+    groups: Mapping[str, DirectoryGroup] = field(default_factory=dict)
+    organizations: Mapping[str, str] = field(default_factory=dict)  # id -> name
+
+    def user_by_email(self, email: str) -> DirectoryUser | None:
+        wanted = email.strip().lower()
+        return next((u for u in self.users.values() if (u.email or "").lower() == wanted), None)
+
+    def group_by_name(self, name: str) -> DirectoryGroup | None:
+        return next((g for g in self.groups.values() if g.name == name), None)
+
+
+class Connector(Protocol):
+    system: str  # "zendesk" | "salesforce" | "graph": `Operation.system`
+
+    def poll_pages(self, cursor: str | None) -> Iterator[Page]: ...
+
+    def execute(self, op: Operation) -> Outcome: ...
+
+    def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]: ...
+
+    def verify(self, op: Operation) -> Outcome: ...
+
+    def fetch(self, ref: RecordRef) -> Record | None: ...
+
+    def directory(self) -> Directory: ...
+
+
+def poll(connector: Connector, cursor: str | None) -> tuple[list[Record], str]:
+    """All pages at once: (records, final cursor). For callers that need no per-page commit."""
+    records: list[Record] = []
+    last = cursor or ""
+    for page in connector.poll_pages(cursor):
+        records.extend(page.records)
+        last = page.cursor
+    return records, last
+
+
+# -- outcomes --------------------------------------------------------------------------------
+def done(**detail: Any) -> Outcome:
+    return Outcome(ok=True, detail=detail)
+
+
+def absent(reason: str, **detail: Any) -> Outcome:
+    """`verify`: the effect is not there; executing is safe."""
+    return Outcome(ok=False, retryable=False, error=reason, detail=detail)
+
+
+def refused(reason: str, **detail: Any) -> Outcome:
+    """The operation cannot be carried out as given (unknown verb, bad payload)."""
+    return Outcome(ok=False, retryable=False, error=reason, detail=detail)
+
+
+def failed(error: VendorError) -> Outcome:
+    return Outcome(
+        ok=False,
+        retryable=isinstance(error, RetryableError),
+        error=str(error),
+        detail=error.detail(),
+    )
+
+
+Handler = Callable[[Operation], Outcome]
+T = TypeVar("T")
+
+
+def dispatch(op: Operation, handlers: Mapping[str, Handler], what: str) -> Outcome:
+    """Run the handler for `op.verb` in the `escalation` lane (unless the caller chose one);
+    vendor errors become Outcomes, a missing payload key is a refusal."""
+    handler = handlers.get(op.verb)
+    if handler is None:
+        return refused(f"{what}: unknown verb {op.verb!r}; known: {sorted(handlers)}")
+    try:
+        with default_lane("escalation"):
+            return handler(op)
+    except VendorError as exc:
+        return failed(exc)
+    except (KeyError, TypeError, ValueError) as exc:
+        return refused(f"{what} {op.verb}: bad payload ({type(exc).__name__}: {exc})")
+
+
+class TtlCache(Generic[T]):
+    """A value loaded on first use and again once older than `ttl_s` (clock time): the
+    directory, field definitions. Loads spend the `poll` lane unless the caller chose one."""
+
+    def __init__(self, load: Callable[[], T], clock: Clock, ttl_s: float) -> None:
+        self._load = load
+        self._clock = clock
+        self._ttl_s = ttl_s
+        self._value: tuple[datetime, T] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            now = self._clock.now()
+            if self._value is None or (now - self._value[0]).total_seconds() >= self._ttl_s:
+                with default_lane("poll"):
+                    self._value = (now, self._load())
+            return self._value[1]
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._value = None

@@ -1,0 +1,460 @@
+"""Salesforce through simple-salesforce, after syncd's own OAuth call.
+
+Auth. simple-salesforce's login URLs are fixed to `https://{domain}.salesforce.com`, so syncd
+posts to the configured `token_url` itself: the JWT bearer flow (RS256 assertion signed with
+PyJWT) when a username and private key are configured, else client credentials. The answer's
+`access_token` and `instance_url` build `Salesforce(instance_url=, session_id=, session=,
+version=)`. A direct session gets no refresh from simple-salesforce; here the metered session
+turns a 401 `INVALID_SESSION_ID` into a `PermanentError` before simple-salesforce's
+`SalesforceExpiredSession` would, and the connector re-authenticates once and repeats the call
+(a 401 was never carried out, so repeating even a create is safe).
+
+Polling. Each configured sObject by SOQL over `queryAll` (deleted rows come back with
+`IsDeleted` and become `Record(deleted=True)`):
+`SELECT <all fields, plus Name of each parent> FROM X WHERE SystemModstamp >= since - lookback
+ORDER BY SystemModstamp, Id`, paged by `nextRecordsUrl` (`page_size` via Sforce-Query-Options).
+Stamps tie and transactions commit late, hence the look-back; the cursor remembers, per
+object, the newest stamp and every (Id, SystemModstamp) seen within the look-back window, and
+rows already seen are skipped. So a resumed poll repeats nothing and a row committed late with
+an older stamp is still found. Field lists come from `describe` (cached). API usage is read
+from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit.
+
+Verbs (`Operation.target` is the sObject name, e.g. "Task"):
+- `create` `{"fields": {...}}`: POST with `key_field = op.key` (the key field need not be an
+  External ID); not repeated blindly; verify finds the row by SOQL on the key field.
+- `upsert_by_key` `{"fields": {...}}`: PATCH `sobjects/X/{key_field}/{key}` (the field must
+  be an External ID): idempotent, retried freely; verify as for create.
+- `update` `{"Id": ..., "fields": {...}}`: PATCH; verify re-reads and compares the fields.
+- `execute_many` sends creates and updates of one sObject through composite collections (200 a
+  request, `allOrNone: false`), one Outcome per record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import jwt
+from simple_salesforce import Salesforce, format_soql
+
+from syncd.clock import Clock
+from syncd.connectors.base import (
+    Directory,
+    DirectoryGroup,
+    DirectoryUser,
+    Page,
+    TtlCache,
+    absent,
+    dispatch,
+    done,
+    failed,
+    refused,
+)
+from syncd.connectors.http import (
+    Governor,
+    MeteredSession,
+    PermanentError,
+    RetryPolicy,
+    VendorError,
+    default_lane,
+)
+from syncd.model import Operation, Outcome, Record, RecordRef
+
+T = TypeVar("T")
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+COLLECTION_MAX = 200
+KINDS = {
+    "Opportunity": "salesforce.opportunity",
+    "Account": "salesforce.account",
+    "Task": "salesforce.task",
+}
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
+
+
+@dataclass(frozen=True)
+class SalesforceConfig:
+    token_url: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    username: str | None = None  # with private_key: the JWT bearer flow
+    private_key: str | None = field(default=None, repr=False)
+    instance_url: str | None = None  # used when the token answer names none
+    api_version: str = "59.0"
+    lookback_s: int = 300
+    objects: tuple[str, ...] = ("Opportunity", "Account", "Task")
+    key_field: str = "Syncd_Key__c"
+    jwt_audience: str = "https://login.salesforce.com"
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    daily_api_requests: int = 15000
+    rate_share: float = 0.5
+    page_size: int = 2000  # query batch size, 200..2000
+    directory_ttl_s: float = 900.0
+
+
+@dataclass
+class _ObjectCursor:
+    """Where one sObject's poll stands: the newest stamp, and (Id -> stamp) of every row seen
+    within the look-back window before it."""
+
+    since: datetime | None = None
+    seen: dict[str, str] = field(default_factory=dict)
+
+    def advance(self, row_id: str, stamp: str, lookback: timedelta) -> None:
+        at = parse_stamp(stamp)
+        self.seen[row_id] = stamp
+        if self.since is None or at > self.since:
+            self.since = at
+            floor = at - lookback
+            self.seen = {i: s for i, s in self.seen.items() if parse_stamp(s) >= floor}
+
+
+def parse_stamp(text: str) -> datetime:
+    """Salesforce's `2025-03-31T14:02:11.000+0000` as an aware datetime."""
+    return datetime.strptime(text, STAMP_FORMAT).astimezone(UTC)
+
+
+def _soql_datetime(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dump_cursor(cursors: Mapping[str, _ObjectCursor]) -> str:
+    return json.dumps(
+        {
+            name: {"since": c.since.isoformat() if c.since else None, "seen": c.seen}
+            for name, c in cursors.items()
+        },
+        sort_keys=True,
+    )
+
+
+def _load_cursor(text: str | None) -> dict[str, _ObjectCursor]:
+    if not text:
+        return {}
+    data = json.loads(text)
+    return {
+        name: _ObjectCursor(
+            datetime.fromisoformat(c["since"]) if c.get("since") else None, dict(c["seen"])
+        )
+        for name, c in data.items()
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A record without simple-salesforce's OrderedDicts and the `attributes` entries."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items() if k != "attributes"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class SalesforceConnector:
+    system = "salesforce"
+
+    def __init__(self, config: SalesforceConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.governor = Governor.per_minute(
+            "salesforce",
+            clock,
+            config.daily_api_requests * config.rate_share / 1440.0,
+            share=config.rate_share,
+        )
+        self.retry = RetryPolicy(self.governor)
+        self.session = MeteredSession(
+            self.governor,
+            verify=config.ca_bundle or True,
+            proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
+        )
+        self._sf: Salesforce | None = None
+        self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
+        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
+        self._handlers: dict[str, Callable[[Operation], Outcome]] = {
+            "create": self._create,
+            "upsert_by_key": self._upsert,
+            "update": self._update,
+        }
+        self._verifiers: dict[str, Callable[[Operation], Outcome]] = {
+            "create": self._verify_key,
+            "upsert_by_key": self._verify_key,
+            "update": self._verify_update,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock) -> SalesforceConnector:
+        sf = settings.salesforce
+        if sf is None:
+            raise ValueError("salesforce is not configured (section [salesforce])")
+        return cls(
+            SalesforceConfig(
+                token_url=sf.token_url,
+                client_id=sf.client_id,
+                client_secret=sf.client_secret.get_secret_value() if sf.client_secret else None,
+                username=sf.username,
+                private_key=sf.private_key.get_secret_value() if sf.private_key else None,
+                instance_url=sf.instance_url,
+                api_version=sf.api_version,
+                lookback_s=sf.lookback_s,
+                objects=tuple(sf.objects),
+                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
+                proxy=settings.proxy.https,
+            ),
+            clock,
+        )
+
+    # -- auth ------------------------------------------------------------------------------
+    def _token_form(self) -> dict[str, str]:
+        cfg = self.config
+        if cfg.username and cfg.private_key:
+            now = self.clock.now()
+            claims = {
+                "iss": cfg.client_id,
+                "sub": cfg.username,
+                "aud": cfg.jwt_audience,
+                "exp": int((now + timedelta(minutes=3)).timestamp()),
+            }
+            return {
+                "grant_type": JWT_GRANT,
+                "assertion": jwt.encode(claims, cfg.private_key, algorithm="RS256"),
+            }
+        if not cfg.client_secret:
+            raise ValueError("salesforce needs a client secret, or a username and private key")
+        return {
+            "grant_type": "client_credentials",
+            "client_id": cfg.client_id,
+            "client_secret": cfg.client_secret,
+        }
+
+    def _client(self) -> Salesforce:
+        """The client, authenticating first when there is no session (callers retry)."""
+        if self._sf is None:
+            answer = self.session.post(self.config.token_url, data=self._token_form()).json()
+            self._sf = Salesforce(
+                instance_url=answer.get("instance_url") or self.config.instance_url,
+                session_id=answer["access_token"],
+                session=self.session,
+                version=self.config.api_version,
+            )
+        return self._sf
+
+    def _call(self, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+        """Run `fn` with the client under the retry policy; re-authenticate once on a 401."""
+        try:
+            return self.retry.call(lambda: fn(self._client()), idempotent=idempotent)
+        except PermanentError as exc:
+            if exc.status != 401:
+                raise
+            self._sf = None
+            return self.retry.call(lambda: fn(self._client()), idempotent=idempotent)
+
+    # -- reading ---------------------------------------------------------------------------
+    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+        lane = "backfill" if cursor is None else "poll"
+        state = _load_cursor(cursor)
+        lookback = timedelta(seconds=self.config.lookback_s)
+        headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
+        for name in self.config.objects:
+            position = state.setdefault(name, _ObjectCursor())
+            soql = self._select(name)
+            if position.since is not None:
+                soql += f" WHERE SystemModstamp >= {_soql_datetime(position.since - lookback)}"
+            soql += " ORDER BY SystemModstamp, Id"
+            with default_lane(lane):
+                answer = self._call(
+                    lambda sf, q=soql: sf.query(q, include_deleted=True, headers=headers)
+                )
+            while True:
+                fresh = [
+                    row
+                    for row in answer["records"]
+                    if position.seen.get(row["Id"]) != row["SystemModstamp"]
+                ]
+                for row in fresh:
+                    position.advance(row["Id"], row["SystemModstamp"], lookback)
+                yield Page([self._record(name, row) for row in fresh], _dump_cursor(state))
+                if answer.get("done", True):
+                    break
+                with default_lane(lane):
+                    answer = self._call(
+                        lambda sf, url=answer["nextRecordsUrl"]: sf.query_more(
+                            url, identifier_is_url=True, headers=headers
+                        )
+                    )
+
+    def fetch(self, ref: RecordRef) -> Record | None:
+        name = self._object_of(ref)
+        soql = self._select(name) + format_soql(" WHERE Id = {}", ref.id)
+        with default_lane("escalation"):
+            rows = self._call(lambda sf: sf.query(soql, include_deleted=True)["records"])
+        return self._record(name, rows[0]) if rows else None
+
+    def directory(self) -> Directory:
+        return self._directory.get()
+
+    def _record(self, sobject: str, row: Mapping[str, Any]) -> Record:
+        fields = _plain(row)
+        kind = KINDS.get(sobject, "salesforce.record")
+        return Record(
+            RecordRef(kind, str(row["Id"])),
+            fields,
+            self.clock.now(),
+            deleted=bool(fields.get("IsDeleted")),
+        )
+
+    def _object_of(self, ref: RecordRef) -> str:
+        named = {kind: name for name, kind in KINDS.items()}.get(ref.kind)
+        if named:
+            return named
+        prefixes = {d["keyPrefix"]: name for name, d in self._describe.get().items()}
+        if ref.id[:3] not in prefixes:
+            raise ValueError(f"no configured sObject has ids like {ref.id!r}")
+        return prefixes[ref.id[:3]]
+
+    def _select(self, sobject: str) -> str:
+        """SELECT of every field of `sobject` and the Name of each single-type parent."""
+        described = self._describe.get()[sobject]
+        names = [f["name"] for f in described["fields"]]
+        parents = [
+            f"{f['relationshipName']}.Name"
+            for f in described["fields"]
+            if f.get("type") == "reference"
+            and f.get("relationshipName")
+            and len(f.get("referenceTo") or []) == 1
+        ]
+        return f"SELECT {', '.join(names + parents)} FROM {sobject}"
+
+    def _load_describe(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: self._call(lambda sf, n=name: _plain(sf.restful(f"sobjects/{n}/describe")))
+            for name in self.config.objects
+        }
+
+    def _load_directory(self) -> Directory:
+        def rows(soql: str) -> list[dict[str, Any]]:
+            return self._call(lambda sf: [_plain(r) for r in sf.query_all(soql)["records"]])
+
+        users = rows("SELECT Id, Name, Email, IsActive FROM User")
+        groups = rows("SELECT Id, Name, Type FROM Group")
+        members = rows("SELECT GroupId, UserOrGroupId FROM GroupMember")
+        by_group: dict[str, set[str]] = {}
+        for m in members:
+            by_group.setdefault(m["GroupId"], set()).add(m["UserOrGroupId"])
+        return Directory(
+            users={
+                u["Id"]: DirectoryUser(
+                    id=u["Id"],
+                    name=u.get("Name") or "",
+                    email=u.get("Email"),
+                    active=bool(u.get("IsActive")),
+                    group_ids=frozenset(g for g, ids in by_group.items() if u["Id"] in ids),
+                )
+                for u in users
+            },
+            groups={
+                g["Id"]: DirectoryGroup(g["Id"], g["Name"], frozenset(by_group.get(g["Id"], ())))
+                for g in groups
+            },
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+    def execute(self, op: Operation) -> Outcome:
+        return dispatch(op, self._handlers, "salesforce")
+
+    def verify(self, op: Operation) -> Outcome:
+        return dispatch(op, self._verifiers, "salesforce verify")
+
+    def _keyed(self, op: Operation) -> dict[str, Any]:
+        return {**op.payload["fields"], self.config.key_field: op.key}
+
+    def _create(self, op: Operation) -> Outcome:
+        data = self._keyed(op)
+        answer = self._call(lambda sf: getattr(sf, op.target).create(data), idempotent=False)
+        return done(id=answer["id"])
+
+    def _upsert(self, op: Operation) -> Outcome:
+        data = dict(op.payload["fields"])
+        path = f"{self.config.key_field}/{op.key}"
+        status = self._call(lambda sf: getattr(sf, op.target).upsert(path, data))
+        return done(created=status == 201)
+
+    def _update(self, op: Operation) -> Outcome:
+        data = dict(op.payload["fields"])
+        self._call(lambda sf: getattr(sf, op.target).update(op.payload["Id"], data))
+        return done(id=op.payload["Id"])
+
+    def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Creates and updates through composite collections, grouped by (verb, sObject)."""
+        outcomes: dict[int, Outcome] = {}
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, op in enumerate(ops):
+            if op.verb in ("create", "update"):
+                groups.setdefault((op.verb, op.target), []).append(index)
+            else:
+                outcomes[index] = self.execute(op)
+        for (verb, sobject), indexes in groups.items():
+            for start in range(0, len(indexes), COLLECTION_MAX):
+                chunk = indexes[start : start + COLLECTION_MAX]
+                outcomes.update(self._collection(verb, sobject, [ops[i] for i in chunk], chunk))
+        return [outcomes[i] for i in range(len(ops))]
+
+    def _collection(
+        self, verb: str, sobject: str, ops: list[Operation], indexes: list[int]
+    ) -> dict[int, Outcome]:
+        try:
+            records = [
+                {"attributes": {"type": sobject}, **self._keyed(op)}
+                if verb == "create"
+                else {
+                    "attributes": {"type": sobject},
+                    "id": op.payload["Id"],
+                    **op.payload["fields"],
+                }
+                for op in ops
+            ]
+        except (KeyError, TypeError) as exc:
+            return {i: refused(f"salesforce {verb}: bad payload ({exc})") for i in indexes}
+        body = {"allOrNone": False, "records": records}
+        try:
+            with default_lane("escalation"):
+                results = self._call(
+                    lambda sf: sf.restful(
+                        "composite/sobjects",
+                        method="POST" if verb == "create" else "PATCH",
+                        json=body,
+                    ),
+                    idempotent=verb == "update",
+                )
+        except VendorError as exc:
+            return {i: failed(exc) for i in indexes}
+        out: dict[int, Outcome] = {}
+        for index, result in zip(indexes, results, strict=True):
+            if result.get("success"):
+                out[index] = done(id=result.get("id"))
+            else:
+                errors = result.get("errors") or [{}]
+                message = f"{errors[0].get('statusCode', '')}: {errors[0].get('message', '')}"
+                out[index] = refused(message)
+        return out
+
+    # -- verifying -------------------------------------------------------------------------
+    def _verify_key(self, op: Operation) -> Outcome:
+        soql = format_soql(
+            f"SELECT Id FROM {op.target} WHERE {self.config.key_field} = {{}}", op.key
+        )
+        rows = self._call(lambda sf: sf.query(soql)["records"])
+        return done(id=rows[0]["Id"]) if rows else absent("no record carries this key")
+
+    def _verify_update(self, op: Operation) -> Outcome:
+        wanted = dict(op.payload["fields"])
+        soql = format_soql(
+            f"SELECT Id, {', '.join(wanted)} FROM {op.target} WHERE Id = {{}}", op.payload["Id"]
+        )
+        rows = self._call(lambda sf: sf.query(soql)["records"])
+        if not rows:
+            return absent("record not found")
+        differs = [name for name, value in wanted.items() if rows[0].get(name) != value]
+        return absent("fields differ", fields=differs) if differs else done(id=rows[0]["Id"])

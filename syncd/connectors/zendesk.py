@@ -1,0 +1,586 @@
+"""Zendesk through zenpy: incremental ticket export, additive tags, batched updates, comments
+with uploads, ticket creation with an idempotency key.
+
+Host. zenpy builds `https://{subdomain}.{domain}/api/v2` and lets the process-wide variables
+ZENPY_FORCE_SCHEME / ZENPY_FORCE_NETLOC override it. A configured `netloc` (a custom host, the
+sandbox) is applied to this client's own API objects instead: `subdomain.domain` is the netloc
+split at its first dot and `protocol` is the scheme, so nothing global changes and another
+zenpy client in the process keeps its own host. Only a netloc without a dot (`localhost:8443`)
+cannot be split; for it the variables are set, and a conflicting value is refused.
+
+Polling. Cursor-based incremental export: `start_time` (config, default 0: all history) on the
+first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
+page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
+its own) and leaves out changes of the last minute: a ticket changed now shows up one minute
+later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
+status "deleted" and become `Record(deleted=True)`. Cost per page: one export call, plus one
+`users/show_many` call per 100 requesters/assignees not seen before (for their emails);
+groups, organizations, agents and field definitions come from the cached directory.
+
+`agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
+(re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
+one more call per ticket (per 100 audits). The export does not carry them, so `poll` leaves
+them out and `fetch` fills them in; the daemon calls `fetch` before a timer fires, which is
+when a ladder's `until: {agent_touched: true}` must be right.
+
+Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
+- `add_tags` / `remove_tags` `{"tags": [...]}`: the tag endpoints only (PUT/DELETE
+  /tickets/{id}/tags), never `tags` on an update, which would replace the list. Verify: all
+  present / none present.
+- `update` `{"status", "priority", "type", "assignee_id", "group_id", "assignee_email",
+  "group_name", "custom_fields": {id|key|title: value}, "updated_stamp"?}`: with
+  `updated_stamp` the update is a `safe_update` and a 409 answers `error="conflict"` (not
+  retryable: re-read and re-plan). Verify: every given field has the given value.
+  `execute_many` sends updates without `updated_stamp` through `update_many` (100 a job),
+  one op per ticket per job, and polls the job status on the clock.
+- `comment` `{"body", "public": bool, "attachments": [{"filename", "content_b64",
+  "content_type"?}]}`: attachments are uploaded first, then the comment goes on with the
+  tokens. The operation key travels as the audit's custom metadata (`{"ticket": {"metadata":
+  {"syncd_key": key}}}`, Zendesk's "Setting Metadata" on ticket updates), invisible to
+  customers and agents; verify finds the audit with that key. A marker in the body was the
+  alternative, but a public comment would show it to the customer.
+- `create_ticket` `{"subject", "body", "public"?, "requester_email"?, "priority"?, "type"?,
+  "tags"?, "group_id"?, "custom_fields"?}`: sent with `Idempotency-Key: <key>` (zenpy takes
+  no per-call headers; `http.request_headers` adds it to exactly that request through the
+  session) and `external_id = key`. Zendesk replays an idempotent create for two hours only,
+  so verify looks the ticket up by external_id, which lasts.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from zenpy import Zenpy
+from zenpy.lib.api import BaseApi
+from zenpy.lib.api_objects import Comment, Ticket, User
+
+from syncd.clock import Clock
+from syncd.connectors.base import (
+    Directory,
+    DirectoryGroup,
+    DirectoryUser,
+    Page,
+    TtlCache,
+    absent,
+    dispatch,
+    done,
+    failed,
+    refused,
+)
+from syncd.connectors.http import (
+    Bucket,
+    Governor,
+    MeteredSession,
+    PermanentError,
+    RetryableError,
+    RetryPolicy,
+    VendorError,
+    default_lane,
+    request_headers,
+)
+from syncd.model import Operation, Outcome, Record, RecordRef
+
+T = TypeVar("T")
+KIND = "zendesk.ticket"
+UPDATE_FIELDS = ("status", "priority", "type", "assignee_id", "group_id")
+AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
+BATCH_MAX = 100
+METADATA_KEY = "syncd_key"
+
+
+@dataclass(frozen=True)
+class ZendeskConfig:
+    subdomain: str
+    email: str
+    token: str = field(repr=False)
+    scheme: str = "https"
+    netloc: str | None = None  # custom host (or the sandbox) instead of {subdomain}.zendesk.com
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    rate_share: float = 0.5  # of the plan's per-minute budget
+    plan_rate_per_minute: int = 700
+    incremental_per_minute: int = 10
+    page_size: int = 1000  # export page size (the first request only: zenpy drops it after)
+    start_time: int = 0  # unix seconds where the first export starts
+    directory_ttl_s: float = 900.0
+    away_field: str = "away"  # a checkbox user field marking an agent away
+    job_poll_s: float = 1.0
+    job_timeout_s: float = 120.0
+    timeout_s: float = 60.0
+
+
+def pin_host(client: Zenpy, scheme: str, netloc: str) -> None:
+    """Point this client's API objects at `scheme://netloc` (see the module docstring)."""
+    sub, dot, domain = netloc.partition(".")
+    if not dot:
+        for var, value in (("ZENPY_FORCE_SCHEME", scheme), ("ZENPY_FORCE_NETLOC", netloc)):
+            if os.environ.setdefault(var, value) != value:
+                raise ValueError(f"{var} is already set to another host; use a dotted netloc")
+        return
+    for api in vars(client).values():
+        if isinstance(api, BaseApi):
+            api.subdomain, api.domain, api.protocol = sub, domain, scheme
+
+
+def _bucket(path: str) -> str:
+    return "incremental" if "/incremental/" in path else "default"
+
+
+def _field_key(definition: Mapping[str, Any]) -> str:
+    """`custom.<key>`: the field's key when it has one, else its title in snake case."""
+    key = definition.get("key")
+    if key:
+        return str(key)
+    return re.sub(r"[^0-9a-z]+", "_", str(definition.get("title", "")).lower()).strip("_")
+
+
+class ZendeskConnector:
+    system = "zendesk"
+
+    def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.governor = Governor.per_minute(
+            "zendesk",
+            clock,
+            config.plan_rate_per_minute * config.rate_share,
+            share=config.rate_share,
+            incremental=Bucket(config.incremental_per_minute, config.incremental_per_minute),
+        )
+        self.retry = RetryPolicy(self.governor)
+        session = MeteredSession(
+            self.governor,
+            verify=config.ca_bundle or True,
+            proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
+            bucket_of=_bucket,
+        )
+        self.client = Zenpy(
+            subdomain=config.subdomain,
+            email=config.email,
+            token=config.token,
+            session=session,
+            disable_cache=True,  # zenpy's object cache would answer `fetch` with stale tickets
+            timeout=config.timeout_s,
+        )
+        if config.netloc:
+            pin_host(self.client, config.scheme, config.netloc)
+        host = config.netloc or f"{config.subdomain}.zendesk.com"
+        self._agent_url = f"{config.scheme}://{host}/agent/tickets/"
+        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
+        self._fields = TtlCache(self._load_fields, clock, config.directory_ttl_s)
+        self._emails: dict[int, str | None] = {}
+        self._handlers: dict[str, Callable[[Operation], Outcome]] = {
+            "add_tags": self._add_tags,
+            "remove_tags": self._remove_tags,
+            "update": self._update,
+            "comment": self._comment,
+            "create_ticket": self._create_ticket,
+        }
+        self._verifiers: dict[str, Callable[[Operation], Outcome]] = {
+            "add_tags": self._verify_tags,
+            "remove_tags": self._verify_tags,
+            "update": self._verify_update,
+            "comment": self._verify_comment,
+            "create_ticket": self._verify_create,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock) -> ZendeskConnector:
+        zd = settings.zendesk
+        if zd is None or zd.token is None:
+            raise ValueError("zendesk is not configured (section [zendesk] and its token)")
+        return cls(
+            ZendeskConfig(
+                subdomain=zd.subdomain,
+                email=zd.email,
+                token=zd.token.get_secret_value(),
+                scheme=zd.scheme,
+                netloc=zd.netloc,
+                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
+                proxy=settings.proxy.https,
+                rate_share=zd.rate_share,
+                plan_rate_per_minute=zd.plan_rate_per_minute,
+                incremental_per_minute=zd.incremental_per_minute,
+            ),
+            clock,
+        )
+
+    def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+        return self.retry.call(fn, idempotent=idempotent)
+
+    def _dicts(self, fn: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
+        """Read a zenpy listing (all its pages) as plain dicts, retrying as a whole."""
+        return self._call(lambda: [item.to_dict() for item in fn()])
+
+    # -- reading ---------------------------------------------------------------------------
+    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+        lane = "backfill" if cursor is None else "poll"
+        with default_lane(lane):
+            export = self._call(
+                lambda: (
+                    self.client.tickets.incremental(cursor=cursor)
+                    if cursor
+                    else self.client.tickets.incremental(
+                        start_time=self.config.start_time, per_page=self.config.page_size
+                    )
+                )
+            )
+        while True:
+            tickets = [t.to_dict() for t in export.values or []]
+            with default_lane(lane):
+                records = self._records(tickets)
+            yield Page(records, str(export.after_cursor))
+            if export.end_of_stream:
+                return
+            with default_lane(lane):
+                self._call(export.handle_pagination)
+
+    def fetch(self, ref: RecordRef) -> Record | None:
+        with default_lane("escalation"):
+            try:
+                ticket = self._call(lambda: self.client.tickets(id=int(ref.id))).to_dict()
+            except PermanentError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            record = self._records([ticket])[0]
+            last = self._last_agent_action(int(ref.id))
+        fields = {**record.fields, "agent_touched": last is not None, "last_agent_action_at": last}
+        return Record(record.ref, fields, record.observed_at, record.deleted)
+
+    def directory(self) -> Directory:
+        return self._directory.get()
+
+    def _records(self, tickets: list[dict[str, Any]]) -> list[Record]:
+        directory = self.directory()
+        fields = self._fields.get()
+        self._learn_emails(
+            t[key] for t in tickets for key in ("requester_id", "assignee_id") if t.get(key)
+        )
+        now = self.clock.now()
+        return [
+            Record(
+                RecordRef(KIND, str(t["id"])),
+                self._normalise(t, directory, fields),
+                now,
+                deleted=t.get("status") == "deleted",
+            )
+            for t in tickets
+        ]
+
+    def _normalise(
+        self, t: Mapping[str, Any], directory: Directory, fields: Mapping[int, str]
+    ) -> dict[str, Any]:
+        group = directory.groups.get(str(t.get("group_id")))
+        return {
+            "id": t["id"],
+            "subject": t.get("subject"),
+            "description": t.get("description"),
+            "status": t.get("status"),
+            "priority": t.get("priority"),
+            "type": t.get("type"),
+            "tags": list(t.get("tags") or []),
+            "requester_id": t.get("requester_id"),
+            "requester_email": self._emails.get(t.get("requester_id") or 0),
+            "assignee_id": t.get("assignee_id"),
+            "assignee_email": self._emails.get(t.get("assignee_id") or 0),
+            "group_id": t.get("group_id"),
+            "group_name": group.name if group else None,
+            "organization_id": t.get("organization_id"),
+            "organization_name": directory.organizations.get(str(t.get("organization_id"))),
+            "created_at": t.get("created_at"),
+            "updated_at": t.get("updated_at"),
+            "via_channel": (t.get("via") or {}).get("channel"),
+            "custom": {
+                fields[int(cf["id"])]: cf.get("value")
+                for cf in t.get("custom_fields") or []
+                if int(cf["id"]) in fields
+            },
+            "url": f"{self._agent_url}{t['id']}",
+        }
+
+    def _learn_emails(self, user_ids: Iterable[int]) -> None:
+        """Emails of requesters and assignees, 100 users a call, each user fetched once."""
+        missing = sorted({int(u) for u in user_ids} - set(self._emails))
+        for start in range(0, len(missing), BATCH_MAX):
+            chunk = missing[start : start + BATCH_MAX]
+            users = self._call(lambda chunk=chunk: list(self.client.users(ids=chunk)))
+            self._emails.update({u.id: u.email for u in users})
+            self._emails.update({uid: None for uid in chunk if uid not in self._emails})
+
+    def _last_agent_action(self, ticket_id: int) -> str | None:
+        """When an agent (not syncd itself) last commented publicly, changed the status or
+        reassigned the ticket after creating it; None if never."""
+        directory = self.directory()
+        me = directory.user_by_email(self.config.email)
+        audits = self._dicts(lambda: self.client.tickets.audits(ticket_id))
+        last: str | None = None
+        for audit in audits[1:]:  # the first audit is the ticket's creation
+            author = str(audit.get("author_id"))
+            if author not in directory.users or (me is not None and author == me.id):
+                continue
+            if any(_is_agent_action(e) for e in audit.get("events") or []):
+                last = max(last or "", str(audit["created_at"]))
+        return last
+
+    def _load_directory(self) -> Directory:
+        staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
+        groups = self._dicts(self.client.groups)
+        memberships = self._dicts(self.client.group_memberships)
+        orgs = self._dicts(self.client.organizations)
+        members: dict[str, set[str]] = {}
+        for m in memberships:
+            members.setdefault(str(m["group_id"]), set()).add(str(m["user_id"]))
+        self._emails.update({int(u["id"]): u.get("email") for u in staff})
+        return Directory(
+            users={
+                str(u["id"]): DirectoryUser(
+                    id=str(u["id"]),
+                    name=u.get("name") or "",
+                    email=u.get("email"),
+                    active=bool(u.get("active", True)) and not u.get("suspended"),
+                    away=bool((u.get("user_fields") or {}).get(self.config.away_field)),
+                    group_ids=frozenset(g for g, ids in members.items() if str(u["id"]) in ids),
+                )
+                for u in staff
+            },
+            groups={
+                str(g["id"]): DirectoryGroup(
+                    str(g["id"]), g["name"], frozenset(members.get(str(g["id"]), ()))
+                )
+                for g in groups
+            },
+            organizations={str(o["id"]): o["name"] for o in orgs},
+        )
+
+    def _load_fields(self) -> dict[int, str]:
+        """Custom ticket field id -> `custom.<key>` name."""
+        defs = self._dicts(self.client.ticket_fields)
+        return {int(f["id"]): _field_key(f) for f in defs if f.get("removable", True)}
+
+    # -- writing ---------------------------------------------------------------------------
+    def execute(self, op: Operation) -> Outcome:
+        return dispatch(op, self._handlers, "zendesk")
+
+    def verify(self, op: Operation) -> Outcome:
+        return dispatch(op, self._verifiers, "zendesk verify")
+
+    def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Plain updates go through `update_many` jobs; everything else one by one."""
+        outcomes: dict[int, Outcome] = {}
+        batch: list[int] = []
+        for index, op in enumerate(ops):
+            batchable = op.verb == "update" and "updated_stamp" not in op.payload
+            if batchable and op.target not in {ops[i].target for i in batch}:
+                batch.append(index)
+                if len(batch) == BATCH_MAX:
+                    outcomes.update(self._run_batch([ops[i] for i in batch], batch))
+                    batch = []
+            else:
+                outcomes[index] = self.execute(op)
+        if batch:
+            outcomes.update(self._run_batch([ops[i] for i in batch], batch))
+        return [outcomes[i] for i in range(len(ops))]
+
+    def _run_batch(self, ops: list[Operation], indexes: list[int]) -> dict[int, Outcome]:
+        out: dict[int, Outcome] = {}
+        pending: list[tuple[int, Operation, Ticket]] = []
+        with default_lane("escalation"):
+            for index, op in zip(indexes, ops, strict=True):
+                try:
+                    pending.append((index, op, self._ticket_changes(op)))
+                except (KeyError, TypeError, ValueError) as exc:
+                    out[index] = refused(f"zendesk update: bad payload ({exc})")
+            if not pending:
+                return out
+            try:
+                job = self._call(lambda: self.client.tickets.update([t for _, _, t in pending]))
+                results = self._await_job(str(job.id))
+            except VendorError as exc:
+                return {**out, **{index: failed(exc) for index, _, _ in pending}}
+        by_ticket = {str(r.get("id")): r for r in results}
+        for index, op, _ in pending:
+            result = by_ticket.get(op.target)
+            if result is None:
+                out[index] = Outcome(ok=False, retryable=True, error="no result in job status")
+            elif result.get("success"):
+                out[index] = done(ticket_id=int(op.target), job_id=str(job.id))
+            else:
+                error = f"{result.get('error', 'failed')}: {result.get('details', '')}"
+                out[index] = refused(error, ticket_id=int(op.target))
+        return out
+
+    def _await_job(self, job_id: str) -> list[dict[str, Any]]:
+        """Poll a job status on the clock until it completes; its per-item results."""
+        waited = 0.0
+        while True:
+            job = self._call(lambda: self.client.job_status(id=job_id)).to_dict()
+            if job.get("status") in ("completed", "failed"):
+                return list(job.get("results") or [])
+            if waited >= self.config.job_timeout_s:
+                raise RetryableError("zendesk", None, "job_timeout", f"job {job_id} still running")
+            self.clock.sleep(self.config.job_poll_s)
+            waited += self.config.job_poll_s
+
+    def _add_tags(self, op: Operation) -> Outcome:
+        tags = list(op.payload["tags"])
+        result = self._call(lambda: self.client.tickets.add_tags(int(op.target), tags))
+        return done(ticket_id=int(op.target), tags=list(result))
+
+    def _remove_tags(self, op: Operation) -> Outcome:
+        tags = list(op.payload["tags"])
+        result = self._call(lambda: self.client.tickets.delete_tags(int(op.target), tags))
+        return done(ticket_id=int(op.target), tags=list(result))
+
+    def _update(self, op: Operation) -> Outcome:
+        ticket = self._ticket_changes(op)
+        stamp = op.payload.get("updated_stamp")
+        if stamp:
+            ticket.safe_update = True
+            ticket.updated_stamp = str(stamp)
+        try:
+            # a safe update repeated after an unseen success would conflict with itself
+            self._call(lambda: self.client.tickets.update(ticket), idempotent=not stamp)
+        except PermanentError as exc:
+            if exc.status == 409:
+                return Outcome(ok=False, retryable=False, error="conflict", detail=exc.detail())
+            raise
+        return done(ticket_id=int(op.target))
+
+    def _ticket_changes(self, op: Operation) -> Ticket:
+        """A zenpy Ticket carrying only the fields `op` sets (zenpy sends only those)."""
+        payload = op.payload
+        ticket = Ticket(id=int(op.target))
+        values = {name: payload[name] for name in UPDATE_FIELDS if name in payload}
+        directory = self.directory() if {"assignee_email", "group_name"} & set(payload) else None
+        if directory is not None and payload.get("assignee_email"):
+            user = directory.user_by_email(payload["assignee_email"])
+            if user is None:
+                raise ValueError(f"no agent with email {payload['assignee_email']!r}")
+            values["assignee_id"] = int(user.id)
+        if directory is not None and payload.get("group_name"):
+            group = directory.group_by_name(payload["group_name"])
+            if group is None:
+                raise ValueError(f"no group named {payload['group_name']!r}")
+            values["group_id"] = int(group.id)
+        for name, value in values.items():
+            setattr(ticket, name, value)
+        if payload.get("custom_fields"):
+            ticket.custom_fields = self._custom_values(payload["custom_fields"])
+        return ticket
+
+    def _custom_values(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        ids = {name: fid for fid, name in self._fields.get().items()}
+        out = []
+        for name, value in values.items():
+            fid = int(name) if str(name).isdigit() else ids.get(str(name))
+            if fid is None:
+                raise ValueError(f"unknown ticket field {name!r}")
+            out.append({"id": fid, "value": value})
+        return out
+
+    def _comment(self, op: Operation) -> Outcome:
+        tokens = [self._upload(a) for a in op.payload.get("attachments") or []]
+        ticket = Ticket(id=int(op.target))
+        ticket.comment = Comment(
+            body=str(op.payload["body"]),
+            public=bool(op.payload.get("public", False)),
+            uploads=tokens or None,
+        )
+        ticket.metadata = {METADATA_KEY: op.key}
+        audit = self._call(lambda: self.client.tickets.update(ticket), idempotent=False)
+        return done(ticket_id=int(op.target), audit_id=getattr(audit.audit, "id", None))
+
+    def _upload(self, attachment: Mapping[str, Any]) -> str:
+        content = base64.b64decode(attachment["content_b64"])
+        upload = self._call(
+            lambda: self.client.attachments.upload(
+                content,
+                target_name=attachment["filename"],
+                content_type=attachment.get("content_type"),
+            )
+        )
+        return str(upload.token)
+
+    def _create_ticket(self, op: Operation) -> Outcome:
+        payload = op.payload
+        ticket = Ticket(
+            subject=payload["subject"],
+            comment=Comment(body=str(payload["body"]), public=bool(payload.get("public", True))),
+            external_id=op.key,
+        )
+        for name in ("priority", "type", "group_id", "tags"):
+            if payload.get(name) is not None:
+                setattr(ticket, name, payload[name])
+        if payload.get("requester_email"):
+            ticket.requester = User(email=payload["requester_email"])
+        if payload.get("custom_fields"):
+            ticket.custom_fields = self._custom_values(payload["custom_fields"])
+        with request_headers({"Idempotency-Key": op.key}):
+            audit = self._call(lambda: self.client.tickets.create(ticket))
+        return done(ticket_id=audit.ticket.id)
+
+    # -- verifying -------------------------------------------------------------------------
+    def _show(self, op: Operation) -> dict[str, Any] | None:
+        try:
+            return self._call(lambda: self.client.tickets(id=int(op.target))).to_dict()
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _verify_tags(self, op: Operation) -> Outcome:
+        ticket = self._show(op)
+        if ticket is None:
+            return absent("ticket not found")
+        have = {t.lower() for t in ticket.get("tags") or []}
+        wanted = {str(t).lower() for t in op.payload["tags"]}
+        ok = wanted <= have if op.verb == "add_tags" else not (wanted & have)
+        return done(ticket_id=ticket["id"]) if ok else absent("tags differ", tags=sorted(have))
+
+    def _verify_update(self, op: Operation) -> Outcome:
+        ticket = self._show(op)
+        if ticket is None:
+            return absent("ticket not found")
+        wanted = self._ticket_changes(op).to_dict(serialize=True)
+        custom = {int(c["id"]): c.get("value") for c in ticket.get("custom_fields") or []}
+        differs = [
+            name
+            for name, value in wanted.items()
+            if name not in ("id", "custom_fields") and ticket.get(name) != value
+        ] + [
+            f"custom_fields.{c['id']}"
+            for c in wanted.get("custom_fields") or []
+            if custom.get(int(c["id"])) != c["value"]
+        ]
+        return absent("fields differ", fields=differs) if differs else done(ticket_id=ticket["id"])
+
+    def _verify_comment(self, op: Operation) -> Outcome:
+        try:
+            audits = self._dicts(lambda: self.client.tickets.audits(int(op.target)))
+        except PermanentError as exc:
+            if exc.status == 404:
+                return absent("ticket not found")
+            raise
+        for audit in audits:
+            custom = (audit.get("metadata") or {}).get("custom") or {}
+            if custom.get(METADATA_KEY) == op.key:
+                return done(ticket_id=int(op.target), audit_id=audit.get("id"))
+        return absent("no audit carries this key")
+
+    def _verify_create(self, op: Operation) -> Outcome:
+        # `external_id` filters server-side; the comparison guards against a host that ignores it
+        tickets = self._dicts(lambda: self.client.tickets(external_id=op.key))
+        found = [t["id"] for t in tickets if t.get("external_id") == op.key]
+        return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
+
+
+def _is_agent_action(event: Mapping[str, Any]) -> bool:
+    if event.get("type") == "Comment":
+        return bool(event.get("public"))
+    return event.get("type") == "Change" and event.get("field_name") in AGENT_ACTION_FIELDS

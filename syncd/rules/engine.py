@@ -1,0 +1,799 @@
+"""The pure rule engine: (rules, one record's versions, its rule memory, now) -> intents, the
+new memory, timers and the exact next wake-up instant. No I/O, no clock, no threads.
+
+    engine = Engine(ruleset)                        # compile once per (re)load
+    result = engine.evaluate(current, previous, memory, now, grace=poll_slack)
+    # store, in ONE transaction: result.intents (unique key), memory_to_json(result.memory)
+    # as the record's rule memory, result.timers as the record's timers; log result.errors;
+    # sleep until result.next_wake at the latest.
+
+`RuleMemory` is what the engine remembers per (rule, record) between evaluations, because edge
+semantics need the past: whether the record was inside `when` (instant rules fire on entry),
+a timeline's anchor, the steps it fired, whether `until` cancelled it, when the record entered a
+`since: {became: ...}` condition. Rules in their initial state have no entry: `memory` holds only
+what must be persisted, and the daemon replaces the record's stored memory with it.
+
+Semantics (docs/rules.md "Semantics" is the contract; where it is silent, these are the
+decisions, also written there):
+- Instant rules fire once per entry into `scope` and `when`. The entry instant is the
+  observed_at of the version that entered, or, when an age test (`older_than`) made it enter
+  later, the exact instant that test flipped; it is the key's anchor, so a re-entry has a new
+  key and re-evaluating the same input has the same one. Intents are due `now`.
+- Timeline anchor: a date/datetime field (a date is 00:00 in the rule calendar's timezone), or
+  the entry instant into `since: {became: cond}` (as above). That anchor exists only while the
+  condition holds; a new entry starts a new episode (the fired steps are forgotten).
+- A changed field anchor moves every step not fired yet (new keys from the new anchor); steps
+  already fired stay fired (a date moved by a week does not resend the welcome pack). A cleared
+  anchor (null) schedules nothing; the plan resumes if the field is set again.
+- `when` (with `scope`) not holding disarms the timeline: nothing is due, nothing is forgotten,
+  so a ticket that leaves `open` for a while and comes back never repeats a step.
+- `until` holding (while armed) cancels every step not fired, including steps that fell due
+  but were not fired yet (the daemon re-reads a record before firing a timer, so the freshest
+  version wins). Cancellation is remembered for that anchor; a new anchor re-arms.
+- A due step fires when `now - due <= grace` (on time). Later than that it was missed (the
+  daemon was down, or the timeline was armed after the instant) and `catch_up` decides: fire
+  (default), skip, or fire_if_within: D (fire if `now - due <= D`). A skipped step is not
+  remembered, so an anchor moved later can still schedule it. `grace` is a parameter: the
+  daemon passes its poll interval plus slack; DEFAULT_GRACE is 5 minutes.
+- `repeat: every P` fires at `after`, `after + P`, ...; missed occurrences collapse into the most
+  recent one (no burst of 20 six-monthly reviews after a long outage or a late arming).
+- Pattern steps (`every: [MON, WED, FRI]`, `from`, `to`, `at`) have one occurrence per matching
+  local date in [anchor + from, anchor + to); `week` = whole weeks between the anchor's local
+  date and the occurrence's (so `from: 1w` starts week 1), `occurrence` counts from 0.
+- `at: "HH:MM"` puts a step on that local time of the date it falls on; without it a step keeps
+  the anchor's time of day. Day, week and month offsets count local days on the calendar.
+- `defer`: while `defer.when` holds, `from_step` and the steps after it use the anchor
+  `to - from_step's offset` (so from_step lands on the `to` date); keys use that anchor and a
+  fired step is never fired again whichever anchor it was fired under.
+- `mode: shadow` intents carry shadow=True and consume the edge like live ones (going live
+  later does not replay what shadow planned). `enabled: false` evaluates nothing and keeps the
+  rule's memory.
+- A template or evaluation error is reported in `errors` for that rule and record only; the
+  step (or the instant rule's entry) is then not remembered as done, so the next evaluation
+  emits it again with the same keys (the ledger absorbs the actions that did go out) until it
+  renders, or the record leaves `when`.
+- `max_actions_per_hour` is the daemon's (it has the ledger): `Engine.limit(rule_id)`.
+
+Speed: conditions, templates and offsets are compiled once per rule set; rules are indexed on
+the equality tests of `scope`/`when` so a record only meets the rules it can match (plus those
+with memory for it); business arithmetic goes through `conditions.TimeMath`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from syncd.durations import Offset
+from syncd.model import Intent, Record, RecordRef, intent_key
+from syncd.rules import conditions as cond
+from syncd.rules import schema, templates
+from syncd.rules.kinds import KINDS
+
+DEFAULT_GRACE = timedelta(minutes=5)
+WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips
+
+
+# ----------------------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True)
+class RuleMemory:
+    """What the engine remembers about one (rule, record); persisted as `to_json()`."""
+
+    in_when: bool = False  # scope and when held at the last evaluation
+    entered_at: datetime | None = None  # instant rule: the key instant of the current entry
+    anchor: datetime | None = None  # timeline: the last resolved anchor (UTC)
+    fired: frozenset[str] = frozenset()  # timeline: "step#occurrence" tokens fired
+    cancelled: bool = False  # timeline: `until` held for this anchor
+    since_in: bool = False  # since-became: the condition held at the last evaluation
+    since_at: datetime | None = None  # since-became: when the record last entered it
+    retry: bool = False  # instant rule: an action failed to render; re-emit this entry
+
+    def to_json(self) -> dict[str, Any]:
+        """Only what differs from the initial state: small rows for the store."""
+        out: dict[str, Any] = {}
+        for name in _MEMORY_FIELDS:
+            value = getattr(self, name)
+            if value == getattr(EMPTY, name):
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, frozenset):
+                value = sorted(value)
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RuleMemory:
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in _MEMORY_FIELDS:
+                continue  # written by a newer engine: ignore rather than fail a cycle
+            if name in ("entered_at", "anchor", "since_at") and value is not None:
+                value = datetime.fromisoformat(value)
+            elif name == "fired":
+                value = frozenset(value)
+            values[name] = value
+        return cls(**values)
+
+
+EMPTY = RuleMemory()
+_MEMORY_FIELDS = tuple(RuleMemory.__dataclass_fields__)
+
+
+def memory_to_json(memory: Mapping[str, RuleMemory]) -> dict[str, dict[str, Any]]:
+    """A record's rule memory as one JSON object: {rule id: memory}."""
+    return {rule_id: mem.to_json() for rule_id, mem in sorted(memory.items())}
+
+
+def memory_from_json(data: Mapping[str, Mapping[str, Any]] | None) -> dict[str, RuleMemory]:
+    return {rule_id: RuleMemory.from_json(mem) for rule_id, mem in (data or {}).items()}
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A future instant at which this record must be evaluated again.
+
+    `step` is the step that falls due (WAKE_STEP when a condition's age test flips then).
+    `key` identifies the step occurrence like its first intent's key, computed on demand.
+    """
+
+    rule_id: str
+    record: RecordRef
+    step: str
+    due_at: datetime
+    anchor: datetime | None = None
+    occurrence: int = 0
+
+    @property
+    def key(self) -> str:
+        return intent_key(self.rule_id, self.record, self.step, self.anchor, self.occurrence)
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """A problem evaluating one rule for one record (a template that fails to render...)."""
+
+    rule_id: str
+    record: RecordRef
+    step: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" step {self.step}" if self.step else ""
+        return f"rule {self.rule_id}{where} on {self.record}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    intents: list[Intent]
+    memory: dict[str, RuleMemory]  # the record's complete new memory (initial states omitted)
+    timers: list[Timer]
+    next_wake: datetime | None  # the earliest timer, None when nothing is scheduled
+    errors: list[RuleError] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- compiled rules
+
+
+@dataclass(frozen=True)
+class _Action:
+    index: int
+    kind: str
+    params: dict[str, Any]  # templates still as `Text`
+    templated: bool  # any text to render
+
+
+@dataclass(frozen=True)
+class _Step:
+    id: str
+    after: Offset | None
+    at: time | None
+    repeat: Offset | None
+    every: frozenset[int] | None
+    start: Offset | None  # pattern range [start, end)
+    end: Offset | None
+    catch_up: schema.CatchUp
+    actions: tuple[_Action, ...]
+    deferrable: bool  # defer.from_step or after it
+    lead: Offset | None  # this step's own offset (after, or from for a pattern)
+
+
+class _Rule:
+    """A rule compiled for the hot loop: no pydantic attribute access per record."""
+
+    def __init__(self, rule: schema.Rule, position: int, math: cond.TimeMath) -> None:
+        self.id = rule.id
+        self.position = position
+        self.kind = rule.on
+        self.description = rule.description
+        self.enabled = rule.enabled
+        self.shadow = rule.mode == "shadow"
+        self.limit = rule.max_actions_per_hour
+        self.math = math
+        self.vars = dict(rule.vars)
+        self.record_var = KINDS[rule.on].var if rule.on in KINDS else "record"
+        self.scope = cond.compile_condition(rule.scope)
+        self.when = cond.compile_condition(rule.when)
+        self.gate = _all(self.scope, self.when)
+        self.gate_ages = _has_age(self.gate)
+        self.actions = tuple(_actions(rule.do or []))
+        self.timeline = rule.steps is not None
+        self.since_field = rule.since if isinstance(rule.since, str) else None
+        self.since = (
+            _all(self.scope, cond.compile_condition(rule.since.became))
+            if isinstance(rule.since, schema.BecameAnchor)
+            else None
+        )
+        self.until = cond.compile_condition(rule.until) if rule.until is not None else None
+        self.defer_when = cond.compile_condition(rule.defer.when) if rule.defer else None
+        self.defer_to = rule.defer.to if rule.defer else ""
+        deferred_from = _index_of(rule.steps or [], rule.defer.from_step) if rule.defer else None
+        self.steps = tuple(
+            _step(step, rule.catch_up, deferred_from is not None and n >= deferred_from)
+            for n, step in enumerate(rule.steps or [])
+        )
+        self.defer_lead = self.steps[deferred_from].lead if deferred_from is not None else None
+
+    def index_constraint(self) -> Mapping[str, frozenset[Any]]:
+        """Field -> values outside which the rule cannot act on a record it has no memory of."""
+        gate = self.gate.equalities()
+        if self.since is None:
+            return gate
+        since = self.since.equalities()  # since-became is tracked even while `when` is false
+        return {f: gate[f] | since[f] for f in gate.keys() & since.keys()}
+
+
+def _all(*parts: cond.Condition) -> cond.Condition:
+    kept = [p for p in parts if p is not cond.ALWAYS]
+    if not kept:
+        return cond.ALWAYS
+    return kept[0] if len(kept) == 1 else cond.All(kept)
+
+
+def _has_age(condition: cond.Condition) -> bool:
+    if isinstance(condition, cond.Age):
+        return True
+    children = getattr(condition, "children", ())
+    inner = [getattr(condition, name, None) for name in ("child", "inner")]
+    return any(_has_age(c) for c in (*children, *inner) if c is not None)
+
+
+def _index_of(steps: Sequence[schema.Step], step_id: str) -> int:
+    return next(n for n, step in enumerate(steps) if step.id == step_id)
+
+
+def _actions(actions: Sequence[schema.Action]) -> Iterator[_Action]:
+    for index, action in enumerate(actions):
+        params = action.params()
+        yield _Action(index, action.kind, params, _has_text(params))
+
+
+def _has_text(value: Any) -> bool:
+    if isinstance(value, templates.Text):
+        return templates.is_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_text(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_text(v) for v in value)
+    return False
+
+
+def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool) -> _Step:
+    return _Step(
+        id=step.id,
+        after=step.after,
+        at=step.at,
+        repeat=step.repeat,
+        every=step.every,
+        start=step.from_,
+        end=step.to,
+        catch_up=step.catch_up or rule_catch_up,
+        actions=tuple(_actions(step.do)),
+        deferrable=deferrable,
+        lead=step.after if step.every is None else step.from_,
+    )
+
+
+class _KindIndex:
+    """The rules of one record kind, bucketed by the values their equality tests require."""
+
+    def __init__(self, rules: Sequence[_Rule]) -> None:
+        self.rules = tuple(rules)
+        self.by_id = {r.id: r for r in rules}
+        constraints = {r.id: r.index_constraint() for r in rules}
+        popularity: dict[str, int] = {}
+        for found in constraints.values():
+            for path in found:
+                popularity[path] = popularity.get(path, 0) + 1
+        self.buckets: dict[str, dict[Any, list[_Rule]]] = {}
+        free: list[_Rule] = []
+        for rule in rules:
+            found = constraints[rule.id]
+            if not found:
+                free.append(rule)
+                continue
+            path = max(found, key=lambda p: (popularity[p], p))
+            for value in found[path]:
+                self.buckets.setdefault(path, {}).setdefault(value, []).append(rule)
+        self.free = tuple(free)
+        self.indexed = {path: tuple(r for b in v.values() for r in b) for path, v in
+                        self.buckets.items()}  # fmt: skip
+
+    def candidates(
+        self, fields: Mapping[str, Any], memory: Mapping[str, RuleMemory]
+    ) -> list[_Rule]:
+        """The rules that may act on this record, in rule-set order."""
+        found: dict[str, _Rule] = {r.id: r for r in self.free}
+        for path, bucket in self.buckets.items():
+            value = cond.resolve(fields, path)
+            if isinstance(value, list | tuple | set | frozenset):
+                hits: Sequence[_Rule] = [
+                    r for v in value if _hashable(v) for r in bucket.get(v, ())
+                ]
+            elif _hashable(value):
+                hits = bucket.get(value, ())
+            else:
+                hits = self.indexed[path]
+            for rule in hits:
+                found[rule.id] = rule
+        for rule_id in memory:
+            rule = self.by_id.get(rule_id)
+            if rule is not None:
+                found[rule_id] = rule
+        if len(found) == len(self.rules):
+            return list(self.rules)
+        return sorted(found.values(), key=lambda r: r.position)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+class Engine:
+    """A rule set compiled for evaluation; build one per (re)load and share it."""
+
+    def __init__(self, ruleset: Any) -> None:
+        """`ruleset`: a loader.RuleSet (rules, calendars, named templates)."""
+        self.ruleset = ruleset
+        calendars = getattr(ruleset, "calendars", {}) or {}
+        maths = {name: cond.TimeMath(calendar) for name, calendar in calendars.items()}
+        utc = cond.TimeMath(None)
+        rules = [
+            _Rule(rule, n, maths.get(rule.calendar, utc) if rule.calendar else utc)
+            for n, rule in enumerate(ruleset.rules)
+        ]
+        self.rules = {rule.id: rule for rule in rules}
+        kinds = sorted({rule.kind for rule in rules})
+        self.kinds = {k: _KindIndex([r for r in rules if r.kind == k and r.enabled]) for k in kinds}
+
+    def limit(self, rule_id: str) -> int | None:
+        """The rule's max_actions_per_hour (None: no limit), for the daemon's ledger check."""
+        rule = self.rules.get(rule_id)
+        return rule.limit if rule else None
+
+    def evaluate(
+        self,
+        current: Record,
+        previous: Record | None,
+        memory: Mapping[str, RuleMemory],
+        now: datetime,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> Evaluation:
+        """Evaluate every rule of the record's kind against one record at `now`."""
+        index = self.kinds.get(current.ref.kind)
+        if index is None:
+            return Evaluation([], dict(memory), [], None)
+        run = _Run(self, current, previous, now, grace)
+        new_memory = dict(memory)
+        for rule in index.candidates(current.fields, memory):
+            before = memory.get(rule.id, EMPTY)
+            try:
+                after = run.timeline(rule, before) if rule.timeline else run.instant(rule, before)
+            except Exception as exc:  # one rule's failure never stops the others
+                run.fail(rule, "", f"{type(exc).__name__}: {exc}")
+                after = before
+            if after == EMPTY:
+                new_memory.pop(rule.id, None)
+            else:
+                new_memory[rule.id] = after
+        timers = run.timers
+        wake = min((t.due_at for t in timers), default=None)
+        return Evaluation(run.intents, new_memory, timers, wake, run.errors)
+
+
+_ENGINES: dict[int, tuple[Any, Engine]] = {}
+
+
+def evaluate(
+    ruleset: Any,
+    current: Record,
+    previous: Record | None,
+    memory: Mapping[str, RuleMemory],
+    now: datetime,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+) -> Evaluation:
+    """`Engine(ruleset).evaluate(...)`, compiling each rule set once (a few are cached)."""
+    if isinstance(ruleset, Engine):
+        engine = ruleset
+    else:
+        cached = _ENGINES.get(id(ruleset))
+        if cached is None or cached[0] is not ruleset:
+            if len(_ENGINES) >= 4:
+                _ENGINES.clear()
+            cached = _ENGINES[id(ruleset)] = (ruleset, Engine(ruleset))
+        engine = cached[1]
+    return engine.evaluate(current, previous, memory, now, grace=grace)
+
+
+# ----------------------------------------------------------------------------- one evaluation
+
+
+@dataclass(frozen=True)
+class _Due:
+    """One step occurrence with its due instant."""
+
+    step: _Step
+    occurrence: int
+    due: datetime
+    anchor: datetime  # the key's anchor (UTC): the timeline's, or the deferral's
+    day: date | None = None  # pattern steps: the occurrence's local date
+    week: int | None = None
+
+    @property
+    def token(self) -> str:
+        return f"{self.step.id}#{self.occurrence}"
+
+
+class _Run:
+    """The state of one `Engine.evaluate` call: contexts, outputs."""
+
+    def __init__(
+        self, engine: Engine, current: Record, previous: Record | None, now: datetime,
+        grace: timedelta,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.current = current
+        self.ref = current.ref
+        self.now = now
+        self.grace = grace
+        self.observed = current.observed_at
+        self.deleted = current.deleted
+        prev_fields = previous.fields if previous is not None and not previous.deleted else None
+        self.base = cond.Context(current.fields, prev_fields, now)
+        self.contexts: dict[int, cond.Context] = {}
+        self.intents: list[Intent] = []
+        self.timers: list[Timer] = []
+        self.errors: list[RuleError] = []
+
+    def ctx(self, rule: _Rule) -> cond.Context:
+        found = self.contexts.get(id(rule.math))
+        if found is None:
+            found = self.contexts[id(rule.math)] = self.base.with_math(rule.math)
+        return found
+
+    def fail(self, rule: _Rule, step: str, message: str) -> None:
+        self.errors.append(RuleError(rule.id, self.ref, step, message))
+
+    def wake(self, rule: _Rule, condition: cond.Condition, ctx: cond.Context) -> None:
+        """A timer at the instant an age test changes the condition's answer, if any."""
+        at = cond.next_change(condition, ctx)
+        if at is not None:
+            self.timers.append(Timer(rule.id, self.ref, WAKE_STEP, at, at))
+
+    def entry(self, condition: cond.Condition, ctx: cond.Context) -> datetime:
+        """The instant the record entered `condition` (true now): see the module docstring."""
+        since = self.observed.astimezone(UTC)
+        return cond.entered(condition, ctx, since) if _has_age(condition) else since
+
+    # ------------------------------------------------------------------ instant rules
+
+    def instant(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
+        ctx = self.ctx(rule)
+        active = not self.deleted and rule.gate.test(ctx)
+        if rule.gate_ages:
+            self.wake(rule, rule.gate, ctx)
+        if not active:
+            return EMPTY
+        if mem.in_when and not mem.retry:
+            return mem
+        entered_at = mem.entered_at if mem.retry and mem.entered_at else self.entry(rule.gate, ctx)
+        reason = {"when": rule.gate.explain(ctx)[1], "entered_at": entered_at.isoformat()}
+        render = _Renderer(self, rule, ctx, step=None)
+        ok = True
+        for action in rule.actions:
+            ok &= self.emit(rule, render, action, "", entered_at, 0, self.now, reason, entered_at)
+        return RuleMemory(in_when=True, entered_at=entered_at, retry=not ok)
+
+    def emit(
+        self, rule: _Rule, render: _Renderer, action: _Action, step: str, anchor: datetime,
+        occurrence: int, due: datetime, reason: Mapping[str, Any], base: datetime,
+    ) -> bool:  # fmt: skip
+        """Append one intent; False (and an error) when its templates do not render."""
+        try:
+            params = render.params(action, base)
+        except Exception as exc:  # template code is admin code: report, never crash
+            self.fail(rule, step, f"action {action.index + 1} ({action.kind}): {exc}")
+            return False
+        key = intent_key(rule.id, self.ref, step, anchor, occurrence, action.index)
+        self.intents.append(
+            Intent(
+                key, rule.id, self.ref, action.kind, params, due, step, occurrence, rule.shadow,
+                reason,
+            )
+        )
+        return True
+
+    # ------------------------------------------------------------------ timeline rules
+
+    def timeline(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
+        ctx = self.ctx(rule)
+        since_in, since_at = mem.since_in, mem.since_at
+        if rule.since is not None:
+            holds = not self.deleted and rule.since.test(ctx)
+            if holds and not since_in:
+                since_at = self.entry(rule.since, ctx)
+            since_in = holds
+            if _has_age(rule.since):
+                self.wake(rule, rule.since, ctx)
+            anchor = since_at if since_in else None
+        else:
+            anchor = ctx.instant(rule.since_field)
+            anchor = anchor.astimezone(UTC) if anchor is not None else None
+        active = not self.deleted and rule.gate.test(ctx)
+        if rule.gate_ages:
+            self.wake(rule, rule.gate, ctx)
+        if not active or anchor is None:  # disarmed, or nothing to count from: keep the past
+            return replace(mem, in_when=active, since_in=since_in, since_at=since_at)
+        fired, cancelled = mem.fired, mem.cancelled
+        if anchor != mem.anchor:
+            cancelled = False
+            if rule.since is not None:
+                fired = frozenset()  # a new entry into the `since` condition: a new episode
+        if not cancelled:
+            if rule.until is not None and rule.until.test(ctx):
+                cancelled = True
+            else:
+                fired = self.steps(rule, ctx, anchor, fired)
+        return RuleMemory(True, None, anchor, fired, cancelled, since_in, since_at)
+
+    def steps(
+        self, rule: _Rule, ctx: cond.Context, anchor: datetime, fired: frozenset[str]
+    ) -> frozenset[str]:
+        """Fire what is due, schedule what is not; returns the new fired tokens."""
+        deferred = self.deferred_anchor(rule, ctx, anchor)
+        reason: dict[str, Any] | None = None
+        newly: list[str] = []
+        for step in rule.steps:
+            base = anchor
+            if step.deferrable and deferred is not _NOT_DEFERRED:
+                if deferred is None:
+                    continue  # deferred to a date not set yet: wait for it
+                base = deferred
+            for due in self.occurrences(rule, step, base, fired):
+                if due.due > self.now:
+                    self.timers.append(
+                        Timer(rule.id, self.ref, step.id, due.due, due.anchor, due.occurrence)
+                    )
+                elif self.catch_up(step, due.due):
+                    if reason is None:
+                        reason = {"when": rule.gate.explain(ctx)[1], "anchor": anchor.isoformat()}
+                    if self.fire(rule, ctx, due, reason, deferred=base is not anchor):
+                        newly.append(due.token)
+        if not newly:
+            return fired
+        return _prune_repeats(fired | set(newly), {s.id for s in rule.steps if s.repeat})
+
+    def deferred_anchor(self, rule: _Rule, ctx: cond.Context, anchor: datetime) -> Any:
+        """The anchor of deferred steps: _NOT_DEFERRED, None (target not set) or an instant."""
+        if rule.defer_when is None or not rule.defer_when.test(ctx):
+            return _NOT_DEFERRED
+        target = ctx.instant(rule.defer_to)
+        if target is None:
+            return None
+        lead = rule.defer_lead
+        if lead is None or lead.amount == 0:
+            return target.astimezone(UTC)
+        return rule.math.shift(target, Offset(-lead.amount, lead.unit))
+
+    def catch_up(self, step: _Step, due: datetime) -> bool:
+        late = self.now - due
+        if late <= self.grace:
+            return True
+        policy = step.catch_up
+        if policy.policy == "skip":
+            return False
+        if policy.policy == "fire_if_within":
+            return policy.within is not None and late <= policy.within
+        return True
+
+    def fire(
+        self, rule: _Rule, ctx: cond.Context, due: _Due, reason: dict[str, Any], deferred: bool
+    ) -> bool:
+        late = self.now - due.due
+        detail = {**reason, "due_at": due.due.isoformat()}
+        if deferred:
+            detail["deferred_anchor"] = due.anchor.isoformat()
+        if late > self.grace:
+            detail["caught_up_after_s"] = int(late.total_seconds())
+        render = _Renderer(self, rule, ctx, step=due)
+        ok = True
+        for action in due.step.actions:
+            ok &= self.emit(rule, render, action, due.step.id, due.anchor, due.occurrence,
+                            due.due, detail, due.anchor)  # fmt: skip
+        return ok
+
+    def occurrences(
+        self, rule: _Rule, step: _Step, anchor: datetime, fired: frozenset[str]
+    ) -> Iterator[_Due]:
+        """The step's occurrences still to fire: due ones first, then the next future ones."""
+        if step.every is not None:
+            yield from (d for d in self.pattern(rule, step, anchor) if d.token not in fired)
+        elif step.repeat is not None:
+            yield from self.repeats(rule, step, anchor, fired)
+        elif f"{step.id}#0" not in fired:
+            assert step.after is not None
+            yield _Due(step, 0, self.at(rule, step, rule.math.shift(anchor, step.after)), anchor)
+
+    def at(self, rule: _Rule, step: _Step, instant: datetime) -> datetime:
+        """`instant` moved to the step's `at:` local time of its local date (if it has one)."""
+        if step.at is None:
+            return instant
+        return _local(instant.astimezone(rule.math.tz).date(), step.at, rule.math.tz)
+
+    def repeats(
+        self, rule: _Rule, step: _Step, anchor: datetime, fired: frozenset[str]
+    ) -> Iterator[_Due]:
+        """The most recent due occurrence not fired yet (missed ones collapse) and the next."""
+        assert step.after is not None and step.repeat is not None
+        first = rule.math.shift(anchor, step.after)
+        period = step.repeat
+
+        def due(n: int) -> datetime:
+            shifted = first if n == 0 else rule.math.shift(first, _times(period, n))
+            return self.at(rule, step, shifted)
+
+        done = max((int(t.partition("#")[2]) for t in fired if t.partition("#")[0] == step.id),
+                   default=-1)  # fmt: skip
+        n = done + 1
+        if due(n) <= self.now:
+            n = _last_at_or_before(due, n, self.now)
+            yield _Due(step, n, due(n), anchor)
+            n += 1
+        yield _Due(step, n, due(n), anchor)
+
+    def pattern(self, rule: _Rule, step: _Step, anchor: datetime) -> Iterator[_Due]:
+        assert step.start is not None and step.end is not None and step.every is not None
+        tz = rule.math.tz
+        local = anchor.astimezone(tz)
+        first = rule.math.shift(anchor, step.start).astimezone(tz).date()
+        stop = rule.math.shift(anchor, step.end).astimezone(tz).date()
+        clock = step.at or local.time()
+        occurrence = 0
+        day = first
+        while day < stop:
+            if day.weekday() in step.every:
+                week = (day - local.date()).days // 7
+                yield _Due(step, occurrence, _local(day, clock, tz), anchor, day, week)
+                occurrence += 1
+            day += _ONE_DAY
+
+
+_NOT_DEFERRED = object()
+_ONE_DAY = timedelta(days=1)
+
+
+def _prune_repeats(tokens: set[str] | frozenset[str], repeats: set[str]) -> frozenset[str]:
+    """Keep only the latest fired occurrence of each repeating step (memory stays small)."""
+    latest: dict[str, int] = {}
+    kept = set()
+    for token in tokens:
+        step, _, occurrence = token.partition("#")
+        if step in repeats:
+            latest[step] = max(latest.get(step, -1), int(occurrence))
+        else:
+            kept.add(token)
+    return frozenset(kept | {f"{step}#{n}" for step, n in latest.items()})
+
+
+def _times(period: Offset, n: int) -> Offset:
+    return Offset(period.amount * n, period.unit)
+
+
+def _last_at_or_before(due: Any, n: int, now: datetime) -> int:
+    """The largest m >= n with due(m) <= now, given due(n) <= now and due increasing."""
+    step = 1
+    while due(n + step) <= now:
+        n, step = n + step, step * 2
+    low, high = n, n + step  # due(low) <= now < due(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if due(mid) <= now else (low, mid)
+    return low
+
+
+def _local(day: date, clock: time, tz: tzinfo) -> datetime:
+    """A local wall time as a UTC instant; a time in a DST gap moves forward by the gap."""
+    return datetime.combine(day, clock).replace(tzinfo=tz).astimezone(UTC)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+_ANCHORED = frozenset({"due", "start"})  # create_task.due, create_event.start
+
+
+class _Renderer:
+    """Renders one rule's actions for one record, building the template context once."""
+
+    def __init__(self, run: _Run, rule: _Rule, ctx: cond.Context, step: _Due | None) -> None:
+        self.run = run
+        self.rule = rule
+        self.ctx = ctx
+        self.step = step
+        self._context: dict[str, Any] | None = None
+
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            fields = self.run.current.fields
+            context: dict[str, Any] = {
+                self.rule.record_var: fields,
+                "record": fields,
+                "rule": {"id": self.rule.id, "description": self.rule.description},
+                "now": self.run.now,
+            }
+            if self.step is not None:
+                context["step"] = {"id": self.step.step.id}
+                context["occurrence"] = self.step.occurrence
+                if self.step.day is not None:
+                    context["week"] = self.step.week
+                    context["date"] = self.step.day
+            context["vars"] = {k: templates.render_tree(v, context) for k, v in
+                               self.rule.vars.items()}  # fmt: skip
+            self._context = context
+        return self._context
+
+    def params(self, action: _Action, base: datetime) -> dict[str, Any]:
+        """The action's params rendered, offsets resolved against `base`, JSON-safe."""
+        params = action.params
+        if action.templated:
+            params = templates.render_tree(params, self.context())
+        if action.kind == "notify" and params.get("template"):
+            params = self.named(params)
+        return {k: self.value(k, v, base) for k, v in params.items()}
+
+    def named(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Fill subject and body from the named template (an explicit subject wins)."""
+        finder = getattr(self.run.engine.ruleset, "template", None)
+        named = finder(self.rule.id, params["template"]) if finder else None
+        if named is None:
+            raise templates.TemplateProblem(f"no template named {params['template']!r}")
+        filled = dict(params)
+        if named.subject is not None and not params.get("subject"):
+            filled["subject"] = templates.render(named.subject, self.context())
+        filled["body"] = templates.render(named.body, self.context())
+        return filled
+
+    def value(self, name: str, value: Any, base: datetime) -> Any:
+        if isinstance(value, Offset):
+            if name in _ANCHORED:  # an instant relative to the anchor
+                return self.rule.math.shift(base, value).astimezone(self.rule.math.tz).isoformat()
+            return str(value)
+        if isinstance(value, re.Pattern):
+            return value.pattern
+        if isinstance(value, templates.Text):
+            return str(value)
+        return cond.json_safe(value)

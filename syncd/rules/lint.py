@@ -1,0 +1,489 @@
+"""Checks what pydantic cannot see in one rule: its record kind, the calendars and named
+templates of the whole rule set, and the meaning of its steps and conditions.
+
+Lint works on the rule's parts (each condition, step timing and action validated on its own),
+not on the whole `Rule`, so a typo in one action never hides a bad template in another: `check`
+reports everything in one run. Findings carry a path inside the rule's YAML mapping; the
+loader positions them and drops any rule with an error. Warnings flag rules that are legal but
+almost certainly not what the admin meant (a rule that can never fire, a shadowed step).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from syncd.durations import Offset
+from syncd.rules import templates
+from syncd.rules.diagnostics import Severity, did_you_mean
+from syncd.rules.kinds import ACTION_KINDS, RecordKind
+from syncd.rules.schema import (
+    TIMING_KEYS,
+    Action,
+    ActionField,
+    AllOf,
+    AnyOf,
+    Condition,
+    ConditionField,
+    CreateEvent,
+    CreateTask,
+    FieldCondition,
+    FileTranscript,
+    Not,
+    Notify,
+    Path_,
+    Text,
+    Timing,
+    default_step_id,
+    shape_problems,
+)
+from syncd.rules.templates import NamedTemplate
+
+RECIPIENT_PREFIXES = ("group:", "user:", "role:")
+SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")
+CONDITION_KEYS: tuple[Path_, ...] = (("when",), ("scope",), ("until",), ("since", "became"),
+                                     ("defer", "when"))  # fmt: skip
+_ACTION: TypeAdapter[Action] = TypeAdapter(ActionField)
+_CONDITION: TypeAdapter[Condition] = TypeAdapter(ConditionField)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path_  # inside the rule's YAML mapping
+    message: str
+    severity: Severity = "error"
+    at_key: bool = False
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a rule is checked against beyond itself."""
+
+    calendars: frozenset[str]
+    templates: Mapping[str, NamedTemplate]  # named templates next to the rule's file
+    template_dir: str
+    broken_templates: frozenset[str]  # names whose file has an error (reported there)
+    calendar: str | None  # the rule's effective calendar (its own, else the file default)
+
+
+def unknown_calendar(name: str, known: Iterable[str]) -> str:
+    return f"unknown calendar {name!r}{did_you_mean(name, known)}"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The parts of one rule that validate on their own."""
+
+    rule_id: str
+    kind: RecordKind
+    vars: frozenset[str]
+    steps: list[tuple[int, str, Timing]]  # (index, step id, timing)
+    actions: list[tuple[Path_, frozenset[str], Action]]  # (path, template names, action)
+    conditions: list[tuple[Path_, Condition]]
+
+
+def lint(node: Mapping[str, Any], kind: RecordKind, env: Env) -> Iterator[Finding]:
+    """Every finding for one rule; `node` is its YAML mapping as plain Python values."""
+    parts = _parts(node, kind)
+    if node.get("enabled") is False:
+        yield Finding(("enabled",), f"rule {parts.rule_id!r} is disabled and will not run",
+                      "warning")  # fmt: skip
+    calendar = node.get("calendar")
+    if isinstance(calendar, str) and calendar not in env.calendars:
+        yield Finding(("calendar",), unknown_calendar(calendar, env.calendars))
+    yield from _shape(node)
+    yield from _fields(node, kind)
+    yield from _business_needs_calendar(parts, env)
+    yield from _steps(parts)
+    yield from _never_fires(parts)
+    for path, names, action in parts.actions:
+        yield from _action(parts, env, path, names, action)
+    names = templates.context_names(kind.var) - {"vars"}
+    raw_vars = node.get("vars")
+    for name, value in raw_vars.items() if isinstance(raw_vars, Mapping) else ():
+        for i, text in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(text, str) and _valid(Text._validate, text) is not None:
+                sub = (i,) if isinstance(value, list) else ()
+                yield from _template(text, names, parts, ("vars", name, *sub))
+
+
+def _shape(node: Mapping[str, Any]) -> Iterator[Finding]:
+    present = {key for key in ("do", "steps", "since", "until", "defer") if node.get(key)}
+    raw_steps = node.get("steps")
+    ids = [
+        default_step_id(step, n).get("id")
+        for n, step in enumerate(raw_steps if isinstance(raw_steps, list) else [], 1)
+        if isinstance(step, Mapping)
+    ]
+    from_step = _get(node, ("defer", "from_step"))
+    problems = shape_problems(present, [i for i in ids if isinstance(i, str)],
+                              from_step if isinstance(from_step, str) else None)  # fmt: skip
+    for path, message, at_key in problems:
+        yield Finding(path, message, at_key=at_key)
+
+
+def _valid(validate: Any, raw: Any) -> Any:
+    """The validated value, or None: errors are reported by the whole-rule validation."""
+    try:
+        return validate(raw)
+    except (ValidationError, ValueError):
+        return None
+
+
+def _parts(node: Mapping[str, Any], kind: RecordKind) -> Parts:
+    steps, actions, conditions = [], [], []
+    for path in CONDITION_KEYS:
+        raw = _get(node, path)
+        condition = _valid(_CONDITION.validate_python, raw) if raw is not None else None
+        if condition is not None:
+            conditions.append((path, condition))
+    raw_steps = node.get("steps")
+    for index, raw in enumerate(raw_steps if isinstance(raw_steps, list) else []):
+        if not isinstance(raw, Mapping):
+            continue
+        timing = {key: raw[key] for key in TIMING_KEYS if key in raw}
+        valid = _valid(Timing.model_validate, timing)
+        step_id = default_step_id(dict(raw), index + 1).get("id")
+        if valid is not None and isinstance(step_id, str):
+            steps.append((index, step_id, valid))
+        names = templates.context_names(
+            kind.var, timeline=True, pattern="every" in raw, repeat="repeat" in raw
+        )
+        actions += _valid_actions(raw, ("steps", index), names)
+    actions += _valid_actions(node, (), templates.context_names(kind.var))
+    raw_vars = node.get("vars")
+    return Parts(
+        rule_id=str(node.get("id")),
+        kind=kind,
+        vars=frozenset(raw_vars) if isinstance(raw_vars, Mapping) else frozenset(),
+        steps=steps,
+        actions=actions,
+        conditions=conditions,
+    )
+
+
+def _valid_actions(
+    owner: Mapping[str, Any], base: Path_, names: frozenset[str]
+) -> Iterator[tuple[Path_, frozenset[str], Action]]:
+    raw = owner.get("do")
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        action = _valid(_ACTION.validate_python, item)
+        if action is not None:
+            yield (*base, "do", i, action.kind), names, action
+
+
+def _get(node: Any, path: Path_) -> Any:
+    for key in path:
+        if isinstance(node, Mapping):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
+
+
+# --- fields and actions against the record kind -------------------------------------------
+
+
+def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
+    """Every field a rule names must exist on its record kind; every action must suit it."""
+    named: list[tuple[Path_, Any]] = []
+    for base in CONDITION_KEYS:
+        raw = _get(node, base)
+        if isinstance(raw, Mapping):
+            named += _condition_fields(raw, base)
+    named += [(path, _get(node, path)) for path in (("since",), ("defer", "to"))]
+    for path, name in _raw_actions(node):
+        body = _get(node, path)
+        if name in ACTION_KINDS and name not in kind.actions:
+            yield Finding(path, f"action {name!r} cannot act on {kind.name} (it works on "
+                          f"{', '.join(ACTION_KINDS[name])})", at_key=True)  # fmt: skip
+        if name == "set" and isinstance(body, Mapping):
+            named += [((*path, key), key) for key in body]
+        if name == "assign":
+            named.append(((*path, "mapping", "field"), _get(body, ("mapping", "field"))))
+    for path, field in named:
+        if isinstance(field, str) and not kind.has_field(field):
+            at_key = path[-1] not in ("since", "to", "field")
+            yield Finding(path, f"unknown field {field!r} for {kind.name}"
+                          f"{did_you_mean(field, kind.all_fields)}", at_key=at_key)
+
+
+def _raw_actions(node: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """(path of the action's body, action name) for each one-key action mapping in the YAML."""
+    steps = node.get("steps")
+    lists: list[Path_] = [("do",)]
+    lists += [("steps", i, "do") for i in range(len(steps))] if isinstance(steps, list) else []
+    for base in lists:
+        actions = _get(node, base)
+        for i, action in enumerate(actions if isinstance(actions, list) else []):
+            if isinstance(action, Mapping) and len(action) == 1:
+                name = str(next(iter(action)))
+                yield (*base, i, name), name
+
+
+def _condition_fields(raw: Mapping[str, Any], path: Path_) -> Iterator[tuple[Path_, str]]:
+    for key, value in raw.items():
+        if key == "not" and isinstance(value, Mapping):
+            yield from _condition_fields(value, (*path, key))
+        elif key in ("all", "any") and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    yield from _condition_fields(item, (*path, key, i))
+        elif key not in ("all", "any", "not"):
+            yield (*path, key), str(key)
+
+
+# --- business time ------------------------------------------------------------------------
+
+
+def _business_needs_calendar(parts: Parts, env: Env) -> Iterator[Finding]:
+    if env.calendar:
+        return
+    for path, offset in _offsets(parts):
+        if offset.is_business:
+            yield Finding(path, f"'{offset}' counts business time but the rule has no calendar "
+                          "(set 'calendar' on the rule or 'defaults.calendar' in the file)")
+            return
+
+
+def _offsets(parts: Parts) -> Iterator[tuple[Path_, Offset]]:
+    for index, _, timing in parts.steps:
+        for key in TIMING_KEYS:
+            value = getattr(timing, "from_" if key == "from" else key)
+            if isinstance(value, Offset):
+                yield ("steps", index, key), value
+    for path, _, action in parts.actions:
+        if isinstance(action, CreateTask) and action.due:
+            yield (*path, "due"), action.due
+        if isinstance(action, CreateEvent):
+            yield (*path, "start"), action.start
+            yield (*path, "duration"), action.duration
+    for path, condition in parts.conditions:
+        for test in _tests(condition):
+            if test.op in ("older_than", "newer_than"):
+                yield path, test.value
+
+
+# --- steps --------------------------------------------------------------------------------
+
+# Offsets on the same scale can be ordered; days and weeks count as 24h (DST aside).
+_SCALES = {"minutes": ("wall", 1), "hours": ("wall", 60), "days": ("wall", 1440),
+           "weeks": ("wall", 10080), "months": ("months", 1),
+           "business_minutes": ("business", 1), "business_hours": ("business", 60),
+           "business_days": ("business days", 1)}  # fmt: skip
+_BUSINESS = frozenset({"business", "business days"})
+
+
+def _scale(offset: Offset) -> tuple[str, int]:
+    scale, factor = _SCALES[offset.unit]
+    return scale, offset.amount * factor
+
+
+def _start(timing: Timing) -> tuple[str, Offset]:
+    return ("from", timing.from_) if timing.from_ is not None else ("after", timing.after)  # type: ignore[return-value]
+
+
+def _steps(parts: Parts) -> Iterator[Finding]:
+    """Steps are listed in time order: an earlier step below a later one is an error."""
+    for index, step_id, timing in parts.steps:
+        if timing.from_ is not None and timing.to is not None:
+            (a, x), (b, y) = _scale(timing.from_), _scale(timing.to)
+            if a == b and y <= x:
+                yield Finding(("steps", index, "to"), f"step {step_id!r}: 'to' ({timing.to}) "
+                              f"must be later than 'from' ({timing.from_})")  # fmt: skip
+    for (_, before_id, before), (index, step_id, timing) in zip(
+        parts.steps, parts.steps[1:], strict=False
+    ):
+        if before.repeat is not None:
+            yield Finding(("steps", index), f"step {step_id!r} follows the repeating step "
+                          f"{before_id!r}; list repeating steps last", "warning")  # fmt: skip
+        key, here = _start(timing)
+        there = _start(before)[1]
+        (scale, value), (prev_scale, prev_value) = _scale(here), _scale(there)
+        path = ("steps", index, key)
+        if scale == prev_scale and value < prev_value:
+            yield Finding(path, f"steps out of order: {step_id!r} ({here}) is due before "
+                          f"{before_id!r} ({there}) listed above it")  # fmt: skip
+        elif scale == prev_scale and value == prev_value and not (timing.every or before.every):
+            yield Finding(path, f"step {step_id!r} is shadowed: due at the same offset ({here}) "
+                          f"as {before_id!r}; merge their actions", "warning")  # fmt: skip
+        elif {scale, prev_scale} & _BUSINESS and "wall" in {scale, prev_scale}:
+            yield Finding(path, f"steps {before_id!r} ({there}) and {step_id!r} ({here}) mix "
+                          "business and wall time; their order depends on the calendar",
+                          "warning")  # fmt: skip
+
+
+# --- conditions ---------------------------------------------------------------------------
+
+
+def _tests(condition: Condition) -> Iterator[FieldCondition]:
+    """Every field test in a condition tree (including those inside `became`)."""
+    if isinstance(condition, FieldCondition):
+        yield condition
+        if condition.op == "became":
+            yield from _tests(condition.value)
+    elif isinstance(condition, AllOf | AnyOf):
+        for part in condition.all if isinstance(condition, AllOf) else condition.any:
+            yield from _tests(part)
+    elif isinstance(condition, Not):
+        yield from _tests(condition.not_)
+
+
+def _conjuncts(condition: Condition) -> Iterator[FieldCondition]:
+    """The field tests that must all hold for `condition` to hold."""
+    if isinstance(condition, AllOf):
+        for part in condition.all:
+            yield from _conjuncts(part)
+    elif isinstance(condition, FieldCondition):
+        yield condition
+
+
+_ANYTHING = object()  # stands for "any other value" after a `ne`
+
+
+def _never_fires(parts: Parts) -> Iterator[Finding]:
+    """`status: new` and `status: solved` at once (in `when` and `scope` together)."""
+    gates = [(path, c) for path, c in parts.conditions if path in (("when",), ("scope",))]
+    allowed: dict[str, set[Any]] = {}
+    said: dict[str, list[str]] = {}
+    for test in (t for _, gate in gates for t in _conjuncts(gate)):
+        if test.op in ("eq", "in"):
+            values = {test.value} if test.op == "eq" else set(test.value)
+            allowed[test.field] = allowed.get(test.field, values) & values
+            text = repr(test.value) if test.op == "eq" else f"one of {list(test.value)!r}"
+        elif test.op in ("ne", "not_in"):
+            values = {test.value} if test.op == "ne" else set(test.value)
+            allowed[test.field] = allowed.get(test.field, values | {_ANYTHING}) - values
+            text = f"not {test.value!r}" if test.op == "ne" else f"none of {list(test.value)!r}"
+        else:
+            continue
+        said.setdefault(test.field, []).append(text)
+    for field, values in allowed.items():
+        if not values:
+            yield Finding(gates[0][0], f"rule {parts.rule_id!r} can never fire: {field!r} "
+                          f"cannot be {' and '.join(said[field])} at once", "warning")
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+def _action(
+    parts: Parts, env: Env, path: Path_, names: frozenset[str], action: Action
+) -> Iterator[Finding]:
+    if action.kind not in parts.kind.actions:
+        return  # reported by _fields
+    for sub, text in _texts(action):
+        yield from _template(text, names, parts, (*path, *sub))
+    if isinstance(action, Notify):
+        yield from _recipients([*action.to, *action.cc], parts.kind, path)
+        yield from _notify(action, names, parts, env, path)
+    if isinstance(action, FileTranscript):
+        yield from _recipients(action.else_notify, parts.kind, path)
+
+
+def _texts(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Text]]:
+    """(path, template) for every template inside an action (the body key elided)."""
+    if isinstance(value, Text):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        body_key = getattr(value, "body_key", None)
+        for name, info in type(value).model_fields.items():
+            sub = () if name == body_key else (info.alias or name,)
+            yield from _texts(getattr(value, name), (*path, *sub))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _texts(item, (*path, i))
+
+
+def _template(
+    text: str,
+    names: frozenset[str],
+    parts: Parts,
+    path: Path_,
+    origin: NamedTemplate | None = None,
+    first_line: int = 1,
+) -> Iterator[Finding]:
+    """Unknown variables and fields a template reads. For a named template, `origin` is its
+    file and `first_line` the file line where `text` starts."""
+    kind = parts.kind
+
+    def at(lineno: int) -> tuple[str, str]:
+        if origin is not None:
+            return f"{origin.path}:{first_line + lineno - 1}: ", ""
+        return "", f" (template line {lineno})" if lineno > 1 else ""
+
+    unknown = templates.variables(text) - names
+    for name in sorted(unknown, key=lambda n: (templates.first_use(text, n), n)):
+        prefix, line = at(templates.first_use(text, name))
+        yield Finding(path, f"{prefix}template reads unknown variable {name!r}"
+                      f"{did_you_mean(name, names)}{line}")  # fmt: skip
+    known = {
+        "rule": templates.RULE_ATTRIBUTES,
+        "step": templates.STEP_ATTRIBUTES,
+        "vars": parts.vars,
+    }
+    for variable, attribute, lineno in templates.attributes(text):
+        prefix, line = at(lineno)
+        if attribute.startswith("_"):
+            yield Finding(path, f"{prefix}template reads private attribute {attribute!r}{line}")
+        elif variable in (kind.var, "record") and not kind.has_field(attribute):
+            yield Finding(path, f"{prefix}template reads unknown field '{variable}.{attribute}' "
+                          f"of {kind.name}{did_you_mean(attribute, kind.all_fields)}{line}")
+        elif variable in known and attribute not in known[variable]:
+            yield Finding(path, f"{prefix}template reads unknown '{variable}.{attribute}'"
+                          f"{did_you_mean(attribute, known[variable])}{line}")  # fmt: skip
+
+
+def _recipients(recipients: list[Text], kind: RecordKind, path: Path_) -> Iterator[Finding]:
+    for recipient in recipients:
+        if templates.is_template(recipient) or "@" in recipient:
+            continue
+        prefix = next((p for p in RECIPIENT_PREFIXES if recipient.startswith(p)), None)
+        if prefix and recipient[len(prefix):].strip():
+            continue
+        if recipient in SYMBOLIC_RECIPIENTS:
+            if recipient not in kind.recipients:
+                yield Finding(path, f"recipient {recipient!r} does not exist on {kind.name}")
+            continue
+        yield Finding(path, f"unknown recipient {recipient!r}"
+                      f"{did_you_mean(recipient, SYMBOLIC_RECIPIENTS)} (expected group:Name, "
+                      "user:email, role:Name, assignee, requester, owner, an address or a "
+                      "template)")  # fmt: skip
+
+
+def _notify(
+    action: Notify, names: frozenset[str], parts: Parts, env: Env, path: Path_
+) -> Iterator[Finding]:
+    """A named template must exist (for a templated name: some file must match) and read only
+    what the rule offers; a mail needs a subject from the rule or the template."""
+    named: list[NamedTemplate] = []
+    if action.template is not None:
+        name = action.template
+        pattern = re.compile(
+            ".+".join(re.escape(part) for part in re.split(r"\{\{.*?\}\}", name))
+        )
+        named = [t for n, t in sorted(env.templates.items()) if pattern.fullmatch(n)]
+        if not named and any(pattern.fullmatch(n) for n in env.broken_templates):
+            return
+        if not named:
+            yield Finding((*path, "template"), f"no named template {name!r} (looked for "
+                          f"{env.template_dir}/{name}.j2)")  # fmt: skip
+            return
+    for template in named:
+        if template.subject is not None:
+            yield from _template(template.subject, names, parts, (*path, "template"), template)
+        yield from _template(template.body, names, parts, (*path, "template"), template,
+                             template.body_line)  # fmt: skip
+    has_subject = action.subject is not None or (named and all(t.subject for t in named))
+    if action.via == "mail" and not has_subject:
+        yield Finding(path, "a mail needs a subject: set 'subject' or start the named template "
+                      "with 'Subject: ...'")  # fmt: skip

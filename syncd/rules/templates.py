@@ -1,0 +1,190 @@
+"""Every text an action writes is a sandboxed Jinja2 template with `StrictUndefined`.
+
+One environment for the whole process: a rule can neither reach Python internals
+(`{{ ticket.__class__ }}` raises `SecurityError`) nor silently print an empty string for a
+misspelt variable (`UndefinedError`). `check` reads the same parse trees statically
+(`variables`, `attributes`) so those mistakes surface before a reload, not in a customer's mail.
+
+Named templates (`notify: {template: name}`) are files `templates/<name>.j2` next to the rule
+files. If the file's first line is `Subject: ...`, that line is the subject template and the rest
+(after one optional blank line) is the body; otherwise the whole file is the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2.meta import find_undeclared_variables
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+SUBJECT_PREFIX = "Subject:"
+SUFFIX = ".j2"
+
+
+class TemplateProblem(ValueError):
+    """A template that does not parse or render; `lineno` is 1-based within the template."""
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.lineno = lineno
+
+    def __str__(self) -> str:
+        where = f" (template line {self.lineno})" if self.lineno and self.lineno > 1 else ""
+        return f"{self.message}{where}"
+
+
+class Text(str):
+    """A text that is a template (every text an action writes); syntax-checked when a pydantic
+    model validates it, so the engine renders exactly these and never a regex or field name."""
+
+    __slots__ = ()
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls._validate, core_schema.str_schema())
+
+    @classmethod
+    def _validate(cls, value: str) -> Text:
+        compile(value)  # TemplateProblem is a ValueError: pydantic reports it
+        return cls(value)
+
+
+def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
+    """`value` (an action's params) with every `Text` rendered; other values as they are."""
+    if isinstance(value, Text):
+        return render(value, context)
+    if isinstance(value, Mapping):
+        return {k: render_tree(v, context) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_tree(v, context) for v in value]
+    return value
+
+
+def is_template(text: str) -> bool:
+    """Plain text needs no Jinja at all: render and check it as-is."""
+    return "{" in text
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> nodes.Template:
+    try:
+        return ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+
+
+@lru_cache(maxsize=4096)
+def compile(text: str) -> Template:
+    """The compiled template for `text`; raises TemplateProblem on a syntax error."""
+    _parse(text)
+    return ENV.from_string(text)
+
+
+def render(text: str, context: Mapping[str, Any]) -> str:
+    """Render `text`; an unknown variable or an unsafe access raises TemplateProblem."""
+    if not is_template(text):
+        return text
+    try:
+        return compile(text).render(context)
+    except TemplateProblem:
+        raise
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}", getattr(exc, "lineno", None)) from None
+
+
+def variables(text: str) -> frozenset[str]:
+    """The top-level names `text` reads (Jinja's own globals such as `range` excluded)."""
+    if not is_template(text):
+        return frozenset()
+    return frozenset(find_undeclared_variables(_parse(text)) - ENV.globals.keys())
+
+
+def first_use(text: str, name: str) -> int:
+    """The line of the first read of variable `name` in `text` (1 if it is never read)."""
+    if not is_template(text):
+        return 1
+    found = (n.lineno for n in _parse(text).find_all(nodes.Name) if n.name == name)
+    return next(found, 1)
+
+
+def attributes(text: str) -> Iterator[tuple[str | None, str, int]]:
+    """`(variable, attribute, lineno)` for each `x.attr` or `x['attr']` that `text` reads;
+    `variable` is the name when `x` is a plain variable, else None (`a.b.c` reads `c` of an
+    expression)."""
+    if not is_template(text):
+        return
+    for node in _parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node.name if isinstance(node.node, nodes.Name) else None
+        if isinstance(node, nodes.Getattr):
+            yield target, node.attr, node.lineno
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield target, node.arg.value, node.lineno
+
+
+def context_names(
+    record_var: str, *, timeline: bool = False, pattern: bool = False, repeat: bool = False
+) -> frozenset[str]:
+    """The variables a template may read; the engine's render context must provide them.
+
+    Always: the record under its kind's short name and as `record`, `rule` (id, description),
+    `vars`, `now`. Timeline steps add `step` (id); repeating and pattern steps add `occurrence`
+    (0-based); pattern steps add `week` (1-based week since the anchor) and `date`.
+    """
+    names = {record_var, "record", "rule", "vars", "now"}
+    if timeline:
+        names.add("step")
+    if repeat or pattern:
+        names.add("occurrence")
+    if pattern:
+        names |= {"week", "date"}
+    return frozenset(names)
+
+
+RULE_ATTRIBUTES = frozenset({"id", "description"})
+STEP_ATTRIBUTES = frozenset({"id"})
+
+
+@dataclass(frozen=True)
+class NamedTemplate:
+    """A `templates/<name>.j2` file split into subject and body."""
+
+    name: str
+    path: Path
+    subject: str | None
+    body: str
+    body_line: int  # 1-based line of the body's first line in the file
+
+
+def load_named(path: Path) -> NamedTemplate:
+    """Read and syntax-check one named template; raises TemplateProblem with file lines."""
+    text = path.read_text(encoding="utf-8")
+    subject: str | None = None
+    body, body_line = text, 1
+    first, _, rest = text.partition("\n")
+    if first.startswith(SUBJECT_PREFIX):
+        subject = first.removeprefix(SUBJECT_PREFIX).strip()
+        body, body_line = rest, 2
+        if body.startswith("\n"):
+            body, body_line = body[1:], 3
+    if subject is not None:
+        _check_syntax(subject, 1)
+    _check_syntax(body, body_line)
+    return NamedTemplate(path.name.removesuffix(SUFFIX), path, subject, body, body_line)
+
+
+def _check_syntax(text: str, first_line: int) -> None:
+    try:
+        compile(text)
+    except TemplateProblem as exc:
+        raise TemplateProblem(exc.message, first_line + (exc.lineno or 1) - 1) from None

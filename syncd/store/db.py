@@ -1,0 +1,176 @@
+"""Opening the store: engine, SQLite durability settings, schema migrations, transactions.
+
+One `Store.transaction()` per unit of work (a polled page: snapshots + history + engine output
++ timers + cursor; or one ledger transition). A crash anywhere inside rolls all of it back.
+On SQLite every write transaction starts with `BEGIN IMMEDIATE`, so concurrent writers queue on
+the lock (busy_timeout) instead of failing on a read-to-write upgrade, and a read inside a
+transaction is never stale by the time its write lands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, update
+from sqlalchemy.engine import make_url
+
+from syncd.store.audit import Audit
+from syncd.store.cursors import Cursors
+from syncd.store.ledger import Ledger
+from syncd.store.memory import RuleMemory
+from syncd.store.records import Records
+from syncd.store.tables import json_dumps, meta, metadata
+from syncd.store.timers import Timers
+
+BUSY_TIMEOUT_MS = 30_000
+_WRITE = "syncd_write"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used as configured."""
+
+
+def _initial_schema(conn: Connection) -> None:
+    # Version 1 is today's tables.py. Before a later migration alters a table, freeze the
+    # version-1 definitions here so a fresh database still replays history step by step.
+    metadata.create_all(conn, checkfirst=False)
+
+
+# MIGRATIONS[n - 1] brings a database from version n - 1 to version n.
+MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema]
+
+
+def schema_version() -> int:
+    """The version this code writes and reads."""
+    return len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Tx:
+    """One transaction's view of the store."""
+
+    conn: Connection
+    records: Records
+    ledger: Ledger
+    timers: Timers
+    cursors: Cursors
+    memory: RuleMemory
+    audit: Audit
+
+
+class Store:
+    def __init__(self, engine: Engine, max_attempts: int) -> None:
+        self.engine = engine
+        self.max_attempts = max_attempts
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield self._tx(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A consistent read-only snapshot (CLI, metrics) that never blocks the daemon's writes
+        under WAL; whatever is written through it is rolled back."""
+        with self.engine.connect() as conn:
+            yield self._tx(conn)
+
+    def version(self) -> int:
+        with self.engine.connect() as conn:
+            return _stored_version(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _tx(self, conn: Connection) -> Tx:
+        audit = Audit(conn)
+        return Tx(
+            conn=conn,
+            records=Records(conn),
+            ledger=Ledger(conn, audit, self.max_attempts),
+            timers=Timers(conn, audit),
+            cursors=Cursors(conn),
+            memory=RuleMemory(conn),
+            audit=audit,
+        )
+
+
+def open_store(url: str, *, max_attempts: int = 8) -> Store:
+    """Open (creating or migrating) the state database at `url`.
+
+    Refuses a database written by a newer syncd rather than guess at its schema.
+    """
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parent = Path(parsed.database).parent
+        if not parent.is_dir():
+            raise StoreError(f"{shown}: directory {parent} does not exist (check syncd.state_dir)")
+    engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    store = Store(engine, max_attempts)
+    try:
+        _migrate(store, shown)
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event decide how transactions start (pysqlite would defer
+        # BEGIN until the first write and hide it from us).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _stored_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(meta.name):
+        return 0
+    value = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
+    return int(value) if value is not None else 0
+
+
+def _migrate(store: Store, shown: str) -> None:
+    """Bring the database to `schema_version()` in one transaction (all steps or none)."""
+    latest = schema_version()
+    with store.transaction() as tx:
+        current = _stored_version(tx.conn)
+        if current > latest:
+            raise StoreError(
+                f"{shown}: state schema version {current} is newer than this syncd supports "
+                f"({latest}); upgrade syncd, or point syncd.store_url at another database"
+            )
+        for version in range(current + 1, latest + 1):
+            MIGRATIONS[version - 1](tx.conn)
+        if current == latest:
+            return
+        if current == 0:
+            tx.conn.execute(insert(meta).values(key="schema_version", value=str(latest)))
+        else:
+            tx.conn.execute(
+                update(meta).where(meta.c.key == "schema_version").values(value=str(latest))
+            )

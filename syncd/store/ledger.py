@@ -1,0 +1,340 @@
+"""The intents ledger: the state machine that makes every side effect happen exactly once.
+
+    planned | failed  --mark_sent-->   sent     (committed before the vendor is called)
+    sent              --mark_done-->   done     (with the vendor's answer)
+    sent | planned | failed --mark_failed--> failed   (claimable again at retry_at)
+                                         `--> dead     (max_attempts reached, or not retryable)
+    dead              --retry-->       planned  (`syncd intents --retry KEY`)
+    planned | failed  --skip-->        skipped  (shadow, dry run, catch-up policy)
+    planned | failed  --defer-->       same state, later next_attempt_at
+
+The unique key absorbs re-planning of the same input. Every transition is a guarded UPDATE
+(`WHERE state IN (expected)`) whose loser gets False, so two executors never both send, and
+every transition writes an audit row in the same transaction. The executor commits `sent`
+before calling the vendor; a `sent` (or `failed`) intent found later has an unknown outcome
+and must be verified at the vendor before it is executed again.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, case, func, select, update
+
+from syncd.model import Intent, RecordRef
+from syncd.store.audit import Audit
+from syncd.store.tables import insert_ignoring_duplicates, intents
+
+
+class IntentState(StrEnum):
+    PLANNED = "planned"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"  # waiting for a retry at next_attempt_at
+    DEAD = "dead"  # dead letter: needs `syncd intents --retry KEY`
+    SKIPPED = "skipped"
+
+
+CLAIMABLE = (IntentState.PLANNED, IntentState.FAILED)
+
+
+def _values(states: Sequence[IntentState]) -> list[str]:
+    return [state.value for state in states]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """An intent with its ledger bookkeeping."""
+
+    intent: Intent
+    state: IntentState
+    attempts: int
+    last_error: str | None
+    vendor_answer: Any
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+
+
+class Ledger:
+    def __init__(self, conn: Connection, audit: Audit, max_attempts: int) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._conn = conn
+        self._audit = audit
+        self.max_attempts = max_attempts
+
+    def plan(self, planned: Iterable[Intent], now: datetime) -> builtins.list[str]:
+        """Insert intents not seen before; returns the keys actually inserted (repeats of a
+        replayed page are absorbed by the unique key and audited nowhere)."""
+        fresh = {intent.key: intent for intent in planned}
+        if not fresh:
+            return []
+        rows = [
+            {
+                "key": i.key,
+                "rule_id": i.rule_id,
+                "record_kind": i.record.kind,
+                "record_id": i.record.id,
+                "action": i.action,
+                "params": dict(i.params),
+                "due_at": i.due_at,
+                "step": i.step,
+                "occurrence": i.occurrence,
+                "shadow": i.shadow,
+                "reason": dict(i.reason),
+                "state": IntentState.PLANNED.value,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "next_attempt_at": i.due_at,
+            }
+            for i in fresh.values()
+        ]
+        statement = insert_ignoring_duplicates(self._conn, intents, "key").returning(intents.c.key)
+        inserted = {row.key for row in self._conn.execute(statement, rows)}
+        new_keys = [key for key in fresh if key in inserted]
+        for key in new_keys:
+            intent = fresh[key]
+            self._audit.append(
+                "planned",
+                now,
+                record=intent.record,
+                rule_id=intent.rule_id,
+                intent_key=key,
+                detail={
+                    "action": intent.action,
+                    "params": dict(intent.params),
+                    "due_at": intent.due_at.isoformat(),
+                    "step": intent.step,
+                    "occurrence": intent.occurrence,
+                    "shadow": intent.shadow,
+                    "reason": dict(intent.reason),
+                },
+            )
+        return new_keys
+
+    def claim_due(self, now: datetime, limit: int = 100) -> builtins.list[LedgerEntry]:
+        """Planned or failed intents whose time has come, oldest due first. Claiming reserves
+        nothing: `mark_sent` is the guarded step that wins or loses the race. Shadow intents
+        come back too, so the executor can `skip` them at the instant they would have run."""
+        query = (
+            select(intents)
+            .where(
+                intents.c.state.in_(_values(CLAIMABLE)),
+                intents.c.due_at <= now,
+                intents.c.next_attempt_at <= now,
+            )
+            .order_by(intents.c.next_attempt_at, intents.c.id)
+            .limit(limit)
+        )
+        return [_entry(row) for row in self._conn.execute(query)]
+
+    def next_attempt_at(self) -> datetime | None:
+        """When the earliest planned or failed intent becomes claimable (the daemon's wake-up)."""
+        return self._conn.scalar(
+            select(func.min(intents.c.next_attempt_at)).where(
+                intents.c.state.in_(_values(CLAIMABLE))
+            )
+        )
+
+    def mark_sent(self, key: str, now: datetime) -> bool:
+        """Claim the intent for one vendor call. Commit before calling the vendor. False if
+        another executor won, it is not due, or it is a shadow intent (never executed)."""
+        return self._transition(
+            key,
+            CLAIMABLE,
+            now,
+            {"state": IntentState.SENT.value, "sent_at": now},
+            guards=(
+                intents.c.due_at <= now,
+                intents.c.next_attempt_at <= now,
+                intents.c.shadow.is_(False),
+            ),
+        )
+
+    def mark_done(self, key: str, answer: Any, now: datetime) -> bool:
+        """Record the vendor's answer (or what `verify` found) for a sent intent."""
+        return self._transition(
+            key,
+            (IntentState.SENT,),
+            now,
+            {"state": IntentState.DONE.value, "vendor_answer": answer},
+            detail={"answer": answer},
+        )
+
+    def mark_failed(self, key: str, error: str, now: datetime, retry_at: datetime | None) -> bool:
+        """Count a failed attempt. The intent waits in `failed` until `retry_at`, or goes to
+        `dead` when `retry_at` is None (not retryable) or attempts reach `max_attempts`.
+
+        Also valid from `planned`/`failed` (the intent could not even be prepared, e.g. a field
+        a template reads is missing). A `failed` intent that had been sent has an unknown
+        outcome: verify it before sending it again.
+        """
+        attempts = intents.c.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        if retry_at is None:
+            values["state"] = IntentState.DEAD.value
+        else:
+            values["state"] = case(
+                (attempts >= self.max_attempts, IntentState.DEAD.value),
+                else_=IntentState.FAILED.value,
+            )
+            values["next_attempt_at"] = retry_at
+        return self._transition(
+            key,
+            (IntentState.SENT, *CLAIMABLE),
+            now,
+            values,
+            detail={"error": error, "retry_at": retry_at.isoformat() if retry_at else None},
+        )
+
+    def sent_unverified(self) -> builtins.list[LedgerEntry]:
+        """Intents left in `sent` (a crash or a lost answer): verify each before any retry."""
+        query = (
+            select(intents).where(intents.c.state == IntentState.SENT.value).order_by(intents.c.id)
+        )
+        return [_entry(row) for row in self._conn.execute(query)]
+
+    def retry(self, key: str, now: datetime) -> bool:
+        """Take an intent out of the dead letter: planned again, attempts reset, due now."""
+        return self._transition(
+            key,
+            (IntentState.DEAD,),
+            now,
+            {"state": IntentState.PLANNED.value, "attempts": 0, "next_attempt_at": now},
+            event="retried",
+        )
+
+    def skip(self, key: str, reason: str, now: datetime) -> bool:
+        """Never execute this intent (shadow mode, dry run, catch-up policy, rule removed)."""
+        return self._transition(
+            key, CLAIMABLE, now, {"state": IntentState.SKIPPED.value}, detail={"reason": reason}
+        )
+
+    def defer(self, key: str, until: datetime, reason: str, now: datetime) -> bool:
+        """Hold a claimable intent until `until` without counting an attempt (for example
+        `max_actions_per_hour`: held, not dropped)."""
+        return self._transition(
+            key,
+            CLAIMABLE,
+            now,
+            {"next_attempt_at": until},
+            detail={"reason": reason, "until": until.isoformat()},
+            event="deferred",
+        )
+
+    def actions_in_last_hour(self, rule_id: str, now: datetime) -> int:
+        """Intents of the rule sent in the hour before `now` (for `max_actions_per_hour`)."""
+        return int(
+            self._conn.scalar(
+                select(func.count())
+                .select_from(intents)
+                .where(
+                    intents.c.rule_id == rule_id,
+                    intents.c.sent_at > now - timedelta(hours=1),
+                    intents.c.sent_at <= now,
+                )
+            )
+            or 0
+        )
+
+    def count_by_state(self) -> dict[IntentState, int]:
+        """Every state with its count, zeros included (for metrics)."""
+        counts = dict.fromkeys(IntentState, 0)
+        query = select(intents.c.state, func.count()).group_by(intents.c.state)
+        for state, count in self._conn.execute(query):
+            counts[IntentState(state)] = count
+        return counts
+
+    def get(self, key: str) -> LedgerEntry | None:
+        row = self._conn.execute(select(intents).where(intents.c.key == key)).first()
+        return _entry(row) if row is not None else None
+
+    def list(
+        self,
+        state: IntentState | str | None = None,
+        record: RecordRef | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[LedgerEntry]:
+        """Intents in planning order, filtered (for `syncd intents` and `syncd audit`)."""
+        query = select(intents).order_by(intents.c.id).limit(limit)
+        if state is not None:
+            query = query.where(intents.c.state == IntentState(state).value)
+        if record is not None:
+            query = query.where(
+                intents.c.record_kind == record.kind, intents.c.record_id == record.id
+            )
+        if rule_id is not None:
+            query = query.where(intents.c.rule_id == rule_id)
+        return [_entry(row) for row in self._conn.execute(query)]
+
+    def _transition(
+        self,
+        key: str,
+        expected: Sequence[IntentState],
+        now: datetime,
+        values: Mapping[str, Any],
+        *,
+        guards: Sequence[Any] = (),
+        detail: Mapping[str, Any] | None = None,
+        event: str | None = None,
+    ) -> bool:
+        """UPDATE the intent only if it is in one of `expected` states (False: lost the race or
+        not applicable) and audit the transition as `event`, by default the new state."""
+        row = self._conn.execute(
+            update(intents)
+            .where(intents.c.key == key, intents.c.state.in_(_values(expected)), *guards)
+            .values(updated_at=now, **values)
+            .returning(
+                intents.c.rule_id,
+                intents.c.record_kind,
+                intents.c.record_id,
+                intents.c.state,
+                intents.c.attempts,
+            )
+        ).first()
+        if row is None:
+            return False
+        self._audit.append(
+            event or row.state,
+            now,
+            record=RecordRef(row.record_kind, row.record_id),
+            rule_id=row.rule_id,
+            intent_key=key,
+            detail={"attempts": row.attempts, **(detail or {})},
+        )
+        return True
+
+
+def _entry(row: Row[Any]) -> LedgerEntry:
+    intent = Intent(
+        key=row.key,
+        rule_id=row.rule_id,
+        record=RecordRef(row.record_kind, row.record_id),
+        action=row.action,
+        params=row.params,
+        due_at=row.due_at,
+        step=row.step,
+        occurrence=row.occurrence,
+        shadow=row.shadow,
+        reason=row.reason,
+    )
+    return LedgerEntry(
+        intent=intent,
+        state=IntentState(row.state),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        vendor_answer=row.vendor_answer,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
+    )

@@ -1,0 +1,50 @@
+"""The engine's per-(rule, record) memory (e.g. "was inside `when` last time"), kept as opaque
+JSON so that edge-triggered rules survive restarts. Written in the page's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from syncd.model import RecordRef
+from syncd.store.tables import insert_ignoring_duplicates, rule_memory
+
+
+class RuleMemory:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, rule_id: str, record: RecordRef) -> dict[str, Any] | None:
+        return self._conn.scalar(select(rule_memory.c.memory).where(*_owner(rule_id, record)))
+
+    def put(
+        self, rule_id: str, record: RecordRef, memory: Mapping[str, Any], now: datetime
+    ) -> None:
+        inserted = self._conn.execute(
+            insert_ignoring_duplicates(
+                self._conn, rule_memory, "rule_id", "record_kind", "record_id"
+            ).values(
+                rule_id=rule_id,
+                record_kind=record.kind,
+                record_id=record.id,
+                memory=dict(memory),
+                updated_at=now,
+            )
+        )
+        if inserted.rowcount == 0:
+            self._conn.execute(
+                update(rule_memory)
+                .where(*_owner(rule_id, record))
+                .values(memory=dict(memory), updated_at=now)
+            )
+
+
+def _owner(rule_id: str, record: RecordRef) -> tuple[Any, ...]:
+    return (
+        rule_memory.c.rule_id == rule_id,
+        rule_memory.c.record_kind == record.kind,
+        rule_memory.c.record_id == record.id,
+    )

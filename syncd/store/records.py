@@ -1,0 +1,147 @@
+"""Snapshots of every live record and the history of their fields.
+
+The engine's `changed` / `became` conditions and `since: {became: ...}` anchors need to know
+which field changed, when and from what, so every upsert diffs the new version against the
+stored one and appends the differences to `field_history`. Values are compared as they are
+stored (JSON), so a datetime and its ISO string are the same value and re-polling an unchanged
+record (Salesforce look-back, replayed pages) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from syncd.model import FieldChange, Record, RecordRef
+from syncd.store.tables import field_history, records, to_json_value
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What an upsert did: the version it replaced, the field changes, the stored version, and
+    whether a new version was written at all (False: the poller saw nothing new)."""
+
+    previous: Record | None
+    changes: list[FieldChange]
+    version: int
+    changed: bool
+
+
+def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], at: datetime) -> list[FieldChange]:
+    """Changes between two field mappings, nested dicts by dotted path, lists compared whole.
+
+    A missing field and a null one are the same (a rule reads both as null).
+    """
+    before, after = _flatten(old), _flatten(new)
+    return [
+        FieldChange(path, at, before.get(path), after.get(path))
+        for path in sorted(before.keys() | after.keys())
+        if before.get(path) != after.get(path)
+    ]
+
+
+def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in fields.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+class Records:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def upsert(self, record: Record) -> Upserted:
+        """Store `record` as the newest version; an identical version is a no-op."""
+        fields = to_json_value(dict(record.fields))
+        row = self._conn.execute(select(records).where(*_key(record.ref)).with_for_update()).first()
+        if row is None:
+            previous, version = None, 1
+            changes = diff_fields({}, fields, record.observed_at)
+        else:
+            previous, version = _record(row), row.version + 1
+            changes = diff_fields(previous.fields, fields, record.observed_at)
+            if not changes and previous.deleted == record.deleted:
+                return Upserted(previous, [], row.version, changed=False)
+        values = {
+            "fields": fields,
+            "observed_at": record.observed_at,
+            "deleted": record.deleted,
+            "version": version,
+        }
+        if row is None:
+            self._conn.execute(
+                insert(records).values(kind=record.ref.kind, id=record.ref.id, **values)
+            )
+        else:
+            self._conn.execute(update(records).where(*_key(record.ref)).values(**values))
+        if changes:
+            self._conn.execute(
+                insert(field_history),
+                [
+                    {
+                        "record_kind": record.ref.kind,
+                        "record_id": record.ref.id,
+                        "version": version,
+                        "field": change.field,
+                        "at": change.at,
+                        "old": change.old,
+                        "new": change.new,
+                    }
+                    for change in changes
+                ],
+            )
+        return Upserted(previous, changes, version, changed=True)
+
+    def get(self, ref: RecordRef) -> Record | None:
+        row = self._conn.execute(select(records).where(*_key(ref))).first()
+        return _record(row) if row is not None else None
+
+    def by_kind(
+        self,
+        kind: str,
+        where: Callable[[Record], bool] | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> list[Record]:
+        """Records of one kind in id order; `where` filters in Python (rules' conditions)."""
+        query = select(records).where(records.c.kind == kind).order_by(records.c.id)
+        if not include_deleted:
+            query = query.where(records.c.deleted.is_(False))
+        found = (_record(row) for row in self._conn.execute(query).all())
+        return [record for record in found if where is None or where(record)]
+
+    def history(self, ref: RecordRef) -> list[FieldChange]:
+        """Every field change of the record, oldest first."""
+        query = (
+            select(field_history)
+            .where(field_history.c.record_kind == ref.kind, field_history.c.record_id == ref.id)
+            .order_by(field_history.c.at, field_history.c.id)
+        )
+        return [FieldChange(r.field, r.at, r.old, r.new) for r in self._conn.execute(query)]
+
+    def mark_deleted(self, ref: RecordRef, now: datetime) -> bool:
+        """Flag a record deleted at the vendor, keeping its last fields; False if unknown or
+        already deleted."""
+        result = self._conn.execute(
+            update(records)
+            .where(*_key(ref), records.c.deleted.is_(False))
+            .values(deleted=True, observed_at=now, version=records.c.version + 1)
+        )
+        return result.rowcount == 1
+
+
+def _key(ref: RecordRef) -> tuple[Any, ...]:
+    return (records.c.kind == ref.kind, records.c.id == ref.id)
+
+
+def _record(row: Row[Any]) -> Record:
+    return Record(RecordRef(row.kind, row.id), row.fields, row.observed_at, row.deleted)

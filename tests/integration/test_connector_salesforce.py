@@ -1,0 +1,172 @@
+"""The Salesforce connector against the sandbox, through the real simple-salesforce client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from syncd.clock import SystemClock
+from syncd.connectors.base import poll
+from syncd.connectors.salesforce import SalesforceConfig, SalesforceConnector
+from syncd.model import Operation, RecordRef
+from syncd.sandbox.server import SandboxServer
+
+NOW = "2026-03-02T10:00:00+00:00"
+KEY_FIELD = {"name": "Syncd_Key__c", "type": "string", "external_id": True, "unique": True}
+
+
+def connector(sandbox: SandboxServer, **overrides: Any) -> SalesforceConnector:
+    sf = sandbox.info["salesforce"]
+    settings: dict[str, Any] = {
+        "token_url": sf["token_url"],
+        "client_id": sf["client_id"],
+        "client_secret": sf["client_secret"],
+        "ca_bundle": sandbox.ca_bundle,
+        "lookback_s": 120,
+        "objects": ("Account", "Task"),
+    }
+    return SalesforceConnector(SalesforceConfig(**{**settings, **overrides}), SystemClock())
+
+
+def seed(sandbox: SandboxServer, accounts: int = 0, **extra: Any) -> None:
+    rows = [
+        # ties: five accounts share each second, across the page boundary
+        {"Name": f"Acct {n:03d}", "SystemModstamp": f"2026-03-02T09:{n // 5 // 60:02d}:"
+         f"{n // 5 % 60:02d}.000+0000"}
+        for n in range(accounts)
+    ]
+    sandbox.control("POST", "/_sandbox/seed", {
+        "clock": NOW,
+        "salesforce": {
+            "settings": {"custom_fields": {"Task": [KEY_FIELD]}, **extra.pop("settings", {})},
+            "accounts": rows,
+            **extra,
+        },
+    })
+
+
+def op(verb: str, key: str = "rule/k1", target: str = "Task", **payload: Any) -> Operation:
+    return Operation(key=key, system="salesforce", verb=verb, target=target, payload=payload)
+
+
+def fault(sandbox: SandboxServer, **spec: Any) -> None:
+    sandbox.control("POST", "/_sandbox/faults", {"faults": [{"vendor": "salesforce", **spec}]})
+
+
+def test_poll_pages_then_resume_without_loss_or_repeat(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=250)
+    sf = connector(sandbox, objects=("Account",), page_size=200)
+    pages = list(sf.poll_pages(None))
+    assert [len(p.records) for p in pages] == [200, 50]
+    names = [r.fields["Name"] for p in pages for r in p.records]
+    assert names == [f"Acct {n:03d}" for n in range(250)]
+    assert pages[0].records[0].ref.kind == "salesforce.account"
+    assert "attributes" not in pages[0].records[0].fields
+
+    # resuming after page one repeats nothing, although the look-back re-reads the tie
+    rest, cursor = poll(sf, pages[0].cursor)
+    assert [r.fields["Name"] for r in rest] == names[200:]
+    assert poll(sf, cursor)[0] == []
+
+    # a row committed late with an older stamp (within the look-back) is still found
+    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {"accounts": [
+        {"Name": "Late", "SystemModstamp": "2026-03-02T09:00:45.000+0000"}]}})
+    late, cursor = poll(sf, cursor)
+    assert [r.fields["Name"] for r in late] == ["Late"]
+    assert poll(sf, cursor)[0] == []
+
+
+def test_records_carry_parent_names_and_deletes(sandbox: SandboxServer) -> None:
+    sandbox.control("POST", "/_sandbox/seed", {"clock": NOW, "salesforce": {
+        "accounts": [{"@key": "acme", "Name": "Acme"}],
+        "opportunities": [{"Name": "Big deal", "StageName": "Prospecting",
+                           "CloseDate": "2026-04-01", "AccountId": "@acme"}]}})
+    sf = connector(sandbox, objects=("Opportunity",))
+    (opportunity,), _ = poll(sf, None)
+    assert opportunity.ref.kind == "salesforce.opportunity"
+    assert opportunity.fields["Account"] == {"Name": "Acme"}
+    assert sf.fetch(opportunity.ref).fields["Name"] == "Big deal"  # type: ignore[union-attr]
+    assert sf.fetch(RecordRef("salesforce.opportunity", "006000000000000AAA")) is None
+
+
+def test_each_verb_is_absent_before_and_verified_after(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=1)
+    sf = connector(sandbox)
+    (account,), _ = poll(sf, None)
+    ops = [
+        op("create", key="r/create", fields={"Subject": "Kickoff call", "WhatId": account.ref.id}),
+        op("upsert_by_key", key="r/upsert", fields={"Subject": "Send welcome pack"}),
+        op("update", target="Account", key="r/update", Id=account.ref.id,
+           fields={"Industry": "Energy"}),
+    ]
+    for operation in ops:
+        before = sf.verify(operation)
+        assert not before.ok and not before.retryable, (operation.verb, before)
+        assert sf.execute(operation).ok, operation.verb
+        assert sf.verify(operation).ok, operation.verb
+    again = sf.execute(ops[1])  # upsert by key is idempotent
+    assert again.ok and again.detail["created"] is False
+
+
+def test_execute_many_uses_composite_collections(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=2)
+    sf = connector(sandbox)
+    accounts, _ = poll(sf, None)
+    ops = [op("create", key=f"r/{n}", fields={"Subject": f"Task {n}"}) for n in range(3)]
+    ops += [op("update", target="Account", key=f"r/a{n}", Id=a.ref.id, fields={"Type": "Customer"})
+            for n, a in enumerate(accounts)]
+    ops.append(op("create", key="r/bad", fields={"NoSuchField__c": 1}))
+    outcomes = sf.execute_many(ops)
+    assert [o.ok for o in outcomes] == [True] * 5 + [False]
+    assert not outcomes[-1].retryable
+    assert all(sf.verify(o).ok for o in ops[:5])
+    paths = [r["path"] for r in sandbox.control("GET", "/_sandbox/requests")["requests"]]
+    assert sum(p.endswith("/composite/sobjects") for p in paths) == 2
+
+
+def test_apply_then_500_is_retryable_and_verify_finds_the_effect(sandbox: SandboxServer) -> None:
+    seed(sandbox)
+    sf = connector(sandbox)
+    create = op("create", key="r/once", fields={"Subject": "Only once"})
+    sf.directory()  # authenticate and describe before the fault
+    fault(sandbox, method="POST", path=r"/sobjects/Task/?$", kind="apply_then_status",
+          status=500, times=1)
+    outcome = sf.execute(create)
+    assert not outcome.ok and outcome.retryable and outcome.detail["maybe_applied"]
+    assert sf.verify(create).ok
+
+
+def test_429_with_retry_after_is_honoured(sandbox: SandboxServer) -> None:
+    seed(sandbox)
+    sf = connector(sandbox)
+    fault(sandbox, method="GET", path=r"/query", kind="status", status=429, retry_after=1,
+          times=1)
+    assert sf.verify(op("create")).error == "no record carries this key"
+    assert (sf.governor.stats.throttled, sf.governor.stats.retries) == (1, 1)
+
+
+def test_expired_token_is_renewed_once(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=1, settings={"token_lifetime_s": 60})
+    sf = connector(sandbox)
+    assert len(poll(sf, None)[0]) == 1
+    sandbox.control("POST", "/_sandbox/clock", {"advance": 120})
+    assert sf.execute(op("upsert_by_key", fields={"Subject": "After expiry"})).ok
+    requests = sandbox.control("GET", "/_sandbox/requests")["requests"]
+    assert [r["status"] for r in requests if r["path"] == "/services/oauth2/token"] == [200, 200]
+    assert 401 in [r["status"] for r in requests]
+
+
+def test_jwt_bearer_flow(sandbox: SandboxServer) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    seed(sandbox, accounts=1, settings={"jwt_public_key_pem": public},
+         users=[{"Username": "ann@acme.example", "Email": "ann@acme.example", "Name": "Ann Owner",
+                 "IsActive": True}])
+    sf = connector(sandbox, client_secret=None, username="ann@acme.example", private_key=private)
+    assert len(poll(sf, None)[0]) == 1
+    assert sf.directory().user_by_email("ann@acme.example") is not None

@@ -1,0 +1,324 @@
+"""The Zendesk connector against the sandbox, through the real zenpy client."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import pytest
+
+from syncd.clock import SystemClock
+from syncd.connectors.base import poll
+from syncd.connectors.http import PermanentError
+from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector
+from syncd.model import Operation, RecordRef
+from syncd.sandbox.server import SandboxServer
+
+NOW = "2026-03-02T10:00:00+00:00"
+AGENT = "ann@example.com"
+
+
+def connector(sandbox: SandboxServer, **overrides: Any) -> ZendeskConnector:
+    zd = sandbox.info["zendesk"]
+    settings: dict[str, Any] = {
+        "subdomain": zd["subdomain"],
+        "email": zd["email"],
+        "token": zd["token"],
+        "scheme": zd["scheme"],
+        "netloc": zd["netloc"],
+        "ca_bundle": sandbox.ca_bundle,
+    }
+    config = ZendeskConfig(**{**settings, **overrides})
+    return ZendeskConnector(config, SystemClock())
+
+
+def seed(sandbox: SandboxServer, tickets: int = 5) -> None:
+    sandbox.control(
+        "POST",
+        "/_sandbox/seed",
+        {
+            "clock": NOW,
+            "zendesk": {
+                "organizations": [{"name": "Acme"}],
+                "users": [
+                    {"name": "Ann Agent", "email": AGENT, "role": "agent"},
+                    {
+                        "name": "Bob Agent",
+                        "email": "bob@example.com",
+                        "role": "agent",
+                        "away": True,
+                    },
+                    {"name": "Carl", "email": "carl@customer.example", "organization": "Acme"},
+                ],
+                "groups": [{"name": "Support", "members": [AGENT, "bob@example.com"]}],
+                "ticket_fields": [{"title": "Product", "type": "text", "key": "product"}],
+                "tickets": [
+                    {
+                        "id": n,
+                        "subject": f"Ticket {n}",
+                        "requester": "carl@customer.example",
+                        "group": "Support",
+                        "tags": ["seed"],
+                        "custom_fields": {"Product": "widget"},
+                        "created_at": f"2026-03-02T08:0{n}:00Z",
+                        "updated_at": f"2026-03-02T08:0{n}:00Z",
+                    }
+                    for n in range(1, tickets + 1)
+                ],
+            },
+        },
+    )
+
+
+def op(verb: str, target: str = "1", key: str = "rule/k1", **payload: Any) -> Operation:
+    return Operation(key=key, system="zendesk", verb=verb, target=target, payload=payload)
+
+
+def fault(sandbox: SandboxServer, **spec: Any) -> None:
+    sandbox.control("POST", "/_sandbox/faults", {"faults": [{"vendor": "zendesk", **spec}]})
+
+
+def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox)
+    zd = connector(sandbox, page_size=2)
+    pages = list(zd.poll_pages(None))
+    assert [len(p.records) for p in pages] == [2, 2, 1]
+    ids = [r.ref.id for p in pages for r in p.records]
+    assert ids == ["1", "2", "3", "4", "5"]
+    first = pages[0].records[0].fields
+    assert first["requester_email"] == "carl@customer.example"
+    assert first["group_name"] == "Support"
+    assert first["organization_name"] == "Acme"
+    assert first["custom"] == {"product": "widget"}
+    assert first["tags"] == ["seed"]
+
+    # resume from the middle page's cursor: exactly the pages after it
+    rest, _ = poll(zd, pages[1].cursor)
+    assert [r.ref.id for r in rest] == ["5"]
+
+    # a change appears once a minute has passed (the export hides the last minute)
+    assert zd.execute(op("add_tags", "3", tags=["later"])).ok
+    assert poll(zd, pages[-1].cursor)[0] == []
+    sandbox.control("POST", "/_sandbox/clock", {"advance": 61})
+    changed, cursor = poll(zd, pages[-1].cursor)
+    assert [(r.ref.id, r.fields["tags"]) for r in changed] == [("3", ["seed", "later"])]
+    assert poll(zd, cursor)[0] == []
+
+
+def test_each_verb_is_absent_before_and_verified_after(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    ops = [
+        op("add_tags", key="r/tag", tags=["vip", "escalated"]),
+        op("remove_tags", key="r/untag", tags=["seed"]),
+        op(
+            "update",
+            key="r/set",
+            status="pending",
+            priority="high",
+            assignee_email=AGENT,
+            custom_fields={"product": "gadget"},
+        ),
+        op(
+            "create_ticket",
+            target="",
+            key="r/new",
+            subject="Kickoff",
+            body="Welcome",
+            requester_email="carl@customer.example",
+            tags=["onboarding"],
+        ),
+    ]
+    for operation in ops:
+        before = zd.verify(operation)
+        assert not before.ok and not before.retryable, (operation.verb, before)
+        outcome = zd.execute(operation)
+        assert outcome.ok, (operation.verb, outcome)
+        assert zd.verify(operation).ok, operation.verb
+    ticket = zd.fetch(RecordRef("zendesk.ticket", "1"))
+    assert ticket is not None
+    assert set(ticket.fields["tags"]) == {"vip", "escalated"}
+    assert (ticket.fields["status"], ticket.fields["assignee_email"]) == ("pending", AGENT)
+    assert ticket.fields["custom"] == {"product": "gadget"}
+
+
+def test_create_ticket_replays_with_the_same_idempotency_key(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    create = op("create_ticket", target="", key="r/once", subject="Once", body="Only once")
+    first, second = zd.execute(create), zd.execute(create)
+    assert first.ok and second.ok
+    assert first.detail["ticket_id"] == second.detail["ticket_id"]
+
+
+SANDBOX_GAP_METADATA = pytest.mark.xfail(
+    reason="sandbox gap: the Zendesk emulator does not keep a ticket update's `metadata` as the "
+    "audit's metadata.custom (Zendesk 'Setting Metadata'), so verify cannot find the key",
+    strict=False,
+)
+
+
+@SANDBOX_GAP_METADATA
+def test_comment_with_attachment_is_verified_by_the_key_in_its_audit(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    note = op(
+        "comment",
+        key="r/note",
+        body="Looking into it",
+        public=False,
+        attachments=[{"filename": "log.txt", "content_b64": base64.b64encode(b"hello").decode()}],
+    )
+    assert not zd.verify(note).ok
+    assert zd.execute(note).ok
+    assert zd.verify(note).ok
+    assert not zd.verify(op("comment", key="r/other", body="Looking into it")).ok
+
+
+@SANDBOX_GAP_METADATA
+def test_comment_apply_then_500_is_retryable_and_verify_finds_it(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    note = op("comment", key="r/once", body="Public answer", public=True)
+    fault(
+        sandbox,
+        method="PUT",
+        path=r"^/api/v2/tickets/1(\.json)?$",
+        kind="apply_then_status",
+        status=500,
+        times=1,
+    )
+    outcome = zd.execute(note)
+    assert not outcome.ok and outcome.retryable and outcome.detail["maybe_applied"]
+    assert zd.verify(note).ok  # so the daemon does not comment twice
+
+
+def test_idempotent_writes_are_retried_after_apply_then_500(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    fault(
+        sandbox,
+        method="POST",
+        path=r"^/api/v2/tickets(\.json)?$",
+        kind="apply_then_status",
+        status=500,
+        times=1,
+    )
+    create = op("create_ticket", target="", key="r/one", subject="Kickoff", body="Welcome")
+    outcome = zd.execute(create)
+    assert outcome.ok, outcome  # the retry carried the same Idempotency-Key: a replay
+    assert zd.verify(create).detail["ticket_id"] == outcome.detail["ticket_id"]
+    fault(
+        sandbox,
+        method="PUT",
+        path=r"/tags",
+        kind="apply_then_status",
+        status=503,
+        retry_after=1,
+        times=1,
+    )
+    assert zd.execute(op("add_tags", tags=["vip"])).ok
+    assert zd.governor.stats.retries == 2
+    created = [
+        r
+        for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
+        if r["method"] == "POST" and r["path"] == "/api/v2/tickets.json"
+    ]
+    assert [r["status"] for r in created] == [500, 201]
+
+
+def test_429_with_retry_after_is_honoured(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    fault(sandbox, method="PUT", path=r"/tags", kind="status", status=429, retry_after=1, times=1)
+    assert zd.execute(op("add_tags", tags=["vip"])).ok
+    assert (zd.governor.stats.throttled, zd.governor.stats.retries) == (1, 1)
+
+
+def test_safe_update_on_a_stale_stamp_is_a_conflict(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    zd = connector(sandbox)
+    outcome = zd.execute(op("update", status="open", updated_stamp="2026-03-02T07:00:00Z"))
+    assert (outcome.ok, outcome.retryable, outcome.error) == (False, False, "conflict")
+
+
+def test_execute_many_batches_updates_through_a_job(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=3)
+    zd = connector(sandbox, job_poll_s=0.01)
+    ops = [op("update", target=str(n), key=f"r/{n}", priority="urgent") for n in (1, 2, 3)]
+    ops.append(op("add_tags", target="1", key="r/tag", tags=["batched"]))
+    outcomes = zd.execute_many(ops)
+    assert all(o.ok for o in outcomes), outcomes
+    assert len({o.detail["job_id"] for o in outcomes[:3]}) == 1
+    assert all(zd.verify(o).ok for o in ops)
+    paths = [r["path"] for r in sandbox.control("GET", "/_sandbox/requests")["requests"]]
+    assert paths.count("/api/v2/tickets/update_many.json") == 1
+
+
+def test_fetch_reads_agent_activity_from_audits(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=2)
+    zd = connector(sandbox)
+    untouched = zd.fetch(RecordRef("zendesk.ticket", "2"))
+    assert untouched is not None and untouched.fields["agent_touched"] is False
+    # syncd's own changes are not an agent's
+    assert zd.execute(op("update", target="2", status="open")).ok
+    assert zd.fetch(RecordRef("zendesk.ticket", "2")).fields["agent_touched"] is False  # type: ignore[union-attr]
+    assert zd.fetch(RecordRef("zendesk.ticket", "99")) is None
+    sandbox.control(
+        "POST",
+        "/_sandbox/seed",
+        {
+            "zendesk": {
+                "tickets": [
+                    {
+                        "id": 7,
+                        "subject": "Answered",
+                        "requester": "carl@customer.example",
+                        "created_at": "2026-03-02T08:00:00Z",
+                        "comments": [
+                            {
+                                "author": "carl@customer.example",
+                                "body": "Help",
+                                "created_at": "2026-03-02T08:00:00Z",
+                            },
+                            {
+                                "author": AGENT,
+                                "body": "On it",
+                                "public": True,
+                                "created_at": "2026-03-02T09:00:00Z",
+                            },
+                        ],
+                    }
+                ]
+            }
+        },
+    )
+    touched = zd.fetch(RecordRef("zendesk.ticket", "7"))
+    assert touched is not None and touched.fields["agent_touched"] is True
+    assert touched.fields["last_agent_action_at"] == "2026-03-02T09:00:00Z"
+
+
+def test_directory_has_agents_groups_and_away_flags(sandbox: SandboxServer) -> None:
+    seed(sandbox, tickets=1)
+    directory = connector(sandbox).directory()
+    bob = directory.user_by_email("bob@example.com")
+    support = directory.group_by_name("Support")
+    assert bob is not None and bob.away and support is not None
+    assert bob.id in support.member_ids and support.id in bob.group_ids
+
+
+def test_tls_is_verified_against_the_configured_ca_not_the_environment(
+    sandbox: SandboxServer,
+) -> None:
+    assert os.environ.get("REQUESTS_CA_BUNDLE")  # set by conftest, as on a real host
+    seed(sandbox, tickets=1)
+    assert connector(sandbox).fetch(RecordRef("zendesk.ticket", "1")) is not None
+    untrusting = connector(sandbox, ca_bundle=None)
+    with pytest.raises(PermanentError) as caught:
+        untrusting.fetch(RecordRef("zendesk.ticket", "1"))
+    assert caught.value.code == "tls"

@@ -1,0 +1,64 @@
+"""`syncd check` and `syncd schema` through the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from syncd.cli import app
+
+FIXTURES = Path(__file__).parent / "rules_fixtures"
+runner = CliRunner()
+
+
+def test_clean_rules_exit_0_with_a_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES / "clean")
+    result = runner.invoke(app, ["check", "."])
+    assert result.exit_code == 0, result.output
+    assert result.output == "ok: 7 rules in 3 files, 1 calendar\n"
+
+
+def test_errors_exit_1_and_are_all_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES / "errors")
+    result = runner.invoke(app, ["check", "unknown_key.yaml", "action_kind.yaml"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "action_kind.yaml:6:9: error: action 'create_task' cannot act on " \
+        "sharepoint.file (it works on salesforce.opportunity, salesforce.account, " \
+        "salesforce.task, salesforce.record)"  # fmt: skip
+    assert "unknown_key.yaml:4:5: error: unknown key 'wen' (did you mean 'when'?)" in lines
+    assert lines[-1] == "failed: 5 errors, 0 warnings"
+
+
+def test_warnings_alone_exit_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES / "errors")
+    result = runner.invoke(app, ["check", "warnings.yaml"])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1] == "ok: 1 rule in 1 file, 0 calendars, 2 warnings"
+
+
+def test_default_path_is_rules_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["check"]).output == "rules: error: no such file or directory\n" \
+        "failed: 1 error, 0 warnings\n"  # fmt: skip
+    (tmp_path / "rules").mkdir()
+    result = runner.invoke(app, ["check"])
+    assert (result.exit_code, result.output) == (0, "ok: 0 rules in 0 files, 0 calendars\n")
+
+
+def test_shipped_rules_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    result = runner.invoke(app, ["check", "rules/"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: ")
+
+
+def test_schema_prints_the_json_schema() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    document = json.loads(result.output)
+    assert document["$schema"].endswith("2020-12/schema")
+    assert set(document["properties"]) == {"calendars", "defaults", "rules"}

@@ -1,0 +1,153 @@
+"""Snapshots, field history, rule memory and cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.model import FieldChange, Record, RecordRef
+from syncd.store.db import Store, open_store
+from syncd.store.records import diff_fields
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=5)
+T2 = T0 + timedelta(minutes=10)
+TICKET = RecordRef("zendesk.ticket", "42")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield store
+    store.close()
+
+
+def test_diff_walks_nested_dicts_by_dotted_path_and_compares_lists_whole() -> None:
+    old = {
+        "status": "new",
+        "custom": {"kind": "Training", "site": {"city": "Leeds"}},
+        "tags": ["a"],
+    }
+    new = {
+        "status": "new",
+        "custom": {"kind": "Other", "site": {"city": "Leeds"}},
+        "tags": ["a", "b"],
+    }
+    assert diff_fields(old, new, T1) == [
+        FieldChange("custom.kind", T1, "Training", "Other"),
+        FieldChange("tags", T1, ["a"], ["a", "b"]),
+    ]
+
+
+def test_diff_treats_missing_and_null_alike_and_sees_a_dict_replaced() -> None:
+    old = {"assignee_id": None, "via": {"channel": "web"}}
+    new = {"group_id": None, "via": None}
+    assert diff_fields(old, new, T1) == [FieldChange("via.channel", T1, "web", None)]
+
+
+def test_first_upsert_reports_every_field_from_null(store: Store) -> None:
+    with store.transaction() as tx:
+        result = tx.records.upsert(Record(TICKET, {"status": "new", "tags": []}, T0))
+    assert result.previous is None and result.version == 1 and result.changed
+    assert result.changes == [
+        FieldChange("status", T0, None, "new"),
+        FieldChange("tags", T0, None, []),
+    ]
+
+
+def test_upsert_returns_the_previous_version_and_appends_history(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.records.upsert(Record(TICKET, {"status": "new", "custom": {"kind": "A"}}, T0))
+        second = tx.records.upsert(Record(TICKET, {"status": "open", "custom": {"kind": "A"}}, T1))
+        third = tx.records.upsert(
+            Record(TICKET, {"status": "pending", "custom": {"kind": "B"}}, T2)
+        )
+    assert second.previous == Record(TICKET, {"status": "new", "custom": {"kind": "A"}}, T0)
+    assert second.changes == [FieldChange("status", T1, "new", "open")]
+    assert third.version == 3
+    with store.read() as tx:
+        assert tx.records.get(TICKET) == Record(
+            TICKET, {"status": "pending", "custom": {"kind": "B"}}, T2
+        )
+        assert tx.records.history(TICKET) == [
+            FieldChange("custom.kind", T0, None, "A"),
+            FieldChange("status", T0, None, "new"),
+            FieldChange("status", T1, "new", "open"),
+            FieldChange("custom.kind", T2, "A", "B"),
+            FieldChange("status", T2, "open", "pending"),
+        ]
+
+
+def test_an_unchanged_version_is_a_no_op(store: Store) -> None:
+    """Replayed pages and Salesforce's look-back window see the same version again."""
+    created = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    with store.transaction() as tx:
+        tx.records.upsert(Record(TICKET, {"status": "new", "created_at": created}, T0))
+        again = tx.records.upsert(
+            Record(TICKET, {"status": "new", "created_at": created.isoformat()}, T1)
+        )
+    assert not again.changed and again.changes == [] and again.version == 1
+    with store.read() as tx:
+        record = tx.records.get(TICKET)
+        assert record is not None and record.observed_at == T0
+        assert record.fields["created_at"] == "2026-03-01T08:00:00+00:00"
+        assert len(tx.records.history(TICKET)) == 2
+
+
+def test_deletion_keeps_the_last_fields_and_hides_the_record_from_listings(store: Store) -> None:
+    other = RecordRef("zendesk.ticket", "43")
+    with store.transaction() as tx:
+        tx.records.upsert(Record(TICKET, {"status": "open"}, T0))
+        tx.records.upsert(Record(other, {"status": "new"}, T0))
+        assert tx.records.mark_deleted(TICKET, T1)
+        assert not tx.records.mark_deleted(TICKET, T2)
+        assert not tx.records.mark_deleted(RecordRef("zendesk.ticket", "404"), T2)
+    with store.read() as tx:
+        assert tx.records.get(TICKET) == Record(TICKET, {"status": "open"}, T1, deleted=True)
+        assert [r.ref for r in tx.records.by_kind("zendesk.ticket")] == [other]
+        everything = tx.records.by_kind("zendesk.ticket", include_deleted=True)
+        assert [r.ref for r in everything] == [TICKET, other]
+
+
+def test_a_deleted_record_seen_again_is_a_new_version(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.records.upsert(Record(TICKET, {"status": "open"}, T0))
+        tx.records.mark_deleted(TICKET, T1)
+        back = tx.records.upsert(Record(TICKET, {"status": "open"}, T2))
+    assert back.changed and back.version == 3 and back.previous is not None
+    assert back.previous.deleted and back.changes == []
+
+
+def test_by_kind_filters_with_a_callable(store: Store) -> None:
+    with store.transaction() as tx:
+        for n, status in enumerate(["new", "open", "new"]):
+            tx.records.upsert(Record(RecordRef("zendesk.ticket", str(n)), {"status": status}, T0))
+        tx.records.upsert(Record(RecordRef("salesforce.account", "001"), {"status": "new"}, T0))
+    with store.read() as tx:
+        found = tx.records.by_kind("zendesk.ticket", lambda r: r.fields["status"] == "new")
+    assert [r.ref.id for r in found] == ["0", "2"]
+
+
+def test_rule_memory_round_trips_as_json(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.memory.get("triage", TICKET) is None
+        tx.memory.put("triage", TICKET, {"inside": True, "entered_at": T0}, T0)
+        tx.memory.put("triage", TICKET, {"inside": False}, T1)
+        tx.memory.put("ladder", TICKET, {"anchor": "x"}, T1)
+    with store.read() as tx:
+        assert tx.memory.get("triage", TICKET) == {"inside": False}
+        assert tx.memory.get("ladder", TICKET) == {"anchor": "x"}
+
+
+def test_cursors_move_per_source(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.cursors.set("zendesk", "c1", T0)
+        tx.cursors.set("graph", "delta-1", T0)
+        tx.cursors.set("zendesk", "c2", T1)
+    with store.read() as tx:
+        assert tx.cursors.get("zendesk") == "c2"
+        assert tx.cursors.get("salesforce") is None
+        assert tx.cursors.all() == {"graph": ("delta-1", T0), "zendesk": ("c2", T1)}
