@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/syncd demo
+	@echo "Starting the sandbox with a small fictional company (config/sandbox-seed.yaml)."
+	@echo "Point the vendors' own clients at it as README.md, 'The sandbox', shows; Ctrl-C stops it."
+	$(BIN)/syncd sandbox --seed config/sandbox-seed.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check syncd tests bench

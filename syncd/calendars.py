@@ -69,7 +69,7 @@ class Calendar:
     )
 
     def __hash__(self) -> int:
-        return hash((self.name, self.tz.key))
+        return hash((self.name, str(self.tz)))
 
     # ----------------------------------------------------------------- construction
 
@@ -144,9 +144,9 @@ class Calendar:
 
     def between(self, a: datetime, b: datetime) -> int:
         """Whole business minutes in [a, b), truncated; negative (-between(b, a)) if b < a."""
-        if b < a:
-            return -self.between(b, a)
         ua, ub = _utc(a), _utc(b)
+        if ub < ua:
+            return -self.between(ub, ua)
         total = timedelta(0)
         day, last = self._local_date(ua), self._local_date(ub) + _DAY
         while day <= last:
@@ -181,25 +181,24 @@ class Calendar:
         return u.astimezone(self.tz)
 
     def add_days(self, at: datetime, days: int) -> datetime:
-        """`days` working days after `at` (before it, if negative), at the same position in the
-        working day, the way support teams count "within 3 business days".
+        """`days` working days after `at` (before it, if negative), at the same position in
+        the working day: how support teams count "within 3 business days".
 
-        A working day is a local date with working time; its position of an instant is the
-        business time since that day's first opening. Forward (days > 0):
-        - the day counted from is the latest working day that opened before `at`; `at` keeps
-          its position in it and the result is the earliest instant with the same position on
-          the `days`-th following working day, clamped to that day's end;
-        - if that day is already over (`at` is at or after its last closing, e.g. in the
-          evening, over a weekend or before the next opening) the result is the END of the
-          `days`-th following working day.
+        A working day is a local date with working time; an instant's position is the business
+        time since its working day's first opening. Forward, count from the latest working day
+        that opened before `at`. While `at` is inside that day, the result is the earliest
+        instant at the same position `days` working days later, clamped to that day's end.
+        Once the day is over (`at` at or after its last closing: evenings, weekends, before
+        the next opening) the result is the END of the `days`-th working day after it, so each
+        day counts as one full working day.
+
         On Mon-Fri 09:00-18:00: Tue 15:00 + 3 = Fri 15:00; Fri 17:30 + 1 = Mon 17:30;
-        Tue 09:00, Tue 07:00, Mon 20:00 or Sat 10:00 + 1 = the end of the next working day
-        (Tue 18:00 / Tue 18:00 / Tue 18:00 / Mon 18:00), i.e. one full working day later.
-        On a calendar whose working days all have the same hours this equals
-        `add(at, days * day_length)`. Backward mirrors it (position measured to the day's last
-        closing; Tue 15:00 - 3 = the previous Fri 15:00; Tue 09:00 - 1 = Mon 09:00).
-        Positions are business time, so on a 24-hour calendar a DST day shifts wall times.
-        `add_days(at, 0)` is `at`.
+        Sat 10:00 + 1 = Mon 18:00; Tue 07:00 + 1 = Tue 09:00 + 1 = Tue 18:00;
+        Tue 09:01 + 1 = Wed 09:01. Where every working day has the same hours this equals
+        `add(at, days * day_length)`. Backward mirrors it, positions measured back from the
+        day's last closing: Tue 15:00 - 3 = the previous Fri 15:00; Tue 09:00 - 1 = Mon 09:00.
+        Positions are business time, so on a 24-hour calendar the wall time shifts across a
+        DST change. `add_days(at, 0)` is `at`.
         """
         u = _utc(at)
         if days > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar as _stdcal
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -110,11 +110,14 @@ def parse_offset(text: str | int) -> Offset:
     A bare number is refused even when it is 0: `0` could mean minutes or days, and YAML turns
     `after: 0` into an int, so the admin must write `0d`.
     """
-    if not isinstance(text, str) or _NUMBER_RE.fullmatch(text.strip()):
-        number = str(text).strip()
-        hint = f"; write e.g. '{number}d' or '{number}h'" if _NUMBER_RE.fullmatch(number) else ""
-        raise DurationError(f"invalid offset {text!r}: a unit is required{hint} ({_ACCEPTED})")
-    stripped = text.strip()
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise DurationError(f"invalid offset {text!r}: expected {_ACCEPTED}")
+    stripped = str(text).strip()
+    if _NUMBER_RE.fullmatch(stripped):
+        raise DurationError(
+            f"invalid offset {text!r}: a unit is required; write e.g. '{stripped}d' or "
+            f"'{stripped}h' ({_ACCEPTED})"
+        )
     match = _OFFSET_RE.fullmatch(stripped)
     if match is None:
         if _FRACTION_RE.fullmatch(stripped):
@@ -272,6 +275,12 @@ def apply_offset(anchor: datetime, offset: Offset, calendar: Calendar | None = N
         raise DurationError(
             f"offset '{offset}' from {anchor.isoformat()} is out of range"
         ) from None
+
+
+def local_instant(day: date, time_of_day: time, tz: tzinfo) -> datetime:
+    """The instant showing `time_of_day` on local date `day` in `tz`: how a date anchor
+    (00:00) or a step's `at: "09:00"` becomes an instant. Same DST rules as `apply_offset`."""
+    return _resolve_wall(datetime.combine(day, time_of_day), tz)
 
 
 def _apply_business(anchor: datetime, offset: Offset, calendar: Calendar | None) -> datetime:

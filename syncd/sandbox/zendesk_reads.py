@@ -89,16 +89,17 @@ def _cursor_page(
     size = int_arg(call, "page[size]", 100, 1, 100)
     after, before = call.req.arg("page[after]"), call.req.arg("page[before]")
 
-    def beyond(row: Row, mark: int) -> bool:
-        return row["id"] < mark if descending else row["id"] > mark
+    def further(row_id: int, mark: int) -> bool:
+        """Does `row_id` come after `mark` in this list's order?"""
+        return row_id < mark if descending else row_id > mark
 
     if after:
         mark = _decode_page_cursor(after)
-        candidates = [r for r in rows if beyond(r, mark)]
+        candidates = [r for r in rows if further(r["id"], mark)]
         window = candidates[:size]
     elif before:
         mark = _decode_page_cursor(before)
-        candidates = [r for r in rows if beyond({"id": mark}, r["id"])]
+        candidates = [r for r in rows if further(mark, r["id"])]
         window = candidates[-size:]
     else:
         candidates = rows
@@ -255,8 +256,8 @@ def incremental_time(call: Call, view: View) -> Response:
         "count": len(window),
         "end_of_stream": len(window) == len(candidates),
         "end_time": end_time,
-        "next_page": page_url(call, start_time=end_time, per_page=per_page)
-        if call.req.arg("per_page") else page_url(call, start_time=end_time),
+        "next_page": page_url(call, start_time=end_time,
+                              **({"per_page": per_page} if call.req.arg("per_page") else {})),
     })
 
 

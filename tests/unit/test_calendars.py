@@ -111,6 +111,8 @@ def test_add_many_years_is_exact(office: Calendar) -> None:
 def test_naive_instant_is_refused(office: Calendar) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         office.add(datetime(2026, 3, 6, 9), 1)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        office.between(datetime(2026, 3, 6, 9), london(2026, 3, 6, 10))
 
 
 # ------------------------------------------------------------------------ DST

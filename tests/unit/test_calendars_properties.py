@@ -20,6 +20,7 @@ SETTINGS = settings(
     max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

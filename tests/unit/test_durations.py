@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,7 @@ from syncd.durations import (
     DurationError,
     Offset,
     apply_offset,
+    local_instant,
     parse_offset,
     parse_period,
     parse_time_of_day,
@@ -57,9 +58,11 @@ def test_parse_offset_accepts(text: str, amount: int, unit: str) -> None:
     [
         ("0", "a unit is required; write e.g. '0d' or '0h'"),
         (0, "a unit is required; write e.g. '0d' or '0h'"),
-        (15, "a unit is required"),
-        (True, "a unit is required"),
-        (None, "a unit is required"),
+        (15, "a unit is required; write e.g. '15d' or '15h'"),
+        (" -5 ", "a unit is required; write e.g. '-5d' or '-5h'"),
+        (True, "expected a signed whole number and one unit"),
+        (None, "expected a signed whole number and one unit"),
+        (1.5, "expected a signed whole number and one unit"),
         ("1.5h", "fractions are not accepted"),
         (".5d", "fractions are not accepted"),
         ("5 fortnights", "unknown unit 'fortnights'"),
@@ -103,7 +106,7 @@ def test_offset_canonical_text(offset: Offset, text: str) -> None:
     assert str(offset) == text
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(
     st.integers(min_value=-1000, max_value=1000),
     st.sampled_from(
@@ -324,3 +327,16 @@ def test_naive_anchor_is_refused() -> None:
 def test_out_of_range_result_is_a_duration_error() -> None:
     with pytest.raises(DurationError, match="out of range"):
         apply_offset(datetime(9999, 12, 1, tzinfo=UTC), parse_offset("2 months"))
+
+
+def test_local_instant_for_date_anchors() -> None:
+    assert local_instant(date(2026, 3, 2), time(0), LONDON) == at(LONDON, 2026, 3, 2, 0)
+    assert local_instant(date(2026, 7, 2), time(9), NEW_YORK).astimezone(UTC) == datetime(
+        2026, 7, 2, 13, 0, tzinfo=UTC
+    )
+    # 02:30 does not exist in New York on 2026-03-08: it moves forward by the gap.
+    assert local_instant(date(2026, 3, 8), time(2, 30), NEW_YORK) == at(NEW_YORK, 2026, 3, 8, 3, 30)
+    # 01:30 happens twice on 2026-11-01: the first (EDT) one is taken.
+    assert local_instant(date(2026, 11, 1), time(1, 30), NEW_YORK).astimezone(UTC) == datetime(
+        2026, 11, 1, 5, 30, tzinfo=UTC
+    )

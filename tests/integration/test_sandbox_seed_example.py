@@ -1,0 +1,18 @@
+"""The example fixture shipped in config/ stays loadable by all three emulators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncd.sandbox.server import SandboxServer, load_fixture
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "sandbox-seed.yaml"
+
+
+def test_example_fixture_seeds_every_emulator(sandbox: SandboxServer) -> None:
+    assert sandbox.control("POST", "/_sandbox/seed", load_fixture(EXAMPLE)) == {"ok": True}
+    assert sandbox.control("GET", "/_sandbox/clock") == {"now": "2026-03-02T08:00:00+00:00"}
+    state = sandbox.sandbox.snapshot()
+    assert "Printer on fire" in str(state["zendesk"])
+    assert "Acme SI onboarding" in str(state["salesforce"])
+    assert "ZD-1 Acme printer review.vtt" in str(state["graph"])
