@@ -51,7 +51,8 @@ class Calendar:
     `weekly` maps a weekday (0 = Monday) to sorted, non-overlapping local (start, end)
     intervals; an end of 00:00 means 24:00. `holiday_dates` are extra whole-day closures;
     public holidays of `country`/`subdiv` come from the `holidays` library, computed per
-    year on first use. `closures` are aware [from, to) spans closed whatever the hours say.
+    year on first use and cached. `closures` are aware [from, to) spans closed whatever the
+    hours say.
     """
 
     name: str
@@ -62,9 +63,6 @@ class Calendar:
     country: str | None = None
     subdiv: str | None = None
     _days: dict[date, tuple[Span, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _public: dict[int, frozenset[date]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -107,7 +105,10 @@ class Calendar:
 
     def is_holiday(self, day: date) -> bool:
         """True when `day` is closed all day: an extra holiday date or a public holiday."""
-        return day in self.holiday_dates or day in self._public_holidays(day.year)
+        return day in self.holiday_dates or (
+            self.country is not None
+            and day in _public_holidays(self.country, self.subdiv, day.year)
+        )
 
     def working_intervals(self, day: date) -> list[Span]:
         """The working time of local date `day` as aware [start, end) spans in `tz`."""
@@ -300,16 +301,6 @@ class Calendar:
         closures = tuple((_utc(s), _utc(e)) for s, e in self.closures)
         return tuple(_subtract(_merge(sorted(pieces)), closures))
 
-    def _public_holidays(self, year: int) -> frozenset[date]:
-        if self.country is None:
-            return frozenset()
-        cached = self._public.get(year)
-        if cached is None:
-            found = holidays.country_holidays(self.country, subdiv=self.subdiv, years=year)
-            cached = frozenset(found.keys())
-            self._public[year] = cached
-        return cached
-
 
 # --------------------------------------------------------------------- time helpers
 
@@ -331,6 +322,12 @@ def _nth(days: Iterator[date], n: int) -> date:
 
 def _offset(tz: tzinfo, naive_utc: datetime) -> timedelta:
     return naive_utc.replace(tzinfo=UTC).astimezone(tz).utcoffset() or timedelta(0)
+
+
+@lru_cache(maxsize=1024)
+def _public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
+    """One year of public holidays, computed on first use and shared by all calendars."""
+    return frozenset(holidays.country_holidays(country, subdiv=subdiv, years=year).keys())
 
 
 @lru_cache(maxsize=16384)

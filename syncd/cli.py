@@ -2,7 +2,9 @@
 
 import typer
 
+from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
+from syncd.commands.intents import intents
 from syncd.commands.sandbox import sandbox
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -16,6 +18,8 @@ def main() -> None:
 app.command()(sandbox)
 app.command()(check)
 app.command()(schema)
+app.command()(intents)
+app.command()(audit)
 
 if __name__ == "__main__":
     app()

@@ -22,8 +22,9 @@ DEFAULT_PATHS = [Path("rules")]
 def check(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Rule files or directories (searched for *.yaml, *.yml).",
-                       show_default="rules/"),
+        typer.Argument(
+            help="Rule files or directories (searched for *.yaml, *.yml).", show_default="rules/"
+        ),
     ] = None,
 ) -> None:
     """Validate rule files and report every problem at once (exit 1 on any error)."""

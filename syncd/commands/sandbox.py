@@ -18,8 +18,11 @@ def sandbox(
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 0,
     dir: Annotated[
         Path | None,
-        typer.Option("--dir", help="Where to write ca.pem, sandbox.json and syncd.toml "
-                     "(default: a fresh temporary directory)."),
+        typer.Option(
+            "--dir",
+            help="Where to write ca.pem, sandbox.json and syncd.toml "
+            "(default: a fresh temporary directory).",
+        ),
     ] = None,
     seed: Annotated[
         Path | None, typer.Option(help="A fixture (YAML or JSON) to load at start.")

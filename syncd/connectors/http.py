@@ -353,10 +353,19 @@ class Governor:
 
     @classmethod
     def per_minute(
-        cls, vendor: str, clock: Clock, rate: float, share: float = 1.0, **extra: Bucket
+        cls,
+        vendor: str,
+        clock: Clock,
+        rate: float,
+        share: float = 1.0,
+        burst_minutes: float = 1.0,
+        **extra: Bucket,
     ) -> Governor:
-        """A governor whose default bucket holds one minute of `rate` (already the share)."""
-        return cls(vendor, clock, {DEFAULT_BUCKET: Bucket(rate, max(1.0, rate), share), **extra})
+        """A governor whose default bucket refills `rate` a minute (the share already applied)
+        and saves up `burst_minutes` of it: one minute for per-minute quotas (Zendesk), more
+        for daily ones (Salesforce), where spending in bursts is fine."""
+        bucket = Bucket(rate, max(1.0, rate * burst_minutes), share)
+        return cls(vendor, clock, {DEFAULT_BUCKET: bucket, **extra})
 
     def acquire(self, bucket: str = DEFAULT_BUCKET) -> None:
         """Take one call's token in the current lane, waiting (on the clock) as needed."""
@@ -472,7 +481,16 @@ class RetryPolicy:
     def _count(self, state: tenacity.RetryCallState) -> None:
         self.governor.stats.retries += 1
 
-    def call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        idempotent: bool = True,
+        reauth: Callable[[], None] | None = None,
+    ) -> T:
+        """`fn()` under the policy. With `reauth`, a 401 (an expired session or token: the
+        vendor did nothing) renews the credentials once and runs the policy again."""
+
         def should_retry(exc: BaseException) -> bool:
             return isinstance(exc, RetryableError) and (idempotent or not exc.maybe_applied)
 
@@ -484,7 +502,13 @@ class RetryPolicy:
             before_sleep=self._count,
             reraise=True,
         )
-        return retrying(fn)
+        try:
+            return retrying(fn)
+        except PermanentError as exc:
+            if reauth is None or exc.status != 401:
+                raise
+        reauth()
+        return retrying.copy()(fn)
 
 
 # -- transports ------------------------------------------------------------------------------

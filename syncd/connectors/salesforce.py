@@ -22,11 +22,12 @@ from `Sforce-Limit-Info` by the governor; the budget is a share of the daily lim
 Verbs (`Operation.target` is the sObject name, e.g. "Task"):
 - `create` `{"fields": {...}}`: POST with `key_field = op.key` (the key field need not be an
   External ID); not repeated blindly; verify finds the row by SOQL on the key field.
-- `upsert_by_key` `{"fields": {...}}`: PATCH `sobjects/X/{key_field}/{key}` (the field must
-  be an External ID): idempotent, retried freely; verify as for create.
+- `upsert_by_key` `{"fields": {...}}`: upsert on `key_field` (an External ID) through
+  `PATCH composite/sobjects/X/{key_field}`, so the key (which holds "/") stays out of URLs:
+  idempotent, retried freely; verify as for create.
 - `update` `{"Id": ..., "fields": {...}}`: PATCH; verify re-reads and compares the fields.
-- `execute_many` sends creates and updates of one sObject through composite collections (200 a
-  request, `allOrNone: false`), one Outcome per record.
+- `execute_many` sends the three verbs through composite collections, grouped by verb and
+  sObject (200 a request, `allOrNone: false`), one Outcome per record.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ from syncd.connectors.base import (
 from syncd.connectors.http import (
     Governor,
     MeteredSession,
-    PermanentError,
     RetryPolicy,
     VendorError,
     default_lane,
@@ -66,6 +66,7 @@ from syncd.model import Operation, Outcome, Record, RecordRef
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 COLLECTION_MAX = 200
+COLLECTION_VERBS = ("create", "update", "upsert_by_key")
 KINDS = {
     "Opportunity": "salesforce.opportunity",
     "Account": "salesforce.account",
@@ -163,6 +164,7 @@ class SalesforceConnector:
             clock,
             config.daily_api_requests * config.rate_share / 1440.0,
             share=config.rate_share,
+            burst_minutes=60.0,  # a daily quota: an hour's share may be spent at once
         )
         self.retry = RetryPolicy(self.governor)
         self.session = MeteredSession(
@@ -243,13 +245,12 @@ class SalesforceConnector:
 
     def _call(self, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
         """Run `fn` with the client under the retry policy; re-authenticate once on a 401."""
-        try:
-            return self.retry.call(lambda: fn(self._client()), idempotent=idempotent)
-        except PermanentError as exc:
-            if exc.status != 401:
-                raise
-            self._sf = None
-            return self.retry.call(lambda: fn(self._client()), idempotent=idempotent)
+        return self.retry.call(
+            lambda: fn(self._client()), idempotent=idempotent, reauth=self._forget_session
+        )
+
+    def _forget_session(self) -> None:
+        self._sf = None
 
     # -- reading ---------------------------------------------------------------------------
     def poll_pages(self, cursor: str | None) -> Iterator[Page]:
@@ -376,10 +377,7 @@ class SalesforceConnector:
         return done(id=answer["id"])
 
     def _upsert(self, op: Operation) -> Outcome:
-        data = dict(op.payload["fields"])
-        path = f"{self.config.key_field}/{op.key}"
-        status = self._call(lambda sf: getattr(sf, op.target).upsert(path, data))
-        return done(created=status == 201)
+        return self._collection("upsert_by_key", op.target, [op], [0])[0]
 
     def _update(self, op: Operation) -> Outcome:
         data = dict(op.payload["fields"])
@@ -391,7 +389,7 @@ class SalesforceConnector:
         outcomes: dict[int, Outcome] = {}
         groups: dict[tuple[str, str], list[int]] = {}
         for index, op in enumerate(ops):
-            if op.verb in ("create", "update"):
+            if op.verb in COLLECTION_VERBS:
                 groups.setdefault((op.verb, op.target), []).append(index)
             else:
                 outcomes[index] = self.execute(op)
@@ -404,36 +402,37 @@ class SalesforceConnector:
     def _collection(
         self, verb: str, sobject: str, ops: list[Operation], indexes: list[int]
     ) -> dict[int, Outcome]:
+        """One composite collections request (`allOrNone: false`): POST creates, PATCH
+        updates, PATCH .../{key_field} upserts by key (the key in the body, never in a URL)."""
+        kind = {"type": sobject}
         try:
-            records = [
-                {"attributes": {"type": sobject}, **self._keyed(op)}
-                if verb == "create"
-                else {
-                    "attributes": {"type": sobject},
-                    "id": op.payload["Id"],
-                    **op.payload["fields"],
-                }
-                for op in ops
-            ]
+            if verb == "update":
+                records = [
+                    {"attributes": kind, "id": op.payload["Id"], **op.payload["fields"]}
+                    for op in ops
+                ]
+            else:
+                records = [{"attributes": kind, **self._keyed(op)} for op in ops]
         except (KeyError, TypeError) as exc:
             return {i: refused(f"salesforce {verb}: bad payload ({exc})") for i in indexes}
+        path, method = {
+            "create": ("composite/sobjects", "POST"),
+            "update": ("composite/sobjects", "PATCH"),
+            "upsert_by_key": (f"composite/sobjects/{sobject}/{self.config.key_field}", "PATCH"),
+        }[verb]
         body = {"allOrNone": False, "records": records}
         try:
             with default_lane("escalation"):
                 results = self._call(
-                    lambda sf: sf.restful(
-                        "composite/sobjects",
-                        method="POST" if verb == "create" else "PATCH",
-                        json=body,
-                    ),
-                    idempotent=verb == "update",
+                    lambda sf: sf.restful(path, method=method, json=body),
+                    idempotent=verb != "create",
                 )
         except VendorError as exc:
             return {i: failed(exc) for i in indexes}
         out: dict[int, Outcome] = {}
         for index, result in zip(indexes, results, strict=True):
             if result.get("success"):
-                out[index] = done(id=result.get("id"))
+                out[index] = done(id=result.get("id"), created=result.get("created"))
             else:
                 errors = result.get("errors") or [{}]
                 message = f"{errors[0].get('statusCode', '')}: {errors[0].get('message', '')}"

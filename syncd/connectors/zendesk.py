@@ -234,11 +234,14 @@ class ZendeskConnector:
             tickets = [t.to_dict() for t in export.values or []]
             with default_lane(lane):
                 records = self._records(tickets)
-            yield Page(records, str(export.after_cursor))
+            yield Page(records, str(export.after_cursor or cursor or ""))
             if export.end_of_stream:
                 return
-            with default_lane(lane):
-                self._call(export.handle_pagination)
+            try:
+                with default_lane(lane):
+                    self._call(export.handle_pagination)
+            except StopIteration:  # zenpy: no after_url to follow
+                return
 
     def fetch(self, ref: RecordRef) -> Record | None:
         with default_lane("escalation"):
@@ -371,49 +374,57 @@ class ZendeskConnector:
         return dispatch(op, self._verifiers, "zendesk verify")
 
     def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Plain updates go through `update_many` jobs; everything else one by one."""
-        outcomes: dict[int, Outcome] = {}
-        batch: list[int] = []
-        for index, op in enumerate(ops):
-            batchable = op.verb == "update" and "updated_stamp" not in op.payload
-            if batchable and op.target not in {ops[i].target for i in batch}:
-                batch.append(index)
-                if len(batch) == BATCH_MAX:
-                    outcomes.update(self._run_batch([ops[i] for i in batch], batch))
-                    batch = []
-            else:
-                outcomes[index] = self.execute(op)
-        if batch:
-            outcomes.update(self._run_batch([ops[i] for i in batch], batch))
-        return [outcomes[i] for i in range(len(ops))]
+        """Runs of plain updates (no `updated_stamp`, one per ticket) go through `update_many`
+        jobs of up to 100; anything else is executed alone. Order is kept: a run ends at the
+        first op that cannot join it."""
+        outcomes: list[Outcome] = []
+        run: list[Operation] = []
 
-    def _run_batch(self, ops: list[Operation], indexes: list[int]) -> dict[int, Outcome]:
+        def flush() -> None:
+            outcomes.extend(self._run_batch(run) if len(run) > 1 else map(self.execute, run))
+            run.clear()
+
+        for op in ops:
+            batchable = op.verb == "update" and "updated_stamp" not in op.payload
+            if not batchable or len(run) == BATCH_MAX or op.target in {o.target for o in run}:
+                flush()
+            if batchable:
+                run.append(op)
+            else:
+                outcomes.append(self.execute(op))
+        flush()
+        return outcomes
+
+    def _run_batch(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """One `update_many` job for `ops` (distinct tickets); an Outcome per op, in order."""
         out: dict[int, Outcome] = {}
         pending: list[tuple[int, Operation, Ticket]] = []
+        results: dict[str, dict[str, Any]] = {}
+        job_id = ""
         with default_lane("escalation"):
-            for index, op in zip(indexes, ops, strict=True):
+            for index, op in enumerate(ops):
                 try:
                     pending.append((index, op, self._ticket_changes(op)))
                 except (KeyError, TypeError, ValueError) as exc:
                     out[index] = refused(f"zendesk update: bad payload ({exc})")
-            if not pending:
-                return out
             try:
-                job = self._call(lambda: self.client.tickets.update([t for _, _, t in pending]))
-                results = self._await_job(str(job.id))
+                if pending:
+                    job = self._call(lambda: self.client.tickets.update([t for _, _, t in pending]))
+                    job_id = str(job.id)
+                    results = {str(r.get("id")): r for r in self._await_job(job_id)}
             except VendorError as exc:
-                return {**out, **{index: failed(exc) for index, _, _ in pending}}
-        by_ticket = {str(r.get("id")): r for r in results}
+                out.update({index: failed(exc) for index, _, _ in pending})
+                pending = []
         for index, op, _ in pending:
-            result = by_ticket.get(op.target)
+            result = results.get(op.target)
             if result is None:
                 out[index] = Outcome(ok=False, retryable=True, error="no result in job status")
             elif result.get("success"):
-                out[index] = done(ticket_id=int(op.target), job_id=str(job.id))
+                out[index] = done(ticket_id=int(op.target), job_id=job_id)
             else:
                 error = f"{result.get('error', 'failed')}: {result.get('details', '')}"
                 out[index] = refused(error, ticket_id=int(op.target))
-        return out
+        return [out[i] for i in range(len(ops))]
 
     def _await_job(self, job_id: str) -> list[dict[str, Any]]:
         """Poll a job status on the clock until it completes; its per-item results."""

@@ -30,7 +30,7 @@ Decisions where the spec is silent (also in docs/rules.md):
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 Explanation = dict[str, Any]
+Test = Callable[["Context"], bool]
+_LISTS = frozenset({list, tuple, set, frozenset})
 
 
 # ----------------------------------------------------------------------------- context
@@ -54,8 +56,9 @@ class TimeMath:
 
     - wall minutes and hours are plain UTC arithmetic;
     - business minutes and hours bisect a table of the calendar's working spans with their
-      cumulative working time (built once per 2 years of dates, exact to the microsecond, same
-      "earliest/latest instant" convention as `Calendar.add`);
+      cumulative working time (built for 2 years of dates around first use and grown on
+      demand; exact to the microsecond, same "earliest/latest instant" convention as
+      `Calendar.add`);
     - days, weeks, months and business days go through apply_offset, memoised per instant.
     Every result is a UTC instant.
     """
@@ -70,15 +73,20 @@ class TimeMath:
 
     def shift(self, at: datetime, offset: Offset) -> datetime:
         """`apply_offset(at, offset, calendar)` as a UTC instant."""
-        unit = offset.unit
+        if at.tzinfo is not UTC:
+            at = at.astimezone(UTC)
+        unit, amount = offset.unit, offset.amount
         if unit == "minutes" or unit == "hours":
-            minutes = offset.amount * (60 if unit == "hours" else 1)
-            return at.astimezone(UTC) + timedelta(minutes=minutes)
-        if offset.amount == 0:
-            return at.astimezone(UTC)
+            return at + timedelta(minutes=amount * 60 if unit == "hours" else amount)
+        if amount == 0:
+            return at
         if self.calendar is not None and (unit == "business_minutes" or unit == "business_hours"):
-            minutes = offset.amount * (60 if unit == "business_hours" else 1)
-            found = self._business(at, minutes)
+            minutes = amount * 60 if unit == "business_hours" else amount
+            table = self._table
+            found = table.add(at, minutes) if table is not None else None
+            if found is None and (table is None or not table.first_us <= _micros(at) < table.last_us):
+                table = self._table = _SpanTable(self.calendar, at, table)  # grow to cover `at`
+                found = table.add(at, minutes)
             if found is not None:
                 return found
         key = (at, offset)
@@ -91,27 +99,22 @@ class TimeMath:
             found = self._memo[key] = apply_offset(local, offset, self.calendar).astimezone(UTC)
             return found
 
-    def _business(self, at: datetime, minutes: int) -> datetime | None:
-        """Calendar.add through the span table; None when outside the table (the caller falls
-        back to the calendar itself)."""
-        assert self.calendar is not None
-        table = self._table
-        if table is None or not table.covers(at):
-            table = self._table = _SpanTable(self.calendar, at, table)
-        return table.add(at, minutes)
 
-
+UTC_MATH = TimeMath(None)
 _MEMO_LIMIT = 200_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_MINUTE_US = 60_000_000
 _TABLE_DAYS = 366
 
 
 class _SpanTable:
     """A calendar's working spans over ~2 years as integer microseconds since the epoch, with
-    the working time before each span, so a business add is two bisections."""
+    the working time before each span, so a business add is two bisections. The position of
+    the last instant asked for is kept: a ladder's steps all count from one anchor."""
 
-    __slots__ = ("cum_end", "cum_start", "ends", "first", "last", "starts")
+    __slots__ = ("_last", "cum_end", "cum_start", "ends", "first", "first_us", "last",
+                 "last_us", "starts")  # fmt: skip
 
     def __init__(self, calendar: Calendar, around: datetime, old: _SpanTable | None) -> None:
         day = around.astimezone(calendar.tz).date()
@@ -132,18 +135,30 @@ class _SpanTable:
                 self.cum_start.append(total)
                 total += e - s
                 self.cum_end.append(total)
+        self.first_us = self.starts[0] if self.starts else 0
+        self.last_us = self.ends[-1] if self.starts else 0
+        self._last: tuple[datetime, int] | None = None
 
-    def covers(self, at: datetime) -> bool:
-        return bool(self.starts) and self.starts[0] <= _micros(at) < self.ends[-1]
+    def position(self, at: datetime) -> int | None:
+        """Working time from the table's start to `at`; None outside the table."""
+        last = self._last
+        if last is not None and last[0] == at:
+            return last[1]
+        u = _micros(at)
+        if not self.first_us <= u < self.last_us:
+            return None
+        i = bisect_right(self.starts, u) - 1
+        found = self.cum_start[i] + min(u, self.ends[i]) - self.starts[i]
+        self._last = (at, found)
+        return found
 
     def add(self, at: datetime, minutes: int) -> datetime | None:
-        u = _micros(at)
-        i = bisect_right(self.starts, u) - 1
-        if i < 0:
+        """`at` plus business minutes; None when `at` or the answer lies outside the table."""
+        position = self.position(at)
+        if position is None:
             return None
-        position = self.cum_start[i] + min(u, self.ends[i]) - self.starts[i]
-        target = position + minutes * 60_000_000
-        if minutes >= 0:
+        target = position + minutes * _MINUTE_US
+        if minutes > 0:
             j = bisect_left(self.cum_end, target)  # earliest: the end of a span stays there
             if j >= len(self.starts):
                 return None
@@ -151,7 +166,7 @@ class _SpanTable:
             j = bisect_right(self.cum_start, target) - 1  # latest: a span's start, not the end
             if j < 0:
                 return None
-        return _EPOCH + (self.starts[j] + target - self.cum_start[j]) * _US
+        return _EPOCH + timedelta(microseconds=self.starts[j] + target - self.cum_start[j])
 
 
 def _micros(at: datetime) -> int:
@@ -178,7 +193,7 @@ class Context:
         self.fields = fields
         self.previous = previous
         self.now = now
-        self.math = calendar if isinstance(calendar, TimeMath) else TimeMath(calendar)
+        self.math = calendar if isinstance(calendar, TimeMath) else _math_for(calendar)
         self.tz: tzinfo = self.math.tz
         self._paths: dict[str, Any] = {}
         self._instants: dict[str, datetime | None] = {}
@@ -221,6 +236,10 @@ class Context:
         except KeyError:
             found = self._instants[path] = as_instant(self.value(path), self.tz)
             return found
+
+
+def _math_for(calendar: Calendar | None) -> TimeMath:
+    return UTC_MATH if calendar is None else TimeMath(calendar)
 
 
 def resolve(fields: Mapping[str, Any], path: str) -> Any:
@@ -307,6 +326,10 @@ class Condition:
     def test(self, ctx: Context) -> bool:
         raise NotImplementedError
 
+    def fast(self) -> Test:
+        """`test` as one closure for the hot loop: no method dispatch, no generators."""
+        return self.test
+
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         """The answer plus the field values that decided it."""
         raise NotImplementedError
@@ -353,6 +376,12 @@ class FieldTest(Condition):
     def test(self, ctx: Context) -> bool:
         return self.check(ctx.value(self.path), ctx)
 
+    def fast(self) -> Test:
+        check, path = self.check, self.path
+        if "." in path:
+            return lambda ctx: check(ctx.value(path), ctx)
+        return lambda ctx: check(ctx.fields.get(path), ctx)
+
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         return self.test(ctx), {self.path: json_safe(ctx.value(self.path))}
 
@@ -373,6 +402,12 @@ class Eq(FieldTest):
             return left is not None and left == as_instant(self.expected, ctx.tz, ctx.tz)
         return False
 
+    def fast(self) -> Test:
+        path, expected = self.path, self.expected
+        if self.temporal or isinstance(expected, tuple) or "." in path:
+            return super().fast()
+        return lambda ctx: bool(ctx.fields.get(path) == expected)
+
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         if self.temporal or self.expected.__hash__ is None:
             return {}
@@ -384,6 +419,10 @@ class Ne(Eq):
 
     def check(self, value: Any, ctx: Context) -> bool:
         return not super().check(value, ctx)
+
+    def fast(self) -> Test:
+        equal = super().fast()
+        return lambda ctx: not equal(ctx)
 
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         return {}
@@ -411,6 +450,22 @@ class In(FieldTest):
             return False
         return any(eq.check(value, ctx) for eq in self.temporal)
 
+    def fast(self) -> Test:
+        path, members, check = self.path, self.members, self.check
+        if self.temporal or "." in path:
+            return super().fast()
+
+        def test(ctx: Context) -> bool:
+            value = ctx.fields.get(path)
+            if type(value) in _LISTS:
+                return check(value, ctx)
+            try:
+                return value in members
+            except TypeError:
+                return False
+
+        return test
+
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         return {} if self.temporal else {self.path: self.members}
 
@@ -420,6 +475,10 @@ class NotIn(In):
 
     def check(self, value: Any, ctx: Context) -> bool:
         return not super().check(value, ctx)
+
+    def fast(self) -> Test:
+        inside = super().fast()
+        return lambda ctx: not inside(ctx)
 
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         return {}
@@ -605,6 +664,20 @@ class All(Condition):
     def test(self, ctx: Context) -> bool:
         return all(child.test(ctx) for child in self.children)
 
+    def fast(self) -> Test:
+        tests = tuple(child.fast() for child in self.children)
+        if len(tests) == 2:
+            first, second = tests
+            return lambda ctx: first(ctx) and second(ctx)
+
+        def test(ctx: Context) -> bool:
+            for one in tests:  # noqa: SIM110 - a generator costs more in the hot loop
+                if not one(ctx):
+                    return False
+            return True
+
+        return test
+
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         results = [child.explain(ctx) for child in self.children]
         ok = all(r for r, _ in results)
@@ -631,6 +704,17 @@ class AnyOf(Condition):
     def test(self, ctx: Context) -> bool:
         return any(child.test(ctx) for child in self.children)
 
+    def fast(self) -> Test:
+        tests = tuple(child.fast() for child in self.children)
+
+        def test(ctx: Context) -> bool:
+            for one in tests:  # noqa: SIM110 - a generator costs more in the hot loop
+                if one(ctx):
+                    return True
+            return False
+
+        return test
+
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         results = [child.explain(ctx) for child in self.children]
         ok = any(r for r, _ in results)
@@ -649,6 +733,10 @@ class Not(Condition):
 
     def test(self, ctx: Context) -> bool:
         return not self.child.test(ctx)
+
+    def fast(self) -> Test:
+        inner = self.child.fast()
+        return lambda ctx: not inner(ctx)
 
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         ok, found = self.child.explain(ctx)

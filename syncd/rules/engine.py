@@ -63,9 +63,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
@@ -134,12 +134,12 @@ def memory_from_json(data: Mapping[str, Mapping[str, Any]] | None) -> dict[str, 
     return {rule_id: RuleMemory.from_json(mem) for rule_id, mem in (data or {}).items()}
 
 
-@dataclass(frozen=True)
-class Timer:
+class Timer(NamedTuple):
     """A future instant at which this record must be evaluated again.
 
     `step` is the step that falls due (WAKE_STEP when a condition's age test flips then).
     `key` identifies the step occurrence like its first intent's key, computed on demand.
+    A named tuple: the engine makes one per pending step, and tuples are cheap to build.
     """
 
     rule_id: str
@@ -220,6 +220,7 @@ class _Rule:
         self.scope = cond.compile_condition(rule.scope)
         self.when = cond.compile_condition(rule.when)
         self.gate = _all(self.scope, self.when)
+        self.gate_test = self.gate.fast()
         self.gate_ages = _has_age(self.gate)
         self.actions = tuple(_actions(rule.do or []))
         self.timeline = rule.steps is not None
@@ -229,8 +230,10 @@ class _Rule:
             if isinstance(rule.since, schema.BecameAnchor)
             else None
         )
-        self.until = cond.compile_condition(rule.until) if rule.until is not None else None
-        self.defer_when = cond.compile_condition(rule.defer.when) if rule.defer else None
+        self.since_test = self.since.fast() if self.since else None
+        self.since_ages = self.since is not None and _has_age(self.since)
+        self.until = cond.compile_condition(rule.until).fast() if rule.until is not None else None
+        self.defer_when = cond.compile_condition(rule.defer.when).fast() if rule.defer else None
         self.defer_to = rule.defer.to if rule.defer else ""
         deferred_from = _index_of(rule.steps or [], rule.defer.from_step) if rule.defer else None
         self.steps = tuple(
@@ -306,10 +309,10 @@ class _KindIndex:
         self.rules = tuple(rules)
         self.by_id = {r.id: r for r in rules}
         constraints = {r.id: r.index_constraint() for r in rules}
-        popularity: dict[str, int] = {}
+        distinct: dict[str, set[Any]] = {}
         for found in constraints.values():
-            for path in found:
-                popularity[path] = popularity.get(path, 0) + 1
+            for path, values in found.items():
+                distinct.setdefault(path, set()).update(values)
         self.buckets: dict[str, dict[Any, list[_Rule]]] = {}
         free: list[_Rule] = []
         for rule in rules:
@@ -317,17 +320,29 @@ class _KindIndex:
             if not found:
                 free.append(rule)
                 continue
-            path = max(found, key=lambda p: (popularity[p], p))
+            # the most selective test: many values across rules, few for this rule
+            path = max(found, key=lambda p: (len(distinct[p]) / len(found[p]), p))
             for value in found[path]:
                 self.buckets.setdefault(path, {}).setdefault(value, []).append(rule)
         self.free = tuple(free)
         self.indexed = {path: tuple(r for b in v.values() for r in b) for path, v in
                         self.buckets.items()}  # fmt: skip
+        # one indexed field (the common case): the candidate list per value, ready-made
+        self.single: tuple[str, dict[Any, tuple[_Rule, ...]]] | None = None
+        if len(self.buckets) == 1:
+            ((path, bucket),) = self.buckets.items()
+            ready = {v: tuple(sorted({*b, *free}, key=_position)) for v, b in bucket.items()}
+            self.single = (path, ready)
 
     def candidates(
         self, fields: Mapping[str, Any], memory: Mapping[str, RuleMemory]
-    ) -> list[_Rule]:
+    ) -> Sequence[_Rule]:
         """The rules that may act on this record, in rule-set order."""
+        if self.single is not None and not memory:
+            path, ready = self.single
+            value = cond.resolve(fields, path)
+            if type(value) not in _LISTS and _hashable(value):
+                return ready.get(value, self.free)
         found: dict[str, _Rule] = {r.id: r for r in self.free}
         for path, bucket in self.buckets.items():
             value = cond.resolve(fields, path)
@@ -346,8 +361,15 @@ class _KindIndex:
             if rule is not None:
                 found[rule_id] = rule
         if len(found) == len(self.rules):
-            return list(self.rules)
-        return sorted(found.values(), key=lambda r: r.position)
+            return self.rules
+        return sorted(found.values(), key=_position)
+
+
+_LISTS = (list, tuple, set, frozenset)
+
+
+def _position(rule: _Rule) -> int:
+    return rule.position
 
 
 def _hashable(value: Any) -> bool:
@@ -405,12 +427,14 @@ class Engine:
             except Exception as exc:  # one rule's failure never stops the others
                 run.fail(rule, "", f"{type(exc).__name__}: {exc}")
                 after = before
-            if after == EMPTY:
+            if after is before:
+                continue
+            if after is EMPTY or after == EMPTY:
                 new_memory.pop(rule.id, None)
             else:
                 new_memory[rule.id] = after
         timers = run.timers
-        wake = min((t.due_at for t in timers), default=None)
+        wake = min([t.due_at for t in timers]) if timers else None
         return Evaluation(run.intents, new_memory, timers, wake, run.errors)
 
 
@@ -442,8 +466,7 @@ def evaluate(
 # ----------------------------------------------------------------------------- one evaluation
 
 
-@dataclass(frozen=True)
-class _Due:
+class _Due(NamedTuple):
     """One step occurrence with its due instant."""
 
     step: _Step
@@ -494,23 +517,25 @@ class _Run:
         if at is not None:
             self.timers.append(Timer(rule.id, self.ref, WAKE_STEP, at, at))
 
-    def entry(self, condition: cond.Condition, ctx: cond.Context) -> datetime:
-        """The instant the record entered `condition` (true now): see the module docstring."""
-        since = self.observed.astimezone(UTC)
-        return cond.entered(condition, ctx, since) if _has_age(condition) else since
+    def entry(self, condition: cond.Condition, ctx: cond.Context, ages: bool) -> datetime:
+        """The instant the record entered `condition` (true now): see the module docstring.
+        `ages`: the condition has age tests (else it can only have entered with this version).
+        """
+        since = self.observed if self.observed.tzinfo is UTC else self.observed.astimezone(UTC)
+        return cond.entered(condition, ctx, since) if ages else since
 
     # ------------------------------------------------------------------ instant rules
 
     def instant(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
         ctx = self.ctx(rule)
-        active = not self.deleted and rule.gate.test(ctx)
+        active = not self.deleted and rule.gate_test(ctx)
         if rule.gate_ages:
             self.wake(rule, rule.gate, ctx)
         if not active:
             return EMPTY
         if mem.in_when and not mem.retry:
             return mem
-        entered_at = mem.entered_at if mem.retry and mem.entered_at else self.entry(rule.gate, ctx)
+        entered_at = mem.entered_at if mem.retry and mem.entered_at else self.entry(rule.gate, ctx, rule.gate_ages)
         reason = {"when": rule.gate.explain(ctx)[1], "entered_at": entered_at.isoformat()}
         render = _Renderer(self, rule, ctx, step=None)
         ok = True
@@ -541,33 +566,44 @@ class _Run:
 
     def timeline(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
         ctx = self.ctx(rule)
-        since_in, since_at = mem.since_in, mem.since_at
-        if rule.since is not None:
-            holds = not self.deleted and rule.since.test(ctx)
-            if holds and not since_in:
-                since_at = self.entry(rule.since, ctx)
-            since_in = holds
-            if _has_age(rule.since):
-                self.wake(rule, rule.since, ctx)
-            anchor = since_at if since_in else None
-        else:
-            anchor = ctx.instant(rule.since_field)
-            anchor = anchor.astimezone(UTC) if anchor is not None else None
-        active = not self.deleted and rule.gate.test(ctx)
+        active = not self.deleted and rule.gate_test(ctx)
         if rule.gate_ages:
             self.wake(rule, rule.gate, ctx)
+        since_in, since_at = mem.since_in, mem.since_at
+        if rule.since is not None:
+            holds = not self.deleted and rule.since_test(ctx)
+            if holds and not since_in:
+                since_at = self.entry(rule.since, ctx, rule.since_ages)
+            since_in = holds
+            if rule.since_ages:
+                self.wake(rule, rule.since, ctx)
+            anchor = since_at if since_in else None
+        elif active:
+            anchor = ctx.instant(rule.since_field)
+            anchor = anchor.astimezone(UTC) if anchor is not None else None
+        else:
+            anchor = None
         if not active or anchor is None:  # disarmed, or nothing to count from: keep the past
-            return replace(mem, in_when=active, since_in=since_in, since_at=since_at)
+            if mem is EMPTY and not since_in:
+                return EMPTY
+            if (active, since_in, since_at) == (mem.in_when, mem.since_in, mem.since_at):
+                return mem
+            return RuleMemory(active, None, mem.anchor, mem.fired, mem.cancelled, since_in,
+                              since_at)  # fmt: skip
         fired, cancelled = mem.fired, mem.cancelled
         if anchor != mem.anchor:
             cancelled = False
             if rule.since is not None:
                 fired = frozenset()  # a new entry into the `since` condition: a new episode
         if not cancelled:
-            if rule.until is not None and rule.until.test(ctx):
+            if rule.until is not None and rule.until(ctx):
                 cancelled = True
             else:
                 fired = self.steps(rule, ctx, anchor, fired)
+        if (mem.in_when and anchor == mem.anchor and fired is mem.fired
+                and cancelled is mem.cancelled and since_in is mem.since_in
+                and since_at == mem.since_at):  # fmt: skip
+            return mem
         return RuleMemory(True, None, anchor, fired, cancelled, since_in, since_at)
 
     def steps(
@@ -599,7 +635,7 @@ class _Run:
 
     def deferred_anchor(self, rule: _Rule, ctx: cond.Context, anchor: datetime) -> Any:
         """The anchor of deferred steps: _NOT_DEFERRED, None (target not set) or an instant."""
-        if rule.defer_when is None or not rule.defer_when.test(ctx):
+        if rule.defer_when is None or not rule.defer_when(ctx):
             return _NOT_DEFERRED
         target = ctx.instant(rule.defer_to)
         if target is None:

@@ -134,7 +134,10 @@ def _user_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 
 def _tickets(call: Call) -> Response:
-    live = (t for t in call.state.tickets.values() if not t["deleted"])
+    """List Tickets; `?external_id=` narrows it to the tickets carrying that external id."""
+    external_id = call.req.arg("external_id")
+    live = (t for t in call.state.tickets.values() if not t["deleted"]
+            and (external_id is None or t["external_id"] == external_id))
     return paginate(call, "tickets", sorted_rows(live), _ticket_view(call))
 
 

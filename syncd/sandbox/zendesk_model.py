@@ -445,7 +445,7 @@ def audit_view(state: ZendeskState, a: dict[str, Any], base: str) -> dict[str, A
         "author_id": a["author_id"],
         "metadata": {
             "system": {"client": "syncd-sandbox", "ip_address": "127.0.0.1", "location": None},
-            "custom": {},
+            "custom": dict(a.get("custom") or {}),
         },
         "via": a["via"],
         "events": events,

@@ -76,6 +76,7 @@ class _Plan:
     errors: Details = field(default_factory=dict)
     comments: list[dict[str, Any]] = field(default_factory=list)
     new_requester: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # the audit's metadata.custom
 
     def error(self, name: str, description: str, code: str = "InvalidValue") -> None:
         self.errors.setdefault(name, []).append({"description": description, "error": code})
@@ -244,6 +245,11 @@ class TicketWriter:
         for key, adding in (("additional_tags", True), ("remove_tags", False)):
             if key in data:
                 self._tag_delta(plan, data[key], adding)
+        if "metadata" in data:
+            if isinstance(data["metadata"], dict):
+                plan.metadata = copy.deepcopy(data["metadata"])
+            else:
+                plan.error("metadata", "Metadata: must be an object")
         self._comments(plan, data, creating=before is None, imported=imported)
         self._assignment(plan, before, data)
         if not imported:
@@ -500,8 +506,8 @@ class TicketWriter:
         before.update(after)
         self._touch(before)
         explicit = next((c["author_id"] for c in comments if c["explicit_author"]), None)
-        audit = self._record_audit(before, comments, events,
-                                   author=explicit or self.actor["id"], at=self.stamp)
+        audit = self._record_audit(before, comments, events, author=explicit or self.actor["id"],
+                                   at=self.stamp, metadata=plan.metadata)
         return before, audit
 
     def _tracked(self, ticket: dict[str, Any]) -> dict[str, Any]:
@@ -516,11 +522,15 @@ class TicketWriter:
     def _record_audit(
         self, ticket: dict[str, Any], comments: list[dict[str, Any]],
         events: list[dict[str, Any]], *, author: int, at: str,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """One audit; `metadata` is the update's custom metadata (Zendesk "Setting Metadata"):
+        invisible to people, kept as the audit's metadata.custom."""
         audit_id = self.state.new_id()
         comment_events = [self._store_comment(ticket, c, audit_id) for c in comments]
         audit = {"id": audit_id, "ticket_id": ticket["id"], "created_at": at,
-                 "author_id": author, "via": VIA_API, "events": comment_events + events}
+                 "author_id": author, "via": VIA_API, "events": comment_events + events,
+                 "custom": dict(metadata or {})}
         self.state.audits[audit_id] = audit
         return audit
 

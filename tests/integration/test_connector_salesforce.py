@@ -12,6 +12,7 @@ from syncd.connectors.base import poll
 from syncd.connectors.salesforce import SalesforceConfig, SalesforceConnector
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
+from syncd.settings import load_settings
 
 NOW = "2026-03-02T10:00:00+00:00"
 KEY_FIELD = {"name": "Syncd_Key__c", "type": "string", "external_id": True, "unique": True}
@@ -33,18 +34,24 @@ def connector(sandbox: SandboxServer, **overrides: Any) -> SalesforceConnector:
 def seed(sandbox: SandboxServer, accounts: int = 0, **extra: Any) -> None:
     rows = [
         # ties: five accounts share each second, across the page boundary
-        {"Name": f"Acct {n:03d}", "SystemModstamp": f"2026-03-02T09:{n // 5 // 60:02d}:"
-         f"{n // 5 % 60:02d}.000+0000"}
+        {
+            "Name": f"Acct {n:03d}",
+            "SystemModstamp": f"2026-03-02T09:{n // 5 // 60:02d}:{n // 5 % 60:02d}.000+0000",
+        }
         for n in range(accounts)
     ]
-    sandbox.control("POST", "/_sandbox/seed", {
-        "clock": NOW,
-        "salesforce": {
-            "settings": {"custom_fields": {"Task": [KEY_FIELD]}, **extra.pop("settings", {})},
-            "accounts": rows,
-            **extra,
+    sandbox.control(
+        "POST",
+        "/_sandbox/seed",
+        {
+            "clock": NOW,
+            "salesforce": {
+                "settings": {"custom_fields": {"Task": [KEY_FIELD]}, **extra.pop("settings", {})},
+                "accounts": rows,
+                **extra,
+            },
         },
-    })
+    )
 
 
 def op(verb: str, key: str = "rule/k1", target: str = "Task", **payload: Any) -> Operation:
@@ -71,18 +78,39 @@ def test_poll_pages_then_resume_without_loss_or_repeat(sandbox: SandboxServer) -
     assert poll(sf, cursor)[0] == []
 
     # a row committed late with an older stamp (within the look-back) is still found
-    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {"accounts": [
-        {"Name": "Late", "SystemModstamp": "2026-03-02T09:00:45.000+0000"}]}})
+    sandbox.control(
+        "POST",
+        "/_sandbox/seed",
+        {
+            "salesforce": {
+                "accounts": [{"Name": "Late", "SystemModstamp": "2026-03-02T09:00:45.000+0000"}]
+            }
+        },
+    )
     late, cursor = poll(sf, cursor)
     assert [r.fields["Name"] for r in late] == ["Late"]
     assert poll(sf, cursor)[0] == []
 
 
 def test_records_carry_parent_names_and_deletes(sandbox: SandboxServer) -> None:
-    sandbox.control("POST", "/_sandbox/seed", {"clock": NOW, "salesforce": {
-        "accounts": [{"@key": "acme", "Name": "Acme"}],
-        "opportunities": [{"Name": "Big deal", "StageName": "Prospecting",
-                           "CloseDate": "2026-04-01", "AccountId": "@acme"}]}})
+    sandbox.control(
+        "POST",
+        "/_sandbox/seed",
+        {
+            "clock": NOW,
+            "salesforce": {
+                "accounts": [{"@key": "acme", "Name": "Acme"}],
+                "opportunities": [
+                    {
+                        "Name": "Big deal",
+                        "StageName": "Prospecting",
+                        "CloseDate": "2026-04-01",
+                        "AccountId": "@acme",
+                    }
+                ],
+            },
+        },
+    )
     sf = connector(sandbox, objects=("Opportunity",))
     (opportunity,), _ = poll(sf, None)
     assert opportunity.ref.kind == "salesforce.opportunity"
@@ -98,8 +126,13 @@ def test_each_verb_is_absent_before_and_verified_after(sandbox: SandboxServer) -
     ops = [
         op("create", key="r/create", fields={"Subject": "Kickoff call", "WhatId": account.ref.id}),
         op("upsert_by_key", key="r/upsert", fields={"Subject": "Send welcome pack"}),
-        op("update", target="Account", key="r/update", Id=account.ref.id,
-           fields={"Industry": "Energy"}),
+        op(
+            "update",
+            target="Account",
+            key="r/update",
+            Id=account.ref.id,
+            fields={"Industry": "Energy"},
+        ),
     ]
     for operation in ops:
         before = sf.verify(operation)
@@ -115,8 +148,10 @@ def test_execute_many_uses_composite_collections(sandbox: SandboxServer) -> None
     sf = connector(sandbox)
     accounts, _ = poll(sf, None)
     ops = [op("create", key=f"r/{n}", fields={"Subject": f"Task {n}"}) for n in range(3)]
-    ops += [op("update", target="Account", key=f"r/a{n}", Id=a.ref.id, fields={"Type": "Customer"})
-            for n, a in enumerate(accounts)]
+    ops += [
+        op("update", target="Account", key=f"r/a{n}", Id=a.ref.id, fields={"Type": "Customer"})
+        for n, a in enumerate(accounts)
+    ]
     ops.append(op("create", key="r/bad", fields={"NoSuchField__c": 1}))
     outcomes = sf.execute_many(ops)
     assert [o.ok for o in outcomes] == [True] * 5 + [False]
@@ -131,8 +166,14 @@ def test_apply_then_500_is_retryable_and_verify_finds_the_effect(sandbox: Sandbo
     sf = connector(sandbox)
     create = op("create", key="r/once", fields={"Subject": "Only once"})
     sf.directory()  # authenticate and describe before the fault
-    fault(sandbox, method="POST", path=r"/sobjects/Task/?$", kind="apply_then_status",
-          status=500, times=1)
+    fault(
+        sandbox,
+        method="POST",
+        path=r"/sobjects/Task/?$",
+        kind="apply_then_status",
+        status=500,
+        times=1,
+    )
     outcome = sf.execute(create)
     assert not outcome.ok and outcome.retryable and outcome.detail["maybe_applied"]
     assert sf.verify(create).ok
@@ -141,8 +182,7 @@ def test_apply_then_500_is_retryable_and_verify_finds_the_effect(sandbox: Sandbo
 def test_429_with_retry_after_is_honoured(sandbox: SandboxServer) -> None:
     seed(sandbox)
     sf = connector(sandbox)
-    fault(sandbox, method="GET", path=r"/query", kind="status", status=429, retry_after=1,
-          times=1)
+    fault(sandbox, method="GET", path=r"/query", kind="status", status=429, retry_after=1, times=1)
     assert sf.verify(op("create")).error == "no record carries this key"
     assert (sf.governor.stats.throttled, sf.governor.stats.retries) == (1, 1)
 
@@ -160,13 +200,37 @@ def test_expired_token_is_renewed_once(sandbox: SandboxServer) -> None:
 
 def test_jwt_bearer_flow(sandbox: SandboxServer) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    seed(sandbox, accounts=1, settings={"jwt_public_key_pem": public},
-         users=[{"Username": "ann@acme.example", "Email": "ann@acme.example", "Name": "Ann Owner",
-                 "IsActive": True}])
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    seed(
+        sandbox,
+        accounts=1,
+        settings={"jwt_public_key_pem": public},
+        users=[
+            {
+                "Username": "ann@acme.example",
+                "Email": "ann@acme.example",
+                "Name": "Ann Owner",
+                "IsActive": True,
+            }
+        ],
+    )
     sf = connector(sandbox, client_secret=None, username="ann@acme.example", private_key=private)
     assert len(poll(sf, None)[0]) == 1
     assert sf.directory().user_by_email("ann@acme.example") is not None
+
+
+def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=1)
+    assert sandbox.directory is not None
+    settings = load_settings(sandbox.directory / "syncd.toml", env={})
+    sf = SalesforceConnector.from_settings(settings, SystemClock())
+    assert sf.config.client_secret
+    assert sf.config.client_secret not in repr(sf.config)
+    sf.directory()

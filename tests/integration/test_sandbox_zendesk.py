@@ -453,3 +453,28 @@ def test_a_fixture_the_api_would_not_accept_is_refused_by_name(
         seed(sandbox, tickets=tickets)
     assert refused.value.code == 400
     assert named in json.loads(refused.value.read())["error"]
+
+
+# -- metadata and lookups that syncd's verify relies on -------------------------------------------
+def test_update_metadata_is_kept_on_the_audit_and_not_shown_in_comments(
+    sandbox: SandboxServer, wire: Wire
+) -> None:
+    seed(sandbox, tickets=ticket_specs(1))
+    answer = wire("PUT", "/tickets/1.json", {"ticket": {
+        "comment": {"body": "Looking into it", "public": True},
+        "metadata": {"syncd_key": "rule/abc"}}})
+    assert answer.status_code == 200
+    audits = wire("GET", "/tickets/1/audits.json").json()["audits"]
+    assert audits[-1]["metadata"]["custom"] == {"syncd_key": "rule/abc"}
+    comments = wire("GET", "/tickets/1/comments.json").json()["comments"]
+    assert "rule/abc" not in json.dumps(comments)
+    bad = wire("PUT", "/tickets/1.json", {"ticket": {"metadata": "nope"}})
+    assert bad.status_code == 422 and bad.json()["error"] == "RecordInvalid"
+
+
+def test_list_tickets_filters_by_external_id(sandbox: SandboxServer, wire: Wire) -> None:
+    seed(sandbox, tickets=[*ticket_specs(3), {"subject": "Keyed", "external_id": "syncd:k1",
+                                              "requester": "carl@acme.example"}])
+    found = wire("GET", "/tickets.json?external_id=syncd:k1").json()["tickets"]
+    assert [t["subject"] for t in found] == ["Keyed"]
+    assert wire("GET", "/tickets.json?external_id=none").json()["tickets"] == []

@@ -217,9 +217,9 @@ def test_seed_rejects_unknown_sections(echo: SandboxServer) -> None:
 
 def test_persisted_state_survives_a_restart(tmp_path: Path) -> None:
     factory = lambda ctx: [EchoVendor(ctx)]  # noqa: E731
-    with SandboxServer(directory=tmp_path, vendors=factory, persist=True) as first:
-        with client(first) as c:
-            c.post("/api/v2/w.json", json={})
+    with SandboxServer(directory=tmp_path, vendors=factory, persist=True) as first, \
+            client(first) as c:
+        c.post("/api/v2/w.json", json={})
     with SandboxServer(directory=tmp_path, vendors=factory, persist=True) as second, \
             client(second) as c:
         assert c.get("/api/v2/r.json").json()["writes"] == 1

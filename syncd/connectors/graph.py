@@ -1,0 +1,510 @@
+"""SharePoint and mail through Microsoft Graph: msal for the token, httpx for the calls.
+
+Token. `msal.ConfidentialClientApplication` (client credentials) against the configured
+authority; `instance_discovery=False` when its host is not a Microsoft login host (a national
+cloud mirror, the sandbox), and a `PinnedSession` as msal's `http_client` so its TLS trust is
+syncd's. msal caches the token; a 401 from Graph (a token revoked or expired early) drops the
+cached one and the call is made once more with a new token.
+
+Calls. One httpx client with `verify` from the configured CA bundle, the configured proxy and
+`trust_env=False` (the configuration wins over HTTPS_PROXY / SSL_CERT_FILE). Every request goes
+through `http.httpx_send`: the Graph budget governor, then classified errors.
+
+Polling. Delta on the drive root (SharePoint offers delta on the root only), keeping files
+below the watched folders (all files when none is configured), and per configured SharePoint
+list (`items/delta?expand=fields`). The cursor is JSON holding, per scope,
+the link to continue from: a nextLink while an enumeration is under way (so a crash resumes
+mid-way), the deltaLink once it is complete. A 410 Gone (`resyncRequired`) restarts a full
+enumeration from its `Location`; every item comes again, which the store absorbs. Items with a
+`deleted` facet become `Record(deleted=True)` (whatever their folder: a tombstone carries no
+path; the store ignores ids it never saw). Delta answers carry no `parentReference.path`, so
+a file's folder path is looked up once per parent folder id (cached).
+
+Verbs (`Operation.target` is a path in the drive, or a mailbox for `send_mail`):
+- `ensure_folder` `{"subfolders"?: [...]}`: each path segment (and each subfolder) is created
+  with `conflictBehavior: fail`; 409 `nameAlreadyExists` means it is there. Verify: a GET of
+  each folder.
+- `upload` `{"content_b64", "conflict"?: "replace"}`: a simple PUT up to 4 MiB, else an upload
+  session in fragments of a multiple of 327,680 bytes (no Authorization on the upload URL).
+  With `replace` it is idempotent. Verify: the file exists with the same size.
+- `copy_file` `{"destination": folder path, "name"?}`: download then upload (works across
+  drives and needs no async copy monitor); verify as for upload.
+- `send_mail` `{"to": [...], "cc"?: [...], "subject", "body", "content_type"?: "Text"}`:
+  sendMail with `internetMessageHeaders: x-syncd-key` (for recipients' systems) and a
+  single-value extended property carrying the key: Graph keeps no internet headers on the
+  Sent Items copy, but it can filter Sent Items by an extended property, so verify searches
+  Sent Items for it. Exchange files the copy a moment after the 202: verify right after a send
+  may still say absent, which is why the executor verifies only after a crash or an unknown
+  answer, not immediately.
+
+`download(path)` reads a file's bytes (for the executor's `file_transcript`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import msal
+import requests
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+from syncd.clock import Clock
+from syncd.connectors.base import (
+    Directory,
+    DirectoryUser,
+    Page,
+    TtlCache,
+    absent,
+    dispatch,
+    done,
+)
+from syncd.connectors.http import (
+    Governor,
+    PermanentError,
+    RetryableError,
+    RetryPolicy,
+    default_lane,
+    error_from_transport,
+    httpx_send,
+    redact,
+)
+from syncd.connectors.tls import PinnedSession, httpx_verify
+from syncd.model import Operation, Outcome, Record, RecordRef
+
+T = TypeVar("T")
+FRAGMENT = 327_680  # upload-session fragments are multiples of 320 KiB
+SIMPLE_UPLOAD_MAX = 4 * 1024 * 1024
+# A named property in the PS_PUBLIC_STRINGS set: filterable on Sent Items, unlike headers.
+KEY_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name SyncdKey"
+KEY_HEADER = "x-syncd-key"
+GONE = frozenset({410})
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authority: str = "https://login.microsoftonline.com"  # with or without the tenant
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    scope: str = "https://graph.microsoft.com/.default"
+    site_id: str | None = None
+    drive_id: str | None = None
+    mailbox: str | None = None
+    watched_folders: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    requests_per_minute: float = 600.0  # syncd's share of the app's Graph throttling budget
+    page_size: int = 200
+    fragment_size: int = 10 * FRAGMENT
+    directory_ttl_s: float = 900.0
+    timeout_s: float = 60.0
+
+
+def _authority(config: GraphConfig) -> str:
+    base = config.authority.rstrip("/")
+    return base if base.endswith("/" + config.tenant_id) else f"{base}/{config.tenant_id}"
+
+
+def _path(path: str) -> str:
+    return quote(path.strip("/"))
+
+
+class GraphConnector:
+    system = "graph"
+
+    def __init__(self, config: GraphConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.governor = Governor.per_minute("graph", clock, config.requests_per_minute)
+        self.retry = RetryPolicy(self.governor)
+        self._app: msal.ConfidentialClientApplication | None = None
+        self.http = httpx.Client(
+            verify=httpx_verify(config.ca_bundle),
+            proxy=config.proxy,
+            trust_env=False,
+            timeout=config.timeout_s,
+        )
+        self._drive = f"{config.base_url}/drives/{config.drive_id}"
+        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
+        self._folder_paths: dict[str, str] = {}
+        self._handlers: dict[str, Callable[[Operation], Outcome]] = {
+            "ensure_folder": self._ensure_folder,
+            "upload": self._upload,
+            "copy_file": self._copy_file,
+            "send_mail": self._send_mail,
+        }
+        self._verifiers: dict[str, Callable[[Operation], Outcome]] = {
+            "ensure_folder": self._verify_folders,
+            "upload": self._verify_file,
+            "copy_file": self._verify_file,
+            "send_mail": self._verify_mail,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock) -> GraphConnector:
+        g = settings.graph
+        if g is None or g.client_secret is None:
+            raise ValueError("graph is not configured (section [graph] and its client secret)")
+        return cls(
+            GraphConfig(
+                tenant_id=g.tenant_id,
+                client_id=g.client_id,
+                client_secret=g.client_secret.get_secret_value(),
+                authority=g.authority,
+                base_url=g.base_url,
+                scope=g.scope,
+                site_id=g.site_id,
+                drive_id=g.drive_id,
+                mailbox=g.mailbox,
+                watched_folders=tuple(g.watched_folders),
+                lists=tuple(g.lists),
+                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
+                proxy=settings.proxy.https,
+            ),
+            clock,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport -------------------------------------------------------------------------
+    def _msal(self) -> msal.ConfidentialClientApplication:
+        """The msal app, made on first use: it reads the authority's OpenID configuration."""
+        if self._app is None:
+            config = self.config
+            authority = _authority(config)
+            proxies = {"https": config.proxy, "http": config.proxy} if config.proxy else None
+            self._app = msal.ConfidentialClientApplication(
+                config.client_id,
+                client_credential=config.client_secret,
+                authority=authority,
+                instance_discovery=urlsplit(authority).hostname in WELL_KNOWN_AUTHORITY_HOSTS,
+                http_client=PinnedSession(verify=config.ca_bundle or True, proxies=proxies),
+            )
+        return self._app
+
+    def _drop_token(self) -> None:
+        if self._app is not None:
+            self._app.remove_tokens_for_client()
+
+    def _token(self) -> str:
+        try:
+            result = self._msal().acquire_token_for_client(scopes=[self.config.scope])
+        except requests.RequestException as exc:
+            raise error_from_transport("graph", "POST", exc) from None
+        except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
+            raise PermanentError("graph", None, "authority", redact(str(exc))) from None
+        if "access_token" in result:
+            return str(result["access_token"])
+        error = str(result.get("error", "token_error"))
+        message = str(result.get("error_description", "")).splitlines()[0][:200]
+        cls = (
+            RetryableError
+            if error in ("temporarily_unavailable", "server_error")
+            else (PermanentError)
+        )
+        raise cls("graph", None, error, message)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool = True,
+        authorize: bool = True,
+        passthrough: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One Graph call under the retry policy, with a fresh token after a 401."""
+        extra_headers = dict(kwargs.pop("headers", None) or {})
+
+        def once() -> httpx.Response:
+            headers = dict(extra_headers)
+            if authorize:
+                headers["Authorization"] = f"Bearer {self._token()}"
+            request = self.http.build_request(method, url, headers=headers, **kwargs)
+            return httpx_send(self.governor, self.http, request, passthrough=passthrough)
+
+        return self.retry.call(once, idempotent=idempotent, reauth=self._drop_token)
+
+    def _get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
+        return dict(self._request("GET", url, **kwargs).json())
+
+    def _exists(self, url: str) -> dict[str, Any] | None:
+        try:
+            return self._get_json(url)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # -- reading ---------------------------------------------------------------------------
+    def _scopes(self) -> dict[str, str]:
+        """Delta scope name -> the URL that starts its first enumeration."""
+        top = f"?$top={self.config.page_size}"
+        scopes = {"drive": f"{self._drive}/root/delta{top}"}
+        for name in self.config.lists:
+            scopes[f"list:{name}"] = (
+                f"{self.config.base_url}/sites/{self.config.site_id}/lists/{quote(name)}"
+                f"/items/delta{top}&expand=fields"
+            )
+        return scopes
+
+    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+        lane = "backfill" if cursor is None else "poll"
+        state: dict[str, str] = json.loads(cursor) if cursor else {}
+        for scope, start in self._scopes().items():
+            url = state.get(scope, start)
+            while True:
+                with default_lane(lane):
+                    resp = self._request("GET", url, passthrough=GONE)
+                    if resp.status_code == 410:  # delta token expired: enumerate everything
+                        url = resp.headers["Location"]
+                        continue
+                    body = resp.json()
+                    records = [self._record(scope, item) for item in body.get("value", [])]
+                next_link = body.get("@odata.nextLink")
+                state[scope] = next_link or body["@odata.deltaLink"]
+                yield Page([r for r in records if r is not None], json.dumps(state, sort_keys=True))
+                if not next_link:
+                    break
+                url = next_link
+
+    def fetch(self, ref: RecordRef) -> Record | None:
+        with default_lane("escalation"):
+            if ref.kind == "sharepoint.file":
+                item = self._exists(f"{self._drive}/items/{quote(ref.id)}")
+                return self._record("drive", item) if item else None
+            list_name, _, item_id = ref.id.rpartition("/")
+            item = self._exists(
+                f"{self.config.base_url}/sites/{self.config.site_id}/lists/{quote(list_name)}"
+                f"/items/{quote(item_id)}?expand=fields"
+            )
+            return self._record(f"list:{list_name}", item) if item else None
+
+    def directory(self) -> Directory:
+        return self._directory.get()
+
+    def download(self, path: str) -> bytes:
+        """A file's bytes: Graph answers 302 to a pre-authenticated URL, fetched without our
+        token."""
+        with default_lane("escalation"):
+            resp = self._request("GET", f"{self._drive}/root:/{_path(path)}:/content")
+            location = resp.headers.get("Location")
+            if location is None:
+                return resp.content
+            return self._request("GET", location, authorize=False).content
+
+    def _record(self, scope: str, item: Mapping[str, Any]) -> Record | None:
+        now = self.clock.now()
+        if scope.startswith("list:"):
+            name = scope[len("list:") :]
+            fields = {
+                "id": item["id"],
+                "list": name,
+                "fields": dict(item.get("fields") or {}),
+                "created_at": item.get("createdDateTime"),
+                "modified_at": item.get("lastModifiedDateTime"),
+            }
+            ref = RecordRef("sharepoint.item", f"{name}/{item['id']}")
+            return Record(ref, fields, now, deleted="deleted" in item)
+        ref = RecordRef("sharepoint.file", str(item["id"]))
+        if "deleted" in item:
+            return Record(ref, {"id": item["id"], "name": item.get("name")}, now, deleted=True)
+        if "file" not in item:
+            return None  # folders are not records
+        folder = self._folder_path(str((item.get("parentReference") or {}).get("id", "")))
+        watched = self.config.watched_folders
+        if watched and not any(folder == w or folder.startswith(w + "/") for w in watched):
+            return None
+        return Record(
+            ref,
+            {
+                "id": item["id"],
+                "name": item["name"],
+                "path": f"{folder}/{item['name']}" if folder else item["name"],
+                "folder": folder,
+                "size": item.get("size"),
+                "mime_type": (item.get("file") or {}).get("mimeType"),
+                "created_at": item.get("createdDateTime"),
+                "modified_at": item.get("lastModifiedDateTime"),
+                "web_url": item.get("webUrl"),
+            },
+            now,
+        )
+
+    def _folder_path(self, folder_id: str) -> str:
+        """A folder's path below the drive root ("" for the root), one GET per folder id."""
+        if folder_id not in self._folder_paths:
+            folder = self._get_json(f"{self._drive}/items/{quote(folder_id)}")
+            parent = (folder.get("parentReference") or {}).get("path")
+            if parent is None:
+                self._folder_paths[folder_id] = ""
+            else:
+                base = parent.partition("root:")[2].strip("/")
+                self._folder_paths[folder_id] = f"{base}/{folder['name']}".strip("/")
+        return self._folder_paths[folder_id]
+
+    def _load_directory(self) -> Directory:
+        url: str | None = f"{self.config.base_url}/users?$select=id,displayName,mail,accountEnabled"
+        users: list[dict[str, Any]] = []
+        while url:
+            page = self._get_json(url)
+            users.extend(page.get("value", []))
+            url = page.get("@odata.nextLink")
+        return Directory(
+            users={
+                u["id"]: DirectoryUser(
+                    id=u["id"],
+                    name=u.get("displayName") or "",
+                    email=u.get("mail"),
+                    active=u.get("accountEnabled", True) is not False,
+                )
+                for u in users
+            }
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+    def execute(self, op: Operation) -> Outcome:
+        return dispatch(op, self._handlers, "graph")
+
+    def verify(self, op: Operation) -> Outcome:
+        return dispatch(op, self._verifiers, "graph verify")
+
+    def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
+        return [self.execute(op) for op in ops]
+
+    def _folders_of(self, op: Operation) -> list[str]:
+        """The folders `ensure_folder` makes: each prefix of the path, then the subfolders."""
+        parts = [p for p in op.target.strip("/").split("/") if p]
+        paths = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return paths + [f"{paths[-1]}/{s.strip('/')}" for s in op.payload.get("subfolders") or []]
+
+    def _ensure_folder(self, op: Operation) -> Outcome:
+        for path in self._folders_of(op):
+            parent, _, name = path.rpartition("/")
+            url = (
+                f"{self._drive}/root:/{_path(parent)}:/children"
+                if parent
+                else (f"{self._drive}/root/children")
+            )
+            body = {"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
+            try:
+                self._request("POST", url, json=body)
+            except PermanentError as exc:
+                if exc.status != 409 or exc.code != "nameAlreadyExists":
+                    raise
+        return done(path=op.target.strip("/"))
+
+    def _upload(self, op: Operation) -> Outcome:
+        content = base64.b64decode(op.payload["content_b64"])
+        item = self._put_file(op.target, content, op.payload.get("conflict", "replace"))
+        return done(id=item.get("id"), size=item.get("size"))
+
+    def _put_file(self, path: str, content: bytes, conflict: str) -> dict[str, Any]:
+        address = f"{self._drive}/root:/{_path(path)}:"
+        idempotent = conflict == "replace"
+        if len(content) <= SIMPLE_UPLOAD_MAX:
+            return self._request(
+                "PUT",
+                f"{address}/content",
+                params={"@microsoft.graph.conflictBehavior": conflict},
+                content=content,
+                idempotent=idempotent,
+            ).json()
+        session = self._request(
+            "POST",
+            f"{address}/createUploadSession",
+            json={"item": {"@microsoft.graph.conflictBehavior": conflict}},
+        ).json()
+        upload_url = session["uploadUrl"]
+        step = max(FRAGMENT, self.config.fragment_size // FRAGMENT * FRAGMENT)
+        answer: dict[str, Any] = {}
+        for start in range(0, len(content), step):
+            chunk = content[start : start + step]
+            end = start + len(chunk) - 1
+            answer = self._request(
+                "PUT",
+                upload_url,
+                authorize=False,  # the upload URL carries its own auth; a token may 401
+                content=chunk,
+                headers={"Content-Range": f"bytes {start}-{end}/{len(content)}"},
+                idempotent=idempotent,
+            ).json()
+        return answer
+
+    def _copy_file(self, op: Operation) -> Outcome:
+        content = self.download(op.target)
+        name = op.payload.get("name") or op.target.rstrip("/").rpartition("/")[2]
+        destination = f"{op.payload['destination'].strip('/')}/{name}"
+        item = self._put_file(destination, content, "replace")
+        return done(id=item.get("id"), path=destination, size=item.get("size"))
+
+    def _send_mail(self, op: Operation) -> Outcome:
+        payload = op.payload
+        mailbox = op.target or self.config.mailbox
+
+        def recipients(key: str) -> list[dict[str, Any]]:
+            return [{"emailAddress": {"address": a}} for a in payload.get(key) or []]
+
+        message = {
+            "subject": payload["subject"],
+            "body": {
+                "contentType": payload.get("content_type", "Text"),
+                "content": payload["body"],
+            },
+            "toRecipients": recipients("to"),
+            "ccRecipients": recipients("cc"),
+            "internetMessageHeaders": [{"name": KEY_HEADER, "value": op.key}],
+            "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": op.key}],
+        }
+        self._request(
+            "POST",
+            f"{self.config.base_url}/users/{quote(str(mailbox))}/sendMail",
+            json={"message": message, "saveToSentItems": True},
+            idempotent=False,  # a repeated sendMail is a second mail
+        )
+        return done(mailbox=mailbox)
+
+    # -- verifying -------------------------------------------------------------------------
+    def _verify_folders(self, op: Operation) -> Outcome:
+        for path in self._folders_of(op):
+            item = self._exists(f"{self._drive}/root:/{_path(path)}")
+            if item is None or "folder" not in item:
+                return absent("folder missing", path=path)
+        return done(path=op.target.strip("/"))
+
+    def _verify_file(self, op: Operation) -> Outcome:
+        if op.verb == "copy_file":
+            name = op.payload.get("name") or op.target.rstrip("/").rpartition("/")[2]
+            path = f"{op.payload['destination'].strip('/')}/{name}"
+            size = (self._exists(f"{self._drive}/root:/{_path(op.target)}") or {}).get("size")
+        else:
+            path = op.target
+            size = len(base64.b64decode(op.payload["content_b64"]))
+        item = self._exists(f"{self._drive}/root:/{_path(path)}")
+        if item is None or item.get("size") != size:
+            return absent("file missing or different", path=path)
+        return done(id=item["id"], path=path)
+
+    def _verify_mail(self, op: Operation) -> Outcome:
+        mailbox = op.target or self.config.mailbox
+        key = op.key.replace("'", "''")
+        page = self._get_json(
+            f"{self.config.base_url}/users/{quote(str(mailbox))}/mailFolders/SentItems/messages",
+            params={
+                "$filter": f"singleValueExtendedProperties/any(ep: ep/id eq '{KEY_PROPERTY}' "
+                f"and ep/value eq '{key}')",
+                "$select": "id",
+            },
+        )
+        found = page.get("value") or []
+        return done(message_id=found[0]["id"]) if found else absent("not in Sent Items")

@@ -1,0 +1,282 @@
+"""Drain the ledger: every due intent carried out exactly once, across crashes and retries.
+
+For each due intent, in one transaction: work out its operations (actions.py), `mark_sent`, and
+freeze the operations in a `prepared` audit row. Only after that commit is the vendor called;
+the answer is recorded in a second transaction (`mark_done`, `mark_failed`). So an intent whose
+outcome is unknown (still `sent` after a crash, or `failed` after an answer that may hide an
+applied write) has its exact operations on record: each is verified at the vendor first and
+only the absent ones are sent again, never a fresh choice (round robin would pick someone else).
+
+Shadow intents are skipped, `--dry-run` skips everything it would have executed (a rehearsal:
+going live later does not replay it, as with shadow rules); the kill switch file holds
+everything (plan and audit go on; execution resumes, in order, when the file is removed).
+`max_actions_per_hour` defers the excess, spread over the hour, without counting an attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from syncd.connectors.http import RetryableError, VendorError
+from syncd.daemon.actions import DRIVE_PATH, ActionContext, operations
+from syncd.daemon.people import ActionError, People
+from syncd.daemon.planner import apply_record
+from syncd.daemon.runtime import Runtime, log
+from syncd.model import Intent, Operation, Outcome
+from syncd.store.db import Tx
+from syncd.store.ledger import LedgerEntry
+
+PREPARED = "prepared"  # audit event holding an intent's frozen operations
+BATCH = 100
+BACKOFF_BASE_S = 30.0
+BACKOFF_CAP_S = 3600.0
+
+
+@dataclass
+class Drained:
+    """What one pass did, by outcome."""
+
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    held: int = 0  # due but held by the kill switch
+
+
+class _Lost(Exception):
+    """Another executor claimed the intent first: roll the claim back, do nothing."""
+
+
+def backoff(attempts: int, outcome: Outcome | None = None) -> timedelta:
+    """30 s, 1 min, 2 min ... capped at an hour; a vendor's Retry-After wins if longer."""
+    wait = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempts, 0))
+    asked = (outcome.detail.get("retry_after") if outcome else None) or 0
+    return timedelta(seconds=max(wait, float(asked)))
+
+
+def to_json(ops: Sequence[Operation]) -> list[dict[str, Any]]:
+    return [{"key": o.key, "system": o.system, "verb": o.verb, "target": o.target,
+             "payload": dict(o.payload)} for o in ops]  # fmt: skip
+
+
+def frozen(tx: Tx, key: str) -> list[Operation] | None:
+    """The operations the intent's last claim froze, None if it was never sent."""
+    rows = [row for row in tx.audit.for_intent(key) if row.event == PREPARED]
+    if not rows:
+        return None
+    return [Operation(o["key"], o["system"], o["verb"], o["target"], o["payload"])
+            for o in rows[-1].detail["ops"]]  # fmt: skip
+
+
+class Executor:
+    def __init__(self, rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.rt = rt
+        self.stopping = stopping
+
+    # -- unknown outcomes ----------------------------------------------------------------------
+    def recover(self) -> None:
+        """Settle intents left `sent` (a crash between the vendor call and its record): done if
+        every operation is found at the vendor, else failed and due now (then sent again)."""
+        with self.rt.store.read() as tx:
+            entries = [(e, frozen(tx, e.intent.key)) for e in tx.ledger.sent_unverified()]
+        for entry, ops in entries:
+            key = entry.intent.key
+            present = self._verify(entry.intent, ops or [])
+            now = self.rt.clock.now()
+            with self.rt.store.transaction() as tx:
+                if present is None:
+                    log.warning("intent_unverified", intent=key, rule=entry.intent.rule_id,
+                                record=str(entry.intent.record))  # fmt: skip
+                elif ops and len(present) == len(ops):
+                    tx.ledger.mark_done(key, {"verified": present}, now)
+                else:
+                    tx.ledger.mark_failed(key, "sent, not found at the vendor", now, now)
+
+    def _verify(self, intent: Intent, ops: Sequence[Operation]) -> dict[str, Any] | None:
+        """Op key -> what the vendor shows, for the operations present; None if a vendor could
+        not tell (verify again later)."""
+        present: dict[str, Any] = {}
+        for op in ops:
+            connector = self.rt.connectors.get(op.system)
+            if connector is None:
+                return None
+            try:
+                outcome = connector.verify(op)
+            except Exception as exc:  # a connector bug must not stop the other intents
+                log.warning("verify_failed", intent=intent.key, op=op.key, error=repr(exc))
+                return None
+            if outcome.ok:
+                present[op.key] = dict(outcome.detail)
+            elif outcome.retryable:
+                return None
+        return present
+
+    # -- due intents ---------------------------------------------------------------------------
+    def drain(self) -> Drained:
+        """Carry out every intent due now (each at most once per pass)."""
+        result = Drained()
+        if not self.rt.dry_run and self.rt.kill_switch:
+            with self.rt.store.read() as tx:
+                result.held = len(tx.ledger.claim_due(self.rt.clock.now(), BATCH))
+            if result.held:
+                switch = self.rt.settings.syncd.kill_switch_file
+                log.warning("kill_switch_holding", file=str(switch), due=result.held)
+            return result
+        people = People(self.rt.connectors)
+        seen: set[str] = set()
+        spacing: dict[str, int] = {}
+        while not self.stopping():
+            with self.rt.store.read() as tx:
+                batch = tx.ledger.claim_due(self.rt.clock.now(), len(seen) + BATCH)
+            fresh = [e for e in batch if e.intent.key not in seen]
+            if not fresh:
+                break
+            for entry in fresh:
+                if self.stopping():
+                    break
+                seen.add(entry.intent.key)
+                self._one(entry, people, spacing, result)
+        return result
+
+    def _one(self, entry: LedgerEntry, people: People, spacing: dict[str, int],
+             result: Drained) -> None:  # fmt: skip
+        intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
+        skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
+                else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
+        if skip:
+            with self.rt.store.transaction() as tx:
+                result.skipped += tx.ledger.skip(intent.key, skip, now)
+            return
+        limit = engine.limit(intent.rule_id)
+        if limit is not None:
+            with self.rt.store.read() as tx:
+                sent = tx.ledger.actions_in_last_hour(intent.rule_id, now)
+            if sent + spacing.get(intent.rule_id, 0) >= limit:
+                held = spacing[intent.rule_id] = spacing.get(intent.rule_id, 0) + 1
+                until = now + timedelta(hours=1) / limit * held
+                with self.rt.store.transaction() as tx:
+                    result.deferred += tx.ledger.defer(intent.key, until,
+                                                       f"max_actions_per_hour {limit}", now)
+                return
+        try:
+            ops = self._claim(entry, people, now)
+        except _Lost:
+            return
+        except (ActionError, VendorError) as exc:
+            retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
+            self._failed(intent, str(exc), retry, result)
+            return
+        if ops is not None:
+            self._execute(entry, ops, result)
+
+    def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
+        """mark_sent with the operations to send (committed before any vendor call); None when
+        verification found every frozen operation already done (then it is marked done)."""
+        intent = entry.intent
+        with self.rt.store.read() as tx:
+            ops = frozen(tx, intent.key)
+        if ops is not None:  # sent before: verify, send only what is absent
+            present = self._verify(intent, ops)
+            if present is None:
+                raise RetryableError("syncd", None, "unverified", "a vendor could not verify")
+            with self.rt.store.transaction() as tx:
+                if not tx.ledger.mark_sent(intent.key, now):
+                    raise _Lost
+                if len(present) == len(ops):
+                    tx.ledger.mark_done(intent.key, {"verified": present}, now)
+                    return None
+            return [op for op in ops if op.key not in present]
+        for connector in self.rt.connectors.values():
+            connector.directory()  # warm the caches outside the write transaction
+        with self.rt.store.transaction() as tx:
+            record = tx.records.get(intent.record)
+            if record is None or record.deleted:
+                raise ActionError(f"{intent.record} is {'deleted' if record else 'unknown'}")
+            ops = operations(self._context(tx, record, people, intent, now), intent)
+            if not tx.ledger.mark_sent(intent.key, now):
+                raise _Lost
+            tx.audit.append(PREPARED, now, record=intent.record, rule_id=intent.rule_id,
+                            intent_key=intent.key, detail={"ops": to_json(ops)})  # fmt: skip
+        return ops
+
+    def _context(self, tx: Tx, record: Any, people: People, intent: Intent,
+                 now: datetime) -> ActionContext:  # fmt: skip
+        rule = self.rt.engine.rules.get(intent.rule_id)
+        graph = self.rt.settings.graph
+        return ActionContext(tx=tx, record=record, people=people,
+                             roles=dict(rule.vars) if rule else {},
+                             mailbox=(graph.mailbox or "") if graph else "", now=now)  # fmt: skip
+
+    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> None:
+        intent = entry.intent
+        outcomes = {op.key: self._send(op) for op in ops}
+        now = self.rt.clock.now()
+        failures = {k: o for k, o in outcomes.items() if not o.ok}
+        if not failures:
+            with self.rt.store.transaction() as tx:
+                tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
+                                    now)  # fmt: skip
+            result.done += 1
+            return
+        error = "; ".join(f"{k}: {o.error}" for k, o in failures.items())
+        if any(o.error == "conflict" for o in failures.values()):
+            self._replan(intent)  # the record changed under us: re-read it, then try again
+            retry: datetime | None = now
+        elif all(o.retryable for o in failures.values()):
+            retry = now + backoff(entry.attempts, next(iter(failures.values())))
+        else:
+            retry = None
+        self._failed(intent, error, retry, result)
+
+    def _send(self, op: Operation) -> Outcome:
+        connector = self.rt.connectors.get(op.system)
+        if connector is None:
+            return Outcome(ok=False, error=f"{op.system} is not configured")
+        try:
+            return connector.execute(self._materialize(op))
+        except VendorError as exc:  # reading an attachment failed before the write
+            return Outcome(ok=False, retryable=isinstance(exc, RetryableError), error=str(exc))
+        except Exception as exc:  # a connector bug: the write may have happened, verify later
+            return Outcome(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+
+    def _materialize(self, op: Operation) -> Operation:
+        """Attachments named by a SharePoint path are read now, not frozen in the audit."""
+        attachments = op.payload.get("attachments") or []
+        if not any(DRIVE_PATH in a for a in attachments):
+            return op
+        graph: Any = self.rt.connectors["graph"]
+        read = [
+            {"filename": a["filename"],
+             "content_b64": base64.b64encode(graph.download(a[DRIVE_PATH])).decode()}
+            if DRIVE_PATH in a else a
+            for a in attachments
+        ]  # fmt: skip
+        return Operation(op.key, op.system, op.verb, op.target, {**op.payload, "attachments": read})
+
+    def _replan(self, intent: Intent) -> None:
+        connector = self.rt.connector_for(intent.record.kind)
+        try:
+            fresh = connector.fetch(intent.record) if connector else None
+        except VendorError as exc:
+            log.warning("refetch_failed", record=str(intent.record), error=str(exc))
+            return
+        if fresh is not None:
+            with self.rt.store.transaction() as tx:
+                apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
+
+    def _failed(self, intent: Intent, error: str, retry: datetime | None,
+                result: Drained) -> None:  # fmt: skip
+        with self.rt.store.transaction() as tx:
+            tx.ledger.mark_failed(intent.key, error, self.rt.clock.now(), retry)
+            entry = tx.ledger.get(intent.key)
+        state = entry.state if entry else "?"
+        log.warning("intent_failed", intent=intent.key, rule=intent.rule_id,
+                    record=str(intent.record), action=intent.action, state=str(state),
+                    error=error)  # fmt: skip
+        result.failed += 1
+        self.rt.fail(f"{intent.key}: {error}")
+

@@ -1,0 +1,233 @@
+"""Who an action means: mail recipients and assignees, from the connectors' directories and the
+store.
+
+Choices that depend on history (round robin's pointer, least loaded's counts) are made while
+the intent is being claimed, in its `mark_sent` transaction, and the resulting operations are
+frozen with it (executor): a retry after a crash verifies and repeats the same choice instead
+of choosing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
+from syncd.daemon.runtime import SYSTEM_OF_KIND
+from syncd.model import Record, RecordRef
+from syncd.rules.conditions import resolve
+from syncd.store.db import Tx
+
+ROUND_ROBIN = "~round_robin"  # rule-memory row per group: {"last": user id}
+OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
+ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
+SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
+
+
+class ActionError(Exception):
+    """The intent cannot be carried out as planned; the message is the dead letter's reason."""
+
+
+@dataclass(frozen=True)
+class Assignee:
+    user: DirectoryUser | None
+    group: DirectoryGroup | None
+
+
+def system_of(record: RecordRef) -> str:
+    return SYSTEM_OF_KIND.get(record.system, record.system)
+
+
+class People:
+    """Directory look-ups for one executor pass (directories are the connectors' cached ones)."""
+
+    def __init__(self, connectors: Mapping[str, Connector]) -> None:
+        self.connectors = connectors
+        self._assigned: dict[tuple[str, str], int] = {}  # this pass's picks, for least loaded
+
+    def directory(self, system: str) -> Directory:
+        connector = self.connectors.get(system)
+        if connector is None:
+            raise ActionError(f"{system} is not configured")
+        return connector.directory()
+
+    def user(self, system: str, who: str) -> DirectoryUser:
+        """An active user by email or id."""
+        directory = self.directory(system)
+        user = directory.users.get(who) if "@" not in who else directory.user_by_email(who)
+        if user is None:
+            raise ActionError(f"no {system} user {who!r}")
+        if not user.active:
+            raise ActionError(f"{system} user {who!r} is not active")
+        return user
+
+    def group(self, system: str, name: str) -> DirectoryGroup:
+        group = self.directory(system).group_by_name(name)
+        if group is None:
+            raise ActionError(f"no {system} group named {name!r}")
+        return group
+
+    # -- recipients --------------------------------------------------------------------------
+    def recipients(
+        self, names: Iterable[str], record: Record, roles: Mapping[str, Any]
+    ) -> list[str]:
+        """Mail addresses for `to`/`cc` entries (docs/rules.md, notify), deduplicated."""
+        seen: dict[str, str] = {}
+        for name in names:
+            for address in self._addresses(str(name).strip(), record, roles, depth=0):
+                seen.setdefault(address.lower(), address)
+        return list(seen.values())
+
+    def _addresses(
+        self, name: str, record: Record, roles: Mapping[str, Any], depth: int
+    ) -> Iterator[str]:
+        kind, _, value = name.partition(":")
+        if kind == "group" and value:
+            yield from self._group_emails(value.strip())
+        elif kind == "user" and value:
+            yield value.strip()
+        elif kind == "role" and value and depth == 0:
+            members = roles.get(value.strip())
+            if members is None:
+                raise ActionError(f"no role {value.strip()!r} (a rule var of that name)")
+            for member in [members] if isinstance(members, str) else members:
+                yield from self._addresses(str(member).strip(), record, roles, depth + 1)
+        elif name in SYMBOLIC:
+            if record.ref.system != "zendesk":
+                raise ActionError(f"{name!r} is a ticket's; {record.ref} has none")
+            address = record.fields.get(SYMBOLIC[name])
+            if address:  # an unassigned ticket has no assignee to tell: not an error
+                yield str(address)
+        elif name == "owner":
+            yield self._owner_email(record)
+        elif "@" in name and ":" not in name:
+            yield name
+        else:
+            raise ActionError(f"unknown recipient {name!r}")
+
+    def _group_emails(self, name: str) -> Iterator[str]:
+        for system in ("zendesk", "salesforce"):
+            if system not in self.connectors:
+                continue
+            directory = self.directory(system)
+            group = directory.group_by_name(name)
+            if group is not None:
+                for member in sorted(group.member_ids):
+                    user = directory.users.get(member)
+                    if user is not None and user.active and user.email:
+                        yield user.email
+                return
+        raise ActionError(f"no group named {name!r}")
+
+    def _owner_email(self, record: Record) -> str:
+        owner = record.fields.get("OwnerId")
+        if not owner:
+            raise ActionError(f"{record.ref} has no OwnerId")
+        user = self.user("salesforce", str(owner))
+        if not user.email:
+            raise ActionError(f"salesforce user {owner} has no email")
+        return user.email
+
+    # -- assignment --------------------------------------------------------------------------
+    def assignee(
+        self, tx: Tx, params: Mapping[str, Any], record: Record, now: datetime
+    ) -> Assignee:
+        """The person (and group) an `assign` action picks for `record`."""
+        system = system_of(record.ref)
+        strategy = params.get("strategy", "fixed")
+        group = self.group(system, params["group"]) if params.get("group") else None
+        skip_away = bool(params.get("skip_away", True))
+        if strategy == "fixed":
+            user = self.user(system, params["user"]) if params.get("user") else None
+            if user is not None and user.away and skip_away:
+                if group is None:
+                    raise ActionError(f"{params['user']!r} is away and no group was given")
+                user = None
+            return Assignee(user, group)
+        if strategy == "mapping":
+            return Assignee(self.user(system, self._mapped(params["mapping"], record)), group)
+        if strategy == "account_owner":
+            return Assignee(self._account_owner(tx, record, system), group)
+        assert group is not None  # round_robin and least_loaded need a group (schema)
+        members = self._available(system, group, skip_away)
+        if strategy == "round_robin":
+            return Assignee(self._next_in_turn(tx, system, group, members, now), group)
+        return Assignee(self._least_loaded(tx, system, record.ref.kind, members), group)
+
+    def _available(self, system: str, group: DirectoryGroup, skip_away: bool) -> list[str]:
+        users = self.directory(system).users
+        members = sorted(
+            (u for u in (users.get(m) for m in group.member_ids) if u is not None and u.active),
+            key=lambda u: _id_order(u.id),
+        )
+        found = [u.id for u in members if not (skip_away and u.away)]
+        if not found:
+            raise ActionError(f"nobody in group {group.name!r} is available")
+        return found
+
+    def _next_in_turn(
+        self, tx: Tx, system: str, group: DirectoryGroup, members: list[str], now: datetime
+    ) -> DirectoryUser:
+        """The member after the last one this group gave a record to (durably remembered)."""
+        pointer = RecordRef(f"{system}.group", group.id)
+        last = (tx.memory.get(ROUND_ROBIN, pointer) or {}).get("last")
+        later = [m for m in members if last is None or _id_order(m) > _id_order(str(last))]
+        chosen = (later or members)[0]
+        tx.memory.put(ROUND_ROBIN, pointer, {"last": chosen}, now)
+        return self.directory(system).users[chosen]
+
+    def _least_loaded(self, tx: Tx, system: str, kind: str, members: list[str]) -> DirectoryUser:
+        """The member with the fewest open records in the store (plus this pass's picks)."""
+        field = ASSIGNEE_FIELD[system]
+        load = dict.fromkeys(members, 0)
+        for held in tx.records.by_kind(kind, _is_open):
+            owner = str(held.fields.get(field) or "")
+            if owner in load:
+                load[owner] += 1
+        chosen = min(members, key=lambda m: (load[m] + self._assigned.get((kind, m), 0),
+                                             _id_order(m)))  # fmt: skip
+        self._assigned[(kind, chosen)] = self._assigned.get((kind, chosen), 0) + 1
+        return self.directory(system).users[chosen]
+
+    def _mapped(self, mapping: Mapping[str, Any], record: Record) -> str:
+        value = resolve(record.fields, mapping["field"])
+        table = mapping.get("table") or {}
+        who = table.get(str(value)) if value is not None else None
+        who = who or mapping.get("default")
+        if not who:
+            raise ActionError(f"{mapping['field']}={value!r} is not in the mapping, no default")
+        return str(who)
+
+    def _account_owner(self, tx: Tx, record: Record, system: str) -> DirectoryUser:
+        """The owner of the record's Salesforce account (a ticket's by organization name)."""
+        if system == "salesforce":
+            account_id = record.ref.id if record.ref.kind == "salesforce.account" else (
+                record.fields.get("AccountId"))  # fmt: skip
+            account = tx.records.get(RecordRef("salesforce.account", str(account_id or "")))
+        else:
+            name = record.fields.get("organization_name")
+            accounts = tx.records.by_kind(
+                "salesforce.account", lambda a: bool(name) and a.fields.get("Name") == name
+            )
+            account = accounts[0] if accounts else None
+        if account is None or not account.fields.get("OwnerId"):
+            raise ActionError(f"no Salesforce account (with an owner) for {record.ref}")
+        owner = self.user("salesforce", str(account.fields["OwnerId"]))
+        if system == "salesforce":
+            return owner
+        if not owner.email:
+            raise ActionError(f"account owner {owner.id} has no email")
+        return self.user(system, owner.email)
+
+
+def _is_open(record: Record) -> bool:
+    if "status" in record.fields:
+        return record.fields.get("status") in OPEN_TICKET
+    return not record.fields.get("IsClosed")
+
+
+def _id_order(identifier: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order (9 before 10), then the others as text."""
+    return (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)

@@ -1,0 +1,79 @@
+"""One record version in, everything the engine decides about it written, in the caller's
+transaction: snapshot + history, intents, timers, rule memory.
+
+Poller and timers both come through here, so a replayed page or a re-fired timer re-derives the
+same keys and the ledger's unique key absorbs the repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from syncd.daemon.runtime import log
+from syncd.model import Record, RecordRef
+from syncd.rules.engine import Engine, RuleError, Timer, memory_from_json
+from syncd.store.db import Tx
+from syncd.store.timers import TimerSpec
+
+
+@dataclass
+class Applied:
+    """What applying one record did."""
+
+    planned: list[str] = field(default_factory=list)  # new intent keys
+    errors: list[RuleError] = field(default_factory=list)
+
+
+def merged(record: Record, stored: Record | None) -> Record:
+    """`record` with the stored values of fields its source does not carry.
+
+    Polls leave out what only a single-record read returns (Zendesk's `agent_touched` comes
+    from `fetch`); without this, every poll would erase what the last fetch learned."""
+    if stored is None or stored.deleted or record.deleted:
+        return record
+    missing = {k: v for k, v in stored.fields.items() if k not in record.fields}
+    if not missing:
+        return record
+    return Record(record.ref, {**missing, **record.fields}, record.observed_at, record.deleted)
+
+
+def rule_ids(engine: Engine, kind: str) -> list[str]:
+    return [rule_id for rule_id, rule in engine.rules.items() if rule.kind == kind]
+
+
+def apply_record(
+    tx: Tx, engine: Engine, record: Record, now: datetime, grace: timedelta
+) -> Applied:
+    """Store `record` and write what the engine makes of it (see the module docstring)."""
+    current = merged(record, tx.records.get(record.ref))
+    upserted = tx.records.upsert(current)
+    ids = rule_ids(engine, record.ref.kind)
+    stored = {rule_id: tx.memory.get(rule_id, record.ref) for rule_id in ids}
+    memory = memory_from_json({k: v for k, v in stored.items() if v is not None})
+    result = engine.evaluate(current, upserted.previous, memory, now, grace=grace)
+    applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
+    for rule_id in ids:
+        after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
+        if after != (stored[rule_id] or {}):
+            tx.memory.put(rule_id, record.ref, after, now)
+    _replace_timers(tx, record.ref, result.timers, now)
+    for error in applied.errors:
+        log.warning("rule_error", rule=error.rule_id, record=str(error.record),
+                    step=error.step, error=error.message)  # fmt: skip
+    return applied
+
+
+def _replace_timers(
+    tx: Tx, ref: RecordRef, timers: Iterable[Timer], now: datetime
+) -> None:
+    """Every rule's pending timers for the record become exactly what the engine wants."""
+    wanted: dict[str, dict[str, TimerSpec]] = {}
+    for timer in timers:  # two wake-ups at one instant share a key: keep one
+        wanted.setdefault(timer.rule_id, {})[timer.key] = TimerSpec(
+            timer.key, timer.step, timer.due_at
+        )
+    owners = set(wanted) | {t.rule_id for t in tx.timers.for_record(ref)}
+    for rule_id in sorted(owners):
+        tx.timers.replace(rule_id, ref, wanted.get(rule_id, {}).values(), now)

@@ -1,0 +1,119 @@
+"""What every daemon job shares: settings, clock, store, connectors and the current rules.
+
+Built once per process (`open_runtime`); a SIGHUP swaps `engine` for a freshly compiled rule
+set, so each job reads `runtime.engine` once at its start and keeps that rule set for its run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from syncd.clock import Clock
+from syncd.connectors.base import Connector
+from syncd.logs import get_logger
+from syncd.rules.diagnostics import Diagnostic
+from syncd.rules.engine import DEFAULT_GRACE, Engine
+from syncd.rules.loader import load_rules
+from syncd.settings import Settings
+from syncd.store.db import Store, open_store
+
+log = get_logger("syncd.daemon")
+
+# settings section -> (module, class) of its connector; each class has `from_settings`.
+CONNECTORS: dict[str, tuple[str, str]] = {
+    "zendesk": ("syncd.connectors.zendesk", "ZendeskConnector"),
+    "salesforce": ("syncd.connectors.salesforce", "SalesforceConnector"),
+    "graph": ("syncd.connectors.graph", "GraphConnector"),
+}
+# record kind prefix -> the connector (settings section) that reads and writes it
+SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
+
+
+class RulesRefused(RuntimeError):
+    """The rules directory has errors; `diagnostics` says where (file:line:col)."""
+
+    def __init__(self, rules_dir: Path, diagnostics: list[Diagnostic]) -> None:
+        errors = [d for d in diagnostics if d.is_error]
+        super().__init__(f"{rules_dir}: {len(errors)} rule error(s)")
+        self.diagnostics = errors
+
+
+def compile_rules(rules_dir: Path) -> Engine:
+    """The engine for `rules_dir`; refuses a rule set with any error (warnings are logged)."""
+    result = load_rules(rules_dir)
+    if result.errors:
+        raise RulesRefused(rules_dir, result.diagnostics)
+    for diagnostic in result.diagnostics:
+        log.warning("rules_warning", diagnostic=str(diagnostic))
+    return Engine(result.ruleset)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    store: Store
+    engine: Engine
+    connectors: Mapping[str, Connector]
+    dry_run: bool = False
+    failures: list[str] = field(default_factory=list)  # this cycle's, for `run --once`
+
+    @property
+    def grace(self) -> timedelta:
+        """How late a step may fire and still count as on time: one poll plus slack."""
+        return DEFAULT_GRACE + timedelta(seconds=self.settings.syncd.poll_interval_s)
+
+    @property
+    def kill_switch(self) -> bool:
+        return Path(self.settings.syncd.kill_switch_file).exists()
+
+    def connector_for(self, kind: str) -> Connector | None:
+        """The connector for a record kind (`zendesk.ticket` -> zendesk)."""
+        return self.connectors.get(SYSTEM_OF_KIND.get(kind.split(".", 1)[0], ""))
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_connectors(settings: Settings, clock: Clock) -> dict[str, Connector]:
+    """A connector for every configured vendor section whose secrets are present."""
+    found: dict[str, Connector] = {}
+    for section, (module_name, class_name) in CONNECTORS.items():
+        if getattr(settings, section) is None:
+            continue
+        try:
+            factory = getattr(importlib.import_module(module_name), class_name)
+            found[section] = factory.from_settings(settings, clock)
+        except (ImportError, AttributeError, ValueError) as exc:
+            log.warning("connector_unavailable", system=section, reason=str(exc))
+    return found
+
+
+def open_runtime(
+    settings: Settings,
+    clock: Clock,
+    *,
+    store_url: str | None = None,
+    connectors: Mapping[str, Connector] | None = None,
+    dry_run: bool = False,
+) -> Runtime:
+    """Compile the rules, create the state directory, open the store, build the connectors."""
+    engine = compile_rules(settings.syncd.rules_dir)
+    Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)
+    store = open_store(store_url or settings.syncd.store_url,
+                       max_attempts=settings.syncd.max_attempts)  # fmt: skip
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        store=store,
+        engine=engine,
+        connectors=build_connectors(settings, clock) if connectors is None else connectors,
+        dry_run=dry_run or settings.syncd.dry_run,
+    )
