@@ -5,6 +5,7 @@ import typer
 from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
 from syncd.commands.intents import intents
+from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -20,6 +21,8 @@ app.command()(check)
 app.command()(schema)
 app.command()(intents)
 app.command()(audit)
+app.command()(run)
+app.command()(plan)
 
 if __name__ == "__main__":
     app()

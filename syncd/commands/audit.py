@@ -155,7 +155,7 @@ def console() -> Console:
 
 
 def audit(
-    record: Annotated[str, typer.Argument(help=RECORD_HELP, show_default=False)],
+    record: Annotated[str, typer.Argument(metavar="RECORD", help=RECORD_HELP, show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:

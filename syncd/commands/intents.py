@@ -44,7 +44,8 @@ def intents(
         IntentState | None, typer.Option(help="Only intents in this state.", show_default=False)
     ] = None,
     record: Annotated[
-        str | None, typer.Option(help="Only intents for this record. " + RECORD_HELP)
+        str | None,
+        typer.Option(metavar="RECORD", help="Only intents for this record. " + RECORD_HELP),
     ] = None,
     retry: Annotated[
         str | None,

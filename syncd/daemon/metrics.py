@@ -166,7 +166,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     def serve(self, host: str = "127.0.0.1", port: int = 9464) -> MetricsServer:
-        """Serve `/metrics` from a daemon thread until `stop()`; port 0 picks a free port."""
+        """Serve `/metrics` from a daemon thread until `stop()`; port 0 picks a free port.
+        Raises OSError when the address is taken or not local to this host."""
         server, thread = start_http_server(port, addr=host, registry=self.registry)
         return MetricsServer(server, thread)
 

@@ -72,7 +72,7 @@ class Notifier:
             return False
         payload = "\n".join(assignments).encode()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.sendto(payload, self._address)
         except OSError as exc:
             logger.warning("sd_notify to %r failed: %s", self._address, exc)

@@ -104,9 +104,11 @@ def open_runtime(
     connectors: Mapping[str, Connector] | None = None,
     dry_run: bool = False,
 ) -> Runtime:
-    """Compile the rules, create the state directory, open the store, build the connectors."""
+    """Compile the rules, open the store (creating the state directory unless another
+    `store_url` is given: `plan`'s throwaway copy), build the connectors."""
     engine = compile_rules(settings.syncd.rules_dir)
-    Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)
+    if store_url is None:
+        Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)
     store = open_store(store_url or settings.syncd.store_url,
                        max_attempts=settings.syncd.max_attempts)  # fmt: skip
     return Runtime(

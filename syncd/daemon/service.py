@@ -41,7 +41,7 @@ from syncd.daemon.executor import Executor
 from syncd.daemon.metrics import Metrics, MetricsServer
 from syncd.daemon.notify import Notifier
 from syncd.daemon.poller import poll_source
-from syncd.daemon.runtime import Runtime, RulesRefused, compile_rules, log
+from syncd.daemon.runtime import RulesRefused, Runtime, compile_rules, log
 from syncd.daemon.timers import fire_due
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
@@ -153,11 +153,14 @@ class Service:
             self._wake(after)
 
     def _work(self) -> None:
-        """Settle, fire, execute; then sleep until the next due instant."""
+        """Settle, fire, execute; then sleep until the next due instant. Always reschedules
+        itself: an unexpected error is logged and retried a poll interval later."""
         if self.stopping():
             return
         with self._lock:
             self._working, self._again = True, False
+        due: list[datetime] = []
+        failed = True
         try:
             with self.metrics.time_cycle():
                 executor = Executor(self.rt, self.stopping)
@@ -167,13 +170,15 @@ class Service:
             with self.rt.store.read() as tx:
                 self.metrics.set_intents(tx.ledger.count_by_state())
                 due = [at for at in (tx.timers.next_due(), tx.ledger.next_attempt_at()) if at]
+            failed = drained.failed > 0
             self.notifier.status(f"done {drained.done}, failed {drained.failed}, "
                                  f"held {drained.held}")  # fmt: skip
+        except Exception:
+            log.exception("work_failed")
         finally:
             with self._lock:
                 self._working, again = False, self._again
-        wake = self.rt.clock.now() if again else min(due) if due else None
-        self._wake(wake, after_failures=bool(drained.failed))
+        self._wake(self.rt.clock.now() if again else min(due, default=None), failed)
 
     def _wake(self, at: datetime | None, after_failures: bool = False) -> None:
         """Schedule `work` for clock instant `at` (None: nothing due), within a poll interval."""

@@ -1,0 +1,102 @@
+"""`syncd plan`: what the daemon would do by an instant, computed on a throwaway copy.
+
+The real SQLite store is copied (SQLite's online backup: a consistent snapshot even while the
+daemon writes), the sources are polled into the copy (reads only), timers due by the instant are
+fired on the snapshots, each at its own due instant as the daemon would, and every intent still
+to be carried out by then is listed. Nothing is executed and the copy is deleted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from syncd.clock import Clock
+from syncd.connectors.base import Connector
+from syncd.daemon.cycle import poll_all
+from syncd.daemon.runtime import Runtime, open_runtime
+from syncd.daemon.timers import fire_due
+from syncd.model import Record, RecordRef
+from syncd.settings import Settings
+from syncd.store.db import StoreError
+from syncd.store.ledger import CLAIMABLE, LedgerEntry
+
+
+@dataclass(frozen=True)
+class Preview:
+    at: datetime
+    intents: list[LedgerEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "intents": [
+                {
+                    "key": e.intent.key,
+                    "rule": e.intent.rule_id,
+                    "record": str(e.intent.record),
+                    "action": e.intent.action,
+                    "params": dict(e.intent.params),
+                    "due_at": max(e.intent.due_at, e.next_attempt_at).isoformat(),
+                    "step": e.intent.step,
+                    "shadow": e.intent.shadow,
+                    "state": str(e.state),
+                    "reason": dict(e.intent.reason),
+                }
+                for e in self.intents
+            ],
+        }
+
+
+def snapshot(rt: Runtime, ref: RecordRef) -> Record | None:
+    """The stored version (a plan reads no single records from vendors)."""
+    with rt.store.read() as tx:
+        return tx.records.get(ref)
+
+
+def preview(
+    settings: Settings,
+    clock: Clock,
+    at: datetime | None = None,
+    connectors: Mapping[str, Connector] | None = None,
+) -> Preview:
+    now = clock.now()
+    until = max(at or now, now)
+    with tempfile.TemporaryDirectory(prefix="syncd-plan-") as tmp:
+        url = copy_store(settings.syncd.store_url, Path(tmp) / "state.db")
+        rt = open_runtime(settings, clock, store_url=url, connectors=connectors, dry_run=True)
+        try:
+            poll_all(rt)
+            while True:
+                with rt.store.read() as tx:
+                    due = tx.timers.next_due()
+                if due is None or due > until:
+                    break
+                fire_due(rt, now=max(due, now), freshen=snapshot)
+            with rt.store.read() as tx:
+                pending = [e for state in CLAIMABLE for e in tx.ledger.list(state=state)]
+        finally:
+            rt.close()
+    due_by = [e for e in pending if max(e.intent.due_at, e.next_attempt_at) <= until]
+    due_by.sort(key=lambda e: (max(e.intent.due_at, e.next_attempt_at), e.intent.key))
+    return Preview(until, due_by)
+
+
+def copy_store(url: str, target: Path) -> str:
+    """A SQLite URL for a copy of the store at `url` (an empty one if it does not exist yet)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise StoreError("syncd plan copies SQLite stores only; run it against a SQLite copy")
+    source = Path(parsed.database or "")
+    if parsed.database not in (None, "", ":memory:") and source.is_file():
+        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+    return f"sqlite:///{target}"
