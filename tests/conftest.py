@@ -9,6 +9,8 @@ from pathlib import Path
 
 import certifi
 import pytest
+import secret_scan
+from secret_scan import pytest_configure, pytest_sessionfinish  # noqa: F401  (hooks)
 
 from syncd.sandbox.server import SandboxServer
 
@@ -22,6 +24,9 @@ for _var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
 @pytest.fixture(scope="session")
 def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     server = SandboxServer(directory=tmp_path_factory.mktemp("sandbox"))
+    secret_scan.secrets.update((server.info["zendesk"]["token"],
+                                server.info["salesforce"]["client_secret"],
+                                server.info["graph"]["client_secret"]))
     server.start()
     yield server
     server.stop()

@@ -1,5 +1,5 @@
 """One record version in, everything the engine decides about it written, in the caller's
-transaction: snapshot + history, intents, timers, rule memory.
+transaction: snapshot + history, intents, timers (the due ones marked fired), rule memory.
 
 Poller and timers both come through here, so a replayed page or a re-fired timer re-derives the
 same keys and the ledger's unique key absorbs the repeat.
@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
-from syncd.rules.engine import Engine, RuleError, Timer, memory_from_json
+from syncd.rules.engine import Engine, Evaluation, RuleError, Timer, memory_from_json
 from syncd.store.db import Tx
 from syncd.store.timers import TimerSpec
 
@@ -39,8 +40,28 @@ def merged(record: Record, stored: Record | None) -> Record:
     return Record(record.ref, {**missing, **record.fields}, record.observed_at, record.deleted)
 
 
-def rule_ids(engine: Engine, kind: str) -> list[str]:
-    return [rule_id for rule_id, rule in engine.rules.items() if rule.kind == kind]
+def _memory(tx: Tx, engine: Engine, ref: RecordRef) -> dict[str, dict[str, Any] | None]:
+    """The record's stored memory for every rule of its kind (None: initial state)."""
+    ids = [rule_id for rule_id, rule in engine.rules.items() if rule.kind == ref.kind]
+    return {rule_id: tx.memory.get(rule_id, ref) for rule_id in ids}
+
+
+def _evaluate(engine: Engine, current: Record, previous: Record | None,
+              stored: dict[str, dict[str, Any] | None], now: datetime,
+              grace: timedelta) -> Evaluation:  # fmt: skip
+    memory = memory_from_json({k: v for k, v in stored.items() if v is not None})
+    return engine.evaluate(current, previous, memory, now, grace=grace)
+
+
+def due_by_time(tx: Tx, engine: Engine, record: Record, now: datetime, grace: timedelta) -> bool:
+    """Whether evaluating `record` now would act because time passed (a due timer, a timeline
+    step): then it must be re-read from its vendor first, not taken from a (lagging) poll."""
+    if any(t.due_at <= now for t in tx.timers.for_record(record.ref)):
+        return True
+    stored = tx.records.get(record.ref)
+    result = _evaluate(engine, merged(record, stored), stored, _memory(tx, engine, record.ref),
+                       now, grace)  # fmt: skip
+    return any(intent.step for intent in result.intents)
 
 
 def apply_record(
@@ -49,14 +70,15 @@ def apply_record(
     """Store `record` and write what the engine makes of it (see the module docstring)."""
     current = merged(record, tx.records.get(record.ref))
     upserted = tx.records.upsert(current)
-    ids = rule_ids(engine, record.ref.kind)
-    stored = {rule_id: tx.memory.get(rule_id, record.ref) for rule_id in ids}
-    memory = memory_from_json({k: v for k, v in stored.items() if v is not None})
-    result = engine.evaluate(current, upserted.previous, memory, now, grace=grace)
+    stored = _memory(tx, engine, record.ref)
+    for timer in tx.timers.for_record(record.ref):
+        if timer.due_at <= now:  # this evaluation is the one they were waiting for
+            tx.timers.mark_fired(timer.key, now)
+    result = _evaluate(engine, current, upserted.previous, stored, now, grace)
     applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
-    for rule_id in ids:
+    for rule_id, before in stored.items():
         after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
-        if after != (stored[rule_id] or {}):
+        if after != (before or {}):
             tx.memory.put(rule_id, record.ref, after, now)
     _replace_timers(tx, record.ref, result.timers, now)
     for error in applied.errors:
@@ -65,9 +87,7 @@ def apply_record(
     return applied
 
 
-def _replace_timers(
-    tx: Tx, ref: RecordRef, timers: Iterable[Timer], now: datetime
-) -> None:
+def _replace_timers(tx: Tx, ref: RecordRef, timers: Iterable[Timer], now: datetime) -> None:
     """Every rule's pending timers for the record become exactly what the engine wants."""
     wanted: dict[str, dict[str, TimerSpec]] = {}
     for timer in timers:  # two wake-ups at one instant share a key: keep one

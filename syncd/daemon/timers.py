@@ -1,5 +1,6 @@
 """Fire due timers: re-read each record from its vendor first (a ticket answered a minute ago
-must not escalate), then re-evaluate it, all in one transaction per record."""
+must not escalate), then re-evaluate it in one transaction per record, which plans what is due
+and marks its due timers fired."""
 
 from __future__ import annotations
 
@@ -50,17 +51,17 @@ def fire_due(
             rt.fail(f"{ref}: re-read before firing: {exc}")
             failed.add(ref)
             continue
+        fired += sum(t.record == ref for t in due)
         with rt.store.transaction() as tx:
             stored = tx.records.get(ref)
-            for timer in (t for t in due if t.record == ref):
-                fired += tx.timers.mark_fired(timer.key, at)
-            record = fresh or (
-                Record(ref, stored.fields, at, deleted=True) if stored is not None else None
-            )
-            if record is not None:
-                applied = apply_record(tx, engine, record, at, rt.grace)
-                if applied.errors:
-                    rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")
+            if stored is None:  # nothing to evaluate: the timers have had their turn
+                for timer in (t for t in due if t.record == ref):
+                    tx.timers.mark_fired(timer.key, at)
+                continue
+            record = fresh or Record(ref, stored.fields, at, deleted=True)
+            applied = apply_record(tx, engine, record, at, rt.grace)  # marks them fired
+            if applied.errors:
+                rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")
     if fired:
         log.info("timers_fired", count=fired)
     return fired

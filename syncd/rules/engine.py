@@ -186,6 +186,7 @@ class _Action:
     kind: str
     params: dict[str, Any]  # templates still as `Text`
     templated: bool  # any text to render
+    fixed: dict[str, Any] | None  # the final params when nothing depends on the record
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,11 @@ class _Step:
     actions: tuple[_Action, ...]
     deferrable: bool  # defer.from_step or after it
     lead: Offset | None  # this step's own offset (after, or from for a pattern)
+
+    @property
+    def plain(self) -> bool:
+        """Due once, at `after` (no repeat, no weekday pattern)."""
+        return self.every is None and self.repeat is None
 
 
 class _Rule:
@@ -241,6 +247,7 @@ class _Rule:
             for n, step in enumerate(rule.steps or [])
         )
         self.defer_lead = self.steps[deferred_from].lead if deferred_from is not None else None
+        self.step_plan = tuple((s, s.plain, f"{s.id}#0") for s in self.steps)
 
     def index_constraint(self) -> Mapping[str, frozenset[Any]]:
         """Field -> values outside which the rule cannot act on a record it has no memory of."""
@@ -273,7 +280,24 @@ def _index_of(steps: Sequence[schema.Step], step_id: str) -> int:
 def _actions(actions: Sequence[schema.Action]) -> Iterator[_Action]:
     for index, action in enumerate(actions):
         params = action.params()
-        yield _Action(index, action.kind, params, _has_text(params))
+        templated = _has_text(params)
+        fixed = None
+        if not templated and not _ANCHORED & params.keys() and not params.get("template"):
+            fixed = {k: _constant(v) for k, v in params.items()}
+        yield _Action(index, action.kind, params, templated, fixed)
+
+
+def _constant(value: Any) -> Any:
+    """A param that needs no rendering, JSON-safe (as `_Renderer.value` would make it)."""
+    if isinstance(value, Offset):
+        return str(value)
+    if isinstance(value, re.Pattern):
+        return value.pattern
+    if isinstance(value, Mapping):
+        return {k: _constant(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_constant(v) for v in value]
+    return cond.json_safe(str(value) if isinstance(value, templates.Text) else value)
 
 
 def _has_text(value: Any) -> bool:
@@ -419,7 +443,7 @@ class Engine:
         if index is None:
             return Evaluation([], dict(memory), [], None)
         run = _Run(self, current, previous, now, grace)
-        new_memory = dict(memory)
+        new_memory = dict(memory) if memory else {}
         for rule in index.candidates(current.fields, memory):
             before = memory.get(rule.id, EMPTY)
             try:
@@ -498,14 +522,20 @@ class _Run:
         prev_fields = previous.fields if previous is not None and not previous.deleted else None
         self.base = cond.Context(current.fields, prev_fields, now)
         self.contexts: dict[int, cond.Context] = {}
+        self._last: tuple[cond.TimeMath, cond.Context] | None = None
         self.intents: list[Intent] = []
         self.timers: list[Timer] = []
         self.errors: list[RuleError] = []
 
     def ctx(self, rule: _Rule) -> cond.Context:
+        """The record as seen under the rule's calendar (one context per calendar)."""
+        last = self._last
+        if last is not None and last[0] is rule.math:
+            return last[1]
         found = self.contexts.get(id(rule.math))
         if found is None:
             found = self.contexts[id(rule.math)] = self.base.with_math(rule.math)
+        self._last = (rule.math, found)
         return found
 
     def fail(self, rule: _Rule, step: str, message: str) -> None:
@@ -535,7 +565,10 @@ class _Run:
             return EMPTY
         if mem.in_when and not mem.retry:
             return mem
-        entered_at = mem.entered_at if mem.retry and mem.entered_at else self.entry(rule.gate, ctx, rule.gate_ages)
+        if mem.retry and mem.entered_at is not None:
+            entered_at = mem.entered_at  # the same entry again: the same keys
+        else:
+            entered_at = self.entry(rule.gate, ctx, rule.gate_ages)
         reason = {"when": rule.gate.explain(ctx)[1], "entered_at": entered_at.isoformat()}
         render = _Renderer(self, rule, ctx, step=None)
         ok = True
@@ -580,7 +613,11 @@ class _Run:
             anchor = since_at if since_in else None
         elif active:
             anchor = ctx.instant(rule.since_field)
-            anchor = anchor.astimezone(UTC) if anchor is not None else None
+            if anchor is not None:
+                anchor = anchor.astimezone(UTC)
+            elif ctx.value(rule.since_field) is not None:
+                raw = ctx.value(rule.since_field)
+                self.fail(rule, "", f"since: {rule.since_field} holds {raw!r}, not a date")
         else:
             anchor = None
         if not active or anchor is None:  # disarmed, or nothing to count from: keep the past
@@ -613,12 +650,29 @@ class _Run:
         deferred = self.deferred_anchor(rule, ctx, anchor)
         reason: dict[str, Any] | None = None
         newly: list[str] = []
-        for step in rule.steps:
+        now, math = self.now, rule.math
+        for step, plain, first in rule.step_plan:
             base = anchor
             if step.deferrable and deferred is not _NOT_DEFERRED:
                 if deferred is None:
                     continue  # deferred to a date not set yet: wait for it
                 base = deferred
+            if plain:  # the common case, inlined: one due instant
+                if first in fired:
+                    continue
+                at = math.shift(base, step.after)  # type: ignore[arg-type]
+                if step.at is not None:
+                    at = self.at(rule, step, at)
+                if at > now:
+                    self.timers.append(Timer(rule.id, self.ref, step.id, at, base))
+                    continue
+                if not self.catch_up(step, at):
+                    continue
+                if reason is None:
+                    reason = {"when": rule.gate.explain(ctx)[1], "anchor": anchor.isoformat()}
+                if self.fire(rule, ctx, _Due(step, 0, at, base), reason, base is not anchor):
+                    newly.append(first)
+                continue
             for due in self.occurrences(rule, step, base, fired):
                 if due.due > self.now:
                     self.timers.append(
@@ -680,9 +734,8 @@ class _Run:
             yield from (d for d in self.pattern(rule, step, anchor) if d.token not in fired)
         elif step.repeat is not None:
             yield from self.repeats(rule, step, anchor, fired)
-        elif f"{step.id}#0" not in fired:
-            assert step.after is not None
-            yield _Due(step, 0, self.at(rule, step, rule.math.shift(anchor, step.after)), anchor)
+        else:
+            raise AssertionError("plain steps are scheduled inline by `steps`")
 
     def at(self, rule: _Rule, step: _Step, instant: datetime) -> datetime:
         """`instant` moved to the step's `at:` local time of its local date (if it has one)."""
@@ -804,6 +857,8 @@ class _Renderer:
 
     def params(self, action: _Action, base: datetime) -> dict[str, Any]:
         """The action's params rendered, offsets resolved against `base`, JSON-safe."""
+        if action.fixed is not None:
+            return dict(action.fixed)  # nested values are shared: treat params as read-only
         params = action.params
         if action.templated:
             params = templates.render_tree(params, self.context())

@@ -506,6 +506,16 @@ def test_cleared_anchor_or_left_scope_schedules_nothing(tmp_path: Path) -> None:
     assert sim.last.next_wake is None
 
 
+def test_an_anchor_that_is_not_a_date_is_reported(tmp_path: Path) -> None:
+    sim = Sim(build(tmp_path, PLAN), kind="salesforce.opportunity")
+    sim.see(utc(2026, 5, 1), StageName="Closed Won", Start_Date__c="next Monday")
+    assert sim.last is not None and sim.last.timers == []
+    assert [str(e) for e in sim.last.errors] == [
+        "rule onboarding on salesforce.opportunity:1: since: Start_Date__c holds 'next Monday',"
+        " not a date"
+    ]
+
+
 SINCE = """
 - id: pending-reminder
   on: zendesk.ticket
