@@ -7,11 +7,10 @@ another's types: they meet here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from hashlib import blake2b
 from typing import Any
 
 # Record kinds a rule can name in `on:`. The prefix before the dot is the system.
@@ -91,17 +90,34 @@ def intent_key(
     occurrence: int = 0,
     action_index: int = 0,
 ) -> str:
-    """Deterministic key: (rule id, record, step, anchor instant, occurrence, action index)."""
-    parts = {
-        "rule": rule_id,
-        "record": str(record),
-        "step": step,
-        "anchor": anchor.isoformat() if anchor else "",
-        "occurrence": occurrence,
-        "action": action_index,
-    }
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    """Deterministic key: (rule id, record, step, anchor instant, occurrence, action index).
+
+    `<rule id>/<24 hex digits>`: a 96-bit BLAKE2b digest of the parts joined by the unit
+    separator (U+001F). An aware anchor is written as its integer microseconds since the epoch,
+    so the same instant gives the same key whatever its timezone (a naive one, which the engine
+    never produces, as its ISO text, which has a "T" and cannot look like an integer). A part
+    holding the separator itself switches to a length-prefixed encoding, so no two distinct
+    tuples give the same hash input.
+    """
+    if anchor is None:
+        instant = ""
+    elif anchor.tzinfo is None:
+        instant = anchor.isoformat()
+    else:
+        instant = str((anchor - _EPOCH) // _MICROSECOND)
+    kind, rid = record.kind, record.id
+    text = f"{rule_id}\x1f{kind}\x1f{rid}\x1f{step}\x1f{instant}\x1f{occurrence}\x1f{action_index}"
+    if text.count("\x1f") == 6:
+        digest = blake2b(text.encode(), digest_size=12).hexdigest()
+    else:  # a separator inside a part: length-prefixed parts, hashed in a domain of their own
+        parts = (rule_id, kind, rid, step, instant, str(occurrence), str(action_index))
+        text = "".join(f"{len(part)}:{part}" for part in parts)
+        digest = blake2b(text.encode(), digest_size=12, person=b"syncd-key-lp").hexdigest()
     return f"{rule_id}/{digest}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

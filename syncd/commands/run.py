@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from syncd.clock import SystemClock
+from syncd.daemon.cycle import run_cycle
 from syncd.daemon.preview import Preview, preview
 from syncd.daemon.runtime import RulesRefused, open_runtime
-from syncd.daemon.service import Service, run_once
+from syncd.daemon.service import Service
 from syncd.logs import configure_logging, settings_secrets
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.db import StoreError
@@ -41,7 +42,7 @@ def run(
         raise _refused(exc) from None
     try:
         if once:
-            report = run_once(rt)
+            report = run_cycle(rt)
             for failure in report.failures:
                 typer.echo(f"failed: {failure}", err=True)
             raise typer.Exit(0 if report.ok else 1)

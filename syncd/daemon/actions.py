@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.daemon.people import OPEN_TICKET, ActionError, People, system_of
+from syncd.daemon.people import OPEN_TICKET, ActionError, NothingToDo, People, system_of
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.rules.conditions import as_instant
@@ -56,7 +56,7 @@ def operations(ctx: ActionContext, intent: Intent) -> list[Operation]:
         raise ActionError(f"unknown action {intent.action!r}")
     found = builder(ctx, intent)
     if not found:
-        raise ActionError("the action has nothing to do")
+        raise NothingToDo("the action has nothing to do")
     return found
 
 
@@ -197,7 +197,7 @@ def _mail(ctx: ActionContext, intent: Intent, to: Any, cc: Any, subject: str, bo
         raise ActionError("mail needs the [graph] section (Graph sendMail)")
     to_addresses = ctx.people.recipients(_texts(to), ctx.record, ctx.roles)
     if not to_addresses:
-        raise ActionError(f"no recipient: {_texts(to)} resolve to nobody for {ctx.record.ref}")
+        raise NothingToDo(f"no recipient: {_texts(to)} resolve to nobody for {ctx.record.ref}")
     cc_addresses = [a for a in ctx.people.recipients(_texts(cc), ctx.record, ctx.roles)
                     if a.lower() not in {t.lower() for t in to_addresses}]  # fmt: skip
     return _op(intent, "graph", "send_mail", ctx.mailbox, suffix, to=to_addresses,

@@ -23,7 +23,7 @@ from typing import Any
 
 from syncd.connectors.http import RetryableError, VendorError
 from syncd.daemon.actions import DRIVE_PATH, ActionContext, operations
-from syncd.daemon.people import ActionError, People
+from syncd.daemon.people import ActionError, NothingToDo, People
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome
@@ -32,7 +32,7 @@ from syncd.store.ledger import LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 BATCH = 100
-BACKOFF_BASE_S = 30.0
+BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
 
 
@@ -52,7 +52,8 @@ class _Lost(Exception):
 
 
 def backoff(attempts: int, outcome: Outcome | None = None) -> timedelta:
-    """30 s, 1 min, 2 min ... capped at an hour; a vendor's Retry-After wins if longer."""
+    """10 s, 20 s, 40 s ... capped at an hour (the connector has already retried for up to two
+    minutes before an intent fails); a vendor's Retry-After wins if longer."""
     wait = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempts, 0))
     asked = (outcome.detail.get("retry_after") if outcome else None) or 0
     return timedelta(seconds=max(wait, float(asked)))
@@ -139,7 +140,17 @@ class Executor:
                 if self.stopping():
                     break
                 seen.add(entry.intent.key)
-                self._one(entry, people, spacing, result)
+                try:
+                    self._one(entry, people, spacing, result)
+                except Exception as exc:  # a bug or bad data: this intent fails, not the others
+                    log.exception(
+                        "intent_crashed",
+                        intent=entry.intent.key,
+                        rule=entry.intent.rule_id,
+                        record=str(entry.intent.record),
+                    )
+                    retry = self.rt.clock.now() + backoff(entry.attempts)
+                    self._failed(entry.intent, f"{type(exc).__name__}: {exc}", retry, result)
         return result
 
     def _one(self, entry: LedgerEntry, people: People, spacing: dict[str, int],
@@ -159,18 +170,27 @@ class Executor:
                 held = spacing[intent.rule_id] = spacing.get(intent.rule_id, 0) + 1
                 until = now + timedelta(hours=1) / limit * held
                 with self.rt.store.transaction() as tx:
-                    result.deferred += tx.ledger.defer(intent.key, until,
-                                                       f"max_actions_per_hour {limit}", now)
+                    result.deferred += tx.ledger.defer(
+                        intent.key, until, f"max_actions_per_hour {limit}", now
+                    )
                 return
         try:
             ops = self._claim(entry, people, now)
         except _Lost:
             return
+        except NothingToDo as exc:
+            log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
+                     record=str(intent.record), reason=str(exc))  # fmt: skip
+            with self.rt.store.transaction() as tx:
+                result.skipped += tx.ledger.skip(intent.key, str(exc), now)
+            return
         except (ActionError, VendorError) as exc:
             retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
             self._failed(intent, str(exc), retry, result)
             return
-        if ops is not None:
+        if ops is None:  # every operation was found done at the vendor
+            result.done += 1
+        else:
             self._execute(entry, ops, result)
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
@@ -279,4 +299,3 @@ class Executor:
                     error=error)  # fmt: skip
         result.failed += 1
         self.rt.fail(f"{intent.key}: {error}")
-

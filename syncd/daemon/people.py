@@ -30,6 +30,11 @@ class ActionError(Exception):
     """The intent cannot be carried out as planned; the message is the dead letter's reason."""
 
 
+class NothingToDo(ActionError):
+    """The intent has no effect to carry out (an unassigned ticket's assignee to tell, tags
+    that render empty): skipped with this reason, not failed."""
+
+
 @dataclass(frozen=True)
 class Assignee:
     user: DirectoryUser | None

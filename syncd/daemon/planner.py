@@ -58,6 +58,8 @@ def due_by_time(tx: Tx, engine: Engine, record: Record, now: datetime, grace: ti
     step): then it must be re-read from its vendor first, not taken from a (lagging) poll."""
     if any(t.due_at <= now for t in tx.timers.for_record(record.ref)):
         return True
+    if not any(r.timeline for r in engine.rules.values() if r.kind == record.ref.kind):
+        return False
     stored = tx.records.get(record.ref)
     result = _evaluate(engine, merged(record, stored), stored, _memory(tx, engine, record.ref),
                        now, grace)  # fmt: skip

@@ -46,5 +46,6 @@ def poll_source(
         seen += len(page.records)
         if stopping():
             break
-    log.info("poll_done", source=source, records=seen, planned=planned, reread=reread)
+    if seen:  # quiet when nothing changed: a poll runs every few seconds
+        log.info("poll_done", source=source, records=seen, planned=planned, reread=reread)
     return seen

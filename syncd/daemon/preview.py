@@ -68,13 +68,13 @@ def preview(
     at: datetime | None = None,
     connectors: Mapping[str, Connector] | None = None,
 ) -> Preview:
-    now = clock.now()
-    until = max(at or now, now)
     with tempfile.TemporaryDirectory(prefix="syncd-plan-") as tmp:
         url = copy_store(settings.syncd.store_url, Path(tmp) / "state.db")
         rt = open_runtime(settings, clock, store_url=url, connectors=connectors, dry_run=True)
         try:
             poll_all(rt)
+            now = clock.now()  # after the poll: what it planned is due by now
+            until = max(at or now, now)
             while True:
                 with rt.store.read() as tx:
                     due = tx.timers.next_due()

@@ -79,6 +79,10 @@ class Runtime:
         self.failures.append(what)
 
     def close(self) -> None:
+        for connector in self.connectors.values():
+            close = getattr(connector, "close", None)  # Graph keeps an httpx client open
+            if close is not None:
+                close()
         self.store.close()
 
 

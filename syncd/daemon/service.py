@@ -1,8 +1,8 @@
 """`syncd run`: APScheduler jobs around the cycle's steps, signals, systemd notifications.
 
 Jobs (APScheduler 3, BackgroundScheduler):
-- `poll:<source>` every `poll_interval_s`, in a one-thread pool of their own, so a long backfill
-  never delays due escalations;
+- `poll:<source>` every `poll_interval_s`, in a pool with a thread per source, so a long
+  backfill or a vendor's exhausted API budget never delays another source or due escalations;
 - `work`: settle unknown outcomes, fire due timers, execute due intents; in the default
   one-thread pool. After each run it is rescheduled to the next instant anything becomes due
   (the earliest pending timer or intent attempt), at the latest one poll interval away; a poll
@@ -17,7 +17,7 @@ silently skip a poll or a due escalation. Late is fine here; skipped is not.
 Time. APScheduler waits in real time while rules and timers live on the injected Clock; the
 wake-up delay is computed on the Clock and divided by its `factor` (AcceleratedClock), so an
 accelerated demo wakes on time. A FrozenClock never moves by itself: with it, drive the daemon
-with `run_once` (tests) rather than `serve`.
+with `cycle.run_cycle` (`run --once`, tests) rather than `serve`.
 
 Signals: SIGTERM/SIGINT stop after the page or intent in flight (exit 0); SIGHUP reloads the
 rules, and a rule set with errors is refused (logged with file:line; the old rules keep
@@ -36,7 +36,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.connectors.http import VendorError
-from syncd.daemon.cycle import CycleReport, run_cycle
 from syncd.daemon.executor import Executor
 from syncd.daemon.metrics import Metrics, MetricsServer
 from syncd.daemon.notify import Notifier
@@ -46,11 +45,6 @@ from syncd.daemon.timers import fire_due
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
 WORK = "work"
-
-
-def run_once(rt: Runtime) -> CycleReport:
-    """One full cycle (`syncd run --once`)."""
-    return run_cycle(rt)
 
 
 class Service:
@@ -66,7 +60,10 @@ class Service:
         self._working = False  # `work` is running: a wake-up now would be dropped by
         self._again = False  # max_instances, so it is remembered and honoured when it ends
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1), "poll": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(1),
+                "poll": ThreadPoolExecutor(max(1, len(rt.connectors))),
+            },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -90,8 +87,14 @@ class Service:
         poll_every = self.rt.settings.syncd.poll_interval_s
         now = datetime.now(UTC)
         for source in self.rt.connectors:
-            self.scheduler.add_job(self._poll, IntervalTrigger(seconds=poll_every), args=[source],
-                                   id=f"poll:{source}", executor="poll", next_run_time=now)
+            self.scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=poll_every),
+                args=[source],
+                id=f"poll:{source}",
+                executor="poll",
+                next_run_time=now,
+            )
         self.scheduler.add_job(self._work, "date", run_date=now, id=WORK)  # fmt: skip
         self.scheduler.start()
         self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
@@ -159,6 +162,7 @@ class Service:
             return
         with self._lock:
             self._working, self._again = True, False
+        self.rt.failures.clear()  # only `run --once` reports them; do not let them pile up
         due: list[datetime] = []
         failed = True
         try:
@@ -171,6 +175,15 @@ class Service:
                 self.metrics.set_intents(tx.ledger.count_by_state())
                 due = [at for at in (tx.timers.next_due(), tx.ledger.next_attempt_at()) if at]
             failed = drained.failed > 0
+            if drained.done or drained.failed or drained.held:
+                log.info(
+                    "work_done",
+                    done=drained.done,
+                    failed=drained.failed,
+                    skipped=drained.skipped,
+                    deferred=drained.deferred,
+                    held=drained.held,
+                )
             self.notifier.status(f"done {drained.done}, failed {drained.failed}, "
                                  f"held {drained.held}")  # fmt: skip
         except Exception:

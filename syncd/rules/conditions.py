@@ -10,7 +10,7 @@ answer by time alone: `next_change` and `entered` use them to find the exact ins
 condition starts or stops holding, so the engine wakes up exactly then and keys an entry by
 the instant it really happened.
 
-Decisions where the spec is silent (also in docs/rules.md):
+Decisions where the spec (docs/rules.md, "Conditions") is silent:
 - a missing field and a null value are the same (`None`); `eq: null` and `exists: false` match
   it; `ne` and `not_in` are the exact negations of `eq` and `in`; `lacks` is true on null (an
   absent list lacks everything); every other operator is false on null, never an exception;
@@ -84,7 +84,9 @@ class TimeMath:
             minutes = amount * 60 if unit == "business_hours" else amount
             table = self._table
             found = table.add(at, minutes) if table is not None else None
-            if found is None and (table is None or not table.first_us <= _micros(at) < table.last_us):
+            if found is None and (
+                table is None or not table.first_us <= micros(at) < table.last_us
+            ):
                 table = self._table = _SpanTable(self.calendar, at, table)  # grow to cover `at`
                 found = table.add(at, minutes)
             if found is not None:
@@ -99,12 +101,33 @@ class TimeMath:
             found = self._memo[key] = apply_offset(local, offset, self.calendar).astimezone(UTC)
             return found
 
+    def shift_micros(self, at: datetime, at_us: int, offset: Offset) -> int:
+        """`shift(at, offset)` as integer microseconds since the epoch (`at_us` is `at`'s).
+
+        Wall minutes and hours, and business ones inside the span table, stay integers: a
+        ladder's steps are compared with `now` without building a datetime for each.
+        """
+        unit = offset.unit
+        if unit == "minutes":
+            return at_us + offset.amount * _MINUTE_US
+        if unit == "hours":
+            return at_us + offset.amount * _HOUR_US
+        table = self._table
+        if table is not None and offset.amount and unit in _BUSINESS_MINUTES:
+            minutes = offset.amount * 60 if unit == "business_hours" else offset.amount
+            found = table.add_micros(at_us, minutes)
+            if found is not None:
+                return found
+        return micros(self.shift(at, offset))
+
 
 UTC_MATH = TimeMath(None)
 _MEMO_LIMIT = 200_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _MINUTE_US = 60_000_000
+_HOUR_US = 60 * _MINUTE_US
+_BUSINESS_MINUTES = frozenset({"business_minutes", "business_hours"})
 _TABLE_DAYS = 366
 
 
@@ -113,8 +136,17 @@ class _SpanTable:
     the working time before each span, so a business add is two bisections. The position of
     the last instant asked for is kept: a ladder's steps all count from one anchor."""
 
-    __slots__ = ("_last", "cum_end", "cum_start", "ends", "first", "first_us", "last",
-                 "last_us", "starts")  # fmt: skip
+    __slots__ = (
+        "_last",
+        "cum_end",
+        "cum_start",
+        "ends",
+        "first",
+        "first_us",
+        "last",
+        "last_us",
+        "starts",
+    )
 
     def __init__(self, calendar: Calendar, around: datetime, old: _SpanTable | None) -> None:
         day = around.astimezone(calendar.tz).date()
@@ -129,7 +161,7 @@ class _SpanTable:
         total = 0
         for n in range((last - first).days):
             for start, end in calendar.working_intervals(first + timedelta(days=n)):
-                s, e = _micros(start), _micros(end)
+                s, e = micros(start), micros(end)
                 self.starts.append(s)
                 self.ends.append(e)
                 self.cum_start.append(total)
@@ -137,24 +169,29 @@ class _SpanTable:
                 self.cum_end.append(total)
         self.first_us = self.starts[0] if self.starts else 0
         self.last_us = self.ends[-1] if self.starts else 0
-        self._last: tuple[datetime, int] | None = None
+        self._last: tuple[int, int] | None = None
 
-    def position(self, at: datetime) -> int | None:
-        """Working time from the table's start to `at`; None outside the table."""
+    def position(self, u: int) -> int | None:
+        """Working time from the table's start to the instant `u` (microseconds since the
+        epoch); None outside the table."""
         last = self._last
-        if last is not None and last[0] == at:
+        if last is not None and last[0] == u:
             return last[1]
-        u = _micros(at)
         if not self.first_us <= u < self.last_us:
             return None
         i = bisect_right(self.starts, u) - 1
         found = self.cum_start[i] + min(u, self.ends[i]) - self.starts[i]
-        self._last = (at, found)
+        self._last = (u, found)
         return found
 
     def add(self, at: datetime, minutes: int) -> datetime | None:
         """`at` plus business minutes; None when `at` or the answer lies outside the table."""
-        position = self.position(at)
+        found = self.add_micros(micros(at), minutes)
+        return None if found is None else from_micros(found)
+
+    def add_micros(self, u: int, minutes: int) -> int | None:
+        """`add` on microseconds since the epoch."""
+        position = self.position(u)
         if position is None:
             return None
         target = position + minutes * _MINUTE_US
@@ -166,11 +203,17 @@ class _SpanTable:
             j = bisect_right(self.cum_start, target) - 1  # latest: a span's start, not the end
             if j < 0:
                 return None
-        return _EPOCH + timedelta(microseconds=self.starts[j] + target - self.cum_start[j])
+        return self.starts[j] + target - self.cum_start[j]
 
 
-def _micros(at: datetime) -> int:
+def micros(at: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch (exact, unlike timestamp())."""
     return (at - _EPOCH) // _US
+
+
+def from_micros(u: int) -> datetime:
+    """The UTC instant `u` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=u)
 
 
 class Context:
@@ -334,6 +377,11 @@ class Condition:
         """The answer plus the field values that decided it."""
         raise NotImplementedError
 
+    def held(self) -> Callable[[Context], Explanation]:
+        """`explain(ctx)[1]` as one closure, for contexts in which the condition holds (the
+        engine explains a rule's `when` only when it acts)."""
+        return lambda ctx: self.explain(ctx)[1]
+
     def thresholds(self, ctx: Context, out: list[datetime]) -> None:
         """Append every instant at which an age test in this tree changes its answer.
 
@@ -357,6 +405,9 @@ class Always(Condition):
 
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         return True, {}
+
+    def held(self) -> Callable[[Context], Explanation]:
+        return lambda ctx: {}
 
 
 ALWAYS = Always()
@@ -384,6 +435,17 @@ class FieldTest(Condition):
 
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         return self.test(ctx), {self.path: json_safe(ctx.value(self.path))}
+
+    def held(self) -> Callable[[Context], Explanation]:
+        if not _plain_explanation(self):
+            return super().held()
+        path = self.path
+        return lambda ctx: {path: json_safe(ctx.value(path))}
+
+
+def _plain_explanation(condition: Condition) -> bool:
+    """Whether the condition explains itself as {its path: its value}."""
+    return isinstance(condition, FieldTest) and type(condition).explain is FieldTest.explain
 
 
 class Eq(FieldTest):
@@ -626,6 +688,9 @@ class Changed(FieldTest):
         )
         return changed is self.wanted
 
+    def fast(self) -> Test:
+        return self.test  # needs the previous version: no `check(value)` form
+
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         return self.test(ctx), _with_previous(self.path, ctx)
 
@@ -682,6 +747,18 @@ class All(Condition):
         results = [child.explain(ctx) for child in self.children]
         ok = all(r for r, _ in results)
         return ok, _merge(e for r, e in results if ok or not r)
+
+    def held(self) -> Callable[[Context], Explanation]:
+        if all(_plain_explanation(child) for child in self.children):
+            paths = tuple(child.path for child in self.children)  # type: ignore[attr-defined]
+
+            def plain(ctx: Context) -> Explanation:
+                value = ctx.value
+                return {path: json_safe(value(path)) for path in paths}
+
+            return plain
+        parts = tuple(child.held() for child in self.children)  # all hold: all explain
+        return lambda ctx: _merge(part(ctx) for part in parts)
 
     def thresholds(self, ctx: Context, out: list[datetime]) -> None:
         for child in self.children:
@@ -787,9 +864,16 @@ def _field(node: schema.FieldCondition) -> Condition:
     if op == "became":
         return Became(path, _compile(value))
     simple: dict[str, type[FieldTest]] = {
-        "eq": Eq, "ne": Ne, "in": In, "not_in": NotIn, "contains": Contains, "lacks": Lacks,
-        "matches": Matches, "exists": Exists, "changed": Changed,
-    }  # fmt: skip
+        "eq": Eq,
+        "ne": Ne,
+        "in": In,
+        "not_in": NotIn,
+        "contains": Contains,
+        "lacks": Lacks,
+        "matches": Matches,
+        "exists": Exists,
+        "changed": Changed,
+    }
     return simple[op](path, value)  # type: ignore[call-arg]
 
 

@@ -87,9 +87,7 @@ def plan_dispatch(
     loads = {a.id: a.load for a in pool}
     plan = DispatchPlan()
     for position, ticket in enumerate(order_tickets(tickets, order)):
-        eligible = [
-            a for a in pool if loads[a.id] < limits[a.id] and ticket.skills <= a.skills
-        ]
+        eligible = [a for a in pool if loads[a.id] < limits[a.id] and ticket.skills <= a.skills]
         if not eligible:
             plan.waiting.append(ticket.id)
             continue

@@ -14,7 +14,7 @@ a timeline's anchor, the steps it fired, whether `until` cancelled it, when the 
 what must be persisted, and the daemon replaces the record's stored memory with it.
 
 Semantics (docs/rules.md "Semantics" is the contract; where it is silent, these are the
-decisions, also written there):
+decisions, to be copied there):
 - Instant rules fire once per entry into `scope` and `when`. The entry instant is the
   observed_at of the version that entered, or, when an age test (`older_than`) made it enter
   later, the exact instant that test flipped; it is the key's anchor, so a re-entry has a new
@@ -39,7 +39,8 @@ decisions, also written there):
   recent one (no burst of 20 six-monthly reviews after a long outage or a late arming).
 - Pattern steps (`every: [MON, WED, FRI]`, `from`, `to`, `at`) have one occurrence per matching
   local date in [anchor + from, anchor + to); `week` = whole weeks between the anchor's local
-  date and the occurrence's (so `from: 1w` starts week 1), `occurrence` counts from 0.
+  date and the occurrence's (so `from: 1w` starts week 1), `occurrence` counts from 0. Each
+  occurrence is a distinct message, so missed ones each follow `catch_up` (no collapsing).
 - `at: "HH:MM"` puts a step on that local time of the date it falls on; without it a step keeps
   the anchor's time of day. Day, week and month offsets count local days on the calendar.
 - `defer`: while `defer.when` holds, `from_step` and the steps after it use the anchor
@@ -62,7 +63,7 @@ with memory for it); business arithmetic goes through `conditions.TimeMath`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple
@@ -80,9 +81,11 @@ WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose a
 # ----------------------------------------------------------------------------- public types
 
 
-@dataclass(frozen=True)
-class RuleMemory:
-    """What the engine remembers about one (rule, record); persisted as `to_json()`."""
+class RuleMemory(NamedTuple):
+    """What the engine remembers about one (rule, record); persisted as `to_json()`.
+
+    Immutable; a named tuple because the engine builds one per armed timeline per evaluation.
+    """
 
     in_when: bool = False  # scope and when held at the last evaluation
     entered_at: datetime | None = None  # instant rule: the key instant of the current entry
@@ -96,9 +99,8 @@ class RuleMemory:
     def to_json(self) -> dict[str, Any]:
         """Only what differs from the initial state: small rows for the store."""
         out: dict[str, Any] = {}
-        for name in _MEMORY_FIELDS:
-            value = getattr(self, name)
-            if value == getattr(EMPTY, name):
+        for name, value, initial in zip(_MEMORY_FIELDS, self, EMPTY, strict=True):
+            if value == initial:
                 continue
             if isinstance(value, datetime):
                 value = value.isoformat()
@@ -122,7 +124,7 @@ class RuleMemory:
 
 
 EMPTY = RuleMemory()
-_MEMORY_FIELDS = tuple(RuleMemory.__dataclass_fields__)
+_MEMORY_FIELDS = RuleMemory._fields
 
 
 def memory_to_json(memory: Mapping[str, RuleMemory]) -> dict[str, dict[str, Any]]:
@@ -187,6 +189,11 @@ class _Action:
     params: dict[str, Any]  # templates still as `Text`
     templated: bool  # any text to render
     fixed: dict[str, Any] | None  # the final params when nothing depends on the record
+    plan: tuple[tuple[str, int, Any], ...] | None  # (name, how, what) per param; None: generic
+
+
+# how a param of `_Action.plan` is made (see `_plan`)
+_CONST, _TEXT, _TEXTS, _TREE, _SHIFT = range(5)
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,7 @@ class _Step:
     actions: tuple[_Action, ...]
     deferrable: bool  # defer.from_step or after it
     lead: Offset | None  # this step's own offset (after, or from for a pattern)
+    late_us: int | None  # missed by more than grace: fire while this late (None: always)
 
     @property
     def plain(self) -> bool:
@@ -284,7 +292,22 @@ def _actions(actions: Sequence[schema.Action]) -> Iterator[_Action]:
         fixed = None
         if not templated and not _ANCHORED & params.keys() and not params.get("template"):
             fixed = {k: _constant(v) for k, v in params.items()}
-        yield _Action(index, action.kind, params, templated, fixed)
+        plan = None if params.get("template") else tuple(_plan(k, v) for k, v in params.items())
+        yield _Action(index, action.kind, params, templated, fixed, plan)
+
+
+def _plan(name: str, value: Any) -> tuple[str, int, Any]:
+    """How `_Renderer.params` makes one param: what `_Renderer.value(name, rendered)` gives,
+    with everything that does not depend on the record computed here, once."""
+    if isinstance(value, Offset) and name in _ANCHORED:
+        return name, _SHIFT, value
+    if isinstance(value, templates.Text) and templates.is_template(value):
+        return name, _TEXT, value
+    if not _has_text(value):
+        return name, _CONST, _param(name, value, None, cond.UTC_MATH)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return name, _TEXTS, tuple(v if _has_text(v) else str(v) for v in value)
+    return name, _TREE, value
 
 
 def _constant(value: Any) -> Any:
@@ -311,6 +334,12 @@ def _has_text(value: Any) -> bool:
 
 
 def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool) -> _Step:
+    catch_up = step.catch_up or rule_catch_up
+    late_us: int | None = None  # fire
+    if catch_up.policy == "skip" or (catch_up.policy == "fire_if_within" and not catch_up.within):
+        late_us = _NEVER
+    elif catch_up.policy == "fire_if_within":
+        late_us = catch_up.within // _US  # type: ignore[operator]
     return _Step(
         id=step.id,
         after=step.after,
@@ -319,10 +348,11 @@ def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool) ->
         every=step.every,
         start=step.from_,
         end=step.to,
-        catch_up=step.catch_up or rule_catch_up,
+        catch_up=catch_up,
         actions=tuple(_actions(step.do)),
         deferrable=deferrable,
         lead=step.after if step.every is None else step.from_,
+        late_us=late_us,
     )
 
 
@@ -345,28 +375,32 @@ class _KindIndex:
                 free.append(rule)
                 continue
             # the most selective test: many values across rules, few for this rule
-            path = max(found, key=lambda p: (len(distinct[p]) / len(found[p]), p))
+            path = max(found, key=lambda p: (len(distinct[p]) / max(1, len(found[p])), p))
             for value in found[path]:
                 self.buckets.setdefault(path, {}).setdefault(value, []).append(rule)
         self.free = tuple(free)
-        self.indexed = {path: tuple(r for b in v.values() for r in b) for path, v in
-                        self.buckets.items()}  # fmt: skip
-        # one indexed field (the common case): the candidate list per value, ready-made
-        self.single: tuple[str, dict[Any, tuple[_Rule, ...]]] | None = None
+        self.indexed = {
+            path: tuple(r for b in v.values() for r in b) for path, v in self.buckets.items()
+        }
+        # one indexed field (the common case): the candidates per value, ready-made, with their
+        # ids (a record whose memory names only these rules needs no merge)
+        self.single: tuple[str, dict[Any, _Ready]] | None = None
+        self.free_ready = _ready(self.free)
         if len(self.buckets) == 1:
             ((path, bucket),) = self.buckets.items()
-            ready = {v: tuple(sorted({*b, *free}, key=_position)) for v, b in bucket.items()}
-            self.single = (path, ready)
+            self.single = (path, {v: _ready({*b, *free}) for v, b in bucket.items()})
 
     def candidates(
         self, fields: Mapping[str, Any], memory: Mapping[str, RuleMemory]
     ) -> Sequence[_Rule]:
         """The rules that may act on this record, in rule-set order."""
-        if self.single is not None and not memory:
+        if self.single is not None:
             path, ready = self.single
             value = cond.resolve(fields, path)
             if type(value) not in _LISTS and _hashable(value):
-                return ready.get(value, self.free)
+                rules, ids = ready.get(value, self.free_ready)
+                if not memory or ids.issuperset(memory):
+                    return rules
         found: dict[str, _Rule] = {r.id: r for r in self.free}
         for path, bucket in self.buckets.items():
             value = cond.resolve(fields, path)
@@ -390,6 +424,12 @@ class _KindIndex:
 
 
 _LISTS = (list, tuple, set, frozenset)
+_Ready = tuple[tuple[_Rule, ...], frozenset[str]]
+
+
+def _ready(rules: Iterable[_Rule]) -> _Ready:
+    ordered = tuple(sorted(rules, key=_position))
+    return ordered, frozenset(r.id for r in ordered)
 
 
 def _position(rule: _Rule) -> int:
@@ -415,9 +455,8 @@ class Engine:
         self.ruleset = ruleset
         calendars = getattr(ruleset, "calendars", {}) or {}
         maths = {name: cond.TimeMath(calendar) for name, calendar in calendars.items()}
-        utc = cond.TimeMath(None)
         rules = [
-            _Rule(rule, n, maths.get(rule.calendar, utc) if rule.calendar else utc)
+            _Rule(rule, n, maths.get(rule.calendar or "", cond.UTC_MATH))
             for n, rule in enumerate(ruleset.rules)
         ]
         self.rules = {rule.id: rule for rule in rules}
@@ -508,27 +547,56 @@ class _Due(NamedTuple):
 class _Run:
     """The state of one `Engine.evaluate` call: contexts, outputs."""
 
+    __slots__ = (
+        "_iso",
+        "_last",
+        "_now_us",
+        "base",
+        "contexts",
+        "deleted",
+        "engine",
+        "errors",
+        "fields",
+        "grace",
+        "intents",
+        "math",
+        "now",
+        "observed",
+        "ref",
+        "timers",
+    )
+
     def __init__(
-        self, engine: Engine, current: Record, previous: Record | None, now: datetime,
+        self,
+        engine: Engine,
+        current: Record,
+        previous: Record | None,
+        now: datetime,
         grace: timedelta,
-    ) -> None:  # fmt: skip
+        math: cond.TimeMath | None,
+    ) -> None:
         self.engine = engine
-        self.current = current
+        self.fields = current.fields
         self.ref = current.ref
         self.now = now
         self.grace = grace
         self.observed = current.observed_at
         self.deleted = current.deleted
         prev_fields = previous.fields if previous is not None and not previous.deleted else None
-        self.base = cond.Context(current.fields, prev_fields, now)
+        self.base = cond.Context(current.fields, prev_fields, now, math)
+        self.math = math  # the calendar of `base`: the one all the kind's rules use, if any
         self.contexts: dict[int, cond.Context] = {}
         self._last: tuple[cond.TimeMath, cond.Context] | None = None
+        self._now_us: int | None = None
+        self._iso: tuple[datetime, str] | None = None
         self.intents: list[Intent] = []
         self.timers: list[Timer] = []
         self.errors: list[RuleError] = []
 
     def ctx(self, rule: _Rule) -> cond.Context:
         """The record as seen under the rule's calendar (one context per calendar)."""
+        if rule.math is self.math:
+            return self.base
         last = self._last
         if last is not None and last[0] is rule.math:
             return last[1]
@@ -537,6 +605,20 @@ class _Run:
             found = self.contexts[id(rule.math)] = self.base.with_math(rule.math)
         self._last = (rule.math, found)
         return found
+
+    def now_us(self) -> int:
+        if self._now_us is None:
+            self._now_us = cond.micros(self.now)
+        return self._now_us
+
+    def iso(self, at: datetime) -> str:
+        """`at.isoformat()`, remembered for the last instant (a record's rules share one)."""
+        last = self._iso
+        if last is not None and last[0] is at:
+            return last[1]
+        text = at.isoformat()
+        self._iso = (at, text)
+        return text
 
     def fail(self, rule: _Rule, step: str, message: str) -> None:
         self.errors.append(RuleError(rule.id, self.ref, step, message))
@@ -557,7 +639,7 @@ class _Run:
     # ------------------------------------------------------------------ instant rules
 
     def instant(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
-        ctx = self.ctx(rule)
+        ctx = self.base if rule.math is self.math else self.ctx(rule)
         active = not self.deleted and rule.gate_test(ctx)
         if rule.gate_ages:
             self.wake(rule, rule.gate, ctx)
@@ -569,17 +651,25 @@ class _Run:
             entered_at = mem.entered_at  # the same entry again: the same keys
         else:
             entered_at = self.entry(rule.gate, ctx, rule.gate_ages)
-        reason = {"when": rule.gate.explain(ctx)[1], "entered_at": entered_at.isoformat()}
-        render = _Renderer(self, rule, ctx, step=None)
+        reason = {"when": rule.gate_held(ctx), "entered_at": self.iso(entered_at)}
+        render = _Renderer(self, rule, ctx, None)
         ok = True
         for action in rule.actions:
             ok &= self.emit(rule, render, action, "", entered_at, 0, self.now, reason, entered_at)
-        return RuleMemory(in_when=True, entered_at=entered_at, retry=not ok)
+        return RuleMemory(True, entered_at, retry=not ok)
 
     def emit(
-        self, rule: _Rule, render: _Renderer, action: _Action, step: str, anchor: datetime,
-        occurrence: int, due: datetime, reason: Mapping[str, Any], base: datetime,
-    ) -> bool:  # fmt: skip
+        self,
+        rule: _Rule,
+        render: _Renderer,
+        action: _Action,
+        step: str,
+        anchor: datetime,
+        occurrence: int,
+        due: datetime,
+        reason: Mapping[str, Any],
+        base: datetime,
+    ) -> bool:
         """Append one intent; False (and an error) when its templates do not render."""
         try:
             params = render.params(action, base)
@@ -589,7 +679,15 @@ class _Run:
         key = intent_key(rule.id, self.ref, step, anchor, occurrence, action.index)
         self.intents.append(
             Intent(
-                key, rule.id, self.ref, action.kind, params, due, step, occurrence, rule.shadow,
+                key,
+                rule.id,
+                self.ref,
+                action.kind,
+                params,
+                due,
+                step,
+                occurrence,
+                rule.shadow,
                 reason,
             )
         )
@@ -598,13 +696,13 @@ class _Run:
     # ------------------------------------------------------------------ timeline rules
 
     def timeline(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
-        ctx = self.ctx(rule)
+        ctx = self.base if rule.math is self.math else self.ctx(rule)
         active = not self.deleted and rule.gate_test(ctx)
         if rule.gate_ages:
             self.wake(rule, rule.gate, ctx)
         since_in, since_at = mem.since_in, mem.since_at
         if rule.since is not None:
-            holds = not self.deleted and rule.since_test(ctx)
+            holds = not self.deleted and rule.since_test(ctx)  # type: ignore[misc]
             if holds and not since_in:
                 since_at = self.entry(rule.since, ctx, rule.since_ages)
             since_in = holds
@@ -612,11 +710,12 @@ class _Run:
                 self.wake(rule, rule.since, ctx)
             anchor = since_at if since_in else None
         elif active:
-            anchor = ctx.instant(rule.since_field)
+            anchor = ctx.instant(rule.since_field)  # type: ignore[arg-type]
             if anchor is not None:
-                anchor = anchor.astimezone(UTC)
-            elif ctx.value(rule.since_field) is not None:
-                raw = ctx.value(rule.since_field)
+                if anchor.tzinfo is not UTC:
+                    anchor = anchor.astimezone(UTC)
+            elif ctx.value(rule.since_field) is not None:  # type: ignore[arg-type]
+                raw = ctx.value(rule.since_field)  # type: ignore[arg-type]
                 self.fail(rule, "", f"since: {rule.since_field} holds {raw!r}, not a date")
         else:
             anchor = None
@@ -625,8 +724,9 @@ class _Run:
                 return EMPTY
             if (active, since_in, since_at) == (mem.in_when, mem.since_in, mem.since_at):
                 return mem
-            return RuleMemory(active, None, mem.anchor, mem.fired, mem.cancelled, since_in,
-                              since_at)  # fmt: skip
+            return RuleMemory(
+                active, None, mem.anchor, mem.fired, mem.cancelled, since_in, since_at
+            )
         fired, cancelled = mem.fired, mem.cancelled
         if anchor != mem.anchor:
             cancelled = False
@@ -637,9 +737,14 @@ class _Run:
                 cancelled = True
             else:
                 fired = self.steps(rule, ctx, anchor, fired)
-        if (mem.in_when and anchor == mem.anchor and fired is mem.fired
-                and cancelled is mem.cancelled and since_in is mem.since_in
-                and since_at == mem.since_at):  # fmt: skip
+        if (
+            mem.in_when
+            and anchor == mem.anchor
+            and fired is mem.fired
+            and cancelled is mem.cancelled
+            and since_in is mem.since_in
+            and since_at == mem.since_at
+        ):
             return mem
         return RuleMemory(True, None, anchor, fired, cancelled, since_in, since_at)
 
@@ -647,40 +752,47 @@ class _Run:
         self, rule: _Rule, ctx: cond.Context, anchor: datetime, fired: frozenset[str]
     ) -> frozenset[str]:
         """Fire what is due, schedule what is not; returns the new fired tokens."""
-        deferred = self.deferred_anchor(rule, ctx, anchor)
+        deferred = self.deferred_anchor(rule, ctx, anchor) if rule.defer_when else _NOT_DEFERRED
         reason: dict[str, Any] | None = None
         newly: list[str] = []
         now, math = self.now, rule.math
+        now_us, grace_us = self.now_us(), self.grace // _US
+        base_us: tuple[datetime, int] | None = None
         for step, plain, first in rule.step_plan:
             base = anchor
             if step.deferrable and deferred is not _NOT_DEFERRED:
                 if deferred is None:
                     continue  # deferred to a date not set yet: wait for it
                 base = deferred
-            if plain:  # the common case, inlined: one due instant
+            if plain:  # the common case, inlined: one due instant, in integer microseconds
                 if first in fired:
                     continue
-                at = math.shift(base, step.after)  # type: ignore[arg-type]
+                if base_us is None or base_us[0] is not base:
+                    base_us = (base, cond.micros(base))
+                due_us = math.shift_micros(base, base_us[1], step.after)  # type: ignore[arg-type]
                 if step.at is not None:
-                    at = self.at(rule, step, at)
-                if at > now:
+                    due_us = cond.micros(self.at(rule, step, cond.from_micros(due_us)))
+                if due_us > now_us:
+                    at = cond.from_micros(due_us)
                     self.timers.append(Timer(rule.id, self.ref, step.id, at, base))
                     continue
-                if not self.catch_up(step, at):
-                    continue
+                late_us = now_us - due_us
+                if late_us > grace_us and step.late_us is not None and late_us > step.late_us:
+                    continue  # missed, and catch_up says not this late
                 if reason is None:
-                    reason = {"when": rule.gate.explain(ctx)[1], "anchor": anchor.isoformat()}
+                    reason = {"when": rule.gate_held(ctx), "anchor": self.iso(anchor)}
+                at = cond.from_micros(due_us)
                 if self.fire(rule, ctx, _Due(step, 0, at, base), reason, base is not anchor):
                     newly.append(first)
                 continue
             for due in self.occurrences(rule, step, base, fired):
-                if due.due > self.now:
+                if due.due > now:
                     self.timers.append(
                         Timer(rule.id, self.ref, step.id, due.due, due.anchor, due.occurrence)
                     )
                 elif self.catch_up(step, due.due):
                     if reason is None:
-                        reason = {"when": rule.gate.explain(ctx)[1], "anchor": anchor.isoformat()}
+                        reason = {"when": rule.gate_held(ctx), "anchor": self.iso(anchor)}
                     if self.fire(rule, ctx, due, reason, deferred=base is not anchor):
                         newly.append(due.token)
         if not newly:
@@ -703,12 +815,7 @@ class _Run:
         late = self.now - due
         if late <= self.grace:
             return True
-        policy = step.catch_up
-        if policy.policy == "skip":
-            return False
-        if policy.policy == "fire_if_within":
-            return policy.within is not None and late <= policy.within
-        return True
+        return step.late_us is None or late // _US <= step.late_us
 
     def fire(
         self, rule: _Rule, ctx: cond.Context, due: _Due, reason: dict[str, Any], deferred: bool
@@ -719,11 +826,20 @@ class _Run:
             detail["deferred_anchor"] = due.anchor.isoformat()
         if late > self.grace:
             detail["caught_up_after_s"] = int(late.total_seconds())
-        render = _Renderer(self, rule, ctx, step=due)
+        render = _Renderer(self, rule, ctx, due)
         ok = True
         for action in due.step.actions:
-            ok &= self.emit(rule, render, action, due.step.id, due.anchor, due.occurrence,
-                            due.due, detail, due.anchor)  # fmt: skip
+            ok &= self.emit(
+                rule,
+                render,
+                action,
+                due.step.id,
+                due.anchor,
+                due.occurrence,
+                due.due,
+                detail,
+                due.anchor,
+            )
         return ok
 
     def occurrences(
@@ -755,8 +871,9 @@ class _Run:
             shifted = first if n == 0 else rule.math.shift(first, _times(period, n))
             return self.at(rule, step, shifted)
 
-        done = max((int(t.partition("#")[2]) for t in fired if t.partition("#")[0] == step.id),
-                   default=-1)  # fmt: skip
+        done = max(
+            (int(t.partition("#")[2]) for t in fired if t.partition("#")[0] == step.id), default=-1
+        )
         n = done + 1
         if due(n) <= self.now:
             n = _last_at_or_before(due, n, self.now)
@@ -828,6 +945,8 @@ _ANCHORED = frozenset({"due", "start"})  # create_task.due, create_event.start
 class _Renderer:
     """Renders one rule's actions for one record, building the template context once."""
 
+    __slots__ = ("_context", "ctx", "rule", "run", "step")
+
     def __init__(self, run: _Run, rule: _Rule, ctx: cond.Context, step: _Due | None) -> None:
         self.run = run
         self.rule = rule
@@ -837,7 +956,7 @@ class _Renderer:
 
     def context(self) -> dict[str, Any]:
         if self._context is None:
-            fields = self.run.current.fields
+            fields = self.run.fields
             context: dict[str, Any] = {
                 self.rule.record_var: fields,
                 "record": fields,
@@ -850,8 +969,9 @@ class _Renderer:
                 if self.step.day is not None:
                     context["week"] = self.step.week
                     context["date"] = self.step.day
-            context["vars"] = {k: templates.render_tree(v, context) for k, v in
-                               self.rule.vars.items()}  # fmt: skip
+            context["vars"] = {
+                k: templates.render_tree(v, context) for k, v in self.rule.vars.items()
+            }
             self._context = context
         return self._context
 
@@ -859,12 +979,32 @@ class _Renderer:
         """The action's params rendered, offsets resolved against `base`, JSON-safe."""
         if action.fixed is not None:
             return dict(action.fixed)  # nested values are shared: treat params as read-only
+        if action.plan is None:
+            return self.generic(action, base)
+        out: dict[str, Any] = {}
+        for name, how, what in action.plan:
+            if how == _CONST:
+                out[name] = what  # nested values are shared, as in `fixed`
+            elif how == _TEXT:
+                out[name] = templates.render(what, self.context())
+            elif how == _TEXTS:
+                context = self.context()
+                out[name] = [p if type(p) is str else templates.render(p, context) for p in what]
+            elif how == _SHIFT:
+                out[name] = _param(name, what, base, self.rule.math)
+            else:
+                rendered = templates.render_tree(what, self.context())
+                out[name] = _param(name, rendered, base, self.rule.math)
+        return out
+
+    def generic(self, action: _Action, base: datetime) -> dict[str, Any]:
+        """`params` the long way: render the whole tree, fill a named template, convert."""
         params = action.params
         if action.templated:
             params = templates.render_tree(params, self.context())
         if action.kind == "notify" and params.get("template"):
             params = self.named(params)
-        return {k: self.value(k, v, base) for k, v in params.items()}
+        return {k: _param(k, v, base, self.rule.math) for k, v in params.items()}
 
     def named(self, params: dict[str, Any]) -> dict[str, Any]:
         """Fill subject and body from the named template (an explicit subject wins)."""
@@ -878,13 +1018,17 @@ class _Renderer:
         filled["body"] = templates.render(named.body, self.context())
         return filled
 
-    def value(self, name: str, value: Any, base: datetime) -> Any:
-        if isinstance(value, Offset):
-            if name in _ANCHORED:  # an instant relative to the anchor
-                return self.rule.math.shift(base, value).astimezone(self.rule.math.tz).isoformat()
-            return str(value)
-        if isinstance(value, re.Pattern):
-            return value.pattern
-        if isinstance(value, templates.Text):
-            return str(value)
-        return cond.json_safe(value)
+
+def _param(name: str, value: Any, base: datetime | None, math: cond.TimeMath) -> Any:
+    """One rendered param as the intent carries it: an anchored offset (`due`, `start`) as the
+    local ISO instant from `base`, other offsets and patterns as their text, JSON-safe."""
+    if isinstance(value, Offset):
+        if name in _ANCHORED:  # an instant relative to the anchor
+            assert base is not None
+            return math.shift(base, value).astimezone(math.tz).isoformat()
+        return str(value)
+    if isinstance(value, re.Pattern):
+        return value.pattern
+    if isinstance(value, templates.Text):
+        return str(value)
+    return cond.json_safe(value)

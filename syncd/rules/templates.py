@@ -5,6 +5,12 @@ One environment for the whole process: a rule can neither reach Python internals
 misspelt variable (`UndefinedError`). `check` reads the same parse trees statically
 (`variables`, `attributes`) so those mistakes surface before a reload, not in a customer's mail.
 
+Most templates only print record fields (`#{{ ticket.id }}`, `{{ 'hot' if ticket.priority ==
+'urgent' else 'warm' }}`): those are also compiled to plain Python closures (`_fast`), which
+give Jinja's exact output for that subset and hand anything else back to Jinja: a name not in
+the context, an attribute that is not a key of a plain dict, a failed lookup or comparison. So
+errors (unknown variables, sandbox violations) are always Jinja's own.
+
 Named templates (`notify: {template: name}`) are files `templates/<name>.j2` next to the rule
 files. If the file's first line is `Subject: ...`, that line is the subject template and the rest
 (after one optional blank line) is the body; otherwise the whole file is the body.
@@ -12,7 +18,8 @@ files. If the file's first line is `Subject: ...`, that line is the subject temp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -95,12 +102,160 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render `text`; an unknown variable or an unsafe access raises TemplateProblem."""
     if not is_template(text):
         return text
+    fast = _fast(text)
+    if fast is not None:
+        try:
+            return fast(context)
+        except Exception:  # outside the fast subset: Jinja answers, or raises its own error
+            pass
     try:
         return compile(text).render(context)
     except TemplateProblem:
         raise
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}", getattr(exc, "lineno", None)) from None
+
+
+# ----------------------------------------------------------------------------- the fast path
+
+Renderer = Callable[[Mapping[str, Any]], str]
+_Expr = Callable[[Mapping[str, Any]], Any]
+
+
+class _Unsupported(Exception):
+    """A template construct the fast path does not compile: Jinja renders the template."""
+
+
+class _Slow(Exception):
+    """A value the fast path does not decide (a missing name or key...): Jinja renders it."""
+
+
+# Attributes Jinja's getattr would find on a dict before its keys; names Jinja binds itself.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+_SPECIAL_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"})
+_SEQUENCES = (dict, list, tuple)
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda left, right: left in right,
+    "notin": lambda left, right: left not in right,
+}
+
+
+@lru_cache(maxsize=4096)
+def _fast(text: str) -> Renderer | None:
+    """`text` as a plain Python function, or None when it uses more than the fast subset.
+
+    The subset: text, `{{ expr }}` where expr is a constant, a context name, `.attr` or
+    `[constant]` on a plain dict (an index on a list or tuple), `==` `!=` `<` `<=` `>` `>=` `in`
+    `not in` (one operator), `and` `or` `not`, `~`, and `a if test else b`. Jinja compiles these
+    to the same Python operations, with `str()` around each printed value; the function raises
+    (and `render` asks Jinja) wherever Jinja would look further: undefined names, globals, keys
+    a dict does not have, non-dict attributes (the sandbox's business).
+    """
+    try:
+        tree = _parse(text)
+        parts: list[str | _Expr] = []
+        for output in tree.body:
+            if not isinstance(output, nodes.Output):
+                return None
+            for child in output.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    if parts and isinstance(parts[-1], str):
+                        parts[-1] += child.data
+                    else:
+                        parts.append(child.data)
+                else:
+                    parts.append(_expr(child))
+    except (_Unsupported, TemplateProblem):
+        return None
+    return _join(parts)
+
+
+def _join(parts: list[str | _Expr]) -> Renderer:
+    if len(parts) == 1 and not isinstance(parts[0], str):
+        (only,) = parts
+        return lambda c: str(only(c))
+    if len(parts) <= 3 and sum(not isinstance(p, str) for p in parts) == 1:
+        head = parts[0] if isinstance(parts[0], str) else ""
+        tail = parts[-1] if isinstance(parts[-1], str) and len(parts) > 1 else ""
+        (value,) = [p for p in parts if not isinstance(p, str)]
+        return lambda c: head + str(value(c)) + tail
+    fixed = tuple(parts)
+    return lambda c: "".join([p if isinstance(p, str) else str(p(c)) for p in fixed])
+
+
+def _expr(node: nodes.Node) -> _Expr:
+    if isinstance(node, nodes.Const):
+        value = node.value
+        return lambda c: value
+    if isinstance(node, nodes.Name):
+        name = node.name
+        if node.ctx != "load" or name in _SPECIAL_NAMES:
+            raise _Unsupported(name)
+
+        def load(c: Mapping[str, Any]) -> Any:
+            try:
+                return c[name]
+            except KeyError:
+                raise _Slow(name) from None
+
+        return load
+    if isinstance(node, nodes.Getattr):
+        attr, owner = node.attr, _expr(node.node)
+        if attr in _DICT_ATTRIBUTES:
+            raise _Unsupported(attr)
+
+        def getattr_(c: Mapping[str, Any]) -> Any:
+            found = owner(c)
+            if type(found) is not dict or attr not in found:
+                raise _Slow(attr)
+            return found[attr]
+
+        return getattr_
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        key, owner = node.arg.value, _expr(node.node)
+
+        def getitem(c: Mapping[str, Any]) -> Any:
+            found = owner(c)
+            if type(found) not in _SEQUENCES:
+                raise _Slow(key)
+            return found[key]  # a KeyError, IndexError or TypeError: Jinja decides
+
+        return getitem
+    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
+        compare = _COMPARE[node.ops[0].op]
+        left, right = _expr(node.expr), _expr(node.ops[0].expr)
+        return lambda c: compare(left(c), right(c))
+    if isinstance(node, nodes.CondExpr):
+        test, yes = _expr(node.test), _expr(node.expr1)
+        no = _expr(node.expr2) if node.expr2 is not None else None
+
+        def choose(c: Mapping[str, Any]) -> Any:
+            if test(c):
+                return yes(c)
+            if no is None:
+                raise _Slow("if without else")
+            return no(c)
+
+        return choose
+    if isinstance(node, nodes.And):
+        first, second = _expr(node.left), _expr(node.right)
+        return lambda c: first(c) and second(c)
+    if isinstance(node, nodes.Or):
+        first, second = _expr(node.left), _expr(node.right)
+        return lambda c: first(c) or second(c)
+    if isinstance(node, nodes.Not):
+        inner = _expr(node.node)
+        return lambda c: not inner(c)
+    if isinstance(node, nodes.Concat):
+        pieces = tuple(_expr(n) for n in node.nodes)
+        return lambda c: "".join([str(p(c)) for p in pieces])
+    raise _Unsupported(type(node).__name__)
 
 
 def variables(text: str) -> frozenset[str]:

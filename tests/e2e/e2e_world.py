@@ -11,9 +11,8 @@ from typing import Any
 
 from syncd.clock import FrozenClock
 from syncd.connectors.tls import PinnedSession
-from syncd.daemon.cycle import CycleReport
+from syncd.daemon.cycle import CycleReport, run_cycle
 from syncd.daemon.runtime import open_runtime
-from syncd.daemon.service import run_once
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import Settings, load_settings
 from syncd.store.db import Store, open_store
@@ -28,7 +27,7 @@ STAFF = {
 }
 KEY_HEADER = "x-syncd-key"
 
-RULES = """
+TRIAGE = """
 rules:
   - id: triage
     on: zendesk.ticket
@@ -40,6 +39,8 @@ rules:
           to: [group:Support]
           subject: "New ticket #{{ ticket.id }}"
           body: "{{ ticket.subject }}"
+"""
+LADDER = """
   - id: ladder
     on: zendesk.ticket
     when: {status: [new, open]}
@@ -58,6 +59,7 @@ rules:
         do: [{notify: {to: [group:Supervisors], subject: "Stuck: #{{ ticket.id }}",
                        body: "{{ ticket.subject }}"}}]
 """
+RULES = TRIAGE + LADDER
 
 
 def seed(tickets: int, created: datetime) -> dict[str, Any]:
@@ -111,7 +113,7 @@ class World:
         """`syncd run --once`, in-process: a fresh runtime each time, as a fresh process."""
         rt = open_runtime(self.settings, self.clock)
         try:
-            return run_once(rt)
+            return run_cycle(rt)
         finally:
             rt.close()
 
@@ -146,6 +148,21 @@ class World:
                              json={"ticket": {"comment": comment}}, timeout=30)  # fmt: skip
         resp.raise_for_status()
 
+    def soql(self, query: str) -> list[dict[str, Any]]:
+        sf = self.sandbox.info["salesforce"]
+        http = PinnedSession(verify=self.sandbox.ca_bundle)
+        token = http.post(sf["token_url"], timeout=30, data={
+            "grant_type": "client_credentials", "client_id": sf["client_id"],
+            "client_secret": sf["client_secret"]}).json()["access_token"]  # fmt: skip
+        resp = http.get(
+            f"{self.sandbox.url}/services/data/v59.0/query",
+            params={"q": query},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        return list(resp.json()["records"])
+
     def faults(self, *specs: dict[str, Any]) -> None:
         self.sandbox.control("POST", "/_sandbox/faults", {"faults": list(specs)})
 
@@ -158,4 +175,3 @@ class World:
         resp = self.http.get(f"{self.api}{path}", timeout=30)
         resp.raise_for_status()
         return dict(resp.json())
-

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from e2e_world import ANN, BOB, NOW, STAFF, World, seed
+from e2e_world import ANN, BOB, NOW, STAFF, TRIAGE, World, seed
+from typer.testing import CliRunner
 
-from syncd.daemon.runtime import open_runtime
-from syncd.daemon.service import run_once
+from syncd.cli import app
+from syncd.daemon.cycle import run_cycle
+from syncd.daemon.preview import preview
+from syncd.daemon.runtime import build_connectors, open_runtime
+from syncd.model import Operation, Outcome, RecordRef
+from syncd.sandbox.server import SandboxServer
 
 MINUTE = timedelta(minutes=1)
 
@@ -120,7 +128,7 @@ def test_dry_run_plans_and_audits_but_writes_nothing(world: World) -> None:
     world.sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 5 * MINUTE))
     rt = open_runtime(world.settings, world.clock, dry_run=True)
     try:
-        report = run_once(rt)
+        report = run_cycle(rt)
     finally:
         rt.close()
     assert report.drained.skipped == 6
@@ -128,3 +136,130 @@ def test_dry_run_plans_and_audits_but_writes_nothing(world: World) -> None:
     with world.store().read() as tx:
         entry = tx.ledger.list()[0]
         assert [a.event for a in tx.audit.for_intent(entry.intent.key)] == ["planned", "skipped"]
+
+
+BROKEN = (
+    TRIAGE
+    + """
+  - id: to-nobody
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{notify: {to: [group:Nobody], subject: Hello, body: Hi}}]
+  - id: to-a-leaver
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{assign: {user: gone@example.com}}]
+"""
+)
+
+
+def test_a_bad_intent_fails_alone_with_its_reason(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = World(sandbox, tmp_path, BROKEN)  # triage only: the CLI runs on the real clock
+    sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 5 * MINUTE))
+    switch = world.settings.syncd.kill_switch_file
+    switch.parent.mkdir(parents=True, exist_ok=True)
+    switch.touch()
+    world.cycle()  # plans everything, executes nothing
+    world.http.delete(f"{world.api}/tickets/2.json", timeout=30).raise_for_status()
+    switch.unlink()
+    world.advance(2 * MINUTE)  # the export shows the deletion a minute later
+    result = CliRunner().invoke(app, ["run", "--once", "--config", str(world.config)],
+                                env=world.env)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    with world.store().read() as tx:
+        dead = {(e.intent.rule_id, e.intent.record.id): e.last_error
+                for e in tx.ledger.list(state="dead")}  # fmt: skip
+        done = {(e.intent.rule_id, e.intent.action) for e in tx.ledger.list(state="done")}
+    assert dead[("to-nobody", "1")] == "no group named 'Nobody'"
+    assert dead[("to-a-leaver", "1")] == "no zendesk user 'gone@example.com'"
+    assert dead[("triage", "2")] == "zendesk.ticket:2 is deleted"
+    assert done == {("triage", "tag"), ("triage", "assign"), ("triage", "notify")}
+    assert world.subjects() == ["New ticket #1"]
+
+
+def test_max_actions_per_hour_holds_the_excess_and_sends_it_later(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, """
+        rules:
+          - id: careful
+            on: zendesk.ticket
+            max_actions_per_hour: 2
+            when: {status: new}
+            do: [{tag: [seen]}]
+    """)  # fmt: skip
+    sandbox.control("POST", "/_sandbox/seed", seed(4, NOW - 5 * MINUTE))
+    first = world.cycle()
+    assert (first.drained.done, first.drained.deferred) == (2, 2)
+    world.advance(61 * MINUTE)
+    assert world.cycle().drained.done == 2
+    assert all("seen" in world.ticket(n)["tags"] for n in range(1, 5))
+
+
+def test_plan_lists_what_is_due_without_touching_the_store_or_vendors(world: World) -> None:
+    world.sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 30 * MINUTE))
+    found = preview(world.settings, world.clock, NOW + 2 * timedelta(hours=1))
+    listed = [(i["rule"], i["record"], i["action"], i["due_at"])
+              for i in found.to_json()["intents"]]  # fmt: skip
+    h1 = (NOW + 30 * MINUTE).isoformat()
+    assert sorted(listed) == sorted(
+        [("triage", f"zendesk.ticket:{n}", a, NOW.isoformat())
+         for n in (1, 2) for a in ("tag", "assign", "notify")]
+        + [("ladder", f"zendesk.ticket:{n}", "notify", h1) for n in (1, 2)]
+    )  # fmt: skip
+    assert found.to_json()["intents"][0]["reason"]
+    cli = CliRunner().invoke(app, ["plan", "--config", str(world.config), "--json"],
+                             env=world.env)  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    shown = json.loads(cli.stdout)["intents"]  # on the real clock: the whole ladder is late
+    assert {(i["rule"], i["action"]) for i in shown} >= {("triage", "tag"), ("ladder", "comment")}
+    assert not world.settings.syncd.state_dir.exists()
+    assert world.writes() == [] and world.mail() == []
+
+
+class Conflicted:
+    """The Zendesk connector, answering the first update with Zendesk's 409 `conflict`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.system, self.fetched = inner, inner.system, 0
+        self.conflicts = 1
+
+    def execute(self, op: Operation) -> Outcome:
+        if op.verb == "update" and self.conflicts:
+            self.conflicts -= 1
+            return Outcome(ok=False, retryable=False, error="conflict")
+        return self.inner.execute(op)
+
+    def fetch(self, ref: RecordRef) -> Any:
+        self.fetched += 1
+        return self.inner.fetch(ref)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_conflict_rereads_the_record_and_tries_again(world: World) -> None:
+    world.sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - 5 * MINUTE))
+    connectors = build_connectors(world.settings, world.clock)
+    zendesk = connectors["zendesk"] = Conflicted(connectors["zendesk"])
+    rt = open_runtime(world.settings, world.clock, connectors=connectors)
+    try:
+        first = run_cycle(rt)
+        assert first.drained.failed == 1 and zendesk.fetched == 1
+        second = run_cycle(rt)
+    finally:
+        rt.close()
+    assert second.drained.done == 1  # retried at once with the fresh record: not dead-lettered
+    assert world.ticket(1)["assignee_id"] == ANN
+
+
+def test_shadow_rules_plan_and_audit_but_never_act(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = World(sandbox, tmp_path, TRIAGE.replace("on: zendesk.ticket", "on: zendesk.ticket\n"
+                                                    "    mode: shadow"))  # fmt: skip
+    sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 5 * MINUTE))
+    assert world.cycle().drained.skipped == 6
+    assert world.writes() == [] and world.mail() == []
+    with world.store().read() as tx:
+        reasons = {e.detail.get("reason") for e in tx.audit.for_record(RecordRef(
+            "zendesk.ticket", "1")) if e.event == "skipped"}  # fmt: skip
+    assert reasons == {"shadow mode"}

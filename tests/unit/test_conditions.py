@@ -46,8 +46,13 @@ TICKET = {
 }
 
 
-def holds(condition: Any, fields: dict[str, Any] = TICKET, previous: Any = None,
-          now: datetime = NOW, calendar: Calendar | None = SUPPORT) -> bool:  # fmt: skip
+def holds(
+    condition: Any,
+    fields: dict[str, Any] = TICKET,
+    previous: Any = None,
+    now: datetime = NOW,
+    calendar: Calendar | None = SUPPORT,
+) -> bool:
     return compile_condition(condition).test(Context(fields, previous, now, calendar))
 
 
@@ -157,8 +162,11 @@ def test_changed_and_became_need_a_previous_version() -> None:
 
 def test_explanation_names_the_deciding_values() -> None:
     condition = compile_condition(
-        {"status": "open", "any": [{"priority": "low"}, {"tags": {"contains": "vip"}}],
-         "group_id": {"changed": True}}  # fmt: skip
+        {
+            "status": "open",
+            "any": [{"priority": "low"}, {"tags": {"contains": "vip"}}],
+            "group_id": {"changed": True},
+        }
     )
     ctx = Context(TICKET | {"group_id": 7}, TICKET | {"group_id": 3}, NOW, SUPPORT)
     assert condition.explain(ctx) == (
@@ -189,8 +197,12 @@ def test_next_change_and_entered_find_exact_instants() -> None:
 
 def test_equalities_feed_the_engine_index() -> None:
     condition = compile_condition(
-        {"status": ["new", "open"], "all": [{"status": "open"}], "priority": {"ne": "low"},
-         "any": [{"group_id": 1}]}  # fmt: skip
+        {
+            "status": ["new", "open"],
+            "all": [{"status": "open"}],
+            "priority": {"ne": "low"},
+            "any": [{"group_id": 1}],
+        }
     )
     assert condition.equalities() == {"status": frozenset({"open"})}
 
@@ -212,8 +224,17 @@ def test_resolve_prefers_a_literal_dotted_key() -> None:
 @given(
     start=st.integers(min_value=0, max_value=500 * 24 * 60),
     amount=st.integers(min_value=-5000, max_value=5000),
-    unit=st.sampled_from(["business_minutes", "business_hours", "minutes", "days", "weeks",
-                          "months", "business_days"]),  # fmt: skip
+    unit=st.sampled_from(
+        [
+            "business_minutes",
+            "business_hours",
+            "minutes",
+            "days",
+            "weeks",
+            "months",
+            "business_days",
+        ]
+    ),
 )
 def test_time_math_equals_apply_offset(start: int, amount: int, unit: str) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=start, seconds=start % 59)

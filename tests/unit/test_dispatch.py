@@ -19,7 +19,10 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def ticket(
-    tid: str, priority: str | None = "normal", minutes: int = 0, skills: frozenset[str] = frozenset()
+    tid: str,
+    priority: str | None = "normal",
+    minutes: int = 0,
+    skills: frozenset[str] = frozenset(),
 ) -> QueuedTicket:
     return QueuedTicket(tid, priority, T0 + timedelta(minutes=minutes), skills)
 

@@ -128,7 +128,9 @@ def test_instant_rule_fires_once_per_entry_with_the_entry_instant_in_the_key(
 
 def test_same_input_twice_gives_identical_intents(tmp_path: Path) -> None:
     engine = build(tmp_path, TRIAGE)
-    record = Record(RecordRef("zendesk.ticket", "7"), {"status": "new", "tags": []}, utc(2026, 3, 2))
+    record = Record(
+        RecordRef("zendesk.ticket", "7"), {"status": "new", "tags": []}, utc(2026, 3, 2)
+    )
     now = utc(2026, 3, 2, 0, 1)
     first = engine.evaluate(record, None, {}, now)
     assert first == engine.evaluate(record, None, {}, now)
@@ -136,12 +138,17 @@ def test_same_input_twice_gives_identical_intents(tmp_path: Path) -> None:
 
 
 def test_age_condition_enters_at_the_exact_instant_it_flips(tmp_path: Path) -> None:
-    sim = Sim(build(tmp_path, """
+    sim = Sim(
+        build(
+            tmp_path,
+            """
         - id: stale-new
           on: zendesk.ticket
           when: {status: new, created_at: {older_than: 1 business_hour}}
           do: [{tag: [stale]}]
-    """))  # fmt: skip
+    """,
+        )
+    )
     friday = utc(2026, 3, 6, 17, 30)
     assert sim.see(friday, status="new", created_at=friday.isoformat()) == []
     monday = utc(2026, 3, 9, 9, 30)
@@ -154,12 +161,18 @@ def test_age_condition_enters_at_the_exact_instant_it_flips(tmp_path: Path) -> N
 
 
 def test_became_fires_on_the_transition_only(tmp_path: Path) -> None:
-    sim = Sim(build(tmp_path, """
+    sim = Sim(
+        build(
+            tmp_path,
+            """
         - id: won
           on: salesforce.opportunity
           when: {StageName: {became: Closed Won}}
           do: [{set: {Type: Customer}}]
-    """), kind="salesforce.opportunity")  # fmt: skip
+    """,
+        ),
+        kind="salesforce.opportunity",
+    )
     t0 = utc(2026, 3, 2, 9)
     assert sim.see(t0, StageName="Closed Won") == []  # first sight: no transition
     assert sim.see(t0 + H, StageName="Negotiation") == []
@@ -173,7 +186,9 @@ def test_became_fires_on_the_transition_only(tmp_path: Path) -> None:
 
 
 def test_shadow_and_disabled_rules(tmp_path: Path) -> None:
-    engine = build(tmp_path, """
+    engine = build(
+        tmp_path,
+        """
         - id: quiet
           on: zendesk.ticket
           mode: shadow
@@ -185,7 +200,8 @@ def test_shadow_and_disabled_rules(tmp_path: Path) -> None:
           enabled: false
           when: {status: new}
           do: [{tag: [never]}]
-    """)  # fmt: skip
+    """,
+    )
     record = Record(RecordRef("zendesk.ticket", "1"), {"status": "new"}, utc(2026, 3, 2))
     kept = {"off": RuleMemory(in_when=True, entered_at=utc(2026, 1, 1))}
     result = engine.evaluate(record, None, kept, utc(2026, 3, 2))
@@ -194,8 +210,66 @@ def test_shadow_and_disabled_rules(tmp_path: Path) -> None:
     assert engine.limit("quiet") == 30 and engine.limit("off") is None
 
 
+def test_scope_limits_a_rule_and_a_deleted_record_disarms(tmp_path: Path) -> None:
+    sim = Sim(
+        build(
+            tmp_path,
+            """
+        - id: canary-ladder
+          on: zendesk.ticket
+          scope: {tags: {contains: canary}}
+          when: {status: open}
+          since: created_at
+          steps: [{after: 2h, do: [{comment: {body: "ping"}}]}]
+    """,
+        )
+    )
+    t0 = utc(2026, 3, 2, 9)
+    sim.see(t0, status="open", tags=[], created_at=t0.isoformat())
+    assert sim.last is not None and sim.last.timers == [] and sim.memory == {}
+    sim.see(t0 + H, tags=["canary"])
+    assert sim.last.next_wake == t0 + 2 * H
+    assert sim.current is not None
+    gone = Record(sim.ref, sim.current.fields, t0 + H, deleted=True)
+    result = sim.engine.evaluate(gone, sim.current, sim.memory, t0 + 3 * H)
+    assert result.intents == [] and result.next_wake is None
+    assert not result.memory["canary-ladder"].in_when
+
+
+def test_task_dates_are_resolved_from_the_step_anchor(tmp_path: Path) -> None:
+    sim = Sim(
+        build(
+            tmp_path,
+            """
+        - id: kickoff
+          on: salesforce.opportunity
+          when: {StageName: Closed Won}
+          since: CloseDate
+          steps:
+            - after: 1d
+              at: "10:00"
+              do:
+                - create_task: {subject: "Call {{ opportunity.Name }}", due: 2 business_days}
+                - create_event: {subject: Kickoff, start: 1w, duration: 90m}
+    """,
+        ),
+        kind="salesforce.opportunity",
+    )
+    fired = sim.see(
+        utc(2026, 3, 3, 12), StageName="Closed Won", CloseDate="2026-03-02", Name="Acme"
+    )
+    assert [i.params for i in fired] == [
+        {"subject": "Call Acme", "due": "2026-03-03T18:00:00+00:00"},  # end of 2nd working day
+        {"subject": "Kickoff", "start": "2026-03-09T00:00:00+00:00", "duration": "90m"},
+    ]
+    assert [i.due_at for i in fired] == [utc(2026, 3, 3, 10)] * 2
+
+
 def test_template_error_is_isolated_to_its_rule_and_retried(tmp_path: Path) -> None:
-    sim = Sim(build(tmp_path, """
+    sim = Sim(
+        build(
+            tmp_path,
+            """
         - id: broken
           on: zendesk.ticket
           when: {status: new}
@@ -206,7 +280,9 @@ def test_template_error_is_isolated_to_its_rule_and_retried(tmp_path: Path) -> N
           on: zendesk.ticket
           when: {status: new}
           do: [{tag: [b]}]
-    """))  # fmt: skip
+    """,
+        )
+    )
     t0 = utc(2026, 3, 2, 9)
     fired = sim.see(t0, status="new", custom={})
     assert [(i.rule_id, i.action) for i in fired] == [("broken", "tag"), ("fine", "tag")]
@@ -232,7 +308,9 @@ LADDER = """
   until: {agent_touched: true}
   catch_up: {catch}
   steps:
-    - {id: everyone, after: 1h, do: [{notify: {to: [group:Support], subject: "{{ ticket.id }}", body: "b"}}]}
+    - id: everyone
+      after: 1h
+      do: [{notify: {to: [group:Support], subject: "{{ ticket.id }}", body: "b"}}]
     - {id: assignee, after: 24h, do: [{notify: {to: [assignee], subject: "s", body: "b"}}]}
     - id: supervisors
       after: 26h
@@ -253,8 +331,10 @@ def test_ladder_fires_each_step_on_time_until_an_agent_acts(tmp_path: Path) -> N
     assert sim.last is not None
     assert sim.last.next_wake == t0 + H
     assert [(t.step, t.due_at) for t in sim.last.timers] == [
-        ("everyone", t0 + H), ("assignee", t0 + 24 * H), ("supervisors", t0 + 26 * H),
-    ]  # fmt: skip
+        ("everyone", t0 + H),
+        ("assignee", t0 + 24 * H),
+        ("supervisors", t0 + 26 * H),
+    ]
     assert steps(sim.follow(t0 + 24 * H)) == [("everyone", t0 + H), ("assignee", t0 + 24 * H)]
     assert sim.last.next_wake == t0 + 26 * H
     assert sim.see(t0 + 25 * H, agent_touched=True) == []  # the agent acts: the rest is off
@@ -273,9 +353,11 @@ def test_ladder_paused_by_when_never_repeats_a_step(tmp_path: Path) -> None:
     assert sim.last is not None and sim.last.next_wake is None  # disarmed: nothing scheduled
     assert sim.see(t0 + 30 * H, status="open") != []  # back: 24h and 26h catch up, not 1h
     assert steps(sim.intents) == [
-        ("everyone", t0 + H), ("assignee", t0 + 24 * H), ("supervisors", t0 + 26 * H),
+        ("everyone", t0 + H),
+        ("assignee", t0 + 24 * H),
         ("supervisors", t0 + 26 * H),
-    ]  # fmt: skip
+        ("supervisors", t0 + 26 * H),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -342,9 +424,9 @@ PLAN = """
   since: Start_Date__c
   steps:
     - {id: welcome, after: -2w, at: "09:00", do: [{notify: {to: [owner], subject: "w", body: "b"}}]}
-    - {id: prep, after: -1w, at: "09:00", do: [{create_task: {subject: prep, due: 3 business_days}}]}
+    - {id: prep, after: -1w, at: "09:00", do: [{create_task: {subject: p, due: 3 business_days}}]}
     - {id: kickoff, after: 0d, at: "09:00", do: [{notify: {to: [owner], subject: "k", body: "b"}}]}
-    - {id: review, after: +100d, at: "09:00", do: [{notify: {to: [owner], subject: "r", body: "b"}}]}
+    - {id: review, after: +100d, at: "09:00", do: [{notify: {to: [owner], subject: r, body: b}}]}
     - id: six-monthly
       after: 6 months
       repeat: every 6 months
@@ -395,12 +477,17 @@ PATTERN = """
       from: 1w
       to: 6w
       at: "09:00"
-      do: [{notify: {to: [owner], template: "si-week-{{ week }}", subject: "{{ date }}", body: "#{{ occurrence }}"}}]
+      do:
+        - notify:
+            to: [owner]
+            template: "si-week-{{ week }}"
+            subject: "{{ date }}"
+            body: "#{{ occurrence }}"
 """
 
 
 def test_weekday_pattern_weeks_one_to_five(tmp_path: Path) -> None:
-    pattern = PATTERN.replace(' template: "si-week-{{ week }}",', "").replace(
+    pattern = PATTERN.replace('            template: "si-week-{{ week }}"\n', "").replace(
         'subject: "{{ date }}"', 'subject: "si-week-{{ week }} {{ date }}"'
     )
     sim = Sim(build(tmp_path, pattern), kind="salesforce.opportunity")
@@ -412,9 +499,11 @@ def test_weekday_pattern_weeks_one_to_five(tmp_path: Path) -> None:
     assert [i.due_at for i in sim.intents] == expected
     assert expected[0] == utc(2026, 6, 8, 8) and expected[-1] == utc(2026, 7, 10, 8)
     assert [i.params["subject"] for i in sim.intents[:4]] == [
-        "si-week-1 2026-06-08", "si-week-1 2026-06-10", "si-week-1 2026-06-12",
+        "si-week-1 2026-06-08",
+        "si-week-1 2026-06-10",
+        "si-week-1 2026-06-12",
         "si-week-2 2026-06-15",
-    ]  # fmt: skip
+    ]
     assert sim.intents[-1].params["subject"] == "si-week-5 2026-07-10"
     assert [i.occurrence for i in sim.intents] == list(range(15))
 
@@ -424,14 +513,23 @@ def test_named_template_is_rendered_from_the_rule_directory(tmp_path: Path) -> N
     (tmp_path / "templates" / "si-week-1.j2").write_text(
         "Subject: Week {{ week }} for {{ opportunity.Name }}\n\nSee you {{ date }}.\n"
     )
-    named = PATTERN.replace(' subject: "{{ date }}", body: "#{{ occurrence }}"', "")
+    named = PATTERN.replace(
+        '            subject: "{{ date }}"\n            body: "#{{ occurrence }}"\n', ""
+    )
     sim = Sim(build(tmp_path, named), kind="salesforce.opportunity")
-    fired = sim.see(utc(2026, 6, 8, 8), StageName="Closed Won", Start_Date__c="2026-06-01",
-                    Name="Acme")  # fmt: skip
+    fired = sim.see(
+        utc(2026, 6, 8, 8), StageName="Closed Won", Start_Date__c="2026-06-01", Name="Acme"
+    )
     assert [i.params for i in fired] == [
-        {"to": ["owner"], "cc": [], "subject": "Week 1 for Acme", "body": "See you 2026-06-08.\n",
-         "template": "si-week-1", "via": "mail"},
-    ]  # fmt: skip
+        {
+            "to": ["owner"],
+            "cc": [],
+            "subject": "Week 1 for Acme",
+            "body": "See you 2026-06-08.\n",
+            "template": "si-week-1",
+            "via": "mail",
+        },
+    ]
     sim.tick(utc(2026, 6, 15, 8))  # week 2 has no template file: an error, not a crash
     assert sim.last is not None
     assert [e.message for e in sim.last.errors] == [
@@ -446,16 +544,21 @@ DEFER = """
   since: Start_Date__c
   defer: {when: {Viable_Project__c: false}, from_step: week6-training, to: Week_B_Date__c}
   steps:
-    - {id: week5-call, after: 5w, at: "09:00", do: [{notify: {to: [owner], subject: "5", body: "b"}}]}
-    - {id: week6-training, after: 6w, at: "09:00", do: [{notify: {to: [owner], subject: "6", body: "b"}}]}
-    - {id: week7-followup, after: 7w, at: "09:00", do: [{notify: {to: [owner], subject: "7", body: "b"}}]}
+    - {id: week5-call, after: 5w, at: "09:00", do: [{notify: {to: [owner], subject: w5, body: b}}]}
+    - {id: week6-training, after: 6w, at: "09:00", do: [{create_task: {subject: w6}}]}
+    - {id: week7-followup, after: 7w, at: "09:00", do: [{create_task: {subject: w7}}]}
 """
 
 
 def test_deferral_moves_the_remaining_steps_to_week_b(tmp_path: Path) -> None:
     sim = Sim(build(tmp_path, DEFER), kind="salesforce.opportunity")
-    sim.see(utc(2026, 5, 1), StageName="Closed Won", Start_Date__c="2026-06-01",
-            Viable_Project__c=False, Week_B_Date__c="2026-08-03")  # fmt: skip
+    sim.see(
+        utc(2026, 5, 1),
+        StageName="Closed Won",
+        Start_Date__c="2026-06-01",
+        Viable_Project__c=False,
+        Week_B_Date__c="2026-08-03",
+    )
     sim.follow(utc(2026, 12, 31))
     assert steps(sim.intents) == [
         ("week5-call", utc(2026, 7, 6, 8)),
@@ -467,8 +570,9 @@ def test_deferral_moves_the_remaining_steps_to_week_b(tmp_path: Path) -> None:
 
 def test_deferral_decided_when_the_step_falls_due_never_fires_twice(tmp_path: Path) -> None:
     sim = Sim(build(tmp_path, DEFER), kind="salesforce.opportunity")
-    sim.see(utc(2026, 5, 1), StageName="Closed Won", Start_Date__c="2026-06-01",
-            Viable_Project__c=True)  # fmt: skip
+    sim.see(
+        utc(2026, 5, 1), StageName="Closed Won", Start_Date__c="2026-06-01", Viable_Project__c=True
+    )
     sim.follow(utc(2026, 7, 13, 8))  # week 5 and week 6 on the original plan
     sim.see(utc(2026, 7, 14), Viable_Project__c=False)  # deferred; Week-B not chosen yet
     assert sim.last is not None and sim.last.next_wake is None
@@ -551,8 +655,13 @@ def test_since_became_anchors_on_the_entry_version_and_restarts_on_reentry(
 def test_memory_round_trips_through_json(tmp_path: Path) -> None:
     memory = {
         "a": RuleMemory(in_when=True, entered_at=utc(2026, 1, 1)),
-        "b": RuleMemory(anchor=utc(2026, 1, 2), fired=frozenset({"x#0", "y#3"}), cancelled=True,
-                        since_in=True, since_at=utc(2026, 1, 2)),  # fmt: skip
+        "b": RuleMemory(
+            anchor=utc(2026, 1, 2),
+            fired=frozenset({"x#0", "y#3"}),
+            cancelled=True,
+            since_in=True,
+            since_at=utc(2026, 1, 2),
+        ),
     }
     data = memory_to_json(memory)
     assert data["a"] == {"in_when": True, "entered_at": "2026-01-01T00:00:00+00:00"}
@@ -580,21 +689,34 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return build(tmp_path_factory.mktemp("mixed"), TRIAGE + LADDER.replace("{catch}", "fire"))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(events=EVENTS)
 def test_no_step_fires_twice_and_keys_are_stable(mixed: Engine, events: list[Any]) -> None:
     engine = mixed
     sim = Sim(engine)
     now = utc(2026, 3, 2, 10)
-    sim.see(now, id=1, status="new", priority="low", tags=[], created_at=now.isoformat(),
-            agent_touched=False)  # fmt: skip
+    sim.see(
+        now,
+        id=1,
+        status="new",
+        priority="low",
+        tags=[],
+        created_at=now.isoformat(),
+        agent_touched=False,
+    )
     for minutes, change in events:
         now += timedelta(minutes=minutes)
         if change is None:
             sim.tick(now)
         elif change[0] == "created_at":
-            sim.see(now, created_at=(utc(2026, 3, 2, 10) + timedelta(minutes=change[1])).isoformat())
+            sim.see(
+                now, created_at=(utc(2026, 3, 2, 10) + timedelta(minutes=change[1])).isoformat()
+            )
         else:
             sim.see(now, **{change[0]: change[1]})
         assert sim.current is not None

@@ -1,0 +1,51 @@
+"""The long-running service: APScheduler jobs, reloads refused or accepted, a clean stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from e2e_world import NOW, TRIAGE, World, seed
+
+from syncd.daemon.runtime import open_runtime
+from syncd.daemon.service import Service
+from syncd.sandbox.server import SandboxServer
+from syncd.settings import load_settings
+
+
+def wait_for(condition: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_service_works_reloads_refuses_bad_rules_and_stops(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, TRIAGE)
+    sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
+    settings = load_settings(world.config, env={**world.env, "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"})
+    rt = open_runtime(settings, world.clock)
+    service = Service(rt)
+    thread = threading.Thread(target=service.serve)
+    thread.start()
+    try:
+        wait_for(lambda: len(world.mail()) == 2)
+
+        (world.rules_dir / "bad.yaml").write_text("rules:\n  - id: x\n    on: nowhere\n")
+        service.reload()
+        wait_for(lambda: b'syncd_reloads_total{result="refused"} 1.0' in service.metrics.render())
+        assert set(rt.engine.rules) == {"triage"}  # the old rules keep running
+
+        (world.rules_dir / "bad.yaml").write_text("rules: []\n")
+        service.reload()
+        wait_for(lambda: b'syncd_reloads_total{result="ok"} 1.0' in service.metrics.render())
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        rt.close()
+    assert not thread.is_alive()
+    assert len(world.mail()) == 2
