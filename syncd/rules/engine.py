@@ -76,6 +76,8 @@ from syncd.rules.kinds import KINDS
 
 DEFAULT_GRACE = timedelta(minutes=5)
 WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips
+_US = timedelta(microseconds=1)
+_NEVER = -(2**62)  # `_Step.late_us` of a step that never catches up
 
 
 # ----------------------------------------------------------------------------- public types
@@ -235,6 +237,7 @@ class _Rule:
         self.when = cond.compile_condition(rule.when)
         self.gate = _all(self.scope, self.when)
         self.gate_test = self.gate.fast()
+        self.gate_held = self.gate.held()  # its explanation, asked when it holds
         self.gate_ages = _has_age(self.gate)
         self.actions = tuple(_actions(rule.do or []))
         self.timeline = rule.steps is not None
@@ -462,6 +465,12 @@ class Engine:
         self.rules = {rule.id: rule for rule in rules}
         kinds = sorted({rule.kind for rule in rules})
         self.kinds = {k: _KindIndex([r for r in rules if r.kind == k and r.enabled]) for k in kinds}
+        # the calendar every rule of a kind uses, when they share one (the common case): an
+        # evaluation then needs a single context
+        self.maths: dict[str, cond.TimeMath | None] = {}
+        for kind, index in self.kinds.items():
+            used = {id(r.math): r.math for r in index.rules}
+            self.maths[kind] = next(iter(used.values())) if len(used) == 1 else None
 
     def limit(self, rule_id: str) -> int | None:
         """The rule's max_actions_per_hour (None: no limit), for the daemon's ledger check."""
@@ -478,13 +487,14 @@ class Engine:
         grace: timedelta = DEFAULT_GRACE,
     ) -> Evaluation:
         """Evaluate every rule of the record's kind against one record at `now`."""
-        index = self.kinds.get(current.ref.kind)
+        kind = current.ref.kind
+        index = self.kinds.get(kind)
         if index is None:
             return Evaluation([], dict(memory), [], None)
-        run = _Run(self, current, previous, now, grace)
+        run = _Run(self, current, previous, now, grace, self.maths[kind])
         new_memory = dict(memory) if memory else {}
         for rule in index.candidates(current.fields, memory):
-            before = memory.get(rule.id, EMPTY)
+            before = memory.get(rule.id, EMPTY) if memory else EMPTY
             try:
                 after = run.timeline(rule, before) if rule.timeline else run.instant(rule, before)
             except Exception as exc:  # one rule's failure never stops the others

@@ -14,6 +14,7 @@ import logging
 import secrets
 import socket
 import ssl
+import sys
 import threading
 import time
 import traceback
@@ -345,6 +346,14 @@ class _HTTPServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return
         super().finish_request(wrapped, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request (killed, timed out) is routine, not a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError | ConnectionError | TimeoutError):
+            log.debug("client %s went away: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:
