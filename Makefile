@@ -13,9 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@echo "Starting the sandbox with a small fictional company (config/sandbox-seed.yaml)."
-	@echo "Point the vendors' own clients at it as README.md, 'The sandbox', shows; Ctrl-C stops it."
-	$(BIN)/syncd sandbox --seed config/sandbox-seed.yaml
+	$(BIN)/syncd demo
 
 test: $(STAMP)
 	$(BIN)/ruff check syncd tests bench
@@ -29,6 +27,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/api_calls.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -4,6 +4,7 @@ import typer
 
 from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
+from syncd.commands.demo import demo
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
@@ -23,6 +24,7 @@ app.command()(intents)
 app.command()(audit)
 app.command()(run)
 app.command()(plan)
+app.command()(demo)
 
 if __name__ == "__main__":
     app()

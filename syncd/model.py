@@ -99,12 +99,17 @@ def intent_key(
     holding the separator itself switches to a length-prefixed encoding, so no two distinct
     tuples give the same hash input.
     """
+    global _last_anchor
+    last = _last_anchor  # one read: other threads may replace it meanwhile
     if anchor is None:
         instant = ""
     elif anchor.tzinfo is None:
         instant = anchor.isoformat()
+    elif anchor == last[0]:
+        instant = last[1]  # the same instant as the last key's (one entry, one poll)
     else:
         instant = str((anchor - _EPOCH) // _MICROSECOND)
+        _last_anchor = (anchor, instant)
     kind, rid = record.kind, record.id
     text = f"{rule_id}\x1f{kind}\x1f{rid}\x1f{step}\x1f{instant}\x1f{occurrence}\x1f{action_index}"
     if text.count("\x1f") == 6:
@@ -118,6 +123,7 @@ def intent_key(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_last_anchor: tuple[datetime, str] = (_EPOCH, "0")  # the last aware anchor and its text
 
 
 @dataclass(frozen=True)

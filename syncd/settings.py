@@ -66,6 +66,9 @@ class SyncdSection(_Section):
     log_format: Literal["keyvalue", "json"] = "keyvalue"
     dry_run: bool = False
     max_attempts: int = Field(8, ge=1)
+    # A source's first poll: "baseline" records what is there without acting on it (instant
+    # rules are skipped, audited); "fire" acts on every record as if it had just changed.
+    first_sync: Literal["baseline", "fire"] = "baseline"
 
     @model_validator(mode="before")
     @classmethod
@@ -123,6 +126,10 @@ class SalesforceSection(_Section):
     api_version: str = "59.0"
     lookback_s: int = Field(300, ge=0)
     objects: list[str] = Field(default_factory=lambda: ["Opportunity", "Account", "Task"])
+    # The org's API requests per rolling 24 h (Setup > Company Information), and the share of
+    # it syncd may spend; the rest stays for the org's other integrations.
+    daily_api_requests: int = Field(15000, gt=0)
+    share: float = Field(0.5, gt=0, le=1)
 
 
 class GraphSection(_Section):

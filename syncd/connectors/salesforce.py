@@ -17,7 +17,8 @@ Stamps tie and transactions commit late, hence the look-back; the cursor remembe
 object, the newest stamp and every (Id, SystemModstamp) seen within the look-back window, and
 rows already seen are skipped. So a resumed poll repeats nothing and a row committed late with
 an older stamp is still found. Field lists come from `describe` (cached). API usage is read
-from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit.
+from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit
+(`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up).
 
 Verbs (`Operation.target` is the sObject name, e.g. "Task"):
 - `create` `{"fields": {...}}`: POST with `key_field = op.key` (the key field need not be an
@@ -202,6 +203,8 @@ class SalesforceConnector:
                 api_version=sf.api_version,
                 lookback_s=sf.lookback_s,
                 objects=tuple(sf.objects),
+                daily_api_requests=sf.daily_api_requests,
+                rate_share=sf.share,
                 ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
                 proxy=settings.proxy.https,
             ),

@@ -10,6 +10,7 @@ not take) raises `ActionError` with the reason the dead letter shows.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ SOBJECTS = {
 }
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
+QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
 
 
 @dataclass
@@ -106,22 +108,29 @@ def comment(ctx: ActionContext, intent: Intent) -> list[Operation]:
 
 
 def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
-    """Queued tickets of group `queue` to the available agents of group `to` with capacity."""
+    """Queued tickets of group `queue` to the available agents of group `to` with capacity.
+
+    The queue holds only tickets someone can work on now (`new`, `open`): a request sent back
+    to the dispatcher while it waits for the customer (`pending`, `hold`) is handed out again
+    when the customer's answer reopens it. An agent's load counts every ticket they hold
+    that is not solved, plus what this pass has handed out already. Nothing to hand out is not
+    a failure: the intent is skipped."""
     _on(intent, "zendesk")
     params = intent.params
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
     tickets = ctx.tx.records.by_kind("zendesk.ticket", lambda r: r.fields.get("status") in
                                      OPEN_TICKET)  # fmt: skip
-    load: dict[str, int] = {}
-    for ticket in tickets:
-        if ticket.fields.get("assignee_id") is not None:
-            owner = str(ticket.fields["assignee_id"])
-            load[owner] = load.get(owner, 0) + 1
+    owners = [str(t.fields["assignee_id"]) for t in tickets
+              if t.fields.get("assignee_id") is not None]  # fmt: skip
+    load = Counter([*owners, *ctx.people.dispatched.values()])
     queue = [
         QueuedTicket(t.ref.id, t.fields.get("priority"), _instant(t.fields.get("created_at")))
         for t in tickets
-        if t.fields.get("group_name") == params["queue"] and t.fields.get("assignee_id") is None
+        if t.fields.get("group_name") == params["queue"]
+        and t.fields.get("assignee_id") is None
+        and t.fields.get("status") in QUEUED_TICKET
+        and t.ref.id not in ctx.people.dispatched
     ]
     agents = [
         Agent(m, available=users[m].active and not users[m].away, load=load.get(m, 0))
@@ -130,9 +139,14 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     ]
     plan = plan_dispatch(queue, agents, capacity=int(params["capacity"]),
                          order=params.get("order") or ("priority", "age"))  # fmt: skip
+    if not plan.assignments:
+        raise NothingToDo("nothing to dispatch: " + (
+            f"{len(queue)} queued ticket(s), no agent of {team.name} free" if queue
+            else "no queued ticket"))  # fmt: skip
     found = []
     for assignment in plan.assignments:
         ticket = assignment.ticket_id
+        ctx.people.dispatched[ticket] = assignment.agent_id
         found.append(_op(intent, "zendesk", "update", ticket, f"#{ticket}",
                          assignee_id=int(assignment.agent_id), group_id=int(team.id)))  # fmt: skip
         if params.get("notify_requester"):
@@ -292,7 +306,12 @@ def ensure_folder(ctx: ActionContext, intent: Intent) -> list[Operation]:
 
 
 def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
-    """Attach the file to the ticket its name (or path) names; else file it and tell people."""
+    """Attach the file to the ticket its name (or path) names; else file it and tell people.
+
+    A number that names no ticket syncd knows (a typo in the meeting's topic, a deleted
+    ticket) is "in doubt" too: the file goes to `else_folder` and `else_notify` is told why,
+    never dropped and never failed. Syncd reads every ticket from the start of the Zendesk
+    export, so a ticket it does not know does not exist (at most it is younger than a poll)."""
     _on(intent, "graph")
     params, fields = intent.params, ctx.record.fields
     name, path = str(fields.get("name") or ""), str(fields.get("path") or "")
@@ -301,23 +320,35 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     pattern = re.compile(str(params["ticket_from"]))
     match = pattern.search(name) or pattern.search(path)
     ticket = match.group(1) if match and match.groups() else None
-    if ticket:
+    if ticket is None:
+        why = f"No ticket number found in {name!r}."
+    else:
         stored = ctx.tx.records.get(RecordRef("zendesk.ticket", ticket))
-        if stored is not None and stored.deleted:
-            raise ActionError(f"ticket {ticket} named by {name!r} was deleted")
-        attachment = {"filename": name, DRIVE_PATH: path}
-        return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
-                    public=False, attachments=[attachment])]  # fmt: skip
+        if stored is not None and not stored.deleted:
+            attachment = {"filename": name, DRIVE_PATH: path}
+            return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
+                        public=False, attachments=[attachment])]  # fmt: skip
+        why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
+            " (deleted)." if stored is not None else ".")  # fmt: skip
+    return _unfiled(ctx, intent, name, path, why)
+
+
+def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
+             why: str) -> list[Operation]:  # fmt: skip
+    """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`."""
+    params = intent.params
+    folder = str(params.get("else_folder") or "")
     found = []
-    if params.get("else_folder"):
-        found.append(_op(intent, "graph", "copy_file", path, "#copy",
-                         destination=str(params["else_folder"])))  # fmt: skip
+    if folder:
+        found.append(_op(intent, "graph", "copy_file", path, "#copy", destination=folder))
     if _texts(params.get("else_notify")):
-        body = f"No ticket number found in {name!r} ({fields.get('web_url') or path})."
+        where = f"A copy is in {folder}." if folder else "It was left where it is."
+        link = ctx.record.fields.get("web_url") or path
+        body = f"{why}\n\nTranscript: {name} ({link})\n{where}\nPlease file it where it belongs."
         found.append(_mail(ctx, intent, params["else_notify"], [],
                            f"Transcript not filed: {name}", body, "#notify"))  # fmt: skip
     if not found:
-        raise ActionError(f"no ticket number in {name!r} and no else_folder or else_notify")
+        raise ActionError(f"{why} No else_folder or else_notify to fall back to.")
     return found
 
 

@@ -33,7 +33,7 @@ def poll_all(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> dict[
         if stopping():
             break
         try:
-            polled[source] = poll_source(rt, source, connector, stopping)
+            polled[source] = poll_source(rt, source, connector, stopping).records
         except VendorError as exc:
             log.warning("poll_failed", source=source, error=str(exc))
             rt.fail(f"poll {source}: {exc}")

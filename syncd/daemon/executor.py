@@ -94,6 +94,7 @@ class Executor:
                                 record=str(entry.intent.record))  # fmt: skip
                 elif ops and len(present) == len(ops):
                     tx.ledger.mark_done(key, {"verified": present}, now)
+                    _log_done(entry.intent, verified=True)
                 else:
                     tx.ledger.mark_failed(key, "sent, not found at the vendor", now, now)
 
@@ -186,9 +187,10 @@ class Executor:
             return
         except (ActionError, VendorError) as exc:
             retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
-            self._failed(intent, str(exc), retry, result)
+            self._failed(intent, str(exc), retry, result, getattr(exc, "request_id", None))
             return
         if ops is None:  # every operation was found done at the vendor
+            _log_done(intent, verified=True)
             result.done += 1
         else:
             self._execute(entry, ops, result)
@@ -240,9 +242,12 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
                                     now)  # fmt: skip
+            _log_done(intent, verified=False)
             result.done += 1
             return
         error = "; ".join(f"{k}: {o.error}" for k, o in failures.items())
+        request_id = next((o.detail["request_id"] for o in failures.values()
+                           if o.detail.get("request_id")), None)  # fmt: skip
         if any(o.error == "conflict" for o in failures.values()):
             self._replan(intent)  # the record changed under us: re-read it, then try again
             retry: datetime | None = now
@@ -250,7 +255,7 @@ class Executor:
             retry = now + backoff(entry.attempts, next(iter(failures.values())))
         else:
             retry = None
-        self._failed(intent, error, retry, result)
+        self._failed(intent, error, retry, result, request_id)
 
     def _send(self, op: Operation) -> Outcome:
         connector = self.rt.connectors.get(op.system)
@@ -288,14 +293,19 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
 
-    def _failed(self, intent: Intent, error: str, retry: datetime | None,
-                result: Drained) -> None:  # fmt: skip
+    def _failed(self, intent: Intent, error: str, retry: datetime | None, result: Drained,
+                request_id: str | None = None) -> None:  # fmt: skip
         with self.rt.store.transaction() as tx:
             tx.ledger.mark_failed(intent.key, error, self.rt.clock.now(), retry)
             entry = tx.ledger.get(intent.key)
         state = entry.state if entry else "?"
         log.warning("intent_failed", intent=intent.key, rule=intent.rule_id,
                     record=str(intent.record), action=intent.action, state=str(state),
-                    error=error)  # fmt: skip
+                    error=error, request_id=request_id)  # fmt: skip
         result.failed += 1
         self.rt.fail(f"{intent.key}: {error}")
+
+
+def _log_done(intent: Intent, *, verified: bool) -> None:
+    log.info("intent_done", intent=intent.key, rule=intent.rule_id, record=str(intent.record),
+             action=intent.action, verified=verified)  # fmt: skip

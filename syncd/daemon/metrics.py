@@ -8,6 +8,7 @@ one), so a reload or a test builds a fresh set without "duplicated timeseries" e
         metrics.polled("zendesk")                       # or polled("zendesk", failed=True)
         metrics.saw_change("zendesk", newest_updated_at)
         metrics.api_call("zendesk", status=429); metrics.retried("zendesk")
+        metrics.api_counts("zendesk", calls=12, rate_limited=1, retries=1)  # counted elsewhere
         metrics.budget_remaining("zendesk", 312)
         with store.read() as tx:
             metrics.set_intents(tx.ledger.count_by_state())
@@ -145,6 +146,13 @@ class Metrics:
         self._api_calls.labels(vendor).inc()
         if status == 429:
             self._rate_limited.labels(vendor).inc()
+
+    def api_counts(self, vendor: str, *, calls: int = 0, rate_limited: int = 0,
+                   retries: int = 0) -> None:  # fmt: skip
+        """Add counts a connector kept itself (its governor's stats since the last reading)."""
+        self._api_calls.labels(vendor).inc(max(0, calls))
+        self._rate_limited.labels(vendor).inc(max(0, rate_limited))
+        self._retries.labels(vendor).inc(max(0, retries))
 
     def retried(self, vendor: str) -> None:
         """Count one retry of a call to `vendor` (after a 429, 5xx or timeout)."""

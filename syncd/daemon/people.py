@@ -51,6 +51,9 @@ class People:
     def __init__(self, connectors: Mapping[str, Connector]) -> None:
         self.connectors = connectors
         self._assigned: dict[tuple[str, str], int] = {}  # this pass's picks, for least loaded
+        # tickets `dispatch` handed out in this pass (id -> agent id): the store learns of them
+        # only at the next poll, and a second dispatch in the pass must not hand them out again
+        self.dispatched: dict[str, str] = {}
 
     def directory(self, system: str) -> Directory:
         connector = self.connectors.get(system)

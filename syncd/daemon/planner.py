@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from syncd.daemon.baseline import hold_back
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
 from syncd.rules.engine import Engine, Evaluation, RuleError, Timer, memory_from_json
@@ -25,6 +26,7 @@ class Applied:
 
     planned: list[str] = field(default_factory=list)  # new intent keys
     errors: list[RuleError] = field(default_factory=list)
+    held: int = 0  # planned ones skipped as the source's baseline
 
 
 def merged(record: Record, stored: Record | None) -> Record:
@@ -67,9 +69,15 @@ def due_by_time(tx: Tx, engine: Engine, record: Record, now: datetime, grace: ti
 
 
 def apply_record(
-    tx: Tx, engine: Engine, record: Record, now: datetime, grace: timedelta
+    tx: Tx,
+    engine: Engine,
+    record: Record,
+    now: datetime,
+    grace: timedelta,
+    baseline: bool = False,
 ) -> Applied:
-    """Store `record` and write what the engine makes of it (see the module docstring)."""
+    """Store `record` and write what the engine makes of it (see the module docstring); with
+    `baseline`, the intents of instant rules are planned skipped (baseline.py)."""
     current = merged(record, tx.records.get(record.ref))
     upserted = tx.records.upsert(current)
     stored = _memory(tx, engine, record.ref)
@@ -78,6 +86,8 @@ def apply_record(
             tx.timers.mark_fired(timer.key, now)
     result = _evaluate(engine, current, upserted.previous, stored, now, grace)
     applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
+    if baseline:
+        applied.held = hold_back(tx, result.intents, applied.planned, now)
     for rule_id, before in stored.items():
         after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
         if after != (before or {}):

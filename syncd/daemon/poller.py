@@ -10,22 +10,54 @@ a minute ago must not escalate because the poll happened to run before the timer
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from syncd.connectors.base import Connector
+from syncd.daemon import baseline
 from syncd.daemon.planner import apply_record, due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record
+from syncd.rules.conditions import as_instant
+
+# the vendor's last-change instant of a record, by source: Zendesk, SharePoint, Salesforce
+CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
+
+
+@dataclass
+class Polled:
+    """What one poll of a source read."""
+
+    records: int = 0
+    planned: int = 0  # intents to carry out (the baseline's skipped ones not counted)
+    newest: datetime | None = None  # the newest change seen, for the source's lag
+
+    def saw(self, at: datetime | None) -> None:
+        if at is not None and (self.newest is None or at > self.newest):
+            self.newest = at
+
+
+def changed_at(record: Record) -> datetime | None:
+    """When the vendor says the record last changed (None if it does not say)."""
+    for name in CHANGED_AT:
+        found = as_instant(record.fields.get(name))
+        if found is not None:
+            return found
+    return None
 
 
 def poll_source(
     rt: Runtime, source: str, connector: Connector, stopping: Callable[[], bool] = lambda: False
-) -> int:
-    """Read what changed since the stored cursor; returns how many records came. Stops after
-    the page in hand when `stopping()` says so (SIGTERM during a long backfill)."""
+) -> Polled:
+    """Read what changed since the stored cursor. Stops after the page in hand when
+    `stopping()` says so (SIGTERM during a long backfill). A source's first sync is recorded
+    as its baseline (baseline.py) unless `[syncd] first_sync = "fire"`."""
     engine = rt.engine
     with rt.store.read() as tx:
         cursor = tx.cursors.get(source)
-    seen = planned = reread = 0
+        first = baseline.running(tx, rt.settings, source, cursor)
+    found = Polled()
+    reread = held = 0
     for page in connector.poll_pages(cursor):
         now = rt.clock.now()
         with rt.store.read() as tx:
@@ -34,18 +66,28 @@ def poll_source(
         fresh = {ref: connector.fetch(ref) for ref in due}
         reread += len(fresh)
         with rt.store.transaction() as tx:
+            if first:
+                baseline.begin(tx, source, now)
             for polled in page.records:
-                record = fresh.get(polled.ref, polled) if polled.ref in fresh else polled
+                record = fresh.get(polled.ref, polled)
                 if record is None:  # gone since the page was read
                     record = Record(polled.ref, polled.fields, now, deleted=True)
-                applied = apply_record(tx, engine, record, now, rt.grace)
-                planned += len(applied.planned)
+                applied = apply_record(tx, engine, record, now, rt.grace, baseline=first)
+                found.planned += len(applied.planned) - applied.held
+                held += applied.held
                 if applied.errors:
                     rt.fail(f"{record.ref}: {len(applied.errors)} rule error(s)")
+                found.saw(changed_at(record))
             tx.cursors.set(source, page.cursor, now)
-        seen += len(page.records)
+        found.records += len(page.records)
         if stopping():
             break
-    if seen:  # quiet when nothing changed: a poll runs every few seconds
-        log.info("poll_done", source=source, records=seen, planned=planned, reread=reread)
-    return seen
+    else:  # read to the end, not stopped: the first sync (if it was one) is complete
+        if first:
+            with rt.store.transaction() as tx:
+                baseline.finish(tx, source, rt.clock.now())
+            log.info("baseline_done", source=source, held=held)
+    if found.records:  # quiet when nothing changed: a poll runs every few seconds
+        log.info("poll_done", source=source, records=found.records, planned=found.planned,
+                 reread=reread, baseline=held)  # fmt: skip
+    return found

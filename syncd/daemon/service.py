@@ -19,15 +19,27 @@ wake-up delay is computed on the Clock and divided by its `factor` (AcceleratedC
 accelerated demo wakes on time. A FrozenClock never moves by itself: with it, drive the daemon
 with `cycle.run_cycle` (`run --once`, tests) rather than `serve`.
 
-Signals: SIGTERM/SIGINT stop after the page or intent in flight (exit 0); SIGHUP reloads the
-rules, and a rule set with errors is refused (logged with file:line; the old rules keep
-running).
+systemd (sd_notify). READY=1 once settings, rules and store are loaded (before `serve`) and
+every configured vendor has answered once (its directory: credentials and network work);
+WATCHDOG=1 from the main loop only while the jobs make progress (liveness.py; when the
+watchdog is on, `work` runs at least every quarter of WatchdogSec, so an idle daemon makes
+progress too); a STATUS= line after each `work` run (status.py); RELOADING=1 ... READY=1 around
+reloads; STOPPING=1 on shutdown.
+
+Signals and reloads: SIGTERM/SIGINT stop after the page or intent in flight (exit 0). SIGHUP,
+or a change in the rules directory (watch.py), reloads the rules (reload.py); a rule set with
+errors is refused (logged with file:line, counted, shown in STATUS; the old rules keep running).
+
+Metrics (metrics.py, served on `[metrics] host:port` when enabled): polls, poll errors and lag
+per source after each poll; API calls, 429s, retries and budget per vendor after each job
+(meters.py); intents by state, timers due and the cycle's duration after each `work` run.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,13 +49,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.connectors.http import VendorError
 from syncd.daemon.executor import Executor
+from syncd.daemon.liveness import Liveness
+from syncd.daemon.meters import VendorMeter, store_gauges
 from syncd.daemon.metrics import Metrics, MetricsServer
 from syncd.daemon.notify import Notifier
 from syncd.daemon.poller import poll_source
-from syncd.daemon.runtime import RulesRefused, Runtime, compile_rules, log
+from syncd.daemon.reload import reload_rules
+from syncd.daemon.runtime import RulesRefused, Runtime, log
+from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
+from syncd.daemon.watch import RulesWatcher
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
+TICK_S = 1.0  # the main loop's turn: reloads, rules directory, watchdog
+VENDOR_RETRY_S = 10.0  # before READY: how long to wait before asking a silent vendor again
+# A job silent this long hangs (longer than one vendor call may take under the retry policy:
+# two minutes of back-off plus the requests' own timeouts).
+HUNG_AFTER_S = 600.0
 WORK = "work"
 
 
@@ -54,11 +76,18 @@ class Service:
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics(sources=list(rt.connectors),
                                           vendors=list(rt.connectors), clock=rt.clock)  # fmt: skip
+        self.metrics_server: MetricsServer | None = None
+        self.ping_every = self.notifier.watchdog_interval()  # None: no watchdog
+        self.liveness = Liveness(max(HUNG_AFTER_S, 4 * (self.ping_every or 0)))
+        self.watcher = RulesWatcher(rt.settings.syncd.rules_dir)
+        self.meter = VendorMeter(self.metrics)
+        self.status = Status(rt.settings.syncd.tz)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._lock = threading.Lock()
         self._working = False  # `work` is running: a wake-up now would be dropped by
         self._again = False  # max_instances, so it is remembered and honoured when it ends
+        self._hung: list[str] = []
         self.scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(1),
@@ -83,35 +112,21 @@ class Service:
     def serve(self) -> None:
         """Run until `stop()` (SIGTERM, SIGINT)."""
         self._install_signals()
-        server = self._serve_metrics()
-        poll_every = self.rt.settings.syncd.poll_interval_s
-        now = datetime.now(UTC)
-        for source in self.rt.connectors:
-            self.scheduler.add_job(
-                self._poll,
-                IntervalTrigger(seconds=poll_every),
-                args=[source],
-                id=f"poll:{source}",
-                executor="poll",
-                next_run_time=now,
-            )
-        self.scheduler.add_job(self._work, "date", run_date=now, id=WORK)  # fmt: skip
-        self.scheduler.start()
-        self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
-        log.info("daemon_started", sources=list(self.rt.connectors), dry_run=self.rt.dry_run)
-        ping = self.notifier.watchdog_interval()
+        self.metrics_server = self._serve_metrics()
         try:
-            while not self._stop.wait(min(ping or 1.0, 1.0)):
-                self.notifier.watchdog()
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._apply_reload()
+            if self._await_vendors():
+                self._start_jobs()
+                self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
+                log.info("daemon_started", sources=list(self.rt.connectors),
+                         dry_run=self.rt.dry_run)  # fmt: skip
+                self._main_loop()
         finally:
             self.notifier.stopping("finishing the work in flight")
             log.info("daemon_stopping")
-            self.scheduler.shutdown(wait=True)
-            if server is not None:
-                server.stop()
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             log.info("daemon_stopped")
 
     def _install_signals(self) -> None:
@@ -132,20 +147,97 @@ class Service:
                         error=str(exc))  # fmt: skip
             return None
 
+    def _await_vendors(self) -> bool:
+        """Ask every vendor once (its directory, cached for the executor) until each answered;
+        False if stopped first. Until then STATUS says which vendor syncd is waiting for."""
+        waiting = dict(self.rt.connectors)
+        while waiting and not self.stopping():
+            for name, connector in list(waiting.items()):
+                try:
+                    connector.directory()
+                except VendorError as exc:
+                    log.warning("vendor_unanswered", vendor=name, error=str(exc),
+                                request_id=exc.request_id)  # fmt: skip
+                    self.notifier.status(f"starting: waiting for {name} to answer: {exc}")
+                else:
+                    del waiting[name]
+            if waiting:
+                self._stop.wait(VENDOR_RETRY_S)
+        return not self.stopping()
+
+    def _start_jobs(self) -> None:
+        now = datetime.now(UTC)
+        for source in self.rt.connectors:
+            self.scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=self.rt.settings.syncd.poll_interval_s),
+                args=[source],
+                id=f"poll:{source}",
+                executor="poll",
+                next_run_time=now,
+            )
+        self.scheduler.add_job(self._work, "date", run_date=now, id=WORK)
+        self.scheduler.start()
+
+    def _main_loop(self) -> None:
+        """Reloads (SIGHUP, a changed rules directory) and watchdog pings, until stopped."""
+        tick = min(TICK_S, self.ping_every / 2) if self.ping_every else TICK_S
+        while not self._stop.wait(tick):
+            if self._reload.is_set() or self.watcher.changed():
+                self._reload.clear()
+                self._apply_reload()
+            self._watch_jobs()
+
+    def _watch_jobs(self) -> None:
+        """WATCHDOG=1 when the jobs made progress; a hung job is logged once and withholds it."""
+        hung = self.liveness.hung()
+        if hung and hung != self._hung:
+            log.error("jobs_hung", jobs=hung, silent_s=self.liveness.hung_after_s)
+            self.notifier.status(f"HUNG: {', '.join(hung)} | {self.status.line()}")
+        self._hung = hung
+        if self.ping_every and self.liveness.may_ping():
+            self.notifier.watchdog()
+
+    def _turning(self, job: str) -> Callable[[], bool]:
+        """The job's `stopping` callback, which it calls at each page, timer or intent: also
+        its sign of life."""
+
+        def turning() -> bool:
+            self.liveness.beat(job)
+            return self.stopping()
+
+        return turning
+
     # -- jobs --------------------------------------------------------------------------------
     def _poll(self, source: str) -> None:
         if self.stopping():
             return
+        job = f"poll:{source}"
+        self.liveness.started(job)
+        try:
+            self._poll_once(source, job)
+        finally:
+            self.liveness.finished(job)
+            self.meter.read(self.rt.connectors)
+
+    def _poll_once(self, source: str, job: str) -> None:
         connector = self.rt.connectors[source]
         with self.rt.store.read() as tx:
             before = tx.ledger.next_attempt_at()
         try:
-            poll_source(self.rt, source, connector, self.stopping)
-            self.metrics.polled(source)
-        except VendorError as exc:
-            log.warning("poll_failed", source=source, error=str(exc))
+            polled = poll_source(self.rt, source, connector, self._turning(job))
+        except Exception as exc:  # one source failing must not stop the others
+            if isinstance(exc, VendorError):
+                log.warning("poll_failed", source=source, error=str(exc),
+                            request_id=exc.request_id)  # fmt: skip
+            else:
+                log.exception("poll_crashed", source=source)
             self.metrics.polled(source, failed=True)
+            self.status.error(self.rt.clock.now(), f"poll {source}: {exc}")
             return
+        self.metrics.polled(source)
+        if polled.newest is not None:
+            self.metrics.saw_change(source, polled.newest)
         with self.rt.store.read() as tx:
             after = tx.ledger.next_attempt_at()
         if after is not None and after != before:
@@ -162,47 +254,57 @@ class Service:
             return
         with self._lock:
             self._working, self._again = True, False
+        self.liveness.started(WORK)
         self.rt.failures.clear()  # only `run --once` reports them; do not let them pile up
         due: list[datetime] = []
         failed = True
         try:
-            with self.metrics.time_cycle():
-                executor = Executor(self.rt, self.stopping)
-                executor.recover()
-                fire_due(self.rt, stopping=self.stopping)
-                drained = executor.drain()
-            with self.rt.store.read() as tx:
-                self.metrics.set_intents(tx.ledger.count_by_state())
-                due = [at for at in (tx.timers.next_due(), tx.ledger.next_attempt_at()) if at]
-            failed = drained.failed > 0
-            if drained.done or drained.failed or drained.held:
-                log.info(
-                    "work_done",
-                    done=drained.done,
-                    failed=drained.failed,
-                    skipped=drained.skipped,
-                    deferred=drained.deferred,
-                    held=drained.held,
-                )
-            self.notifier.status(f"done {drained.done}, failed {drained.failed}, "
-                                 f"held {drained.held}")  # fmt: skip
-        except Exception:
+            due, failed = self._cycle()
+        except Exception as exc:
             log.exception("work_failed")
+            self.status.error(self.rt.clock.now(), f"work failed: {exc!r}")
         finally:
             with self._lock:
                 self._working, again = False, self._again
+            self.liveness.finished(WORK)
+            self.meter.read(self.rt.connectors)
         self._wake(self.rt.clock.now() if again else min(due, default=None), failed)
 
+    def _cycle(self) -> tuple[list[datetime], bool]:
+        """One `work` run; returns the next due instants and whether an intent failed."""
+        turning = self._turning(WORK)
+        with self.metrics.time_cycle():
+            executor = Executor(self.rt, turning)
+            executor.recover()
+            fire_due(self.rt, stopping=turning)
+            drained = executor.drain()
+        now = self.rt.clock.now()
+        with self.rt.store.read() as tx:
+            counts = store_gauges(tx, self.metrics, now)
+            due = [at for at in (tx.timers.next_due(), tx.ledger.next_attempt_at()) if at]
+        if self.rt.failures:
+            self.status.error(now, self.rt.failures[-1])
+        self.status.cycle(now, counts)
+        self.notifier.status(self.status.line())
+        if drained.done or drained.failed or drained.held:
+            log.info("work_done", done=drained.done, failed=drained.failed,
+                     skipped=drained.skipped, deferred=drained.deferred,
+                     held=drained.held)  # fmt: skip
+        return due, drained.failed > 0
+
     def _wake(self, at: datetime | None, after_failures: bool = False) -> None:
-        """Schedule `work` for clock instant `at` (None: nothing due), within a poll interval."""
+        """Schedule `work` for clock instant `at` (None: nothing due), within a poll interval
+        (and, with the watchdog on, within a quarter of WatchdogSec: progress to show)."""
         if self.stopping():
             return
         cap = self.rt.settings.syncd.poll_interval_s
+        if self.ping_every:
+            cap = min(cap, self.ping_every / 2)
         delay = cap if at is None else (at - self.rt.clock.now()).total_seconds()
         factor = float(getattr(self.rt.clock, "factor", 1.0))
         seconds = min(cap, max(MIN_WAKE_S, delay / factor))
         if after_failures:
-            seconds = max(seconds, 1.0)
+            seconds = max(seconds, min(cap, 1.0))
         run_at = datetime.now(UTC) + timedelta(seconds=seconds)
         job: Any = self.scheduler.get_job(WORK)
         if job is None:
@@ -211,22 +313,20 @@ class Service:
             job.modify(next_run_time=run_at)
 
     def _apply_reload(self) -> None:
-        self.notifier.reloading()
-        rules_dir = self.rt.settings.syncd.rules_dir
+        self.notifier.reloading("reloading rules")
+        self.watcher.loading()
         try:
-            engine = compile_rules(rules_dir)
+            reloaded = reload_rules(self.rt)
         except RulesRefused as refused:
             for diagnostic in refused.diagnostics:
                 log.error("reload_refused", diagnostic=str(diagnostic))
             self.metrics.reloaded(ok=False)
-            self.notifier.ready("reload refused; previous rules still running")
+            first = str(refused.diagnostics[0]) if refused.diagnostics else str(refused)
+            self.status.reload_refused(self.rt.clock.now(), first)
+            self.notifier.ready(self.status.line())
             return
-        removed = set(self.rt.engine.rules) - set(engine.rules)
-        self.rt.engine = engine
-        now = self.rt.clock.now()
-        with self.rt.store.transaction() as tx:
-            cancelled = sum(tx.timers.cancel_rule(rule_id, now) for rule_id in sorted(removed))
-        log.info("rules_reloaded", rules=len(engine.rules), removed=sorted(removed),
-                 timers_cancelled=cancelled)  # fmt: skip
+        log.info("rules_reloaded", rules=reloaded.rules, removed=reloaded.removed,
+                 timers_cancelled=reloaded.timers_cancelled)  # fmt: skip
         self.metrics.reloaded(ok=True)
-        self.notifier.ready(f"rules reloaded: {len(engine.rules)}")
+        self.status.reload_accepted()
+        self.notifier.ready(f"rules reloaded ({reloaded.rules}) | {self.status.line()}")

@@ -8,7 +8,9 @@ regex compilation and no pydantic attribute access. `Condition.test` answers a b
 `syncd audit`), and `Condition.thresholds` lists the instants at which an age test changes its
 answer by time alone: `next_change` and `entered` use them to find the exact instant a
 condition starts or stops holding, so the engine wakes up exactly then and keys an entry by
-the instant it really happened.
+the instant it really happened. For the hot loop, `compile_test` turns a whole tree into one
+generated function (`Condition.source`: the usual tests inlined, the rest through `fast()`
+closures, which answer as `test`) and `Condition.held` does the same for the explanation.
 
 Decisions where the spec (docs/rules.md, "Conditions") is silent:
 - a missing field and a null value are the same (`None`); `eq: null` and `exists: false` match
@@ -33,6 +35,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from syncd.durations import Offset, apply_offset
@@ -100,6 +103,65 @@ class TimeMath:
             local = at.astimezone(self.tz)
             found = self._memo[key] = apply_offset(local, offset, self.calendar).astimezone(UTC)
             return found
+
+    def shift_all_micros(self, at: datetime, at_us: int, offsets: Sequence[Offset]) -> list[int]:
+        """`[shift_micros(at, at_us, o) for o in offsets]`, finding `at` in the span table once
+        (a ladder's steps all count from one anchor)."""
+        out = []
+        table, position = self._table, None
+        for offset in offsets:
+            unit, amount = offset.unit, offset.amount
+            if unit == "minutes":
+                out.append(at_us + amount * _MINUTE_US)
+                continue
+            if unit == "hours":
+                out.append(at_us + amount * _HOUR_US)
+                continue
+            if table is not None and amount > 0 and unit in _BUSINESS_MINUTES:
+                if position is None:  # `_SpanTable.position`, inlined
+                    last = table._last
+                    if last is not None and last[0] == at_us:
+                        position = last[1]
+                    elif table.first_us <= at_us < table.last_us:
+                        i = bisect_right(table.starts, at_us) - 1
+                        position = table.cum_start[i] + min(at_us, table.ends[i]) - table.starts[i]
+                        table._last = (at_us, position)
+                if position is not None:  # `_SpanTable.add_at`, inlined for the usual case
+                    minutes = amount * 60 if unit == "business_hours" else amount
+                    target = position + minutes * _MINUTE_US
+                    j = bisect_left(table.cum_end, target)
+                    if j < len(table.starts):
+                        out.append(table.starts[j] + target - table.cum_start[j])
+                        continue
+            out.append(micros(self.shift(at, offset)))  # builds or grows the table if need be
+            table, position = self._table, None
+        return out
+
+    def latest_before(self, offset: Offset, before_us: int) -> datetime | None:
+        """The latest instant `a` with `shift(a, offset) <= before_us`; every earlier instant
+        shifts to no later (`shift` never decreases as `a` grows). None when not known here:
+        units other than (business) minutes and hours, a zero or negative business offset.
+
+        A business shift is the earliest instant at position(a) + m in working time, so it is
+        <= T exactly when position(a) <= position(T) - m: the answer is the latest instant at
+        that position (the start of the next span when it falls on a span's end).
+        """
+        unit, amount = offset.unit, offset.amount
+        if unit == "minutes" or unit == "hours":
+            return from_micros(before_us - amount * (_HOUR_US if unit == "hours" else _MINUTE_US))
+        if unit not in _BUSINESS_MINUTES or amount <= 0 or self.calendar is None:
+            return None
+        table = self._table
+        if table is None or not table.first_us <= before_us < table.last_us:
+            table = self._table = _SpanTable(self.calendar, from_micros(before_us), table)
+        position = table.position(before_us)
+        if position is None:
+            return None
+        target = position - (amount * 60 if unit == "business_hours" else amount) * _MINUTE_US
+        i = bisect_right(table.cum_start, target) - 1
+        if i < 0:
+            return None  # before the table: not known here
+        return from_micros(table.starts[i] + target - table.cum_start[i])
 
     def shift_micros(self, at: datetime, at_us: int, offset: Offset) -> int:
         """`shift(at, offset)` as integer microseconds since the epoch (`at_us` is `at`'s).
@@ -192,8 +254,11 @@ class _SpanTable:
     def add_micros(self, u: int, minutes: int) -> int | None:
         """`add` on microseconds since the epoch."""
         position = self.position(u)
-        if position is None:
-            return None
+        return None if position is None else self.add_at(position, minutes)
+
+    def add_at(self, position: int, minutes: int) -> int | None:
+        """The instant (microseconds) `minutes` of working time after table position
+        `position`; None when it lies outside the table."""
         target = position + minutes * _MINUTE_US
         if minutes > 0:
             j = bisect_left(self.cum_end, target)  # earliest: the end of a span stays there
@@ -213,7 +278,7 @@ def micros(at: datetime) -> int:
 
 def from_micros(u: int) -> datetime:
     """The UTC instant `u` microseconds after the epoch."""
-    return _EPOCH + timedelta(microseconds=u)
+    return _EPOCH + timedelta(0, u // 1_000_000, u % 1_000_000)  # (seconds=, microseconds=)
 
 
 class Context:
@@ -266,19 +331,18 @@ class Context:
         return self._before
 
     def value(self, path: str) -> Any:
-        try:
-            return self._paths[path]
-        except KeyError:
+        found = self._paths.get(path, _MISSING)  # a miss is common: no KeyError to raise
+        if found is _MISSING:
             found = self._paths[path] = resolve(self.fields, path)
-            return found
+        return found
 
     def instant(self, path: str) -> datetime | None:
         """The field as an aware instant (date: 00:00 in the calendar's timezone), or None."""
-        try:
-            return self._instants[path]
-        except KeyError:
-            found = self._instants[path] = as_instant(self.value(path), self.tz)
-            return found
+        found = self._instants.get(path, _MISSING)
+        if found is _MISSING:
+            value = self.value(path) if "." in path else self.fields.get(path)  # as resolve()
+            found = self._instants[path] = as_instant(value, self.tz)
+        return found
 
 
 def _math_for(calendar: Calendar | None) -> TimeMath:
@@ -311,18 +375,21 @@ def as_instant(value: Any, tz: tzinfo = UTC, naive: tzinfo = UTC) -> datetime | 
 
     A naive datetime is taken in `naive`: UTC for vendor data, the calendar's zone for rules.
     """
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), tz)
-    if isinstance(value, str) and value[:1].isdigit():
+    if isinstance(value, str):  # vendor data: ISO text, the common case first
+        if not value[:1].isdigit():
+            return None
         if len(value) == 10:
             parsed = _parse_date(value)
             return None if parsed is None else datetime.combine(parsed, time(0), tz)
         try:
-            return as_instant(datetime.fromisoformat(value), tz, naive)
+            value = datetime.fromisoformat(value)
         except ValueError:
             return None
+        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tz)
     return None
 
 
@@ -335,6 +402,11 @@ def _parse_date(text: str) -> date | None:
 
 def json_safe(value: Any) -> Any:
     """A value as the audit stores it: datetimes and dates as ISO text, containers recursed."""
+    kind = type(value)
+    if kind in _JSON_PLAIN:
+        return value
+    if kind is list:  # a list of text (tags): the common container
+        return [v if type(v) is str else json_safe(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, date):
@@ -344,6 +416,9 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+_JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _freeze(value: Any) -> Any:
@@ -372,6 +447,12 @@ class Condition:
     def fast(self) -> Test:
         """`test` as one closure for the hot loop: no method dispatch, no generators."""
         return self.test
+
+    def source(self, gen: _Generator) -> str:
+        """A Python expression, true exactly when the condition holds, for `compile_test`.
+
+        Nodes without a source of their own call their `fast()` closure."""
+        return f"{gen.const(self.fast())}(ctx)"
 
     def explain(self, ctx: Context) -> tuple[bool, Explanation]:
         """The answer plus the field values that decided it."""
@@ -409,6 +490,9 @@ class Always(Condition):
     def held(self) -> Callable[[Context], Explanation]:
         return lambda ctx: {}
 
+    def source(self, gen: _Generator) -> str:
+        return "True"
+
 
 ALWAYS = Always()
 
@@ -439,8 +523,7 @@ class FieldTest(Condition):
     def held(self) -> Callable[[Context], Explanation]:
         if not _plain_explanation(self):
             return super().held()
-        path = self.path
-        return lambda ctx: {path: json_safe(ctx.value(path))}
+        return _plain_held((self.path,))
 
 
 def _plain_explanation(condition: Condition) -> bool:
@@ -467,8 +550,14 @@ class Eq(FieldTest):
     def fast(self) -> Test:
         path, expected = self.path, self.expected
         if self.temporal or isinstance(expected, tuple) or "." in path:
-            return super().fast()
+            return FieldTest.fast(self)  # self.check: Eq's, or Ne's (already negated)
         return lambda ctx: bool(ctx.fields.get(path) == expected)
+
+    def source(self, gen: _Generator) -> str:
+        if self.temporal or isinstance(self.expected, tuple):
+            return gen.call(self)
+        equal = f"({gen.value(self.path)} == {gen.const(self.expected)})"
+        return f"(not {equal})" if isinstance(self, Ne) else equal
 
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         if self.temporal or self.expected.__hash__ is None:
@@ -483,7 +572,9 @@ class Ne(Eq):
         return not super().check(value, ctx)
 
     def fast(self) -> Test:
-        equal = super().fast()
+        if self.temporal or isinstance(self.expected, tuple) or "." in self.path:
+            return FieldTest.fast(self)  # Ne.check is the negation already
+        equal = Eq.fast(self)
         return lambda ctx: not equal(ctx)
 
     def equalities(self) -> Mapping[str, frozenset[Any]]:
@@ -513,9 +604,10 @@ class In(FieldTest):
         return any(eq.check(value, ctx) for eq in self.temporal)
 
     def fast(self) -> Test:
-        path, members, check = self.path, self.members, self.check
+        path, members = self.path, self.members
         if self.temporal or "." in path:
-            return super().fast()
+            return FieldTest.fast(self)  # self.check: In's, or NotIn's (already negated)
+        check = partial(In.check, self)  # In's own, also in a NotIn (which negates the answer)
 
         def test(ctx: Context) -> bool:
             value = ctx.fields.get(path)
@@ -528,6 +620,14 @@ class In(FieldTest):
 
         return test
 
+    def source(self, gen: _Generator) -> str:
+        if self.temporal:
+            return gen.call(self)
+        v, members = gen.var(), gen.const(self.members)
+        scalar = f"type({v} := {gen.value(self.path)}) in _SCALARS"
+        inside = f"({v} in {members} if {scalar} else {gen.check(In.check, self, v)})"
+        return f"(not {inside})" if isinstance(self, NotIn) else inside
+
     def equalities(self) -> Mapping[str, frozenset[Any]]:
         return {} if self.temporal else {self.path: self.members}
 
@@ -539,7 +639,9 @@ class NotIn(In):
         return not super().check(value, ctx)
 
     def fast(self) -> Test:
-        inside = super().fast()
+        if self.temporal or "." in self.path:
+            return FieldTest.fast(self)  # NotIn.check is the negation already
+        inside = In.fast(self)
         return lambda ctx: not inside(ctx)
 
     def equalities(self) -> Mapping[str, frozenset[Any]]:
@@ -569,6 +671,12 @@ class Contains(FieldTest):
     def check(self, value: Any, ctx: Context) -> bool:
         return self.present(value) is True
 
+    def source(self, gen: _Generator) -> str:
+        v, wanted = gen.var(), gen.const(self.wanted)
+        inside = "not in" if isinstance(self, Lacks) else "in"
+        listed = f"type({v} := {gen.value(self.path)}) is list"
+        return f"({wanted} {inside} {v} if {listed} else {gen.check(type(self).check, self, v)})"
+
 
 class Lacks(Contains):
     """The negation of `contains`, true on null (an absent list lacks everything)."""
@@ -593,6 +701,11 @@ class Matches(FieldTest):
             return any(v is not None and self.search(str(v)) is not None for v in value)
         return self.search(value if isinstance(value, str) else str(value)) is not None
 
+    def source(self, gen: _Generator) -> str:
+        v, search = gen.var(), gen.const(self.search)
+        text = f"type({v} := {gen.value(self.path)}) is str"
+        return f"({search}({v}) is not None if {text} else {gen.check(Matches.check, self, v)})"
+
 
 class Exists(FieldTest):
     __slots__ = ("wanted",)
@@ -603,6 +716,11 @@ class Exists(FieldTest):
 
     def check(self, value: Any, ctx: Context) -> bool:
         return (value is not None) is self.wanted
+
+    def source(self, gen: _Generator) -> str:
+        if not isinstance(self.wanted, bool):
+            return gen.call(self)
+        return f"({gen.value(self.path)} is {'not ' if self.wanted else ''}None)"
 
 
 class Compare(FieldTest):
@@ -637,6 +755,17 @@ class Compare(FieldTest):
         left = ctx.instant(self.path)
         right = as_instant(self.bound, ctx.tz, ctx.tz)
         return left is not None and right is not None and _ordered(self.op, left, right)
+
+    def source(self, gen: _Generator) -> str:
+        if self.kind != "number":
+            return gen.call(self)
+        v, bound = gen.var(), gen.const(self.bound)
+        number = f"type({v} := {gen.value(self.path)}) in _NUMBERS"
+        fallback = gen.check(Compare.check, self, v)
+        return f"({v} {_OPERATORS[self.op]} {bound} if {number} else {fallback})"
+
+
+_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def _ordered(op: str, left: Any, right: Any) -> bool:
@@ -750,15 +879,12 @@ class All(Condition):
 
     def held(self) -> Callable[[Context], Explanation]:
         if all(_plain_explanation(child) for child in self.children):
-            paths = tuple(child.path for child in self.children)  # type: ignore[attr-defined]
-
-            def plain(ctx: Context) -> Explanation:
-                value = ctx.value
-                return {path: json_safe(value(path)) for path in paths}
-
-            return plain
+            return _plain_held(tuple(child.path for child in self.children))  # type: ignore[attr-defined]
         parts = tuple(child.held() for child in self.children)  # all hold: all explain
         return lambda ctx: _merge(part(ctx) for part in parts)
+
+    def source(self, gen: _Generator) -> str:
+        return "(" + " and ".join(child.source(gen) for child in self.children) + ")"
 
     def thresholds(self, ctx: Context, out: list[datetime]) -> None:
         for child in self.children:
@@ -797,6 +923,9 @@ class AnyOf(Condition):
         ok = any(r for r, _ in results)
         return ok, _merge(e for r, e in results if r or not ok)
 
+    def source(self, gen: _Generator) -> str:
+        return "(" + " or ".join(child.source(gen) for child in self.children) + ")"
+
     def thresholds(self, ctx: Context, out: list[datetime]) -> None:
         for child in self.children:
             child.thresholds(ctx, out)
@@ -819,6 +948,9 @@ class Not(Condition):
         ok, found = self.child.explain(ctx)
         return not ok, found
 
+    def source(self, gen: _Generator) -> str:
+        return f"(not {self.child.source(gen)})"
+
     def thresholds(self, ctx: Context, out: list[datetime]) -> None:
         self.child.thresholds(ctx, out)
 
@@ -828,6 +960,95 @@ def _merge(parts: Iterable[Explanation]) -> Explanation:
     for part in parts:
         merged.update(part)
     return merged
+
+
+# ----------------------------------------------------------------------------- code generation
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # hashable, `in` cannot raise
+_NUMBERS = frozenset({int, float})
+
+
+class _Generator:
+    """Collects the constants and local names of one generated function."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {"_SCALARS": _SCALARS, "_NUMBERS": _NUMBERS}
+        self.count = 0
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def var(self) -> str:
+        self.count += 1
+        return f"_v{self.count}"
+
+    def value(self, path: str) -> str:
+        """The field's value, as `resolve` finds it: a plain key straight from the fields, a
+        two-part path (`custom.kind`) through a plain dict inline, deeper ones by `resolve`."""
+        if "." not in path:
+            return f"F.get({path!r})"
+        if path.count(".") > 1:
+            return f"{self.const(resolve)}(F, {path!r})"
+        head, tail = path.split(".")
+        v, w, missing, walk = self.var(), self.var(), self.const(_MISSING), self.const(resolve)
+        inner = (
+            f"({w}.get({tail!r}) if type({w} := F.get({head!r})) is dict else {walk}(F, {path!r}))"
+        )
+        return f"({v} if ({v} := F.get({path!r}, {missing})) is not {missing} else {inner})"
+
+    def call(self, node: Condition) -> str:
+        """The node's own `fast()` closure called on the context."""
+        return f"{self.const(node.fast())}(ctx)"
+
+    def check(self, check: Callable[..., bool], node: Condition, value: str) -> str:
+        """`check(node, value, ctx)`: a FieldTest's own check on a value already looked up."""
+        return f"{self.const(check)}({self.const(node)}, {value}, ctx)"
+
+    def build(self, name: str, body: str, fallback: Callable[..., Any]) -> Any:
+        """def name(ctx): F = ctx.fields; return body -- and on any exception, the answer (or
+        the exception) of `fallback`, the closures the source was generated from."""
+        self.names["_fallback"] = fallback
+        source = (
+            f"def {name}(ctx):\n"
+            f"    F = ctx.fields\n"
+            f"    try:\n"
+            f"        return {body}\n"
+            f"    except Exception:\n"
+            f"        return _fallback(ctx)\n"
+        )
+        _Generator.built += 1  # a file name of its own: profilers tell the functions apart
+        exec(compile(source, f"<condition {name} #{_Generator.built}>", "exec"), self.names)
+        return self.names[name]
+
+
+def compile_test(condition: Condition) -> Test:
+    """`condition.test` as one generated Python function: the usual tests (equality, lists,
+    tags, regexes, numbers, exists) inlined over the record's fields, anything else through its
+    `fast()` closure. Same answers as `test`; should the inlined code raise, the closures answer
+    (so errors too are the closures' own)."""
+    if condition is ALWAYS:
+        return condition.fast()
+    gen = _Generator()
+    body = f"True if {condition.source(gen)} else False"
+    return gen.build("test", body, condition.fast())  # type: ignore[no-any-return]
+
+
+def _plain_held(paths: tuple[str, ...]) -> Callable[[Context], Explanation]:
+    """{path: json_safe(value)} for each path, generated (scalars need no json_safe call)."""
+    gen = _Generator()
+    json = gen.const(json_safe)
+    items = []
+    for path in dict.fromkeys(paths):
+        v = gen.var()
+        items.append(
+            f"{path!r}: ({v} if type({v} := {gen.value(path)}) in _SCALARS else {json}({v}))"
+        )
+    slow = lambda ctx: {path: json_safe(ctx.value(path)) for path in paths}  # noqa: E731
+    return gen.build("held", "{" + ", ".join(items) + "}", slow)  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------- compiler

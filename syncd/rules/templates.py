@@ -18,7 +18,7 @@ files. If the file's first line is `Subject: ...`, that line is the subject temp
 
 from __future__ import annotations
 
-import operator
+import builtins
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,7 +119,6 @@ def render(text: str, context: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the fast path
 
 Renderer = Callable[[Mapping[str, Any]], str]
-_Expr = Callable[[Mapping[str, Any]], Any]
 
 
 class _Unsupported(Exception):
@@ -127,28 +126,39 @@ class _Unsupported(Exception):
 
 
 class _Slow(Exception):
-    """A value the fast path does not decide (a missing name or key...): Jinja renders it."""
+    """A value the fast path does not decide (an `if` without `else` that is false...)."""
+
+
+def _slow() -> Any:
+    raise _Slow
 
 
 # Attributes Jinja's getattr would find on a dict before its keys; names Jinja binds itself.
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _SPECIAL_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"})
-_SEQUENCES = (dict, list, tuple)
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "gteq": operator.ge,
-    "lt": operator.lt,
-    "lteq": operator.le,
-    "in": lambda left, right: left in right,
-    "notin": lambda left, right: left not in right,
+_OPERATORS = {
+    "eq": "==",
+    "ne": "!=",
+    "gt": ">",
+    "gteq": ">=",
+    "lt": "<",
+    "lteq": "<=",
+    "in": "in",
+    "notin": "not in",
 }
+
+
+def renderer(text: str) -> Renderer | None:
+    """`render(text, ·)` as generated Python for the fast subset (see `_fast`), else None.
+
+    It raises where Jinja might answer differently: the caller then renders with `render`,
+    which gives Jinja's answer or error."""
+    return _fast(text) if is_template(text) else None
 
 
 @lru_cache(maxsize=4096)
 def _fast(text: str) -> Renderer | None:
-    """`text` as a plain Python function, or None when it uses more than the fast subset.
+    """`text` as one generated Python function, or None when it uses more than the subset.
 
     The subset: text, `{{ expr }}` where expr is a constant, a context name, `.attr` or
     `[constant]` on a plain dict (an index on a list or tuple), `==` `!=` `<` `<=` `>` `>=` `in`
@@ -158,104 +168,71 @@ def _fast(text: str) -> Renderer | None:
     a dict does not have, non-dict attributes (the sandbox's business).
     """
     try:
+        compile(text)  # what Jinja cannot compile (its constant folding fails), Jinja reports
         tree = _parse(text)
-        parts: list[str | _Expr] = []
+        names: dict[str, Any] = {"_slow": _slow}
+        parts: list[str] = []
         for output in tree.body:
             if not isinstance(output, nodes.Output):
                 return None
             for child in output.nodes:
                 if isinstance(child, nodes.TemplateData):
-                    if parts and isinstance(parts[-1], str):
-                        parts[-1] += child.data
-                    else:
-                        parts.append(child.data)
+                    parts.append(_const(names, child.data))
                 else:
-                    parts.append(_expr(child))
-    except (_Unsupported, TemplateProblem):
+                    parts.append(f"str({_expr(child, names)})")
+    except Exception:  # _Unsupported, or anything Jinja itself raises on this text
         return None
-    return _join(parts)
+    body = " + ".join(parts) if parts else "''"
+    source = f"def render(c):\n    return {body}\n"
+    exec(builtins.compile(source, f"<template {text[:40]!r}>", "exec"), names)
+    return names["render"]  # type: ignore[no-any-return]
 
 
-def _join(parts: list[str | _Expr]) -> Renderer:
-    if len(parts) == 1 and not isinstance(parts[0], str):
-        (only,) = parts
-        return lambda c: str(only(c))
-    if len(parts) <= 3 and sum(not isinstance(p, str) for p in parts) == 1:
-        head = parts[0] if isinstance(parts[0], str) else ""
-        tail = parts[-1] if isinstance(parts[-1], str) and len(parts) > 1 else ""
-        (value,) = [p for p in parts if not isinstance(p, str)]
-        return lambda c: head + str(value(c)) + tail
-    fixed = tuple(parts)
-    return lambda c: "".join([p if isinstance(p, str) else str(p(c)) for p in fixed])
+def _const(names: dict[str, Any], value: Any) -> str:
+    name = f"_k{len(names)}"
+    names[name] = value
+    return name
 
 
-def _expr(node: nodes.Node) -> _Expr:
+def _expr(node: nodes.Node, names: dict[str, Any]) -> str:
+    """A Python expression for `node`: KeyError, IndexError... or `_slow()` where Jinja would
+    not simply index a dict, list or tuple."""
     if isinstance(node, nodes.Const):
-        value = node.value
-        return lambda c: value
+        return _const(names, node.value)
     if isinstance(node, nodes.Name):
-        name = node.name
-        if node.ctx != "load" or name in _SPECIAL_NAMES:
-            raise _Unsupported(name)
-
-        def load(c: Mapping[str, Any]) -> Any:
-            try:
-                return c[name]
-            except KeyError:
-                raise _Slow(name) from None
-
-        return load
+        if node.ctx != "load" or node.name in _SPECIAL_NAMES:
+            raise _Unsupported(node.name)
+        return f"c[{node.name!r}]"  # not in the context: a KeyError, Jinja decides
     if isinstance(node, nodes.Getattr):
-        attr, owner = node.attr, _expr(node.node)
-        if attr in _DICT_ATTRIBUTES:
-            raise _Unsupported(attr)
-
-        def getattr_(c: Mapping[str, Any]) -> Any:
-            found = owner(c)
-            if type(found) is not dict or attr not in found:
-                raise _Slow(attr)
-            return found[attr]
-
-        return getattr_
+        if node.attr in _DICT_ATTRIBUTES:
+            raise _Unsupported(node.attr)
+        owner, v = _expr(node.node, names), _var(names)
+        return f"({v}[{node.attr!r}] if type({v} := {owner}) is dict else _slow())"
     if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        key, owner = node.arg.value, _expr(node.node)
-
-        def getitem(c: Mapping[str, Any]) -> Any:
-            found = owner(c)
-            if type(found) not in _SEQUENCES:
-                raise _Slow(key)
-            return found[key]  # a KeyError, IndexError or TypeError: Jinja decides
-
-        return getitem
-    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
-        compare = _COMPARE[node.ops[0].op]
-        left, right = _expr(node.expr), _expr(node.ops[0].expr)
-        return lambda c: compare(left(c), right(c))
+        owner, v, key = _expr(node.node, names), _var(names), _const(names, node.arg.value)
+        plain = f"type({v} := {owner}) in (dict, list, tuple)"
+        return f"({v}[{key}] if {plain} else _slow())"
+    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _OPERATORS:
+        left, right = _expr(node.expr, names), _expr(node.ops[0].expr, names)
+        return f"({left} {_OPERATORS[node.ops[0].op]} {right})"
     if isinstance(node, nodes.CondExpr):
-        test, yes = _expr(node.test), _expr(node.expr1)
-        no = _expr(node.expr2) if node.expr2 is not None else None
-
-        def choose(c: Mapping[str, Any]) -> Any:
-            if test(c):
-                return yes(c)
-            if no is None:
-                raise _Slow("if without else")
-            return no(c)
-
-        return choose
+        test, yes = _expr(node.test, names), _expr(node.expr1, names)
+        no = _expr(node.expr2, names) if node.expr2 is not None else "_slow()"
+        return f"({yes} if {test} else {no})"
     if isinstance(node, nodes.And):
-        first, second = _expr(node.left), _expr(node.right)
-        return lambda c: first(c) and second(c)
+        return f"({_expr(node.left, names)} and {_expr(node.right, names)})"
     if isinstance(node, nodes.Or):
-        first, second = _expr(node.left), _expr(node.right)
-        return lambda c: first(c) or second(c)
+        return f"({_expr(node.left, names)} or {_expr(node.right, names)})"
     if isinstance(node, nodes.Not):
-        inner = _expr(node.node)
-        return lambda c: not inner(c)
+        return f"(not {_expr(node.node, names)})"
     if isinstance(node, nodes.Concat):
-        pieces = tuple(_expr(n) for n in node.nodes)
-        return lambda c: "".join([str(p(c)) for p in pieces])
+        return "(" + " + ".join(f"str({_expr(n, names)})" for n in node.nodes) + ")"
     raise _Unsupported(type(node).__name__)
+
+
+def _var(names: dict[str, Any]) -> str:
+    names["_vars"] = count = names.get("_vars", 0) + 1
+    return f"_v{count}"
 
 
 def variables(text: str) -> frozenset[str]:

@@ -140,6 +140,7 @@ class Daemon:
             "SYNCD_ZENDESK__INCREMENTAL_PER_MINUTE": "100000",
             "SYNCD_ZENDESK__PLAN_RATE_PER_MINUTE": "100000",
             "SYNCD_SALESFORCE__OBJECTS": '["Opportunity"]',
+            "SYNCD_SYNCD__FIRST_SYNC": "fire",  # the seeded records are the scenario
         }
 
     def start(self) -> subprocess.Popen[bytes]:

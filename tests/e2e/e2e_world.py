@@ -101,6 +101,8 @@ class World:
             "SYNCD_SYNCD__STATE_DIR": str(tmp_path / "state"),
             "SYNCD_METRICS__ENABLED": "false",
             "SYNCD_ZENDESK__INCREMENTAL_PER_MINUTE": "100000",
+            # the seeded records are the scenario: act on them (going live is its own test)
+            "SYNCD_SYNCD__FIRST_SYNC": "fire",
         }
         self.settings: Settings = load_settings(self.config, env=self.env)
         zd = sandbox.info["zendesk"]

@@ -15,12 +15,16 @@ from syncd.rules.conditions import (
     Context,
     TimeMath,
     compile_condition,
+    compile_test,
     entered,
+    from_micros,
+    micros,
     next_change,
     resolve,
 )
 
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)  # a Monday
+_US = timedelta(microseconds=1)
 SUPPORT = Calendar.from_config(
     "support",
     {
@@ -243,3 +247,134 @@ def test_time_math_equals_apply_offset(start: int, amount: int, unit: str) -> No
     offset = Offset(amount, unit)  # type: ignore[arg-type]
     math = TimeMath(SUPPORT)
     assert math.shift(at, offset) == apply_offset(at.astimezone(SUPPORT.tz), offset, SUPPORT)
+
+
+# ----------------------------------------------------------------------------- compiled tests
+
+PATHS = ["status", "tags", "custom.kind", "custom.seats", "ids.1", "a.b.c", "subject", "n"]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 20),
+    st.floats(-3, 20, allow_nan=False),
+    st.sampled_from(["open", "vip", "Training", "Server down", "12", "2026-03-06", ""]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["kind", "seats", "b", "c", "1"]), inner, max_size=3),
+    ),
+    max_leaves=6,
+)
+OPERANDS = {
+    "eq": SCALARS,
+    "ne": SCALARS,
+    "in": st.lists(SCALARS, min_size=1, max_size=3),
+    "not_in": st.lists(SCALARS, min_size=1, max_size=3),
+    "contains": st.sampled_from(["vip", "Train", 12]),
+    "lacks": st.sampled_from(["vip", "Train", 12]),
+    "matches": st.sampled_from(["^1", "(?i)down", "vip|open"]),
+    "exists": st.booleans(),
+    "gte": st.integers(-2, 15),
+    "lt": st.floats(-2, 15, allow_nan=False),
+    "gt": st.sampled_from(["2026-03-01", "2026-03-06T12:00:00"]),
+    "changed": st.booleans(),
+}
+TESTS = st.one_of(
+    *[
+        st.builds(lambda p, v, op=op: {p: {op: v}}, st.sampled_from(PATHS), operand)
+        for op, operand in OPERANDS.items()
+    ]
+)
+TREES = st.recursive(
+    TESTS,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda c: {"all": c}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda c: {"any": c}),
+        inner.map(lambda c: {"not": c}),
+    ),
+    max_leaves=5,
+)
+RECORDS = st.fixed_dictionaries({}, optional={p.split(".")[0]: VALUES for p in PATHS})
+
+
+def _outcome(run: Any) -> Any:
+    try:
+        return run()
+    except Exception as exc:  # both paths must fail alike
+        return type(exc)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(tree=TREES, fields=RECORDS, previous=st.one_of(st.none(), RECORDS))
+def test_compiled_tests_answer_like_test(
+    tree: dict[str, Any], fields: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    condition = compile_condition(tree)
+    compiled = compile_test(condition)
+    expected = _outcome(lambda: condition.test(Context(fields, previous, NOW, SUPPORT)))
+    assert _outcome(lambda: compiled(Context(fields, previous, NOW, SUPPORT))) == expected
+    assert _outcome(lambda: condition.fast()(Context(fields, previous, NOW, SUPPORT))) == expected
+    if expected is True:  # what the engine records as an intent's reason
+        ctx = Context(fields, previous, NOW, SUPPORT)
+        assert condition.held()(ctx) == condition.explain(ctx)[1]
+
+
+def test_compiled_tests_on_the_operator_table() -> None:
+    for mark in test_operators.pytestmark + test_null_and_missing_fields.pytestmark:  # type: ignore[attr-defined]
+        for tree, expected in mark.args[1]:
+            compiled = compile_test(compile_condition(tree))
+            assert compiled(Context(TICKET, None, NOW, SUPPORT)) is expected, tree
+
+
+def test_changed_works_in_compiled_rules() -> None:
+    """`changed` has no check(value): the compiled forms must still evaluate it."""
+    condition = compile_condition({"assignee_id": {"changed": True, "exists": True}})
+    before = {**TICKET, "assignee_id": 7}
+    after = {**TICKET, "assignee_id": 8}
+    for test in (condition.fast(), compile_test(condition)):
+        assert test(Context(after, before, NOW, SUPPORT))
+        assert not test(Context(after, after, NOW, SUPPORT))
+        assert not test(Context(after, None, NOW, SUPPORT))  # first sight: no transition
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    start=st.integers(min_value=0, max_value=500 * 24 * 60),
+    amounts=st.lists(st.integers(min_value=-3000, max_value=3000), min_size=1, max_size=4),
+    unit=st.sampled_from(["business_minutes", "business_hours", "minutes", "hours", "days"]),
+)
+def test_time_math_in_microseconds_equals_shift(start: int, amounts: list[int], unit: str) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=start, seconds=start % 59)
+    if unit in ("business_hours", "hours", "days"):
+        amounts = [a // 40 for a in amounts]
+    offsets = [Offset(a, unit) for a in amounts]  # type: ignore[arg-type]
+    math = TimeMath(SUPPORT)
+    at_us = micros(at)
+    expected = [micros(math.shift(at, o)) for o in offsets]
+    assert [math.shift_micros(at, at_us, o) for o in offsets] == expected
+    assert TimeMath(SUPPORT).shift_all_micros(at, at_us, offsets) == expected  # table unbuilt
+    assert math.shift_all_micros(at, at_us, offsets) == expected
+    assert from_micros(at_us) == at
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    before=st.integers(min_value=0, max_value=400 * 24 * 60 * 60),
+    amount=st.sampled_from([1, 30, 60, 480, 960, 5000]),
+    unit=st.sampled_from(["business_minutes", "business_hours", "minutes", "hours"]),
+    probe=st.integers(min_value=-5 * 24 * 3600, max_value=5 * 24 * 3600),
+)
+def test_latest_before_is_exact(before: int, amount: int, unit: str, probe: int) -> None:
+    """shift(a) <= T exactly for the anchors a up to latest_before(T)."""
+    if unit == "business_hours":
+        amount = max(1, amount // 60)
+    offset = Offset(amount, unit)  # type: ignore[arg-type]
+    math = TimeMath(SUPPORT)
+    target = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=before)
+    cut = math.latest_before(offset, micros(target))
+    assert cut is not None
+    for anchor in (cut, cut + _US, cut - _US, cut + timedelta(seconds=probe)):
+        due = apply_offset(anchor.astimezone(SUPPORT.tz), offset, SUPPORT)
+        assert (due <= target) is (anchor <= cut), (anchor, due)

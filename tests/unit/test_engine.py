@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jinja2 import TemplateError
 
-from syncd.model import Intent, Record, RecordRef
+from syncd.model import Intent, Record, RecordRef, intent_key
+from syncd.rules import templates
 from syncd.rules.engine import (
+    DEFAULT_GRACE,
     EMPTY,
     WAKE_STEP,
     Engine,
@@ -727,3 +732,382 @@ def test_no_step_fires_twice_and_keys_are_stable(mixed: Engine, events: list[Any
     assert len(keys) == len(set(keys))
     ladder_steps = [(i.step, i.action) for i in sim.intents if i.rule_id == "no-action"]
     assert len(ladder_steps) == len(set(ladder_steps))  # moved anchors never re-fire a step
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def test_intent_keys_are_deterministic_separated_and_instant_based() -> None:
+    ref = RecordRef("zendesk.ticket", "7")
+    at = utc(2026, 3, 2, 10)
+    key = intent_key("triage", ref, "step", at, 1, 0)
+    assert key.startswith("triage/") and len(key) == len("triage/") + 24
+    assert key == intent_key("triage", ref, "step", at, 1, 0)
+    paris = at.astimezone(timezone(timedelta(hours=1)))
+    assert key == intent_key("triage", ref, "step", paris, 1, 0)  # the instant, not its zone
+    assert key != intent_key("triage", ref, "step", at + timedelta(microseconds=1), 1, 0)
+    assert key != intent_key("triage", ref, "step", at, 1, 1)
+    assert key != intent_key("triage", ref, "step", at, 10, 0)
+    assert key != intent_key("triage", ref, "step", None, 1, 0)
+    assert key != intent_key("triage", ref, "step", at.replace(tzinfo=None), 1, 0)
+    # parts holding the separator cannot be shifted into each other
+    a = intent_key("r", RecordRef("zendesk.ticket", "1\x1fx"), "", at)
+    b = intent_key("r", RecordRef("zendesk.ticket", "1"), "x", at)
+    assert a != b and a == intent_key("r", RecordRef("zendesk.ticket", "1\x1fx"), "", at)
+
+
+def test_timer_keys_match_the_first_intent_of_their_step(tmp_path: Path) -> None:
+    sim = Sim(ladder(tmp_path))
+    t0 = utc(2026, 3, 2, 10)
+    sim.see(t0, id=1, status="new", created_at=t0.isoformat(), agent_touched=False)
+    assert sim.last is not None
+    timers = {t.step: t.key for t in sim.last.timers}
+    firsts: dict[str, str] = {}
+    for intent in sim.follow(t0 + 30 * H):
+        firsts.setdefault(intent.step, intent.key)  # its action 0
+    assert timers == firsts and len(firsts) == 3
+
+
+# ----------------------------------------------------------------------------- the fast paths
+
+BENCH_LIKE = """
+- id: route
+  on: zendesk.ticket
+  when: {status: new, group_id: 1, tags: {lacks: routed}, priority: [urgent, high]}
+  do: [{tag: [routed, "{{ 'hot' if ticket.priority == 'urgent' else 'warm' }}"]}]
+- id: triage
+  on: zendesk.ticket
+  when:
+    group_id: 1
+    status: {in: [new, open]}
+    subject: {matches: "(?i)down"}
+    custom.seats: {gte: 10}
+    tags: {contains: vip}
+  do: [{notify: {to: [group:Incidents], subject: "{{ ticket.subject }}", body: "#{{ ticket.id }}"}}]
+- id: pair
+  on: zendesk.ticket
+  when: {custom.pair: [a, c], status: {not_in: [solved]}, custom.kind: {ne: x}}
+  do: [{tag: [pair]}]
+- id: idle
+  on: zendesk.ticket
+  when: {status: [new, open], group_id: 1}
+  since: created_at
+  until: {agent_touched: true}
+  catch_up: skip
+  steps:
+    - {after: 1 business_hour, do: [{tag: [idle-1]}]}
+    - {after: 4 business_hours, do: [{tag: [idle-4]}]}
+    - {id: last, after: 16 business_hours, catch_up: {fire_if_within: 2h}, do: [{tag: [idle]}]}
+"""
+RECORD_FIELDS = st.fixed_dictionaries(
+    {
+        "id": st.integers(1, 9),
+        "status": st.sampled_from(["new", "open", "pending", "solved", None]),
+        "group_id": st.sampled_from([1, 2, True, "1", None]),
+        "priority": st.sampled_from(["urgent", "high", "low"]),
+        "tags": st.one_of(st.lists(st.sampled_from(["vip", "routed", "x"]), max_size=3)),
+        "subject": st.sampled_from(["Server down", "hello", ""]),
+        "custom": st.fixed_dictionaries(
+            {},
+            optional={
+                "seats": st.sampled_from([1, 10, 50.5, "12", None]),
+                "pair": st.sampled_from([["a", "b"], ["b", "a"], "a", None]),
+                "kind": st.sampled_from(["x", "y", None]),
+            },
+        ),
+        "agent_touched": st.booleans(),
+        "created_at": st.integers(0, 10 * 24 * 60).map(
+            lambda m: (utc(2026, 3, 12, 12) - timedelta(minutes=m)).isoformat()
+        ),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def bench_like(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return build(tmp_path_factory.mktemp("bench-like"), BENCH_LIKE)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    fields=RECORD_FIELDS,
+    minutes=st.integers(0, 5 * 24 * 60),
+    later_by=st.integers(1, 2 * 24 * 60),
+    grace=st.sampled_from([timedelta(0), DEFAULT_GRACE, timedelta(hours=3)]),
+)
+def test_index_and_shortcuts_change_no_answer(
+    bench_like: Engine, fields: dict[str, Any], minutes: int, later_by: int, grace: timedelta
+) -> None:
+    """The index, the inlined gates and the missed-ladder cut give what evaluating every rule
+    the long way gives, from no memory and from the memory that leaves."""
+    record = Record(RecordRef("zendesk.ticket", "1"), fields, utc(2026, 3, 12, 12))
+    now = utc(2026, 3, 12, 12) + timedelta(minutes=minutes)
+    fast, slow = _both_ways(bench_like, record, now, grace)
+    assert fast == slow
+    for later in (now, now + timedelta(minutes=later_by)):
+        again, again_slow = _both_ways(bench_like, record, later, grace, fast.memory)
+        assert again == again_slow
+
+
+def test_a_list_value_meets_the_rules_of_each_element(bench_like: Engine) -> None:
+    fields = {"status": "open", "custom": {"pair": ["b", "a"], "kind": "y"}}
+    record = Record(RecordRef("zendesk.ticket", "1"), fields, utc(2026, 3, 12, 12))
+    result = bench_like.evaluate(record, None, {}, utc(2026, 3, 12, 12))
+    assert [i.rule_id for i in result.intents] == ["pair"]
+
+
+def test_evaluation_and_intents_are_plain_dataclasses(bench_like: Engine) -> None:
+    fields = {"id": 3, "status": "new", "group_id": 1, "priority": "urgent", "tags": []}
+    record = Record(RecordRef("zendesk.ticket", "3"), fields, utc(2026, 3, 12, 12))
+    result = bench_like.evaluate(record, None, {}, utc(2026, 3, 12, 12))
+    [intent] = result.intents
+    assert intent == Intent(**{f.name: getattr(intent, f.name) for f in dataclasses.fields(Intent)})
+    assert intent.params == {"tags": ["routed", "hot"]}
+    assert dataclasses.asdict(result)["next_wake"] is None
+    assert Evaluation([], {}, [], None) == Evaluation([], {}, [], None, [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.intents = []  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+TEMPLATE_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-2, 9),
+        st.sampled_from(["urgent", "x", ""]),
+        st.floats(-2, 9, allow_nan=False),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["priority", "id", "items", "a", "0"]), inner, max_size=3),
+    ),
+    max_leaves=6,
+)
+EXPRESSIONS = st.recursive(
+    st.sampled_from(
+        ["ticket", "a", "missing", "range", "self", "'urgent'", "1", "none", "[1, 2]", "x.y"]
+    ),
+    lambda inner: st.one_of(
+        st.builds("{}.{}".format, inner, st.sampled_from(["priority", "id", "items", "a"])),
+        st.builds("{}[{}]".format, inner, st.sampled_from(["0", "1", "'a'", "'id'"])),
+        st.builds(
+            "({} {} {})".format,
+            inner,
+            st.sampled_from(["==", "!=", "<", ">=", "in", "not in", "and", "or", "~"]),
+            inner,
+        ),
+        st.builds("({} if {} else {})".format, inner, inner, inner),
+        st.builds("({} if {})".format, inner, inner),
+        st.builds("(not {})".format, inner),
+        st.builds("({} | length)".format, inner),
+    ),
+    max_leaves=5,
+)
+
+
+def _rendered(text: str, context: dict[str, Any]) -> Any:
+    try:
+        return templates.render(text, context)
+    except Exception as exc:  # both paths must fail alike
+        return type(exc), str(exc)
+
+
+def _jinja(text: str, context: dict[str, Any]) -> Any:
+    try:
+        return templates.compile(text).render(context)
+    except TemplateError as exc:
+        return templates.TemplateProblem, str(
+            templates.TemplateProblem(f"template error: {exc}", getattr(exc, "lineno", None))
+        )
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    expression=EXPRESSIONS,
+    around=st.sampled_from(["{}", "#{} needs eyes", "{}{{{{ a }}}}"]),
+    context=st.dictionaries(st.sampled_from(["ticket", "a", "self", "x"]), TEMPLATE_VALUES),
+)
+def test_fast_rendering_is_jinjas(expression: str, around: str, context: dict[str, Any]) -> None:
+    """The generated renderers print what Jinja prints, and fail where Jinja fails."""
+    text = around.format("{{ " + expression + " }}")
+    try:
+        templates.compile(text)
+    except Exception:
+        return  # not a template Jinja compiles: nothing to compare
+    assert _rendered(text, context) == _jinja(text, context)
+
+
+def test_fast_rendering_keeps_strictness_and_the_sandbox() -> None:
+    assert templates.renderer("#{{ ticket.id }} needs eyes") is not None  # on the fast path
+    with pytest.raises(templates.TemplateProblem, match="has no attribute 'missing'"):
+        templates.render("#{{ ticket.missing }}", {"ticket": {"id": 1}})
+    with pytest.raises(templates.TemplateProblem, match="'nope' is undefined"):
+        templates.render("{{ nope }}", {})
+    with pytest.raises(templates.TemplateProblem, match="unsafe"):
+        templates.render("{{ ticket.__class__ }}", {"ticket": {}})
+    with pytest.raises(templates.TemplateProblem, match="unsafe"):
+        templates.render("{{ ticket.items.__self__ }}", {"ticket": {"items": 1}})
+    assert templates.render("{{ ticket.items }}", {"ticket": {"items": 1}}).startswith("<built")
+    assert templates.render("{{ t.0 }}{{ t[1] }}", {"t": ["a", "b"]}) == "ab"
+
+
+def _both_ways(
+    engine: Engine,
+    record: Record,
+    now: datetime,
+    grace: timedelta,
+    memory: dict[str, RuleMemory] | None = None,
+) -> tuple[Evaluation, Evaluation]:
+    """(evaluation, evaluation the long way: every rule, no inlined gate, no missed-ladder cut)"""
+    memory = memory or {}
+    fast = engine.evaluate(record, None, memory, now, grace=grace)
+    index = engine.kinds["zendesk.ticket"]
+    key = index.key
+    saved = {r.id: (r.inline_gate, r.inline_since, r.give_up_us) for r in index.rules}
+    try:
+        for rule in index.rules:
+            rule.inline_gate = rule.inline_since = False
+            rule.give_up_us = None
+        index.key = lambda fields: None  # no index key: every record takes candidates()
+        index.candidates = lambda fields, memory: index.rules  # type: ignore[method-assign]
+        slow = engine.evaluate(record, None, memory, now, grace=grace)
+    finally:
+        del index.candidates
+        index.key = key
+        for rule in index.rules:
+            rule.inline_gate, rule.inline_since, rule.give_up_us = saved[rule.id]
+    return fast, slow
+
+
+@pytest.mark.parametrize("grace", [timedelta(0), DEFAULT_GRACE, timedelta(hours=3)])
+def test_the_missed_ladder_cut_is_exact(bench_like: Engine, grace: timedelta) -> None:
+    """Anchors around the cut (the latest anchor whose every step is missed beyond catching
+    up) behave as without it: the last step (catch_up within 2h) fires just after it."""
+    rule = bench_like.rules["idle"]
+    fired = 0
+    for now in (
+        utc(2026, 3, 9, 9),
+        utc(2026, 3, 13, 17, 59),
+        utc(2026, 3, 14, 12),
+        utc(2026, 3, 10, 14, 7),
+    ):
+        cut = bench_like.cut(rule, now, grace)[2]
+        assert cut is not None
+        for delta in (-3600, -60, -1, 0, 1, 60, 3600, 7200, 4 * 3600):
+            anchor = cut + timedelta(seconds=delta) if delta else cut
+            fields = {"status": "open", "group_id": 1, "agent_touched": False, "tags": []}
+            fields["created_at"] = anchor.isoformat()
+            record = Record(RecordRef("zendesk.ticket", "1"), fields, now)
+            fast, slow = _both_ways(bench_like, record, now, grace)
+            assert fast == slow, (now, delta)
+            fired += bool(fast.intents)
+    assert fired  # the boundary was really crossed
+
+
+TWO_CALENDARS = """
+calendars:
+  support:
+    timezone: Europe/London
+    hours: {mon-fri: ["09:00-18:00"]}
+  night:
+    timezone: America/New_York
+    hours: {mon-sun: ["22:00-23:59"]}
+defaults: {calendar: support}
+rules:
+  - id: stale
+    on: zendesk.ticket
+    when: {status: new, created_at: {older_than: 1 business_hour}}
+    do: [{tag: [stale]}]
+  - id: night-watch
+    on: zendesk.ticket
+    calendar: night
+    when: {status: [new, open]}
+    since: created_at
+    until: {agent_touched: true}
+    steps:
+      - {after: 30 business_minutes, do: [{tag: [night-1]}]}
+      - {after: 2 business_hours, at: "23:30", do: [{tag: [night-2]}]}
+  - id: pending
+    on: zendesk.ticket
+    when: {status: pending}
+    since: {became: {status: pending}}
+    steps: [{after: 1h, do: [{tag: [nudge]}]}]
+"""
+
+
+@pytest.fixture(scope="module")
+def two_calendars(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    path = tmp_path_factory.mktemp("two-calendars") / "rules.yaml"
+    path.write_text(TWO_CALENDARS)
+    result = load_rules([path])
+    assert not result.errors, [str(d) for d in result.errors]
+    return Engine(result.ruleset)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    fields=RECORD_FIELDS,
+    previous=st.one_of(st.none(), RECORD_FIELDS),
+    minutes=st.integers(0, 5 * 24 * 60),
+)
+def test_rules_on_several_calendars_take_the_long_way_alike(
+    two_calendars: Engine, fields: dict[str, Any], previous: dict[str, Any] | None, minutes: int
+) -> None:
+    """Several calendars: one context per calendar, no gate inlined; the index still exact."""
+    ref = RecordRef("zendesk.ticket", "1")
+    before = Record(ref, previous, utc(2026, 3, 12, 11)) if previous else None
+    record = Record(ref, fields, utc(2026, 3, 12, 12))
+    now = utc(2026, 3, 12, 12) + timedelta(minutes=minutes)
+    fast = two_calendars.evaluate(record, before, {}, now)
+    index = two_calendars.kinds["zendesk.ticket"]
+    key = index.key
+    index.key = lambda fields: None  # no index key: every record takes candidates()
+    index.candidates = lambda fields, memory: index.rules  # type: ignore[method-assign]
+    try:
+        slow = two_calendars.evaluate(record, before, {}, now)
+    finally:
+        del index.candidates
+        index.key = key
+    assert fast == slow
+
+
+def test_index_and_shortcuts_on_a_grid_of_records(bench_like: Engine) -> None:
+    """Every combination of the indexed and tested values, the index's way and the long way."""
+    at = utc(2026, 3, 12, 12)
+    grid = itertools.product(
+        ["new", "open", "solved", None],
+        [1, 2, True, None],
+        ["urgent", "low"],
+        [[], ["vip"], ["routed", "vip"]],
+        [None, "a", "b", ["a"]],
+        [None, "x"],
+    )
+    for status, group, priority, tags, pair, kind in grid:
+        fields = {
+            "id": 1,
+            "status": status,
+            "group_id": group,
+            "priority": priority,
+            "tags": tags,
+            "subject": "Server down",
+            "custom": {"seats": 50, "pair": pair, "kind": kind},
+            "agent_touched": False,
+            "created_at": (at - timedelta(hours=3)).isoformat(),
+        }
+        record = Record(RecordRef("zendesk.ticket", "1"), fields, at)
+        fast, slow = _both_ways(bench_like, record, at + timedelta(hours=1), DEFAULT_GRACE)
+        assert fast == slow, fields

@@ -1,0 +1,31 @@
+"""Reload the rules of a running daemon (SIGHUP, or a change in the rules directory).
+
+The new rule set must pass the same validation as `syncd check`, or it is refused and the
+old rules keep running (`RulesRefused` says where: file:line:col). Once accepted, a rule whose
+id disappeared stops: its pending timers are cancelled, each audited (`timer_cancelled`), and
+its planned intents are skipped as "rule removed" when their turn comes (executor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncd.daemon.runtime import Runtime, compile_rules
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    rules: int
+    removed: list[str]
+    timers_cancelled: int
+
+
+def reload_rules(rt: Runtime) -> Reloaded:
+    """Swap in the rules directory's current rule set; raises `RulesRefused`."""
+    engine = compile_rules(rt.settings.syncd.rules_dir)
+    removed = sorted(set(rt.engine.rules) - set(engine.rules))
+    rt.engine = engine  # each job reads it once at its start
+    now = rt.clock.now()
+    with rt.store.transaction() as tx:
+        cancelled = sum(tx.timers.cancel_rule(rule_id, now) for rule_id in removed)
+    return Reloaded(len(engine.rules), removed, cancelled)

@@ -1,0 +1,60 @@
+"""The one line `systemctl status` shows (sd_notify STATUS=): what a person looks at first.
+
+    last cycle 10:00:03 UTC: 4 intents pending, 1 dead; last error 09:58:10 UTC zendesk 503 ...
+    | rules reload REFUSED 10:01:00 UTC (rules/x.yaml:3:5: ...); previous rules still running
+
+A refused reload stays on the line until a reload is accepted: the admin who saved the file
+must see that it is not running.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+
+from syncd.store.ledger import IntentState
+
+PENDING = (IntentState.PLANNED, IntentState.SENT, IntentState.FAILED)
+SHOWN_CHARS = 160
+
+
+class Status:
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._lock = threading.Lock()
+        self._cycle = "no cycle yet"
+        self._error = "none"
+        self._rules = ""
+
+    def cycle(self, at: datetime, counts: Mapping[IntentState, int]) -> None:
+        pending = sum(counts.get(state, 0) for state in PENDING)
+        dead = counts.get(IntentState.DEAD, 0)
+        with self._lock:
+            self._cycle = f"last cycle {self._time(at)}: {pending} intents pending, {dead} dead"
+
+    def error(self, at: datetime, text: str) -> None:
+        with self._lock:
+            self._error = f"{self._time(at)} {_short(text)}"
+
+    def reload_refused(self, at: datetime, first_error: str) -> None:
+        with self._lock:
+            self._rules = (f"rules reload REFUSED {self._time(at)} ({_short(first_error)}); "
+                           "previous rules still running")  # fmt: skip
+
+    def reload_accepted(self) -> None:
+        with self._lock:
+            self._rules = ""
+
+    def line(self) -> str:
+        with self._lock:
+            text = f"{self._cycle}; last error {self._error}"
+            return f"{text} | {self._rules}" if self._rules else text
+
+    def _time(self, at: datetime) -> str:
+        return at.astimezone(self.tz).strftime("%H:%M:%S %Z")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"

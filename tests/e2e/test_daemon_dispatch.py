@@ -1,0 +1,113 @@
+"""The `dispatch` action against the sandbox: who is in the queue, and a dispatch with nothing
+to hand out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from e2e_world import ANN, BOB, NOW, STAFF, World, seed
+
+from syncd.sandbox.server import SandboxServer
+from syncd.store.ledger import IntentState
+
+RULES = """
+rules:
+  - id: serve-queue
+    on: zendesk.ticket
+    when: {subject: {matches: "^Serve"}}
+    do: [{dispatch: {queue: Queue, to: Support, capacity: 3}}]
+"""
+
+
+def queue(*tickets: dict[str, Any]) -> dict[str, Any]:
+    """The seed's people, a `Queue` group, and `tickets` (each waiting in Queue unless said)."""
+    base = seed(0, NOW)
+    created = (NOW - timedelta(minutes=5)).isoformat()
+    base["zendesk"]["groups"].append({"name": "Queue", "members": [STAFF[ANN]]})
+    base["zendesk"]["tickets"] = [
+        {"group": "Queue", "requester": "carl@customer.example", "created_at": created,
+         "updated_at": created, **ticket}
+        for ticket in tickets
+    ]  # fmt: skip
+    return base
+
+
+def dispatch_outcome(world: World) -> tuple[str, Any]:
+    """The dispatch intent's state and the detail of its last audited transition."""
+    with world.store().read() as tx:
+        (entry,) = tx.ledger.list(rule_id="serve-queue")
+        last = tx.audit.for_intent(entry.intent.key)[-1]
+    return str(entry.state), last.detail.get("reason") or last.detail.get("error")
+
+
+def test_a_request_waiting_for_the_customer_is_not_handed_out(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # seed 004 process 20: sent back to the dispatcher, Pending until the customer answers
+    world = World(sandbox, tmp_path, RULES)
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
+        {"id": 2, "subject": "Waiting for the customer", "status": "pending", "priority": "urgent"},
+        {"id": 3, "subject": "On hold", "status": "hold", "priority": "urgent"},
+        {"id": 4, "subject": "Solved", "status": "solved", "priority": "urgent"},
+        {"id": 5, "subject": "Printer", "status": "open", "priority": "low"},
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert [world.ticket(n)["assignee_id"] for n in (2, 3, 4)] == [None, None, None]
+    assert world.ticket(5)["assignee_id"] in (ANN, BOB)
+
+
+def test_a_dispatch_with_nothing_to_hand_out_is_a_quiet_no_op(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, RULES)
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
+        {"id": 2, "subject": "Waiting for the customer", "status": "pending"},
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert dispatch_outcome(world) == (IntentState.SKIPPED, "nothing to dispatch: no queued ticket")
+    assert world.writes() == []
+
+
+def test_a_dispatch_with_no_free_agent_is_a_quiet_no_op(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, RULES)
+    busy = [{"id": n, "subject": f"Busy {n}", "group": "Support", "assignee": STAFF[who]}
+            for n, who in ((2, ANN), (3, ANN), (4, ANN), (5, BOB), (6, BOB))]  # fmt: skip
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
+        *busy,
+        {"id": 7, "subject": "Printer", "status": "new"},
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert dispatch_outcome(world) == (
+        IntentState.SKIPPED,
+        "nothing to dispatch: 1 queued ticket(s), no agent of Support free",
+    )
+    assert world.ticket(7)["assignee_id"] is None
+
+
+def test_two_dispatches_in_one_pass_hand_a_ticket_out_once(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(
+        sandbox,
+        tmp_path,
+        RULES.replace("capacity: 3}", 'capacity: 3, notify_requester: "An agent has your ticket"}'),
+    )
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
+        {"id": 2, "subject": "Serve it again", "group": "Support", "assignee": STAFF[BOB]},
+        {"id": 3, "subject": "Printer", "status": "new"},
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert world.ticket(3)["assignee_id"] in (ANN, BOB)
+    assert world.comments(3).count("An agent has your ticket") == 1

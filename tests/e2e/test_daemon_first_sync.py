@@ -1,0 +1,132 @@
+"""Going live (`[syncd] first_sync`): the first sync of a source records what is there and acts
+on none of it, while timelines keep their timers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from e2e_world import NOW, World, seed
+from typer.testing import CliRunner
+
+from syncd.cli import app
+from syncd.connectors.base import Page
+from syncd.daemon.poller import poll_source
+from syncd.daemon.runtime import open_runtime
+from syncd.model import Record, RecordRef
+from syncd.sandbox.server import SandboxServer
+from syncd.settings import load_settings
+from syncd.store.ledger import IntentState
+
+MINUTE = timedelta(minutes=1)
+RULES = """
+rules:
+  - id: csat
+    on: zendesk.ticket
+    when: {status: solved}
+    do: [{notify: {to: [requester], subject: "How did we do on #{{ ticket.id }}?", body: Hi}}]
+  - id: triage
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{tag: [syncd-triaged]}]
+  - id: ladder
+    on: zendesk.ticket
+    when: {status: new}
+    since: created_at
+    steps:
+      - id: h1
+        after: 1h
+        do: [{comment: {body: "An hour without an answer."}}]
+"""
+
+
+def going_live(sandbox: SandboxServer, tmp_path: Path) -> World:
+    world = World(sandbox, tmp_path, RULES)
+    world.env.pop("SYNCD_SYNCD__FIRST_SYNC")  # the default
+    world.settings = load_settings(world.config, env=world.env)
+    assert world.settings.syncd.first_sync == "baseline"
+    return world
+
+
+def test_the_first_sync_acts_on_nothing_and_later_changes_on_everything(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = going_live(sandbox, tmp_path)
+    history = seed(3, NOW - 30 * MINUTE)
+    history["zendesk"]["tickets"][0]["status"] = "solved"  # solved long ago: no CSAT mail now
+    sandbox.control("POST", "/_sandbox/seed", history)
+
+    first = world.cycle()
+    assert first.ok, first.failures
+    assert world.writes() == [] and world.mail() == []
+    with world.store().read() as tx:
+        skipped = {(e.intent.rule_id, e.intent.record.id) for e in tx.ledger.list()
+                   if e.state == IntentState.SKIPPED}  # fmt: skip
+        timers = [t.step for n in (2, 3) for t in tx.timers.for_record(
+            RecordRef("zendesk.ticket", str(n)))]  # fmt: skip
+    assert skipped == {("csat", "1"), ("triage", "2"), ("triage", "3")}
+    assert timers == ["h1", "h1"]  # the ladder keeps its course
+    shown = CliRunner().invoke(app, ["audit", "zendesk:1", "--json", "--config",
+                                     str(world.config)], env=world.env)  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    audited = json.loads(shown.output)
+    assert [(r["event"], r["rule"], r["detail"].get("reason")) for r in audited["audit"]
+            if r["event"] == "skipped"] == [("skipped", "csat", "baseline")]  # fmt: skip
+    assert [i["state"] for i in audited["intents"]] == ["skipped"]
+
+    # after going live: a change fires, an unchanged record does not, the ladder steps on time
+    world.http.put(f"{world.api}/tickets/2.json", timeout=30,
+                   json={"ticket": {"status": "solved"}}).raise_for_status()  # fmt: skip
+    world.http.put(f"{world.api}/tickets/1.json", timeout=30,
+                   json={"ticket": {"priority": "high"}}).raise_for_status()  # fmt: skip
+    world.advance(31 * MINUTE)
+    assert world.cycle().ok
+    assert world.subjects() == ["How did we do on #2?"]
+    assert world.comments(3)[-1] == "An hour without an answer."
+    assert "syncd-triaged" not in world.ticket(3)["tags"]
+
+
+class TwoPages:
+    """A source whose first sync takes two pages; a record `changes` on the third poll."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+        self.polls += 1
+        stamp = (NOW - 30 * MINUTE).isoformat()
+        if cursor is None:
+            yield Page([self._ticket("1", "new", stamp)], "p1")
+        if cursor in (None, "p1"):
+            yield Page([self._ticket("2", "new", stamp)], "p2")
+        else:
+            yield Page([self._ticket("3", "new", NOW.isoformat())], "p3")
+
+    def fetch(self, ref: RecordRef) -> Record | None:
+        return None
+
+    @staticmethod
+    def _ticket(n: str, status: str, stamp: str) -> Record:
+        fields = {"id": int(n), "status": status, "created_at": stamp, "updated_at": stamp}
+        return Record(RecordRef("zendesk.ticket", n), fields, NOW)
+
+
+def test_an_interrupted_first_sync_is_still_the_baseline_when_it_resumes(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = going_live(sandbox, tmp_path)
+    source = TwoPages()
+    rt = open_runtime(world.settings, world.clock, connectors={})
+    try:
+        first = poll_source(rt, "zendesk", source, stopping=lambda: True)  # SIGTERM: 1 page
+        resumed = poll_source(rt, "zendesk", source)
+        live = poll_source(rt, "zendesk", source)
+        with rt.store.read() as tx:
+            states = {e.intent.record.id: str(e.state) for e in tx.ledger.list(rule_id="triage")}
+    finally:
+        rt.close()
+    assert (first.records, first.planned, resumed.planned, live.planned) == (1, 0, 0, 1)
+    assert states == {"1": "skipped", "2": "skipped", "3": "planned"}
+    assert live.newest == NOW
