@@ -10,7 +10,9 @@ turns a 401 `INVALID_SESSION_ID` into a `PermanentError` before simple-salesforc
 (a 401 was never carried out, so repeating even a create is safe).
 
 Polling. Each configured sObject by SOQL over `queryAll` (deleted rows come back with
-`IsDeleted` and become `Record(deleted=True)`):
+`IsDeleted` and become `Record(deleted=True)`), the first pages of up to five sObjects in one
+`/composite` call (counted once against the daily limit; a poll of three objects costs one
+call, not three):
 `SELECT <all fields, plus Name of each parent> FROM X WHERE SystemModstamp >= since - lookback
 ORDER BY SystemModstamp, Id`, paged by `nextRecordsUrl` (`page_size` via Sforce-Query-Options).
 Stamps tie and transactions commit late, hence the look-back; the cursor remembers, per
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import jwt
 from simple_salesforce import Salesforce, format_soql
@@ -58,6 +61,8 @@ from syncd.connectors.base import (
 from syncd.connectors.http import (
     Governor,
     MeteredSession,
+    PermanentError,
+    RetryableError,
     RetryPolicy,
     VendorError,
     default_lane,
@@ -67,6 +72,7 @@ from syncd.model import Operation, Outcome, Record, RecordRef
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 COLLECTION_MAX = 200
+COMPOSITE_QUERIES = 5  # query subrequests Salesforce allows in one composite call
 COLLECTION_VERBS = ("create", "update", "upsert_by_key")
 KINDS = {
     "Opportunity": "salesforce.opportunity",
@@ -261,33 +267,73 @@ class SalesforceConnector:
         state = _load_cursor(cursor)
         lookback = timedelta(seconds=self.config.lookback_s)
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
-        for name in self.config.objects:
-            position = state.setdefault(name, _ObjectCursor())
-            soql = self._select(name)
-            if position.since is not None:
-                soql += f" WHERE SystemModstamp >= {_soql_datetime(position.since - lookback)}"
-            soql += " ORDER BY SystemModstamp, Id"
+        objects = self.config.objects
+        for start in range(0, len(objects), COMPOSITE_QUERIES):
+            chunk = objects[start : start + COMPOSITE_QUERIES]
+            soql = {}
+            for name in chunk:
+                position = state.setdefault(name, _ObjectCursor())
+                soql[name] = self._select(name)
+                if position.since is not None:
+                    since = _soql_datetime(position.since - lookback)
+                    soql[name] += f" WHERE SystemModstamp >= {since}"
+                soql[name] += " ORDER BY SystemModstamp, Id"
             with default_lane(lane):
-                answer = self._call(
-                    lambda sf, q=soql: sf.query(q, include_deleted=True, headers=headers)
-                )
-            while True:
-                fresh = [
-                    row
-                    for row in answer["records"]
-                    if position.seen.get(row["Id"]) != row["SystemModstamp"]
-                ]
-                for row in fresh:
-                    position.advance(row["Id"], row["SystemModstamp"], lookback)
-                yield Page([self._record(name, row) for row in fresh], _dump_cursor(state))
-                if answer.get("done", True):
-                    break
-                with default_lane(lane):
-                    answer = self._call(
-                        lambda sf, url=answer["nextRecordsUrl"]: sf.query_more(
-                            url, identifier_is_url=True, headers=headers
+                answers = self._call(lambda sf, q=soql: self._first_pages(sf, q, headers))
+            for name in chunk:
+                position, answer = state[name], answers[name]
+                while True:
+                    fresh = [
+                        row
+                        for row in answer["records"]
+                        if position.seen.get(row["Id"]) != row["SystemModstamp"]
+                    ]
+                    for row in fresh:
+                        position.advance(row["Id"], row["SystemModstamp"], lookback)
+                    yield Page([self._record(name, row) for row in fresh], _dump_cursor(state))
+                    if answer.get("done", True):
+                        break
+                    with default_lane(lane):
+                        answer = self._call(
+                            lambda sf, url=answer["nextRecordsUrl"]: sf.query_more(
+                                url, identifier_is_url=True, headers=headers
+                            )
                         )
-                    )
+
+    def _first_pages(
+        self, sf: Salesforce, soql: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """The first page of each query in ONE composite call, which Salesforce counts once
+        against the daily limit: a poll costs one call, not one per watched sObject."""
+        base = f"/services/data/v{self.config.api_version}"
+        request = [
+            {
+                "method": "GET",
+                "url": f"{base}/queryAll/?{urlencode({'q': text})}",
+                "referenceId": name,
+                "httpHeaders": dict(headers),
+            }
+            for name, text in soql.items()
+        ]
+        answer = sf.restful(
+            "composite",
+            method="POST",
+            data=json.dumps({"allOrNone": False, "compositeRequest": request}),
+        )
+        pages = {}
+        for item in answer["compositeResponse"]:
+            body, status = item.get("body"), int(item.get("httpStatusCode", 0))
+            if status != 200:
+                error = body[0] if isinstance(body, list) and body else {}
+                kind = RetryableError if status >= 500 else PermanentError
+                raise kind(
+                    "salesforce",
+                    status,
+                    str(error.get("errorCode", "COMPOSITE_SUBREQUEST")),
+                    f"query of {item.get('referenceId')}: {error.get('message', body)}",
+                )
+            pages[str(item["referenceId"])] = body
+        return pages
 
     def fetch(self, ref: RecordRef) -> Record | None:
         name = self._object_of(ref)

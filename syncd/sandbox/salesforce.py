@@ -58,6 +58,7 @@ from urllib.parse import unquote, urlsplit
 
 from syncd.sandbox.core import Request, Response, SandboxContext, Vendor
 from syncd.sandbox.salesforce_auth import AuthConfig, Sessions, load_public_key
+from syncd.sandbox.salesforce_composite import composite
 from syncd.sandbox.salesforce_rest import Call, Cursors, RestApi
 from syncd.sandbox.salesforce_schema import Catalog, SfError, SObjectDef, id18, normalize_id
 from syncd.sandbox.salesforce_store import Store, not_found
@@ -202,10 +203,14 @@ class SalesforceVendor(Vendor):
         call = self._authenticate(req, f"{match.group(1)}.0")
         usage = self._spend(call.now)
         try:
-            if [p.lower() for p in parts[3:]] == ["limits"]:
+            api = RestApi(self.catalog, self.store, self.cursors)
+            below = [p.lower() for p in parts[3:]]
+            if below == ["limits"]:
                 resp = self._limits(call)
+            elif below == ["composite"]:
+                resp = composite(call, api.route)
             else:
-                resp = RestApi(self.catalog, self.store, self.cursors).route(call, parts[3:])
+                resp = api.route(call, parts[3:])
         except SfError as exc:
             resp = Response.json(exc.status, exc.rest_body())
         resp.headers["Sforce-Limit-Info"] = usage

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from syncd.clock import SystemClock
 from syncd.connectors.base import poll
+from syncd.connectors.http import VendorError
 from syncd.connectors.salesforce import SalesforceConfig, SalesforceConnector
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
@@ -90,6 +92,29 @@ def test_poll_pages_then_resume_without_loss_or_repeat(sandbox: SandboxServer) -
     late, cursor = poll(sf, cursor)
     assert [r.fields["Name"] for r in late] == ["Late"]
     assert poll(sf, cursor)[0] == []
+
+
+def test_one_poll_of_three_objects_is_one_api_call(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=3)
+    sf = connector(sandbox, objects=("Opportunity", "Account", "Task"))
+    records, cursor = poll(sf, None)  # the first poll also authenticates and describes
+    assert [r.fields["Name"] for r in records] == ["Acct 000", "Acct 001", "Acct 002"]
+    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {"accounts": [{"Name": "New"}]}})
+    before = len(sandbox.control("GET", "/_sandbox/requests")["requests"])
+    records, cursor = poll(sf, cursor)
+    assert [r.fields["Name"] for r in records] == ["New"]
+    made = sandbox.control("GET", "/_sandbox/requests")["requests"][before:]
+    assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in made] == [("POST", "composite")]
+
+
+def test_a_refused_object_query_fails_the_poll_loudly(sandbox: SandboxServer) -> None:
+    seed(sandbox, accounts=1, settings={"custom_fields": {"Task": [KEY_FIELD, "Region__c"]}})
+    sf = connector(sandbox, objects=("Account", "Task"))
+    _, cursor = poll(sf, None)  # describes Task with Region__c
+    seed(sandbox, settings={"custom_fields": {"Task": [KEY_FIELD]}})  # an admin deletes it
+    with pytest.raises(VendorError) as info:
+        poll(sf, cursor)
+    assert info.value.code == "INVALID_FIELD" and "Task" in str(info.value)
 
 
 def test_records_carry_parent_names_and_deletes(sandbox: SandboxServer) -> None:

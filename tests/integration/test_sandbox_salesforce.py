@@ -388,6 +388,55 @@ def test_collection_over_200_records_is_refused(sf: Salesforce) -> None:
     assert info.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
 
 
+# --- composite -----------------------------------------------------------------------------------
+
+
+def _query(sf: Salesforce, soql: str, ref: str) -> dict[str, Any]:
+    return {"method": "GET", "referenceId": ref,
+            "url": f"/services/data/v{sf.sf_version}/query/?q={soql.replace(' ', '+')}"}
+
+
+def test_composite_answers_each_query_and_counts_once(sandbox: SandboxServer,
+                                                      sf: Salesforce) -> None:
+    sf.query("SELECT Id FROM User")
+    used = sf.api_usage["api-usage"].used
+    answer = sf.restful("composite", method="POST", json={"compositeRequest": [
+        _query(sf, "SELECT Name FROM Account", "accounts"),
+        _query(sf, "SELECT Name FROM Opportunity ORDER BY Name", "deals"),
+        _query(sf, "SELECT Nope FROM Account", "broken"),
+    ]})
+    results = {r["referenceId"]: r for r in answer["compositeResponse"]}
+    assert [r["referenceId"] for r in answer["compositeResponse"]] == ["accounts", "deals",
+                                                                      "broken"]
+    assert results["accounts"]["httpStatusCode"] == 200
+    assert [a["Name"] for a in results["accounts"]["body"]["records"]] == ["Acme"]
+    assert results["deals"]["body"]["totalSize"] == len(results["deals"]["body"]["records"])
+    assert results["broken"]["httpStatusCode"] == 400  # its own error; the others stand
+    assert results["broken"]["body"][0]["errorCode"] == "INVALID_FIELD"
+    assert sf.api_usage["api-usage"].used == used + 1  # one call for three queries
+
+
+@pytest.mark.parametrize(("subrequests", "says"), [
+    (26, "maximum number of subrequests allowed is 25"),
+    (6, "maximum number of query subrequests allowed is 5"),
+])
+def test_composite_over_salesforce_caps_is_refused(sf: Salesforce, subrequests: int,
+                                                    says: str) -> None:
+    batch = [_query(sf, "SELECT Id FROM Account", f"q{n}") for n in range(subrequests)]
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.restful("composite", method="POST", json={"compositeRequest": batch})
+    assert says in info.value.content[0]["message"]
+
+
+def test_composite_writes_are_refused_by_the_sandbox_with_the_way_out(sf: Salesforce) -> None:
+    write = {"method": "POST", "referenceId": "t",
+             "url": f"/services/data/v{sf.sf_version}/sobjects/Task", "body": {"Subject": "x"}}
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.restful("composite", method="POST", json={"compositeRequest": [write]})
+    assert "composite/sobjects" in info.value.content[0]["message"]
+    assert sf.query("SELECT Id FROM Task WHERE Subject = 'x'")["totalSize"] == 0
+
+
 # --- limits and errors -------------------------------------------------------------------------
 
 
