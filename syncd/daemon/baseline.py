@@ -22,9 +22,10 @@ from datetime import datetime
 from syncd.model import Intent, RecordRef
 from syncd.settings import Settings
 from syncd.store.db import Tx
+from syncd.store.memory import INTERNAL
 
 REASON = "baseline"
-MARKER = "~baseline"  # rule-memory row per source: {"done": bool}
+MARKER = f"{INTERNAL}baseline"  # rule-memory row per source: {"done": bool}
 
 
 def _source(source: str) -> RecordRef:

@@ -19,8 +19,9 @@ from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
 from syncd.store.db import Tx
+from syncd.store.memory import INTERNAL
 
-ROUND_ROBIN = "~round_robin"  # rule-memory row per group: {"last": user id}
+ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
 ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
 SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}

@@ -197,9 +197,11 @@ class Timeline:
 
 
 def _took_effect(request: dict[str, Any]) -> bool:
-    """A write the vendor accepted (token requests are not data)."""
+    """A write the vendor accepted (token requests are not data, nor are Salesforce polls:
+    reads in one composite POST)."""
     return (request["method"] in {"POST", "PUT", "PATCH", "DELETE"}
-            and (request["status"] or 500) < 400 and "/token" not in request["path"])  # fmt: skip
+            and (request["status"] or 500) < 400
+            and not request["path"].endswith(("/token", "/composite")))  # fmt: skip
 
 
 def _tasks_told(lines: list[str]) -> str:

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from syncd.model import RecordRef
 from syncd.store.tables import insert_ignoring_duplicates, rule_memory
+
+INTERNAL = "~"  # the daemon's own rows (a source's baseline, round-robin turns): no rule id
 
 
 class RuleMemory:
@@ -19,6 +21,14 @@ class RuleMemory:
 
     def get(self, rule_id: str, record: RecordRef) -> dict[str, Any] | None:
         return self._conn.scalar(select(rule_memory.c.memory).where(*_owner(rule_id, record)))
+
+    def rules(self) -> dict[str, int]:
+        """Every rule id the daemon remembers something for, with how many records: a rule
+        whose id changed starts from nothing, so its records go through it again."""
+        rows = self._conn.execute(
+            select(rule_memory.c.rule_id, func.count()).group_by(rule_memory.c.rule_id)
+        )
+        return {rule_id: count for rule_id, count in rows if not rule_id.startswith(INTERNAL)}
 
     def put(
         self, rule_id: str, record: RecordRef, memory: Mapping[str, Any], now: datetime
