@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 from syncd.cli import app
 from syncd.commands.audit import parse_record
 from syncd.model import Intent, Record, RecordRef, intent_key
-from syncd.store.db import open_store
+from syncd.store.db import Store, open_store
 from syncd.store.ledger import IntentState
 from syncd.store.timers import TimerSpec
 
@@ -286,3 +286,70 @@ def test_bad_settings_are_reported(tmp_path: Path) -> None:
     result = _run("intents", "--config", tmp_path / "absent.toml")
     assert result.exit_code == 1
     assert "no such settings file" in result.output
+
+
+def _more(world: World) -> Store:
+    """The fixture's store, to add to it."""
+    return open_store(world.db, max_attempts=3)
+
+
+def test_audit_says_why_a_timeline_stopped(world: World) -> None:
+    t2 = T1 + timedelta(hours=1)
+    store = _more(world)
+    with store.transaction() as tx:  # what the planner writes when the rule's `until` holds
+        memory = {"in_when": True, "anchor": T0.isoformat(), "fired": ["warn#0"], "cancelled": True}
+        tx.memory.put("sla-breach", TICKET, memory, t2)
+        tx.timers.replace("sla-breach", TICKET, [], t2)
+    store.close()
+    explained = _json("audit", "zendesk:123", "--config", world.config)
+    assert explained["timers"] == []
+    assert explained["rules"] == [
+        {"rule": "sla-breach", "memory": memory, "updated_at": t2.isoformat()}
+    ]
+    out = _run("audit", "zendesk:123", "--config", world.config).output
+    cancelled = next(line for line in out.splitlines() if "timer_cancelled" in line)
+    assert "step remind due 2026-03-02 13:30:00 UTC; the rule is stopped (`until` held)" in (
+        cancelled
+    )
+    rules = out[out.index("Rules") :].splitlines()
+    assert any(
+        "sla-breach" in line and "stopped (`until` held)" in line and "warn" in line
+        for line in rules
+    )
+    assert "Pending timers" not in out
+
+
+def test_audit_says_a_timer_moved_with_its_anchor(world: World) -> None:
+    t2 = T1 + timedelta(hours=1)
+    moved = TimerSpec(
+        intent_key("sla-breach", TICKET, "remind", t2), "remind", t2 + timedelta(hours=4)
+    )
+    store = _more(world)
+    with store.transaction() as tx:
+        tx.timers.replace("sla-breach", TICKET, [moved], t2)
+    store.close()
+    out = _run("audit", "zendesk:123", "--config", world.config).output
+    assert "step remind due 2026-03-02 13:30:00 UTC: replaced by a new due instant" in out
+    assert "2026-03-02 14:30:00 UTC" in out[out.index("Pending timers") :]
+
+
+def test_audit_names_the_vendor_and_the_mail_that_answered(world: World) -> None:
+    mail = _intent("escalate-urgent", TICKET, 2, "notify", to=["sue@example.com"])
+    op = {"key": mail.key, "system": "graph", "verb": "send_mail", "target": "syncd@example.com",
+          "payload": {"to": ["sue@example.com"], "subject": "Urgent", "body": "#123"}}  # fmt: skip
+    store = _more(world)
+    with store.transaction() as tx:  # what the executor writes around a vendor call
+        tx.ledger.plan([mail], T1)
+        assert tx.ledger.mark_sent(mail.key, T1)
+        tx.audit.append("prepared", T1, record=TICKET, rule_id=mail.rule_id,
+                        intent_key=mail.key, detail={"ops": [op]})  # fmt: skip
+        assert tx.ledger.mark_done(mail.key, {mail.key: {"mailbox": "syncd@example.com"}}, T1)
+    store.close()
+    out = _run("audit", "zendesk:123", "--config", world.config).output
+    for text in (
+        f"#3 graph send_mail from syncd@example.com to sue@example.com; x-syncd-key: {mail.key}",
+        f"#3 vendor answered graph send_mail: mailbox=syncd@example.com; x-syncd-key: {mail.key}",
+    ):
+        assert text in out, text
+    intent = next(line for line in out.splitlines() if line.startswith("│ 3 "))
+    assert "priority=urgent, status=open" in intent
