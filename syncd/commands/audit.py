@@ -414,25 +414,15 @@ class _Story:
             case "timer_fired":
                 text = f"step {d.get('step')} due {d.get('due_at')}"
                 made = self.planned.get((row.rule_id, d.get("step") or "", row.at))
-                if made:
-                    return text + " → " + ", ".join(f"#{n}" for n in made)
-                return text + ", nothing planned" + self._stopped(row)
+                return text + (" → " + ", ".join(f"#{n}" for n in made) if made else "")
             case "timer_cancelled":
                 text = f"step {d.get('step')} due {d.get('due_at')}"
                 if (row.rule_id, d.get("step") or "", row.at) in self.scheduled:
                     return text + ": replaced by a new due instant (the anchor moved)"
-                return text + self._stopped(row)
+                return text + (f": {d['reason']}" if d.get("reason") else "")
             case "timer_scheduled" | "timer_rescheduled":
                 return f"step {d.get('step')} due {d.get('due_at')}"
         return pairs(d)
-
-    def _stopped(self, row: AuditEntry) -> str:
-        """Why a timer led nowhere, when the rule's memory changed at that very instant (so it
-        says what the engine decided then); nothing if it has changed since."""
-        memory = self.memories.get(row.rule_id or "")
-        if memory is None or memory.updated_at != row.at or memory.halted is None:
-            return ""
-        return f"; the rule is {memory.halted}"
 
     def intents_table(self) -> Table:
         table = Table(title="Intents", title_justify="left")

@@ -1,5 +1,6 @@
 """One record version in, everything the engine decides about it written, in the caller's
-transaction: snapshot + history, intents, timers (the due ones marked fired), rule memory.
+transaction: snapshot + history, intents, timers (the due ones fired, or cancelled with the
+reason they planned nothing), rule memory.
 
 Poller and timers both come through here, so a replayed page or a re-fired timer re-derives the
 same keys and the ledger's unique key absorbs the repeat.
@@ -7,7 +8,6 @@ same keys and the ledger's unique key absorbs the repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +15,14 @@ from typing import Any
 from syncd.daemon.baseline import hold_back
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
-from syncd.rules.engine import Engine, Evaluation, RuleError, Timer, memory_from_json
+from syncd.rules.engine import (
+    WAKE_STEP,
+    Engine,
+    Evaluation,
+    RuleError,
+    RuleMemory,
+    memory_from_json,
+)
 from syncd.store.db import Tx
 from syncd.store.timers import TimerSpec
 
@@ -81,10 +88,8 @@ def apply_record(
     current = merged(record, tx.records.get(record.ref))
     upserted = tx.records.upsert(current)
     stored = _memory(tx, engine, record.ref)
-    for timer in tx.timers.for_record(record.ref):
-        if timer.due_at <= now:  # this evaluation is the one they were waiting for
-            tx.timers.mark_fired(timer.key, now)
     result = _evaluate(engine, current, upserted.previous, stored, now, grace)
+    _settle_due_timers(tx, record.ref, result, now)
     applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
     if baseline:
         applied.held = hold_back(tx, result.intents, applied.planned, now)
@@ -92,20 +97,44 @@ def apply_record(
         after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
         if after != (before or {}):
             tx.memory.put(rule_id, record.ref, after, now)
-    _replace_timers(tx, record.ref, result.timers, now)
+    _replace_timers(tx, record.ref, result, now)
     for error in applied.errors:
         log.warning("rule_error", rule=error.rule_id, record=str(error.record),
                     step=error.step, error=error.message)  # fmt: skip
     return applied
 
 
-def _replace_timers(tx: Tx, ref: RecordRef, timers: Iterable[Timer], now: datetime) -> None:
+def _settle_due_timers(tx: Tx, ref: RecordRef, result: Evaluation, now: datetime) -> None:
+    """The record's due timers were waiting for this evaluation: a timer whose step it
+    planned has fired; one that planned nothing is cancelled with the reason, so `syncd audit`
+    can say why an escalation did not happen (an agent answered: `until` held)."""
+    steps = {(intent.rule_id, intent.step) for intent in result.intents}
+    for timer in tx.timers.for_record(ref):
+        if timer.due_at > now:
+            continue
+        if timer.step == WAKE_STEP or (timer.rule_id, timer.step) in steps:
+            tx.timers.mark_fired(timer.key, now)
+        else:
+            tx.timers.cancel(timer.key, now, _why_nothing(result.memory.get(timer.rule_id)))
+
+
+def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read") -> str:
+    """Why a rule's timer goes without firing, from the rule's memory after the evaluation."""
+    if memory is not None and memory.cancelled:
+        return f"`until` held when {seen}"
+    if memory is None or not memory.in_when:
+        return f"`when` no longer held when {seen}"
+    return f"not due when {seen}: the anchor moved, or catch_up skipped the step"
+
+
+def _replace_timers(tx: Tx, ref: RecordRef, result: Evaluation, now: datetime) -> None:
     """Every rule's pending timers for the record become exactly what the engine wants."""
     wanted: dict[str, dict[str, TimerSpec]] = {}
-    for timer in timers:  # two wake-ups at one instant share a key: keep one
+    for timer in result.timers:  # two wake-ups at one instant share a key: keep one
         wanted.setdefault(timer.rule_id, {})[timer.key] = TimerSpec(
             timer.key, timer.step, timer.due_at
         )
     owners = set(wanted) | {t.rule_id for t in tx.timers.for_record(ref)}
     for rule_id in sorted(owners):
-        tx.timers.replace(rule_id, ref, wanted.get(rule_id, {}).values(), now)
+        why = _why_nothing(result.memory.get(rule_id), "the record changed")
+        tx.timers.replace(rule_id, ref, wanted.get(rule_id, {}).values(), now, why)

@@ -52,11 +52,16 @@ class Timers:
         self._audit = audit
 
     def replace(
-        self, rule_id: str, record: RecordRef, specs: Iterable[TimerSpec], now: datetime
+        self,
+        rule_id: str,
+        record: RecordRef,
+        specs: Iterable[TimerSpec],
+        now: datetime,
+        reason: str = "",
     ) -> None:
         """Make the rule's pending timers for the record exactly `specs`: new ones scheduled,
-        moved ones rescheduled, missing ones cancelled, a cancelled one re-armed if it is
-        wanted again; fired ones stay fired. Each change is audited."""
+        moved ones rescheduled, missing ones cancelled (audited with `reason`), a cancelled one
+        re-armed if it is wanted again; fired ones stay fired. Each change is audited."""
         wanted: dict[str, TimerSpec] = {}
         for spec in specs:
             if spec.key in wanted:
@@ -70,7 +75,8 @@ class Timers:
         existing = {row.key: row for row in self._conn.execute(select(timers).where(*owner))}
         for key, row in existing.items():
             if row.state == TimerState.PENDING and key not in wanted:
-                self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled")
+                self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled",
+                          reason=reason)  # fmt: skip
         for key, spec in wanted.items():
             row = existing.get(key)
             if row is None:
@@ -102,7 +108,8 @@ class Timers:
         )
         rows = self._conn.execute(query).all()
         for row in rows:
-            self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled")
+            self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled",
+                      reason="the rule was removed by a reload")  # fmt: skip
         return len(rows)
 
     def due(self, now: datetime, limit: int = 100) -> list[Timer]:
@@ -128,6 +135,15 @@ class Timers:
         ).first()
         return row is not None and self._set(row, now, state=TimerState.FIRED, event="timer_fired")
 
+    def cancel(self, key: str, now: datetime, reason: str) -> bool:
+        """Pending -> cancelled, audited with `reason`; False if no longer pending."""
+        row = self._conn.execute(
+            select(timers).where(timers.c.key == key, timers.c.state == TimerState.PENDING.value)
+        ).first()
+        return row is not None and self._set(
+            row, now, state=TimerState.CANCELLED, event="timer_cancelled", reason=reason
+        )
+
     def for_record(self, record: RecordRef) -> list[Timer]:
         """The record's pending timers (for `syncd audit`)."""
         query = (
@@ -141,7 +157,9 @@ class Timers:
         )
         return [_timer(row) for row in self._conn.execute(query)]
 
-    def _set(self, row: Row[Any], now: datetime, *, event: str, **values: Any) -> bool:
+    def _set(
+        self, row: Row[Any], now: datetime, *, event: str, reason: str = "", **values: Any
+    ) -> bool:
         """Guarded update of one timer from the state it was read in, audited."""
         result = self._conn.execute(
             update(timers)
@@ -152,7 +170,7 @@ class Timers:
             return False
         due_at = values.get("due_at", row.due_at)
         record = RecordRef(row.record_kind, row.record_id)
-        self._log(event, row.rule_id, record, row.key, row.step, due_at, now)
+        self._log(event, row.rule_id, record, row.key, row.step, due_at, now, reason)
         return True
 
     def _log(
@@ -164,13 +182,15 @@ class Timers:
         step: str,
         due_at: datetime,
         now: datetime,
+        reason: str = "",
     ) -> None:
+        detail = {"timer": key, "step": step, "due_at": due_at.isoformat()}
         self._audit.append(
             event,
             now,
             record=record,
             rule_id=rule_id,
-            detail={"timer": key, "step": step, "due_at": due_at.isoformat()},
+            detail={**detail, "reason": reason} if reason else detail,
         )
 
 

@@ -136,18 +136,19 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     assert [i["step"] for i in explained["intents"] if i["rule"] == "ladder"] == ["h1", "h24"]
     (ladder,) = [r for r in explained["rules"] if r["rule"] == "ladder"]
     assert ladder["memory"]["cancelled"] is True
-    (fired,) = [r for r in explained["audit"]
-                if r["event"] == "timer_fired" and r["detail"]["step"] == "h26"]  # fmt: skip
-    assert fired["at"] == ladder["updated_at"] == (CREATED + 26 * HOUR + MINUTE).isoformat()
-    assert {"field": "agent_touched", "at": fired["at"], "old": False, "new": True} in (
+    (stop,) = [r for r in explained["audit"]
+               if r["event"] == "timer_cancelled" and r["detail"]["step"] == "h26"]  # fmt: skip
+    assert stop["at"] == ladder["updated_at"] == (CREATED + 26 * HOUR + MINUTE).isoformat()
+    assert stop["detail"]["reason"] == "`until` held when the record was re-read"
+    assert {"field": "agent_touched", "at": stop["at"], "old": False, "new": True} in (
         explained["history"]
     )
 
     out = _audit(world)
     touched = _line(out, "2026-03-03 12:31:00 CET", "changed", "agent_touched: false → true")
-    stopped = _line(out, "2026-03-03 12:31:00 CET", "timer_fired", "step h26",
-                    "due 2026-03-03 12:30:00 CET", "nothing planned",
-                    "the rule is stopped (`until` held)")  # fmt: skip
+    stopped = _line(out, "2026-03-03 12:31:00 CET", "timer_cancelled", "step h26",
+                    "due 2026-03-03 12:30:00 CET",
+                    "`until` held when the record was re-read")  # fmt: skip
     assert touched < stopped
     _line(_section(out, "Rules"), "ladder", "stopped (`until` held)", "h1, h24")
     assert "Pending timers" not in out

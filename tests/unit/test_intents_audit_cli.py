@@ -299,7 +299,7 @@ def test_audit_says_why_a_timeline_stopped(world: World) -> None:
     with store.transaction() as tx:  # what the planner writes when the rule's `until` holds
         memory = {"in_when": True, "anchor": T0.isoformat(), "fired": ["warn#0"], "cancelled": True}
         tx.memory.put("sla-breach", TICKET, memory, t2)
-        tx.timers.replace("sla-breach", TICKET, [], t2)
+        tx.timers.replace("sla-breach", TICKET, [], t2, "`until` held when the record changed")
     store.close()
     explained = _json("audit", "zendesk:123", "--config", world.config)
     assert explained["timers"] == []
@@ -308,7 +308,7 @@ def test_audit_says_why_a_timeline_stopped(world: World) -> None:
     ]
     out = _run("audit", "zendesk:123", "--config", world.config).output
     cancelled = next(line for line in out.splitlines() if "timer_cancelled" in line)
-    assert "step remind due 2026-03-02 13:30:00 UTC; the rule is stopped (`until` held)" in (
+    assert "step remind due 2026-03-02 13:30:00 UTC: `until` held when the record changed" in (
         cancelled
     )
     rules = out[out.index("Rules") :].splitlines()

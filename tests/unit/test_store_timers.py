@@ -52,7 +52,8 @@ def test_replace_schedules_and_is_idempotent(store: Store) -> None:
 def test_replace_cancels_missing_timers_with_audit(store: Store) -> None:
     """`until` became true: the ladder's remaining steps go, and the audit says so."""
     _replace(store, STEP1, STEP2)
-    _replace(store, STEP1, now=NOW + timedelta(minutes=5))
+    with store.transaction() as tx:
+        tx.timers.replace(LADDER, TICKET, [STEP1], NOW + timedelta(minutes=5), "`until` held")
     assert _pending(store) == {"ladder/1h": NOW + HOUR}
     with store.read() as tx:
         cancelled = tx.audit.for_record(TICKET)[-1]
@@ -61,8 +62,20 @@ def test_replace_cancels_missing_timers_with_audit(store: Store) -> None:
         "timer": "ladder/24h",
         "step": "step-2",
         "due_at": STEP2.due_at.isoformat(),
+        "reason": "`until` held",
     }
     assert cancelled.at == NOW + timedelta(minutes=5)
+
+
+def test_a_due_timer_is_fired_or_cancelled_once_with_its_reason(store: Store) -> None:
+    _replace(store, STEP1, STEP2)
+    with store.transaction() as tx:
+        assert tx.timers.cancel(STEP1.key, NOW + HOUR, "`when` no longer held")
+        assert not tx.timers.cancel(STEP1.key, NOW + HOUR, "again")
+        assert not tx.timers.mark_fired(STEP1.key, NOW + HOUR)  # a cancelled timer never fires
+        last = tx.audit.for_record(TICKET)[-1]
+    assert (last.event, last.detail["reason"]) == ("timer_cancelled", "`when` no longer held")
+    assert _pending(store) == {"ladder/24h": NOW + 24 * HOUR}
 
 
 def test_replace_moves_a_rescheduled_timer_and_rearms_a_cancelled_one(store: Store) -> None:
@@ -116,3 +129,6 @@ def test_a_removed_rule_cancels_its_pending_timers(store: Store) -> None:
         assert tx.timers.cancel_rule(LADDER, NOW + 2 * HOUR) == 0
     assert _pending(store) == {}
     assert _events(store)[-1] == ("timer_cancelled", "ladder/24h")
+    with store.read() as tx:
+        reason = tx.audit.for_record(TICKET)[-1].detail["reason"]
+    assert reason == "the rule was removed by a reload"
