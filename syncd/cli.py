@@ -5,6 +5,7 @@ import typer
 from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
 from syncd.commands.demo import demo
+from syncd.commands.doctor import doctor
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
@@ -25,6 +26,7 @@ app.command()(audit)
 app.command()(run)
 app.command()(plan)
 app.command()(demo)
+app.command()(doctor)
 
 if __name__ == "__main__":
     app()

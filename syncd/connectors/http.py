@@ -348,6 +348,7 @@ class Governor:
         self.idle_wait_s = idle_wait_s
         self.stats = ApiStats()
         self.blocked_until: datetime | None = None
+        self.vendor_date: datetime | None = None  # the latest answer's `Date` (syncd doctor)
         self._waiting = {name: [0] * len(LANES) for name in self.buckets}
         self._lock = threading.Lock()
 
@@ -409,6 +410,8 @@ class Governor:
     ) -> None:
         """Learn from an answer: remaining quota, and 429s that block every lane for a while."""
         with self._lock:
+            with contextlib.suppress(KeyError, TypeError, ValueError, IndexError):
+                self.vendor_date = parsedate_to_datetime(headers["date"])
             target = self.buckets.get(bucket, self.buckets[DEFAULT_BUCKET])
             remaining = remaining_quota(headers)
             if remaining is not None:

@@ -1,0 +1,220 @@
+"""The vendors as doctor sees them: signing in, permissions, and what the rules' names are
+looked up in.
+
+Vendors are asked through the daemon's own connectors (same clients, TLS trust, proxy,
+directories and field lists), so "found" here means found when the daemon resolves the name,
+but each call is tried once: an unreachable host should fail the check now, not after minutes
+of backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from syncd.clock import Clock
+from syncd.connectors.base import Directory
+from syncd.connectors.graph import GraphConnector
+from syncd.connectors.http import Governor, RetryPolicy, VendorError
+from syncd.connectors.salesforce import SalesforceConnector
+from syncd.connectors.zendesk import ZendeskConnector
+from syncd.doctor.report import Check
+from syncd.doctor.uses import Uses
+from syncd.settings import SECRET_FILES, Settings
+
+SYSTEMS = ("zendesk", "salesforce", "graph")
+LABELS = {"zendesk": "Zendesk", "salesforce": "Salesforce", "graph": "SharePoint"}
+# For fixes: the settings keys naming each vendor's host and syncd's identity there.
+HOST_KEYS = {
+    "zendesk": "subdomain / netloc",
+    "salesforce": "token_url / instance_url",
+    "graph": "authority / base_url",
+}
+IDENTITY_KEYS = {"zendesk": "email", "salesforce": "client_id", "graph": "tenant_id / client_id"}
+SECRET_FILE = {
+    section: name for (section, key), name in SECRET_FILES.items() if key != "private_key"
+}
+AUTH_CODES = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
+
+
+@dataclass
+class Vendors:
+    """The connectors of the configured vendors whose secrets are present."""
+
+    zendesk: ZendeskConnector | None = None
+    salesforce: SalesforceConnector | None = None
+    graph: GraphConnector | None = None
+
+    def close(self) -> None:
+        if self.graph is not None:
+            self.graph.close()
+
+
+def open_vendors(settings: Settings, clock: Clock) -> Vendors:
+    """Connectors as the daemon builds them, each call tried once."""
+    ready = {s for s in configured(settings) if not missing_secrets(settings, s)}
+    vendors = Vendors(
+        zendesk=ZendeskConnector.from_settings(settings, clock) if "zendesk" in ready else None,
+        salesforce=(
+            SalesforceConnector.from_settings(settings, clock) if "salesforce" in ready else None
+        ),
+        graph=GraphConnector.from_settings(settings, clock) if "graph" in ready else None,
+    )
+    for connector in (vendors.zendesk, vendors.salesforce, vendors.graph):
+        if connector is not None:
+            connector.retry = RetryPolicy(connector.governor, max_attempts=1)
+    return vendors
+
+
+def configured(settings: Settings) -> list[str]:
+    """The vendors with a settings section, in checklist order."""
+    return [s for s in SYSTEMS if getattr(settings, s) is not None]
+
+
+def missing_secrets(settings: Settings, system: str) -> list[str]:
+    """The vendor's secret files that are not there: without them it is not opened."""
+    return [name for name in settings.missing_secrets() if name.startswith(system)]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What doctor read of one vendor, to look the rules' names up in."""
+
+    directory: Directory
+    fields: frozenset[str] | None = None  # None: not read (Graph), or not all of them
+    skew_s: float | None = None  # the vendor's clock minus ours, from its `Date` header
+
+
+def probe_vendors(
+    vendors: Vendors, systems: list[str], uses: Uses, clock: Clock
+) -> tuple[list[Check], dict[str, Found]]:
+    """Each vendor's checks, and what was read of those that answered."""
+    zd, sf, gr = vendors.zendesk, vendors.salesforce, vendors.graph
+    probes = {
+        "zendesk": _zendesk(zd, clock) if zd else None,
+        "salesforce": _salesforce(sf, uses, clock) if sf else None,
+        "graph": _graph(gr, clock) if gr else None,
+    }
+    checks: list[Check] = []
+    found: dict[str, Found] = {}
+    for system, probe in probes.items():
+        if probe is None:
+            why = "its secret is missing" if system in systems else f"no [{system}] section"
+            checks.append(Check(system, "skip", f"not tried: {why}"))
+            continue
+        checks += probe[0]
+        if probe[1] is not None:
+            found[system] = probe[1]
+    return checks, found
+
+
+def _vendor_failed(name: str, system: str, exc: VendorError) -> Check:
+    """A failed vendor call, with the settings or secret most likely to blame."""
+    section = f"[{system}]"
+    if exc.status == 401 or exc.code in AUTH_CODES:
+        fix = (f"{LABELS[system]} refused syncd's credentials: check {section} "
+               f"{IDENTITY_KEYS[system]} and the {SECRET_FILE[system]} file")  # fmt: skip
+    elif exc.code == "tls":
+        fix = "the vendor's TLS certificate is not trusted: set [tls] ca_bundle to its CA"
+    elif exc.status is None:
+        fix = (f"cannot connect: check {section} {HOST_KEYS[system]}, DNS, firewalls and "
+               "[proxy] https")  # fmt: skip
+    elif exc.status == 403:
+        fix = f"syncd's user lacks a permission in {LABELS[system]}: grant it, or check {section}"
+    else:
+        fix = f"check {section} {HOST_KEYS[system]}; try again if the vendor was unavailable"
+    return Check(name, "fail", str(exc), fix)
+
+
+def _skew(governor: Governor, clock: Clock) -> float | None:
+    date = governor.vendor_date
+    if date is None:
+        return None
+    return (date.replace(tzinfo=date.tzinfo or UTC) - clock.now()).total_seconds()
+
+
+def _zendesk(zd: ZendeskConnector, clock: Clock) -> tuple[list[Check], Found | None]:
+    try:
+        me = zd.retry.call(zd.client.users.me)
+    except VendorError as exc:
+        return [_vendor_failed("zendesk", "zendesk", exc)], None
+    skew = _skew(zd.governor, clock)
+    checks = [Check("zendesk", "ok", f"signed in as {me.email} ({me.role})")]
+    if me.role in ("agent", "admin"):
+        checks.append(Check("zendesk permissions", "ok", f"{me.role}: reads and updates tickets"))
+    else:
+        checks.append(
+            Check(
+                "zendesk permissions",
+                "fail",
+                f"{me.email} is an {me.role}: syncd cannot read or update tickets",
+                f"make {me.email} an agent or admin (Admin Center > Team members)",
+            )
+        )
+    try:
+        fields = frozenset(zd._fields.get().values())  # the daemon's `custom.<key>` names
+        return checks, Found(zd.directory(), fields, skew)
+    except VendorError as exc:
+        return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
+
+
+def _salesforce(
+    sf: SalesforceConnector, uses: Uses, clock: Clock
+) -> tuple[list[Check], Found | None]:
+    try:
+        directory = sf.directory()
+    except VendorError as exc:
+        return [_vendor_failed("salesforce", "salesforce", exc)], None
+    skew = _skew(sf.governor, clock)
+    people = f"{len(directory.users)} user(s), {len(directory.groups)} group(s)"
+    checks = [Check("salesforce", "ok", f"signed in: {people}")]
+    named = {r.name.partition(".")[0] for r in uses.references if r.systems == ("salesforce",)
+             and r.what == "field"}  # fmt: skip
+    described: dict[str, Mapping[str, Any]] = {}
+    for sobject in sorted(named | {sobject for sobject, _ in uses.writes}):
+        try:
+            described[sobject] = sf._call(lambda c, s=sobject: c.restful(f"sobjects/{s}/describe"))
+        except VendorError as exc:
+            checks.append(_vendor_failed(f"salesforce {sobject}", "salesforce", exc))
+    checks.append(_salesforce_permissions(uses.writes, described))
+    fields = frozenset(f"{sobject}.{f['name']}" for sobject, d in described.items()
+                       for f in d["fields"])  # fmt: skip
+    complete = described.keys() >= named
+    return checks, Found(directory, fields if complete else None, skew)
+
+
+def _salesforce_permissions(
+    writes: Mapping[tuple[str, str], list[str]], described: Mapping[str, Mapping[str, Any]]
+) -> Check:
+    """Describe says whether syncd's user may create or edit each sObject the rules write."""
+    verbs = {"createable": "create", "updateable": "edit"}
+    can, cannot = [], []
+    for (sobject, permission), wheres in sorted(writes.items()):
+        if sobject in described:
+            text = f"{verbs[permission]} {sobject}"
+            (can if described[sobject].get(permission) else cannot).append((text, wheres[0]))
+    if cannot:
+        return Check(
+            "salesforce permissions",
+            "fail",
+            "syncd's user may not " + ", ".join(f"{t} (used at {w})" for t, w in cannot),
+            "grant " + ", ".join(t for t, _ in cannot) + " to syncd's user (profile or "
+            "permission set)",
+        )
+    shown = ", ".join(t for t, _ in can) if can else "the rules write nothing to Salesforce"
+    return Check("salesforce permissions", "ok", shown)
+
+
+def _graph(gr: GraphConnector, clock: Clock) -> tuple[list[Check], Found | None]:
+    try:
+        directory = gr.directory()
+    except VendorError as exc:
+        return [_vendor_failed("graph", "graph", exc)], None
+    return [
+        Check("graph", "ok", f"token for {gr.config.client_id}: {len(directory.users)} user(s)"),
+        Check("graph permissions", "skip", "not checked: Graph cannot tell an app its own "
+              "permissions cheaply; a missing one (Sites.ReadWrite.All, Mail.Send) shows as a "
+              "403 on first use"),
+    ], Found(directory, skew_s=_skew(gr.governor, clock))  # fmt: skip

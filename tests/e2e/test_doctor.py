@@ -1,0 +1,189 @@
+"""`syncd doctor` against the sandbox, through the real connectors over TLS: what an
+administrator reads in the checklist, and the exit status a script sees."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from e2e_world import World
+from typer.testing import CliRunner, Result
+
+from syncd.cli import app
+from syncd.clock import FrozenClock
+from syncd.doctor import examine
+from syncd.sandbox.server import SandboxServer
+
+RULES = r"""
+rules:
+  - id: triage
+    on: zendesk.ticket
+    scope: {group_name: [Support, Supervisors]}
+    vars: {team: Support, leads: "group:Supervisors"}
+    when: {status: new, custom.kind: {exists: false}}
+    do:
+      - assign: {group: "{{ vars.team }}", strategy: round_robin}
+      - notify: {to: ["{{ vars.leads }}"], subject: "New #{{ ticket.id }}", body: Hello}
+  - id: kick-off
+    on: salesforce.opportunity
+    when: {IsWon: true, Week_0_Date__c: {exists: true}}
+    do:
+      - create_task: {subject: Kick-off, owner: ann@example.com}
+  - id: transcripts
+    on: sharepoint.file
+    when: {folder: Transcripts}
+    do:
+      - file_transcript: {ticket_from: '#(\d+)', else_folder: Transcripts/Unmatched}
+"""
+SEED: dict[str, Any] = {
+    "zendesk": {
+        "users": [
+            {"name": "Ann", "email": "ann@example.com", "role": "agent"},
+            {"name": "Sue", "email": "sue@example.com", "role": "admin"},
+        ],
+        "groups": [
+            {"name": "Support", "members": ["ann@example.com"]},
+            {"name": "Supervisors", "members": ["sue@example.com"]},
+        ],
+        "ticket_fields": [{"title": "Kind", "key": "kind", "type": "tagger", "options": ["X"]}],
+    },
+    "salesforce": {
+        "settings": {"custom_fields": {"Opportunity": ["Week_0_Date__c"]}},
+        "users": [{"Username": "ann@example.com", "Email": "ann@example.com", "Name": "Ann A"}],
+    },
+    "graph": {"folders": ["Transcripts"]},
+}
+
+
+def setup(sandbox: SandboxServer, tmp_path: Path, rules: str = RULES) -> World:
+    sandbox.control("POST", "/_sandbox/seed", SEED)
+    return World(sandbox, tmp_path, rules)
+
+
+def doctor(world: World, *args: str, **env: str) -> Result:
+    return CliRunner().invoke(
+        app, ["doctor", "--config", str(world.config), *args], env={**world.env, **env}
+    )
+
+
+def line(output: str, mark: str, name: str) -> str:
+    """The checklist line of check `name`; it must show `mark`."""
+    found = [text for text in output.splitlines() if text[2:].split("  ")[0] == name]
+    assert len(found) == 1, (name, output)
+    assert found[0].startswith(mark + " "), found[0]
+    return found[0]
+
+
+def test_a_correct_installation_passes_every_check(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path)
+    result = doctor(world)
+    assert result.exit_code == 0, result.output
+    assert "✗" not in result.output
+    out = result.output
+    for name in ("settings", "rules", "zendesk", "salesforce", "graph", "graph mailbox", "clock"):
+        line(out, "✓", name)
+    assert "Support, Supervisors" in line(out, "✓", "zendesk groups")
+    assert "Supervisors" in line(out, "✓", "zendesk or salesforce groups")  # a mail recipient
+    assert "kind" in line(out, "✓", "zendesk fields")
+    assert "Opportunity.Week_0_Date__c" in line(out, "✓", "salesforce fields")
+    assert "ann@example.com" in line(out, "✓", "salesforce users")
+    assert "create Task" in line(out, "✓", "salesforce permissions")
+    assert "Transcripts" in line(out, "✓", "sharepoint folders")
+    assert "syncd creates" in line(out, "✓", "store")
+    assert not (tmp_path / "state").exists()  # doctor did not make it
+    assert out.rstrip().endswith("ready: every check passed")
+
+
+def test_doctor_finds_a_misnamed_group(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path, RULES.replace("{team: Support", "{team: Suport"))
+    result = doctor(world)
+    assert result.exit_code == 1
+    shown = line(result.output, "✗", "zendesk group 'Suport'")
+    assert "no Zendesk group named 'Suport' (did you mean 'Support'?)" in shown
+    rule_file = world.rules_dir / "support.yaml"
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    assert fix == f"fix: change the rule at {rule_file}:9 or create the group in Zendesk"
+    assert "assign: {group:" in rule_file.read_text().splitlines()[8]
+    assert result.output.rstrip().endswith("1 problem(s) to fix")
+
+
+def test_a_missing_secret_is_named_never_shown(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path)
+    credentials = tmp_path / "credentials"
+    shutil.copytree(sandbox.directory / "credentials", credentials)  # type: ignore[operator]
+    (credentials / "graph_client_secret").unlink()
+    result = doctor(world, SYNCD_SECRETS__DIR=str(credentials))
+    assert result.exit_code == 1
+    assert "missing graph_client_secret" in line(result.output, "✗", "graph secret")
+    assert f"fix: write the secret to {credentials / 'graph_client_secret'}" in result.output
+    assert "not tried: its secret is missing" in line(result.output, "–", "graph")
+    line(result.output, "✓", "zendesk secret")
+    info = sandbox.info
+    for secret in (info["zendesk"]["token"], info["salesforce"]["client_secret"],
+                   info["graph"]["client_secret"]):  # fmt: skip
+        assert secret not in result.output
+
+
+def test_an_unreachable_vendor_fails_its_check_not_the_command(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = setup(sandbox, tmp_path)
+    result = doctor(world, SYNCD_ZENDESK__NETLOC="127.0.0.1:1")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # a checklist, not a traceback
+    shown = line(result.output, "✗", "zendesk")
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    assert fix.startswith("fix: cannot connect: check [zendesk] subdomain / netloc")
+    assert "Zendesk could not be read" in line(result.output, "–", "zendesk groups")
+    line(result.output, "✓", "salesforce")
+    line(result.output, "✓", "graph")
+
+
+def test_json_lists_every_check(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path, RULES.replace("folder: Transcripts", "folder: Transcrips"))
+    result = doctor(world, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert {tuple(check) for check in report["checks"]} == {
+        ("name", "status", "ok", "detail", "fix")
+    }
+    assert [c for c in report["checks"] if not c["ok"]] == [{
+        "name": "sharepoint folder 'Transcrips'", "status": "fail", "ok": False,
+        "detail": "no SharePoint folder 'Transcrips'",
+        "fix": f"change the rule at {world.rules_dir / 'support.yaml'}:18 or create the folder "
+               "in SharePoint",
+    }]  # fmt: skip
+    assert {c["status"] for c in report["checks"]} == {"ok", "fail", "skip"}
+
+
+def test_a_wrong_clock_and_an_end_user_api_account(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path)
+    api_user = {"name": "syncd", "email": sandbox.info["zendesk"]["email"], "role": "end-user"}
+    sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"users": [api_user]}})
+    ahead = FrozenClock(datetime.now(UTC) + timedelta(minutes=5))
+    checks = {c.name: c for c in examine(world.settings, ahead, world.rules_dir, {})}
+    assert checks["clock"].status == "fail"
+    assert re.match(r"this host's clock is 30[01] s ahead of ", checks["clock"].detail)
+    assert "timedatectl set-ntp true" in checks["clock"].fix
+    assert checks["zendesk permissions"].status == "fail"
+    assert "is an end-user" in checks["zendesk permissions"].detail
+
+
+def test_settings_and_rule_errors_name_where_they_are(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = setup(sandbox, tmp_path, RULES.replace("on: zendesk.ticket", "on: zendesk.tiket"))
+    result = doctor(world, SYNCD_SYNCD__POLL_INTERVAL_S="-1")
+    assert result.exit_code == 1
+    assert "syncd.poll_interval_s (from SYNCD_SYNCD__POLL_INTERVAL_S)" in result.output
+    assert [text[:10] for text in result.output.splitlines() if text[:1] in "✓✗–"] == [
+        "✗ settings"
+    ]  # nothing else can be checked without settings
+    result = doctor(world)
+    assert result.exit_code == 1
+    assert f"{world.rules_dir / 'support.yaml'}:4:" in line(result.output, "✗", "rules")
