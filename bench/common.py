@@ -44,7 +44,7 @@ from typing import Any
 
 from syncd.clock import Clock, FrozenClock
 from syncd.connectors.tls import PinnedSession
-from syncd.daemon.runtime import Runtime, build_connectors, open_runtime
+from syncd.daemon.runtime import Runtime, open_runtime
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import Settings, load_settings
 
@@ -417,10 +417,10 @@ def bench_settings(sandbox: SandboxServer, root: Path, **syncd: Any) -> Settings
 
 
 def desk_runtime(settings: Settings, clock: Clock) -> Runtime:
-    """A runtime with the connectors this desk uses: Zendesk (its tickets) and Graph (mail).
-    Salesforce is left out: no rule reads it, and syncd would poll it anyway (see README)."""
-    used = settings.model_copy(update={"salesforce": None})
-    return open_runtime(settings, clock, connectors=build_connectors(used, clock))
+    """A runtime as `syncd run` opens it: every vendor of the sandbox's syncd.toml configured
+    (Zendesk, Salesforce, Graph). The desk's rules read Zendesk tickets and send mail through
+    Graph; syncd polls only what its rules read, so Salesforce and the drive cost nothing."""
+    return open_runtime(settings, clock)
 
 
 # -- the request log -------------------------------------------------------------------------
@@ -454,8 +454,9 @@ CATEGORIES: list[tuple[str, str, str, str]] = [  # label, vendor, method, path r
     ("Zendesk: incremental export (polls)", "zendesk", "GET", r"/incremental/tickets/"),
     ("Zendesk: directory refresh", "zendesk", "GET",
      r"/api/v2/(users|groups|group_memberships|organizations|ticket_fields)\.json$"),
-    ("Zendesk: requester emails", "zendesk", "GET", r"/users/show_many"),
-    ("Zendesk: re-read before a step (show)", "zendesk", "GET", r"/tickets/\d+\.json$"),
+    ("Zendesk: emails, organizations", "zendesk", "GET", r"/(users|organizations)/show_many"),
+    ("Zendesk: re-read before a step (show)", "zendesk", "GET",
+     r"/tickets/(\d+|show_many)\.json$"),
     ("Zendesk: re-read before a step (audits)", "zendesk", "GET", r"/tickets/\d+/audits"),
     ("Zendesk: tag writes", "zendesk", "PUT", r"/tickets/\d+/tags\.json$"),
     ("Zendesk: ticket updates and comments", "zendesk", "PUT", r"/tickets/\d+\.json$"),

@@ -18,9 +18,9 @@ instant the ticket was solved. Everything syncd does in real time counts `--fact
 (a 20 ms vendor call is 1.2 simulated seconds at 60x), so the figures are upper bounds of what
 a real-time deployment sees.
 
-The poll interval is the default 30 s of simulated time. service.py runs its poll job every
-`poll_interval_s` of *real* time (the wake-up of the work job is divided by the clock's factor,
-the poll interval is not), so this run sets `poll_interval_s` to 30 / factor real seconds.
+The poll interval is the default 30 s of simulated time: service.py divides every interval it
+gives the scheduler by the clock's factor (the poll jobs' as the work job's wake-up), so at 60x
+a poll runs every half real second.
 
 The baseline, measured in the same run on the same activity (in a sandbox of its own, before
 syncd's timed phase): Zendesk's automations, which run about once an hour. An hourly run (at a
@@ -155,9 +155,8 @@ def run_syncd(scenario: Scenario, factor: float, baseline: Connection | None) ->
         if baseline is not None:
             baseline.poll(None)  # wait for it: the timed phase gets the machine to itself
         started = time.monotonic()
-        live = bench_settings(sandbox, root, poll_interval_s=poll.total_seconds() / factor)
         clock = AcceleratedClock(scenario.start, factor)
-        rt = desk_runtime(live, clock)
+        rt = desk_runtime(settings, clock)
         service = Service(rt)
         runner = threading.Thread(target=service.serve, name="syncd-run", daemon=True)
         activity = Activity(sandbox, scenario, clock)

@@ -114,6 +114,9 @@ class ZendeskSection(_Section):
     rate_share: float = Field(0.5, gt=0, le=1)
     plan_rate_per_minute: int = Field(700, gt=0)
     incremental_per_minute: int = Field(10, gt=0)
+    # How long the agents, groups and memberships syncd read stay in use: an agent's away flag
+    # is seen within it. Somebody missing from them is read again at once (once a minute).
+    directory_ttl_s: float = Field(3600.0, gt=0)
 
 
 class SalesforceSection(_Section):

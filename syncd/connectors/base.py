@@ -2,13 +2,16 @@
 
 The contract (`Connector`):
 
-- `poll_pages(cursor)` reads what changed since `cursor` (None: from the beginning, spent in
-  the `backfill` lane) and yields `Page`s. Each page's `cursor` is the resume point *after*
-  that page: the daemon commits the page's records and its cursor in one transaction, so a
-  crash replays at most one page. Delivery is at-least-once (a record may come again in a
-  later page or poll); the store deduplicates by record and version. Always at least one page,
-  possibly empty, so a cursor that moved without changes (Zendesk's `after_cursor`, a Graph
-  deltaLink) is still stored.
+- `kinds` are the record kinds its polls can read, as configured (`zendesk.ticket`; a Graph
+  drive's `sharepoint.file`, its lists' `sharepoint.item`; one per Salesforce object).
+- `poll_pages(cursor, kinds)` reads what changed since `cursor` (None: from the beginning,
+  spent in the `backfill` lane) and yields `Page`s; with `kinds`, only those kinds are read (a
+  kind left out keeps its place in the cursor: the daemon polls what its rules read). Each
+  page's `cursor` is the resume point *after* that page: the daemon commits the page's records
+  and its cursor in one transaction, so a crash replays at most one page. Delivery is
+  at-least-once (a record may come again in a later page or poll); the store deduplicates by
+  record and version. Always at least one page, possibly empty, so a cursor that moved
+  without changes (Zendesk's `after_cursor`, a Graph deltaLink) is still stored.
 - `execute(op)` carries out one `Operation` and answers an `Outcome`: ok; or not ok and
   `retryable` (429/5xx/timeout: the effect may or may not exist, verify before repeating);
   or not ok and not retryable (the vendor refused: dead-letter it, or for Zendesk's
@@ -18,7 +21,10 @@ The contract (`Connector`):
 - `verify(op)` answers whether the effect of `op` exists: ok=True present; ok=False and not
   retryable: absent, safe to execute; ok=False and retryable: could not tell now.
 - `fetch(ref)` re-reads one record (before a timer fires); None when it no longer exists.
-- `directory()` users, groups, memberships and away flags, cached and refreshed by age.
+  `fetch_many(refs)` the same for several (records due at the same poll), batched where the
+  vendor allows.
+- `directory(max_age_s)` users, groups, memberships and away flags, cached and refreshed by
+  age: the connector's own TTL, or `max_age_s` when a caller missed someone in it.
 
 Operations whose verb a connector does not know are refused (not retryable) by `dispatch`.
 """
@@ -26,7 +32,7 @@ Operations whose verb a connector does not know are refused (not retryable) by `
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,6 +40,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from syncd.clock import Clock
 from syncd.connectors.http import RetryableError, VendorError, default_lane
 from syncd.model import Operation, Outcome, Record, RecordRef
+
+MISS_REFRESH_S = 60.0  # a directory missing someone is read again at most once a minute
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,6 @@ class Directory:
 
     users: Mapping[str, DirectoryUser] = field(default_factory=dict)
     groups: Mapping[str, DirectoryGroup] = field(default_factory=dict)
-    organizations: Mapping[str, str] = field(default_factory=dict)  # id -> name
 
     def user_by_email(self, email: str) -> DirectoryUser | None:
         wanted = email.strip().lower()
@@ -79,8 +86,11 @@ class Directory:
 
 class Connector(Protocol):
     system: str  # "zendesk" | "salesforce" | "graph": `Operation.system`
+    kinds: frozenset[str]
 
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]: ...
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]: ...
 
     def execute(self, op: Operation) -> Outcome: ...
 
@@ -90,7 +100,16 @@ class Connector(Protocol):
 
     def fetch(self, ref: RecordRef) -> Record | None: ...
 
-    def directory(self) -> Directory: ...
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]: ...
+
+    def directory(self, max_age_s: float | None = None) -> Directory: ...
+
+
+def fetch_each(
+    fetch: Callable[[RecordRef], Record | None], refs: Sequence[RecordRef]
+) -> dict[RecordRef, Record | None]:
+    """`fetch_many` for a vendor without a batched read: one `fetch` per record."""
+    return {ref: fetch(ref) for ref in dict.fromkeys(refs)}
 
 
 def poll(connector: Connector, cursor: str | None) -> tuple[list[Record], str]:
@@ -148,7 +167,9 @@ def dispatch(op: Operation, handlers: Mapping[str, Handler], what: str) -> Outco
 
 class TtlCache(Generic[T]):
     """A value loaded on first use and again once older than `ttl_s` (clock time): the
-    directory, field definitions. Loads spend the `poll` lane unless the caller chose one."""
+    directory, field definitions. Loads spend the `poll` lane unless the caller chose one.
+    `get(max_age_s)` asks for a younger value: a caller that missed an entry (a group created
+    since) reloads it at most once per `max_age_s`, not on every miss."""
 
     def __init__(self, load: Callable[[], T], clock: Clock, ttl_s: float) -> None:
         self._load = load
@@ -157,10 +178,11 @@ class TtlCache(Generic[T]):
         self._value: tuple[datetime, T] | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> T:
+    def get(self, max_age_s: float | None = None) -> T:
+        limit = self._ttl_s if max_age_s is None else min(self._ttl_s, max_age_s)
         with self._lock:
             now = self._clock.now()
-            if self._value is None or (now - self._value[0]).total_seconds() >= self._ttl_s:
+            if self._value is None or (now - self._value[0]).total_seconds() >= limit:
                 with default_lane("poll"):
                     self._value = (now, self._load())
             return self._value[1]

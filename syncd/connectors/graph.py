@@ -3,8 +3,11 @@
 Token. `msal.ConfidentialClientApplication` (client credentials) against the configured
 authority; `instance_discovery=False` when its host is not a Microsoft login host (a national
 cloud mirror, the sandbox), and a `PinnedSession` as msal's `http_client` so its TLS trust is
-syncd's. msal caches the token; a 401 from Graph (a token revoked or expired early) drops the
-cached one and the call is made once more with a new token.
+syncd's. msal caches the token and judges its expiry on real time; syncd also notes, on its
+injected clock, when the token it got expires (`expires_in`, less a minute), and drops it from
+msal's cache then: on an accelerated or simulated clock the token has expired long before
+msal would notice, and Graph would answer a 401 first. A 401 from Graph (a token revoked or
+expired early) drops the cached one and the call is made once more with a new token.
 
 Calls. One httpx client with `verify` from the configured CA bundle, the configured proxy and
 `trust_env=False` (the configuration wins over HTTPS_PROXY / SSL_CERT_FILE). Every request goes
@@ -12,12 +15,14 @@ through `http.httpx_send`: the Graph budget governor, then classified errors.
 
 Polling. Delta on the drive root (SharePoint offers delta on the root only), keeping files
 below the watched folders (all files when none is configured), and per configured SharePoint
-list (`items/delta?expand=fields`). The cursor is JSON holding, per scope,
-the link to continue from: a nextLink while an enumeration is under way (so a crash resumes
-mid-way), the deltaLink once it is complete. A 410 Gone (`resyncRequired`) restarts a full
-enumeration from its `Location`; every item comes again, which the store absorbs. Items with a
-`deleted` facet become `Record(deleted=True)` (whatever their folder: a tombstone carries no
-path; the store ignores ids it never saw). Delta answers carry no `parentReference.path`, so
+list (`items/delta?expand=fields`); each only when asked for its kind (`sharepoint.file`,
+`sharepoint.item`), so a daemon whose rules read no SharePoint polls nothing here. The cursor
+is JSON holding, per scope, the link to continue from: a nextLink while an enumeration is
+under way (so a crash resumes mid-way), the deltaLink once it is complete; a scope not polled
+keeps its link. A 410 Gone (`resyncRequired`) restarts a full enumeration from its
+`Location`; every item comes again, which the store absorbs. Items with a `deleted` facet
+become `Record(deleted=True)` (whatever their folder: a tombstone carries no path; the store
+ignores ids it never saw). Delta answers carry no `parentReference.path`, so
 a file's folder path is looked up once per parent folder id (cached).
 
 Verbs (`Operation.target` is a path in the drive, or a mailbox for `send_mail`):
@@ -44,8 +49,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -63,6 +69,7 @@ from syncd.connectors.base import (
     absent,
     dispatch,
     done,
+    fetch_each,
 )
 from syncd.connectors.http import (
     Governor,
@@ -84,6 +91,8 @@ SIMPLE_UPLOAD_MAX = 4 * 1024 * 1024
 KEY_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name SyncdKey"
 KEY_HEADER = "x-syncd-key"
 GONE = frozenset({410})
+TOKEN_MARGIN = timedelta(minutes=1)  # a token this close to its expiry is not used
+FILE_KIND, ITEM_KIND = "sharepoint.file", "sharepoint.item"
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ class GraphConnector:
         self.governor = Governor.per_minute("graph", clock, config.requests_per_minute)
         self.retry = RetryPolicy(self.governor)
         self._app: msal.ConfidentialClientApplication | None = None
+        self._token_until: datetime | None = None  # on the clock: when the token expires
+        self.kinds = frozenset({FILE_KIND} | ({ITEM_KIND} if config.lists else set()))
         self.http = httpx.Client(
             verify=httpx_verify(config.ca_bundle),
             proxy=config.proxy,
@@ -194,8 +205,12 @@ class GraphConnector:
     def _drop_token(self) -> None:
         if self._app is not None:
             self._app.remove_tokens_for_client()
+        self._token_until = None
 
     def _token(self) -> str:
+        now = self.clock.now()
+        if self._token_until is not None and now >= self._token_until:
+            self._drop_token()  # expired on the clock, though maybe not yet for msal
         try:
             result = self._msal().acquire_token_for_client(scopes=[self.config.scope])
         except requests.RequestException as exc:
@@ -203,6 +218,9 @@ class GraphConnector:
         except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
             raise PermanentError("graph", None, "authority", redact(str(exc))) from None
         if "access_token" in result:
+            if result.get("token_source") == "identity_provider":  # a new one, not the cache's
+                lifetime = timedelta(seconds=int(result.get("expires_in") or 0))
+                self._token_until = now + lifetime - TOKEN_MARGIN
             return str(result["access_token"])
         error = str(result.get("error", "token_error"))
         message = str(result.get("error_description", "")).splitlines()[0][:200]
@@ -247,21 +265,23 @@ class GraphConnector:
             raise
 
     # -- reading ---------------------------------------------------------------------------
-    def _scopes(self) -> dict[str, str]:
-        """Delta scope name -> the URL that starts its first enumeration."""
+    def _scopes(self, kinds: Collection[str]) -> dict[str, str]:
+        """Delta scope name -> the URL that starts its first enumeration, for `kinds`."""
         top = f"?$top={self.config.page_size}"
-        scopes = {"drive": f"{self._drive}/root/delta{top}"}
-        for name in self.config.lists:
+        scopes = {"drive": f"{self._drive}/root/delta{top}"} if FILE_KIND in kinds else {}
+        for name in self.config.lists if ITEM_KIND in kinds else ():
             scopes[f"list:{name}"] = (
                 f"{self.config.base_url}/sites/{self.config.site_id}/lists/{quote(name)}"
                 f"/items/delta{top}&expand=fields"
             )
         return scopes
 
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
         lane = "backfill" if cursor is None else "poll"
         state: dict[str, str] = json.loads(cursor) if cursor else {}
-        for scope, start in self._scopes().items():
+        for scope, start in self._scopes(self.kinds if kinds is None else kinds).items():
             url = state.get(scope, start)
             while True:
                 with default_lane(lane):
@@ -280,7 +300,7 @@ class GraphConnector:
 
     def fetch(self, ref: RecordRef) -> Record | None:
         with default_lane("escalation"):
-            if ref.kind == "sharepoint.file":
+            if ref.kind == FILE_KIND:
                 item = self._exists(f"{self._drive}/items/{quote(ref.id)}")
                 return self._record("drive", item) if item else None
             list_name, _, item_id = ref.id.rpartition("/")
@@ -290,8 +310,11 @@ class GraphConnector:
             )
             return self._record(f"list:{list_name}", item) if item else None
 
-    def directory(self) -> Directory:
-        return self._directory.get()
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+        return fetch_each(self.fetch, refs)
+
+    def directory(self, max_age_s: float | None = None) -> Directory:
+        return self._directory.get(max_age_s)
 
     def download(self, path: str) -> bytes:
         """A file's bytes: Graph answers 302 to a pre-authenticated URL, fetched without our
@@ -314,9 +337,9 @@ class GraphConnector:
                 "created_at": item.get("createdDateTime"),
                 "modified_at": item.get("lastModifiedDateTime"),
             }
-            ref = RecordRef("sharepoint.item", f"{name}/{item['id']}")
+            ref = RecordRef(ITEM_KIND, f"{name}/{item['id']}")
             return Record(ref, fields, now, deleted="deleted" in item)
-        ref = RecordRef("sharepoint.file", str(item["id"]))
+        ref = RecordRef(FILE_KIND, str(item["id"]))
         if "deleted" in item:
             return Record(ref, {"id": item["id"], "name": item.get("name")}, now, deleted=True)
         if "file" not in item:

@@ -9,7 +9,8 @@ turns a 401 `INVALID_SESSION_ID` into a `PermanentError` before simple-salesforc
 `SalesforceExpiredSession` would, and the connector re-authenticates once and repeats the call
 (a 401 was never carried out, so repeating even a create is safe).
 
-Polling. Each configured sObject by SOQL over `queryAll` (deleted rows come back with
+Polling. Each configured sObject asked for by its kind (`salesforce.opportunity`, `.account`,
+`.task`; `salesforce.record` for any other) by SOQL over `queryAll` (deleted rows come back with
 `IsDeleted` and become `Record(deleted=True)`), the first pages of up to five sObjects in one
 `/composite` call (counted once against the daily limit; a poll of three objects costs one
 call, not three):
@@ -36,7 +37,7 @@ Verbs (`Operation.target` is the sObject name, e.g. "Task"):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -56,6 +57,7 @@ from syncd.connectors.base import (
     dispatch,
     done,
     failed,
+    fetch_each,
     refused,
 )
 from syncd.connectors.http import (
@@ -120,6 +122,10 @@ class _ObjectCursor:
             self.seen = {i: s for i, s in self.seen.items() if parse_stamp(s) >= floor}
 
 
+def _kind(sobject: str) -> str:
+    return KINDS.get(sobject, "salesforce.record")
+
+
 def parse_stamp(text: str) -> datetime:
     """Salesforce's `2025-03-31T14:02:11.000+0000` as an aware datetime."""
     return datetime.strptime(text, STAMP_FORMAT).astimezone(UTC)
@@ -180,6 +186,7 @@ class SalesforceConnector:
             proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
         )
         self._sf: Salesforce | None = None
+        self.kinds = frozenset(_kind(name) for name in config.objects)
         self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
@@ -262,12 +269,15 @@ class SalesforceConnector:
         self._sf = None
 
     # -- reading ---------------------------------------------------------------------------
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
         lane = "backfill" if cursor is None else "poll"
         state = _load_cursor(cursor)
         lookback = timedelta(seconds=self.config.lookback_s)
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
-        objects = self.config.objects
+        wanted = self.kinds if kinds is None else kinds
+        objects = [name for name in self.config.objects if _kind(name) in wanted]
         for start in range(0, len(objects), COMPOSITE_QUERIES):
             chunk = objects[start : start + COMPOSITE_QUERIES]
             soql = {}
@@ -342,14 +352,16 @@ class SalesforceConnector:
             rows = self._call(lambda sf: sf.query(soql, include_deleted=True)["records"])
         return self._record(name, rows[0]) if rows else None
 
-    def directory(self) -> Directory:
-        return self._directory.get()
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+        return fetch_each(self.fetch, refs)
+
+    def directory(self, max_age_s: float | None = None) -> Directory:
+        return self._directory.get(max_age_s)
 
     def _record(self, sobject: str, row: Mapping[str, Any]) -> Record:
         fields = _plain(row)
-        kind = KINDS.get(sobject, "salesforce.record")
         return Record(
-            RecordRef(kind, str(row["Id"])),
+            RecordRef(_kind(sobject), str(row["Id"])),
             fields,
             self.clock.now(),
             deleted=bool(fields.get("IsDeleted")),

@@ -13,14 +13,24 @@ first poll, then the stored `after_cursor`; one `Page` per export page, whose cu
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
 its own) and leaves out changes of the last minute: a ticket changed now shows up one minute
 later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
-status "deleted" and become `Record(deleted=True)`. Cost per page: one export call, plus one
-`users/show_many` call per 100 requesters/assignees not seen before (for their emails);
-groups, organizations, agents and field definitions come from the cached directory.
+status "deleted" and become `Record(deleted=True)`. Cost per page: one export call. It asks
+for `include=users,organizations` (the export side-loads the tickets' users and
+organizations), so requesters' and assignees' emails and organization names come with it;
+only an id the side-load left out costs a `users/show_many` or `organizations/show_many`
+call (per 100). Groups and agents come from the cached directory, field definitions are read
+once a ticket carries a custom field.
+
+Reference data. The directory (agents with their away flag, groups, memberships: three calls)
+is kept `directory_ttl_s` (an hour by default: an agent's away flag is seen within it), and
+read again at most once a minute when something is missing from it: a ticket in a group it
+does not know, an assignee email or group name an update names, an author of an agent's
+action who is not in it. Field definitions likewise, for a field id or name not in them.
 
 `agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
 (re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
 one more call per ticket (per 100 audits). The export does not carry them, so `poll` leaves
-them out and `fetch` fills them in; the daemon calls `fetch` before a timer fires, which is
+them out and `fetch` fills them in; the daemon calls `fetch` (`fetch_many` for the tickets due
+at one poll: their fields by `tickets/show_many`, 100 a call) before a timer fires, which is
 when a ladder's `until: {agent_touched: true}` must be right.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
@@ -31,8 +41,9 @@ Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
   "group_name", "custom_fields": {id|key|title: value}, "updated_stamp"?}`: with
   `updated_stamp` the update is a `safe_update` and a 409 answers `error="conflict"` (not
   retryable: re-read and re-plan). Verify: every given field has the given value.
-  `execute_many` sends updates without `updated_stamp` through `update_many` (100 a job),
-  one op per ticket per job, and polls the job status on the clock.
+  `execute_many` sends runs of three or more updates without `updated_stamp` through
+  `update_many` (100 a job), one op per ticket per job, and polls the job status on the
+  clock (fewer go one by one: a job costs the call and at least one status read).
 - `comment` `{"body", "public": bool, "attachments": [{"filename", "content_b64",
   "content_type"?}]}`: attachments are uploaded first, then the comment goes on with the
   tokens. The operation key travels as the audit's custom metadata (`{"ticket": {"metadata":
@@ -51,7 +62,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,6 +72,7 @@ from zenpy.lib.api_objects import Comment, Ticket, User
 
 from syncd.clock import Clock
 from syncd.connectors.base import (
+    MISS_REFRESH_S,
     Directory,
     DirectoryGroup,
     DirectoryUser,
@@ -90,7 +102,9 @@ KIND = "zendesk.ticket"
 UPDATE_FIELDS = ("status", "priority", "type", "assignee_id", "group_id")
 AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100
+BATCH_MIN = 3  # a job costs its update_many and one status read or more: it pays from three
 METADATA_KEY = "syncd_key"
+SIDELOADS = ("users", "organizations")  # what the export carries beside its tickets
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ class ZendeskConfig:
     incremental_per_minute: int = 10
     page_size: int = 1000  # export page size (the first request only: zenpy drops it after)
     start_time: int = 0  # unix seconds where the first export starts
-    directory_ttl_s: float = 900.0
+    directory_ttl_s: float = 3600.0
     away_field: str = "away"  # a checkbox user field marking an agent away
     job_poll_s: float = 1.0
     job_timeout_s: float = 120.0
@@ -141,6 +155,7 @@ def _field_key(definition: Mapping[str, Any]) -> str:
 
 class ZendeskConnector:
     system = "zendesk"
+    kinds = frozenset({KIND})
 
     def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
         self.config = config
@@ -174,6 +189,7 @@ class ZendeskConnector:
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
         self._fields = TtlCache(self._load_fields, clock, config.directory_ttl_s)
         self._emails: dict[int, str | None] = {}
+        self._orgs: dict[int, str | None] = {}
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "add_tags": self._add_tags,
             "remove_tags": self._remove_tags,
@@ -206,6 +222,7 @@ class ZendeskConnector:
                 rate_share=zd.rate_share,
                 plan_rate_per_minute=zd.plan_rate_per_minute,
                 incremental_per_minute=zd.incremental_per_minute,
+                directory_ttl_s=zd.directory_ttl_s,
             ),
             clock,
         )
@@ -218,20 +235,25 @@ class ZendeskConnector:
         return self._call(lambda: [item.to_dict() for item in fn()])
 
     # -- reading ---------------------------------------------------------------------------
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
         lane = "backfill" if cursor is None else "poll"
         with default_lane(lane):
             export = self._call(
                 lambda: (
-                    self.client.tickets.incremental(cursor=cursor)
+                    self.client.tickets.incremental(cursor=cursor, include=SIDELOADS)
                     if cursor
                     else self.client.tickets.incremental(
-                        start_time=self.config.start_time, per_page=self.config.page_size
+                        start_time=self.config.start_time,
+                        per_page=self.config.page_size,
+                        include=SIDELOADS,
                     )
                 )
             )
         while True:
             tickets = [t.to_dict() for t in export.values or []]
+            self._side_loaded(export)
             with default_lane(lane):
                 records = self._records(tickets)
             yield Page(records, str(export.after_cursor or cursor or ""))
@@ -243,28 +265,59 @@ class ZendeskConnector:
             except StopIteration:  # zenpy: no after_url to follow
                 return
 
-    def fetch(self, ref: RecordRef) -> Record | None:
-        with default_lane("escalation"):
-            try:
-                ticket = self._call(lambda: self.client.tickets(id=int(ref.id))).to_dict()
-            except PermanentError as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            record = self._records([ticket])[0]
-            last = self._last_agent_action(int(ref.id))
-        fields = {**record.fields, "agent_touched": last is not None, "last_agent_action_at": last}
-        return Record(record.ref, fields, record.observed_at, record.deleted)
+    def _side_loaded(self, export: Any) -> None:
+        """Remember the emails and organization names the export page side-loaded. zenpy keeps
+        a page's side-loads only in the generator's raw answer (`_response_json`)."""
+        page = getattr(export, "_response_json", None) or {}
+        self._emails.update({int(u["id"]): u.get("email") for u in page.get("users") or []})
+        self._orgs.update({int(o["id"]): o.get("name") for o in page.get("organizations") or []})
 
-    def directory(self) -> Directory:
-        return self._directory.get()
+    def fetch(self, ref: RecordRef) -> Record | None:
+        return self.fetch_many([ref])[ref]
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+        """The tickets as they are now (`tickets/show_many`, 100 a call), each with its audits
+        read for `agent_touched`; None for a ticket that no longer exists."""
+        ids = list(dict.fromkeys(int(ref.id) for ref in refs))
+        found: dict[int, Record] = {}
+        with default_lane("escalation"):
+            for start in range(0, len(ids), BATCH_MAX):
+                chunk = ids[start : start + BATCH_MAX]
+                tickets = self._dicts(lambda chunk=chunk: self.client.tickets(ids=chunk))
+                for record in self._records([t for t in tickets if t.get("id") in chunk]):
+                    found[int(record.ref.id)] = record
+            for ticket_id, record in list(found.items()):
+                try:
+                    last = self._last_agent_action(ticket_id, record.fields.get("requester_id"))
+                except PermanentError as exc:
+                    if exc.status != 404:
+                        raise
+                    del found[ticket_id]  # deleted since the show: gone
+                    continue
+                touched = {"agent_touched": last is not None, "last_agent_action_at": last}
+                found[ticket_id] = Record(record.ref, {**record.fields, **touched},
+                                          record.observed_at, record.deleted)  # fmt: skip
+        return {ref: found.get(int(ref.id)) for ref in refs}
+
+    def directory(self, max_age_s: float | None = None) -> Directory:
+        return self._directory.get(max_age_s)
+
+    def _find(self, look: Callable[[Directory], T | None]) -> T | None:
+        """`look` in the directory, read again (at most once a minute) if it finds nothing."""
+        found = look(self.directory())
+        return found if found is not None else look(self.directory(MISS_REFRESH_S))
 
     def _records(self, tickets: list[dict[str, Any]]) -> list[Record]:
         directory = self.directory()
-        fields = self._fields.get()
-        self._learn_emails(
-            t[key] for t in tickets for key in ("requester_id", "assignee_id") if t.get(key)
-        )
+        if any(str(t.get("group_id")) not in directory.groups for t in tickets
+               if t.get("group_id")):  # fmt: skip
+            directory = self.directory(MISS_REFRESH_S)  # a group created since the last read
+        fields = self._field_names(tickets)
+        self._learn(self._emails, "users",
+                    (t[key] for t in tickets for key in ("requester_id", "assignee_id")
+                     if t.get(key)))  # fmt: skip
+        self._learn(self._orgs, "organizations",
+                    (t["organization_id"] for t in tickets if t.get("organization_id")))
         now = self.clock.now()
         return [
             Record(
@@ -275,6 +328,15 @@ class ZendeskConnector:
             )
             for t in tickets
         ]
+
+    def _field_names(self, tickets: list[dict[str, Any]]) -> Mapping[int, str]:
+        """Field definitions, read only once a ticket carries custom fields (and again, at
+        most once a minute, for a field created since)."""
+        ids = {int(cf["id"]) for t in tickets for cf in t.get("custom_fields") or []}
+        if not ids:
+            return {}
+        fields = self._fields.get()
+        return fields if ids <= fields.keys() else self._fields.get(MISS_REFRESH_S)
 
     def _normalise(
         self, t: Mapping[str, Any], directory: Directory, fields: Mapping[int, str]
@@ -295,7 +357,7 @@ class ZendeskConnector:
             "group_id": t.get("group_id"),
             "group_name": group.name if group else None,
             "organization_id": t.get("organization_id"),
-            "organization_name": directory.organizations.get(str(t.get("organization_id"))),
+            "organization_name": self._orgs.get(t.get("organization_id") or 0),
             "created_at": t.get("created_at"),
             "updated_at": t.get("updated_at"),
             "via_channel": (t.get("via") or {}).get("channel"),
@@ -307,27 +369,38 @@ class ZendeskConnector:
             "url": f"{self._agent_url}{t['id']}",
         }
 
-    def _learn_emails(self, user_ids: Iterable[int]) -> None:
-        """Emails of requesters and assignees, 100 users a call, each user fetched once."""
-        missing = sorted({int(u) for u in user_ids} - set(self._emails))
+    def _learn(self, known: dict[int, str | None], what: str, ids: Iterable[int]) -> None:
+        """Emails of users, or names of organizations, the side-loads did not carry: 100 a
+        call (`show_many`), each asked once."""
+        api = self.client.users if what == "users" else self.client.organizations
+        value = "email" if what == "users" else "name"
+        missing = sorted({int(i) for i in ids} - set(known))
         for start in range(0, len(missing), BATCH_MAX):
             chunk = missing[start : start + BATCH_MAX]
-            users = self._call(lambda chunk=chunk: list(self.client.users(ids=chunk)))
-            self._emails.update({u.id: u.email for u in users})
-            self._emails.update({uid: None for uid in chunk if uid not in self._emails})
+            rows = self._dicts(lambda chunk=chunk: api(ids=chunk))
+            known.update({int(r["id"]): r.get(value) for r in rows})
+            known.update({i: None for i in chunk if i not in known})
 
-    def _last_agent_action(self, ticket_id: int) -> str | None:
+    def _last_agent_action(self, ticket_id: int, requester_id: Any = None) -> str | None:
         """When an agent (not syncd itself) last commented publicly, changed the status or
-        reassigned the ticket after creating it; None if never."""
-        directory = self.directory()
-        me = directory.user_by_email(self.config.email)
+        reassigned the ticket after creating it; None if never. An author of such an event who
+        is neither in the directory nor the requester may be an agent added since it was read:
+        it is read again (at most once a minute) before the event is ruled out."""
         audits = self._dicts(lambda: self.client.tickets.audits(ticket_id))
+        acted = [
+            audit
+            for audit in audits[1:]  # the first audit is the ticket's creation
+            if any(_is_agent_action(e) for e in audit.get("events") or [])
+        ]
+        authors = {str(a.get("author_id")) for a in acted}
+        directory = self.directory()
+        if authors - set(directory.users) - {str(requester_id)}:
+            directory = self.directory(MISS_REFRESH_S)
+        me = directory.user_by_email(self.config.email)
         last: str | None = None
-        for audit in audits[1:]:  # the first audit is the ticket's creation
+        for audit in acted:
             author = str(audit.get("author_id"))
-            if author not in directory.users or (me is not None and author == me.id):
-                continue
-            if any(_is_agent_action(e) for e in audit.get("events") or []):
+            if author in directory.users and (me is None or author != me.id):
                 last = max(last or "", str(audit["created_at"]))
         return last
 
@@ -335,7 +408,6 @@ class ZendeskConnector:
         staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
         groups = self._dicts(self.client.groups)
         memberships = self._dicts(self.client.group_memberships)
-        orgs = self._dicts(self.client.organizations)
         members: dict[str, set[str]] = {}
         for m in memberships:
             members.setdefault(str(m["group_id"]), set()).add(str(m["user_id"]))
@@ -358,7 +430,6 @@ class ZendeskConnector:
                 )
                 for g in groups
             },
-            organizations={str(o["id"]): o["name"] for o in orgs},
         )
 
     def _load_fields(self) -> dict[int, str]:
@@ -375,13 +446,14 @@ class ZendeskConnector:
 
     def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
         """Runs of plain updates (no `updated_stamp`, one per ticket) go through `update_many`
-        jobs of up to 100; anything else is executed alone. Order is kept: a run ends at the
-        first op that cannot join it."""
+        jobs of up to 100, once a run has `BATCH_MIN`; anything else is executed alone. Order
+        is kept: a run ends at the first op that cannot join it."""
         outcomes: list[Outcome] = []
         run: list[Operation] = []
 
         def flush() -> None:
-            outcomes.extend(self._run_batch(run) if len(run) > 1 else map(self.execute, run))
+            outcomes.extend(self._run_batch(run) if len(run) >= BATCH_MIN
+                            else map(self.execute, run))  # fmt: skip
             run.clear()
 
         for op in ops:
@@ -468,16 +540,17 @@ class ZendeskConnector:
         payload = op.payload
         ticket = Ticket(id=int(op.target))
         values = {name: payload[name] for name in UPDATE_FIELDS if name in payload}
-        directory = self.directory() if {"assignee_email", "group_name"} & set(payload) else None
-        if directory is not None and payload.get("assignee_email"):
-            user = directory.user_by_email(payload["assignee_email"])
+        if payload.get("assignee_email"):
+            email = str(payload["assignee_email"])
+            user = self._find(lambda d: d.user_by_email(email))
             if user is None:
-                raise ValueError(f"no agent with email {payload['assignee_email']!r}")
+                raise ValueError(f"no agent with email {email!r}")
             values["assignee_id"] = int(user.id)
-        if directory is not None and payload.get("group_name"):
-            group = directory.group_by_name(payload["group_name"])
+        if payload.get("group_name"):
+            name = str(payload["group_name"])
+            group = self._find(lambda d: d.group_by_name(name))
             if group is None:
-                raise ValueError(f"no group named {payload['group_name']!r}")
+                raise ValueError(f"no group named {name!r}")
             values["group_id"] = int(group.id)
         for name, value in values.items():
             setattr(ticket, name, value)
@@ -486,7 +559,10 @@ class ZendeskConnector:
         return ticket
 
     def _custom_values(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        named = [str(n) for n in values if not str(n).isdigit()]
         ids = {name: fid for fid, name in self._fields.get().items()}
+        if set(named) - ids.keys():  # a field created since the definitions were read
+            ids = {name: fid for fid, name in self._fields.get(MISS_REFRESH_S).items()}
         out = []
         for name, value in values.items():
             fid = int(name) if str(name).isdigit() else ids.get(str(name))

@@ -12,6 +12,13 @@ fire on time and past ones follow each rule's `catch_up`.
 The first sync is the first poll of a source with no cursor, to its end: one that is
 interrupted (SIGTERM, a crash, a vendor error) has left a cursor behind, so a rule-memory row
 per source remembers that the baseline is still running until a poll reaches the end.
+
+A record kind no rule reads is not polled (sources.py). Its changes in the meantime were
+acted on by nobody, so when a rule reads it again the catch-up is a baseline too: a row per
+kind (`unread`) notes since when it went unread, and polls hold back its records' instant
+intents (`resuming`) until one reaches the end (`caught_up`). A kind never read at all is
+noted the same way, so that its first enumeration is a baseline even when its source's other
+kinds have long been polled.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from syncd.store.memory import INTERNAL
 
 REASON = "baseline"
 MARKER = f"{INTERNAL}baseline"  # rule-memory row per source: {"done": bool}
+UNREAD = f"{INTERNAL}unread"  # rule-memory row per record kind: {"since": iso | None}
 
 
 def _source(source: str) -> RecordRef:
@@ -49,6 +57,34 @@ def begin(tx: Tx, source: str, now: datetime) -> None:
 def finish(tx: Tx, source: str, now: datetime) -> None:
     """The first sync reached the end: from now on every change of the source is acted on."""
     tx.memory.put(MARKER, _source(source), {"done": True, "at": now.isoformat()}, now)
+
+
+def _kind(kind: str) -> RecordRef:
+    return RecordRef("syncd.kind", kind)
+
+
+def unnoted(tx: Tx, kinds: Iterable[str]) -> list[str]:
+    """Of `kinds`, which no rule reads now, those not noted as unread yet."""
+    return [k for k in sorted(kinds) if not (tx.memory.get(UNREAD, _kind(k)) or {}).get("since")]
+
+
+def unread(tx: Tx, kinds: Iterable[str], now: datetime) -> None:
+    """Note that no rule reads `kinds` from `now` on."""
+    for kind in kinds:
+        tx.memory.put(UNREAD, _kind(kind), {"since": now.isoformat()}, now)
+
+
+def resuming(tx: Tx, settings: Settings, kinds: Iterable[str]) -> frozenset[str]:
+    """Of `kinds` (read again), those whose catch-up is still a baseline."""
+    if settings.syncd.first_sync != "baseline":
+        return frozenset()
+    return frozenset(k for k in kinds if (tx.memory.get(UNREAD, _kind(k)) or {}).get("since"))
+
+
+def caught_up(tx: Tx, kinds: Iterable[str], now: datetime) -> None:
+    """A poll read `kinds` to the end: from now on their changes are acted on."""
+    for kind in kinds:
+        tx.memory.put(UNREAD, _kind(kind), {"since": None, "caught_up": now.isoformat()}, now)
 
 
 def hold_back(tx: Tx, intents: Iterable[Intent], planned: Iterable[str], now: datetime) -> int:

@@ -27,13 +27,16 @@ class CycleReport:
 
 
 def poll_all(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> dict[str, int]:
-    """Poll each configured source; one failing source does not stop the others."""
+    """Poll each configured source the rules read (source -> records read); one failing source
+    does not stop the others."""
     polled: dict[str, int] = {}
     for source, connector in rt.connectors.items():
         if stopping():
             break
         try:
-            polled[source] = poll_source(rt, source, connector, stopping).records
+            found = poll_source(rt, source, connector, stopping)
+            if found.kinds:
+                polled[source] = found.records
         except VendorError as exc:
             log.warning("poll_failed", source=source, error=str(exc))
             rt.fail(f"poll {source}: {exc}")

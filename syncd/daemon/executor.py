@@ -19,11 +19,13 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
+from syncd.connectors.base import MISS_REFRESH_S
 from syncd.connectors.http import RetryableError, VendorError
 from syncd.daemon.actions import DRIVE_PATH, ActionContext, operations
-from syncd.daemon.people import ActionError, NothingToDo, People
+from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome
@@ -197,7 +199,9 @@ class Executor:
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
         """mark_sent with the operations to send (committed before any vendor call); None when
-        verification found every frozen operation already done (then it is marked done)."""
+        verification found every frozen operation already done (then it is marked done). The
+        directories the action asks for are read between attempts, outside the transaction
+        (people.py)."""
         intent = entry.intent
         with self.rt.store.read() as tx:
             ops = frozen(tx, intent.key)
@@ -212,8 +216,21 @@ class Executor:
                     tx.ledger.mark_done(intent.key, {"verified": present}, now)
                     return None
             return [op for op in ops if op.key not in present]
-        for connector in self.rt.connectors.values():
-            connector.directory()  # warm the caches outside the write transaction
+        reread: set[str] = set()
+        while True:
+            try:
+                return self._prepare(intent, people, now)
+            except DirectoryMiss as miss:  # read directories outside the transaction, again
+                stale = set() if miss.cold else set(miss.systems) - reread
+                if not miss.cold and not stale:
+                    raise  # read again already: nobody of that name
+                for system in miss.systems if miss.cold else stale:
+                    age = None if miss.cold else MISS_REFRESH_S  # missing: maybe newer than it
+                    people.directories[system] = self.rt.connectors[system].directory(age)
+                reread |= stale
+
+    def _prepare(self, intent: Intent, people: People, now: datetime) -> list[Operation]:
+        """Work out the intent's operations, mark it sent and freeze them, in one transaction."""
         with self.rt.store.transaction() as tx:
             record = tx.records.get(intent.record)
             if record is None or record.deleted:
@@ -235,7 +252,7 @@ class Executor:
 
     def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> None:
         intent = entry.intent
-        outcomes = {op.key: self._send(op) for op in ops}
+        outcomes = self._send_all(ops)
         now = self.rt.clock.now()
         failures = {k: o for k, o in outcomes.items() if not o.ok}
         if not failures:
@@ -256,6 +273,26 @@ class Executor:
         else:
             retry = None
         self._failed(intent, error, retry, result, request_id)
+
+    def _send_all(self, ops: Sequence[Operation]) -> dict[str, Outcome]:
+        """Each operation's outcome, sent in order. Consecutive operations on one system go
+        out together (`execute_many`: a dispatch's updates become one Zendesk update_many job),
+        each with its own outcome, verified alone after a crash as ever."""
+        outcomes: dict[str, Outcome] = {}
+        for system, run in groupby(ops, key=lambda op: op.system):
+            batch = list(run)
+            connector = self.rt.connectors.get(system)
+            if len(batch) == 1 or connector is None or any(
+                    op.payload.get("attachments") for op in batch):  # fmt: skip
+                outcomes.update({op.key: self._send(op) for op in batch})
+                continue
+            try:
+                answers = connector.execute_many(batch)
+            except Exception as exc:  # a connector bug: the writes may have happened, verify
+                answers = [Outcome(ok=False, retryable=True,
+                                   error=f"{type(exc).__name__}: {exc}")] * len(batch)  # fmt: skip
+            outcomes.update(zip((op.key for op in batch), answers, strict=True))
+        return outcomes
 
     def _send(self, op: Operation) -> Outcome:
         connector = self.rt.connectors.get(op.system)

@@ -5,6 +5,13 @@ Choices that depend on history (round robin's pointer, least loaded's counts) ar
 the intent is being claimed, in its `mark_sent` transaction, and the resulting operations are
 frozen with it (executor): a retry after a crash verifies and repeats the same choice instead
 of choosing again.
+
+Directories are the connectors' cached copies (kept an hour by Zendesk's default), which the
+executor hands over (`People.directories`) as an action asks for them: the claim runs in a
+write transaction, where no vendor may be called. A directory not handed over yet, or a person
+or group not found in one, raises `DirectoryMiss`; the executor reads that directory outside
+the transaction (again, at most once a minute, for somebody missing: they may be newer than
+the copy) and claims once more. Only the directories an action reads are read at all.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
+GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:Name` recipient is looked for
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
 ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
 SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
@@ -29,6 +37,16 @@ SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
 
 class ActionError(Exception):
     """The intent cannot be carried out as planned; the message is the dead letter's reason."""
+
+
+class DirectoryMiss(ActionError):
+    """The action needs `systems`' directories (`cold`: not handed over yet), or names somebody
+    not in them (maybe not yet)."""
+
+    def __init__(self, systems: tuple[str, ...], message: str, cold: bool = False) -> None:
+        super().__init__(message)
+        self.systems = systems
+        self.cold = cold
 
 
 class NothingToDo(ActionError):
@@ -51,23 +69,26 @@ class People:
 
     def __init__(self, connectors: Mapping[str, Connector]) -> None:
         self.connectors = connectors
+        self.directories: dict[str, Directory] = {}  # read by the executor, outside claims
         self._assigned: dict[tuple[str, str], int] = {}  # this pass's picks, for least loaded
         # tickets `dispatch` handed out in this pass (id -> agent id): the store learns of them
         # only at the next poll, and a second dispatch in the pass must not hand them out again
         self.dispatched: dict[str, str] = {}
 
     def directory(self, system: str) -> Directory:
-        connector = self.connectors.get(system)
-        if connector is None:
+        if system not in self.connectors:
             raise ActionError(f"{system} is not configured")
-        return connector.directory()
+        found = self.directories.get(system)
+        if found is None:
+            raise DirectoryMiss((system,), f"the {system} directory is not at hand", cold=True)
+        return found
 
     def user(self, system: str, who: str) -> DirectoryUser:
         """An active user by email or id."""
         directory = self.directory(system)
         user = directory.users.get(who) if "@" not in who else directory.user_by_email(who)
         if user is None:
-            raise ActionError(f"no {system} user {who!r}")
+            raise DirectoryMiss((system,), f"no {system} user {who!r}")
         if not user.active:
             raise ActionError(f"{system} user {who!r} is not active")
         return user
@@ -75,7 +96,7 @@ class People:
     def group(self, system: str, name: str) -> DirectoryGroup:
         group = self.directory(system).group_by_name(name)
         if group is None:
-            raise ActionError(f"no {system} group named {name!r}")
+            raise DirectoryMiss((system,), f"no {system} group named {name!r}")
         return group
 
     # -- recipients --------------------------------------------------------------------------
@@ -117,9 +138,8 @@ class People:
             raise ActionError(f"unknown recipient {name!r}")
 
     def _group_emails(self, name: str) -> Iterator[str]:
-        for system in ("zendesk", "salesforce"):
-            if system not in self.connectors:
-                continue
+        systems = tuple(s for s in GROUP_SYSTEMS if s in self.connectors)
+        for system in systems:
             directory = self.directory(system)
             group = directory.group_by_name(name)
             if group is not None:
@@ -128,7 +148,7 @@ class People:
                     if user is not None and user.active and user.email:
                         yield user.email
                 return
-        raise ActionError(f"no group named {name!r}")
+        raise DirectoryMiss(systems, f"no group named {name!r}")
 
     def _owner_email(self, record: Record) -> str:
         owner = record.fields.get("OwnerId")

@@ -1,10 +1,13 @@
 """Poll one source: each page's records, what the engine makes of them and the cursor after the
 page, in ONE transaction. A crash replays at most that page; the unique intent keys absorb it.
+Only the record kinds the rules read are polled (sources.py); a source none of whose kinds a
+rule reads makes no call at all.
 
 A polled record that time has made due (a pending timer has come, or a timeline step would fire)
 is re-read from its vendor before it is evaluated, exactly as the timer job would: a poll lags
 (Zendesk's export hides the last minute and carries no `agent_touched`), and a ticket answered
-a minute ago must not escalate because the poll happened to run before the timer job.
+a minute ago must not escalate because the poll happened to run before the timer job. The
+records due in one page are re-read together (`fetch_many`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from syncd.connectors.base import Connector
 from syncd.daemon import baseline
 from syncd.daemon.planner import apply_record, due_by_time
 from syncd.daemon.runtime import Runtime, log
+from syncd.daemon.sources import wanted
 from syncd.model import Record
 from syncd.rules.conditions import as_instant
 
@@ -28,6 +32,7 @@ CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
 class Polled:
     """What one poll of a source read."""
 
+    kinds: frozenset[str] = frozenset()  # the record kinds read (none: not polled)
     records: int = 0
     planned: int = 0  # intents to carry out (the baseline's skipped ones not counted)
     newest: datetime | None = None  # the newest change seen, for the source's lag
@@ -46,24 +51,40 @@ def changed_at(record: Record) -> datetime | None:
     return None
 
 
+def note_unread(rt: Runtime, source: str, kinds: frozenset[str]) -> None:
+    """Remember since when no rule reads `kinds` of `source` (baseline.py), and say so once."""
+    with rt.store.read() as tx:
+        fresh = baseline.unnoted(tx, kinds)
+    if fresh:
+        with rt.store.transaction() as tx:
+            baseline.unread(tx, fresh, rt.clock.now())
+        log.info("kinds_unread", source=source, kinds=fresh, reason="no rule reads them")
+
+
 def poll_source(
     rt: Runtime, source: str, connector: Connector, stopping: Callable[[], bool] = lambda: False
 ) -> Polled:
-    """Read what changed since the stored cursor. Stops after the page in hand when
-    `stopping()` says so (SIGTERM during a long backfill). A source's first sync is recorded
-    as its baseline (baseline.py) unless `[syncd] first_sync = "fire"`."""
+    """Read what changed since the stored cursor, of the kinds the rules read. Stops after the
+    page in hand when `stopping()` says so (SIGTERM during a long backfill). A source's first
+    sync is recorded as its baseline (baseline.py) unless `[syncd] first_sync = "fire"`, and
+    so is the catch-up of a kind read again after a time unread."""
     engine = rt.engine
+    kinds = wanted(engine, connector)
+    note_unread(rt, source, connector.kinds - kinds)
     with rt.store.read() as tx:
         cursor = tx.cursors.get(source)
         first = baseline.running(tx, rt.settings, source, cursor)
-    found = Polled()
+        resumed = baseline.resuming(tx, rt.settings, kinds)
+    found = Polled(kinds)
+    if not kinds:
+        return found
     reread = held = 0
-    for page in connector.poll_pages(cursor):
+    for page in connector.poll_pages(cursor, kinds):
         now = rt.clock.now()
         with rt.store.read() as tx:
             due = [r.ref for r in page.records
                    if not r.deleted and due_by_time(tx, engine, r, now, rt.grace)]  # fmt: skip
-        fresh = {ref: connector.fetch(ref) for ref in due}
+        fresh = connector.fetch_many(due) if due else {}
         reread += len(fresh)
         with rt.store.transaction() as tx:
             if first:
@@ -72,7 +93,8 @@ def poll_source(
                 record = fresh.get(polled.ref, polled)
                 if record is None:  # gone since the page was read
                     record = Record(polled.ref, polled.fields, now, deleted=True)
-                applied = apply_record(tx, engine, record, now, rt.grace, baseline=first)
+                held_back = first or record.ref.kind in resumed
+                applied = apply_record(tx, engine, record, now, rt.grace, baseline=held_back)
                 found.planned += len(applied.planned) - applied.held
                 held += applied.held
                 if applied.errors:
@@ -83,10 +105,12 @@ def poll_source(
         if stopping():
             break
     else:  # read to the end, not stopped: the first sync (if it was one) is complete
-        if first:
+        if first or resumed:
             with rt.store.transaction() as tx:
-                baseline.finish(tx, source, rt.clock.now())
-            log.info("baseline_done", source=source, held=held)
+                if first:
+                    baseline.finish(tx, source, rt.clock.now())
+                baseline.caught_up(tx, resumed, rt.clock.now())
+            log.info("baseline_done", source=source, held=held, kinds=sorted(resumed) or None)
     if found.records:  # quiet when nothing changed: a poll runs every few seconds
         log.info("poll_done", source=source, records=found.records, planned=found.planned,
                  reread=reread, baseline=held)  # fmt: skip

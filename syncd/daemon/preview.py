@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,10 +56,10 @@ class Preview:
         }
 
 
-def snapshot(rt: Runtime, ref: RecordRef) -> Record | None:
-    """The stored version (a plan reads no single records from vendors)."""
+def snapshot(rt: Runtime, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    """The stored versions (a plan reads no single records from vendors)."""
     with rt.store.read() as tx:
-        return tx.records.get(ref)
+        return {ref: tx.records.get(ref) for ref in refs}
 
 
 def preview(

@@ -3,6 +3,9 @@
 Jobs (APScheduler 3, BackgroundScheduler):
 - `poll:<source>` every `poll_interval_s`, in a pool with a thread per source, so a long
   backfill or a vendor's exhausted API budget never delays another source or due escalations;
+  a run reads only the kinds the current rules read (sources.py), and nothing at all when they
+  read none of the source's (no call, no poll in the metrics, no sign of life for the
+  watchdog: a daemon whose real jobs are stuck must not look alive through idle ones);
 - `work`: settle unknown outcomes, fire due timers, execute due intents; in the default
   one-thread pool. After each run it is rescheduled to the next instant anything becomes due
   (the earliest pending timer or intent attempt), at the latest one poll interval away; a poll
@@ -14,10 +17,12 @@ during a pause collapse into one) and `misfire_grace_time=None`: APScheduler's d
 *drops* a run that starts late, which after a suspend, a stopped process or a slow job would
 silently skip a poll or a due escalation. Late is fine here; skipped is not.
 
-Time. APScheduler waits in real time while rules and timers live on the injected Clock; the
-wake-up delay is computed on the Clock and divided by its `factor` (AcceleratedClock), so an
-accelerated demo wakes on time. A FrozenClock never moves by itself: with it, drive the daemon
-with `cycle.run_cycle` (`run --once`, tests) rather than `serve`.
+Time. APScheduler waits in real time while rules and timers live on the injected Clock, so
+every interval it is given is clock time divided by the clock's `factor` (AcceleratedClock):
+the poll jobs run every `poll_interval_s` of clock time and `work` wakes at the due instant,
+so an accelerated run polls and wakes as a real-time one would, only faster. A FrozenClock
+never moves by itself: with it, drive the daemon with `cycle.run_cycle` (`run --once`, tests)
+rather than `serve`.
 
 systemd (sd_notify). READY=1 once settings, rules and store are loaded (before `serve`) and
 every configured vendor has answered once (its directory: credentials and network work);
@@ -53,9 +58,10 @@ from syncd.daemon.liveness import Liveness
 from syncd.daemon.meters import VendorMeter, store_gauges
 from syncd.daemon.metrics import Metrics, MetricsServer
 from syncd.daemon.notify import Notifier
-from syncd.daemon.poller import poll_source
+from syncd.daemon.poller import note_unread, poll_source
 from syncd.daemon.reload import reload_rules
 from syncd.daemon.runtime import RulesRefused, Runtime, log
+from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
@@ -165,12 +171,16 @@ class Service:
                 self._stop.wait(VENDOR_RETRY_S)
         return not self.stopping()
 
+    def _real_s(self, clock_s: float) -> float:
+        """Real seconds for `clock_s` of the clock's time (APScheduler waits in real time)."""
+        return clock_s / float(getattr(self.rt.clock, "factor", 1.0))
+
     def _start_jobs(self) -> None:
         now = datetime.now(UTC)
         for source in self.rt.connectors:
             self.scheduler.add_job(
                 self._poll,
-                IntervalTrigger(seconds=self.rt.settings.syncd.poll_interval_s),
+                IntervalTrigger(seconds=self._real_s(self.rt.settings.syncd.poll_interval_s)),
                 args=[source],
                 id=f"poll:{source}",
                 executor="poll",
@@ -212,6 +222,10 @@ class Service:
     def _poll(self, source: str) -> None:
         if self.stopping():
             return
+        connector = self.rt.connectors[source]
+        if not wanted(self.rt.engine, connector):  # no call to make: no sign of life either
+            note_unread(self.rt, source, connector.kinds)
+            return
         job = f"poll:{source}"
         self.liveness.started(job)
         try:
@@ -234,6 +248,8 @@ class Service:
                 log.exception("poll_crashed", source=source)
             self.metrics.polled(source, failed=True)
             self.status.error(self.rt.clock.now(), f"poll {source}: {exc}")
+            return
+        if not polled.kinds:  # no rule reads this source: nothing was asked of it
             return
         self.metrics.polled(source)
         if polled.newest is not None:
@@ -294,15 +310,15 @@ class Service:
 
     def _wake(self, at: datetime | None, after_failures: bool = False) -> None:
         """Schedule `work` for clock instant `at` (None: nothing due), within a poll interval
-        (and, with the watchdog on, within a quarter of WatchdogSec: progress to show)."""
+        (and, with the watchdog on, within a quarter of WatchdogSec: progress to show). Real
+        seconds throughout: the watchdog's are real already."""
         if self.stopping():
             return
-        cap = self.rt.settings.syncd.poll_interval_s
+        cap = self._real_s(self.rt.settings.syncd.poll_interval_s)
         if self.ping_every:
             cap = min(cap, self.ping_every / 2)
-        delay = cap if at is None else (at - self.rt.clock.now()).total_seconds()
-        factor = float(getattr(self.rt.clock, "factor", 1.0))
-        seconds = min(cap, max(MIN_WAKE_S, delay / factor))
+        delay = cap if at is None else self._real_s((at - self.rt.clock.now()).total_seconds())
+        seconds = min(cap, max(MIN_WAKE_S, delay))
         if after_failures:
             seconds = max(seconds, min(cap, 1.0))
         run_at = datetime.now(UTC) + timedelta(seconds=seconds)

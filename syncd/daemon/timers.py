@@ -1,28 +1,32 @@
 """Fire due timers: re-read each record from its vendor first (a ticket answered a minute ago
 must not escalate), then re-evaluate it in one transaction per record, which plans what is due
-and marks its due timers fired."""
+and marks its due timers fired. The records due together are re-read together, per vendor
+(`fetch_many`: Zendesk's `tickets/show_many` reads 100 tickets in one call)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.connectors.http import VendorError
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record, RecordRef
+from syncd.rules.engine import Engine
+from syncd.store.timers import Timer
 
-Freshen = Callable[[Runtime, RecordRef], Record | None]
+Freshen = Callable[[Runtime, Sequence[RecordRef]], Mapping[RecordRef, Record | None]]
 BATCH = 100
 
 
-def fetch(rt: Runtime, ref: RecordRef) -> Record | None:
-    """The record as the vendor has it now (None: gone); the stored one if no connector."""
-    connector = rt.connector_for(ref.kind)
+def fetch(rt: Runtime, refs: Sequence[RecordRef]) -> Mapping[RecordRef, Record | None]:
+    """The records (of one system) as the vendor has them now (None: gone); the stored ones if
+    it is not configured."""
+    connector = rt.connector_for(refs[0].kind)
     if connector is None:
         with rt.store.read() as tx:
-            return tx.records.get(ref)
-    return connector.fetch(ref)
+            return {ref: tx.records.get(ref) for ref in refs}
+    return connector.fetch_many(refs)
 
 
 def fire_due(
@@ -33,7 +37,8 @@ def fire_due(
 ) -> int:
     """Fire every timer due at `now` (default: the clock's now); returns how many fired.
 
-    A record that cannot be re-read keeps its timers pending (retried on the next run)."""
+    Records whose vendor cannot re-read them keep their timers pending (retried on the next
+    run); the other vendors' go on."""
     engine = rt.engine
     fired = 0
     failed: set[RecordRef] = set()
@@ -43,25 +48,40 @@ def fire_due(
             due = [t for t in tx.timers.due(at, BATCH + len(failed)) if t.record not in failed]
         if not due:
             break
-        ref = due[0].record
-        try:
-            fresh = freshen(rt, ref)
-        except VendorError as exc:
-            log.warning("timer_refetch_failed", record=str(ref), error=str(exc))
-            rt.fail(f"{ref}: re-read before firing: {exc}")
-            failed.add(ref)
-            continue
-        fired += sum(t.record == ref for t in due)
-        with rt.store.transaction() as tx:
-            stored = tx.records.get(ref)
-            if stored is None:  # nothing to evaluate: the timers have had their turn
-                for timer in (t for t in due if t.record == ref):
-                    tx.timers.mark_fired(timer.key, at)
+        by_system: dict[str, list[RecordRef]] = {}
+        for ref in dict.fromkeys(t.record for t in due):
+            by_system.setdefault(ref.system, []).append(ref)
+        for refs in by_system.values():
+            try:
+                fresh = freshen(rt, refs)
+            except VendorError as exc:
+                log.warning("timer_refetch_failed", records=[str(r) for r in refs],
+                            error=str(exc))  # fmt: skip
+                rt.fail(f"{refs[0].system}: re-read before firing: {exc}")
+                failed.update(refs)
                 continue
-            record = fresh or Record(ref, stored.fields, at, deleted=True)
-            applied = apply_record(tx, engine, record, at, rt.grace)  # marks them fired
-            if applied.errors:
-                rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")
+            for ref in refs:
+                if stopping():
+                    break
+                fired += sum(t.record == ref for t in due)
+                _fire(rt, engine, [t for t in due if t.record == ref], fresh.get(ref), at)
     if fired:
         log.info("timers_fired", count=fired)
     return fired
+
+
+def _fire(rt: Runtime, engine: Engine, timers: Sequence[Timer], fresh: Record | None,
+          at: datetime) -> None:  # fmt: skip
+    """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which marks them
+    fired."""
+    ref = timers[0].record
+    with rt.store.transaction() as tx:
+        stored = tx.records.get(ref)
+        if stored is None:  # nothing to evaluate: the timers have had their turn
+            for timer in timers:
+                tx.timers.mark_fired(timer.key, at)
+            return
+        record = fresh or Record(ref, stored.fields, at, deleted=True)
+        applied = apply_record(tx, engine, record, at, rt.grace)  # marks them fired
+        if applied.errors:
+            rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")

@@ -6,7 +6,8 @@ while the tag endpoints and `additional_tags`/`remove_tags` add and remove, bulk
 a job status that must be polled, `safe_update` answers 409 on a stale `updated_stamp`, every
 answer carries rate-limit headers and an exhausted budget answers 429 with an integer
 Retry-After (the incremental exports have their own 10/min bucket), the incremental export
-hides the last minute, and errors come in Zendesk's shapes. Every timestamp comes from the
+hides the last minute and side-loads what its tickets refer to (`include=users,organizations`),
+and errors come in Zendesk's shapes. Every timestamp comes from the
 sandbox clock; rate-limit windows run on real time.
 
 Authentication: HTTP Basic `{email}/token:{token}` or `Authorization: Bearer {token}` with the
@@ -274,6 +275,9 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
      _one("memberships", "group_membership", membership_view), False),
     ("GET", f"/organizations{J}",
      _listing("organizations", "organizations", organization_view), False),
+    ("GET", f"/organizations/show_many{J}", lambda c: show_many(
+        c, "organizations", c.state.organizations, lambda o: organization_view(o, c.base)),
+     False),
     ("GET", f"/organizations{ID}{J}",
      _one("organizations", "organization", organization_view), False),
     ("GET", f"/ticket_fields{J}",

@@ -6,6 +6,13 @@ The exports follow Zendesk's contract that makes polling lossless: rows are orde
 (generated_timestamp, id), changes from the minute before the request (sandbox clock) are left
 out, deleted tickets appear with status "deleted", and an `after_cursor` comes back even at
 end of stream, so a client resumes exactly where it stopped.
+
+Side-loading ("the ticket, ticket event, organization, and user incremental export endpoints
+support side-loading", developer.zendesk.com, Incremental Exports): `include=users`,
+`groups`, `organizations` (comma-separated) add, beside a page's tickets, each user, group or
+organization those tickets refer to, once (users: requester, submitter, assignee, CCs and
+followers). Other names are ignored. A cursor export's `after_url` keeps `include`, as it keeps
+`per_page`.
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from syncd.sandbox.zendesk_model import (
     Call,
     ZendeskError,
     bad_request,
+    group_view,
     not_found,
+    organization_view,
     parse_ts,
+    user_view,
 )
 
 Row = dict[str, Any]
@@ -32,6 +42,8 @@ View = Callable[[Row], Row]
 _PAGE_KEYS = ("page[size]", "page[after]", "page[before]", "page", "per_page")
 _EXPORT_CURSOR = re.compile(r"(\d+)\.0\|\|(\d+)\|(b?)")
 EXPORT_PAGE_MAX = 1000
+_USER_KEYS = ("requester_id", "submitter_id", "assignee_id")
+_USER_LISTS = ("collaborator_ids", "follower_ids", "email_cc_ids")
 EXPORT_LAG_S = 60
 OFFSET_CAP = 10_000  # offset pagination past 10,000 records answers 400 since 2024
 
@@ -219,6 +231,7 @@ def incremental_cursor(call: Call, view: View) -> Response:
     )
     return Response.json(200, {
         "tickets": [view(r) for r in window],
+        **side_loads(call, window),
         "after_url": _export_url(call, after),
         "after_cursor": after,
         "before_url": _export_url(call, before) if before else None,
@@ -229,7 +242,7 @@ def incremental_cursor(call: Call, view: View) -> Response:
 
 def _export_url(call: Call, cursor: str) -> str:
     url = f"{call.base}/api/v2/incremental/tickets/cursor.json?cursor={quote(cursor, safe='')}"
-    for name in ("per_page", "exclude_deleted"):
+    for name in ("per_page", "exclude_deleted", "include"):
         if call.req.arg(name):
             url += f"&{name}={quote(call.req.arg(name) or '')}"
     return url
@@ -253,12 +266,33 @@ def incremental_time(call: Call, view: View) -> Response:
         end_time += 1  # the whole page is one instant: move on, or the next page repeats it
     return Response.json(200, {
         "tickets": [view(r) for r in window],
+        **side_loads(call, window),
         "count": len(window),
         "end_of_stream": len(window) == len(candidates),
         "end_time": end_time,
         "next_page": page_url(call, start_time=end_time,
                               **({"per_page": per_page} if call.req.arg("per_page") else {})),
     })
+
+
+def side_loads(call: Call, tickets: list[Row]) -> dict[str, list[Row]]:
+    """The `include`d users, groups and organizations `tickets` refer to, each once."""
+    wanted = {n.strip() for n in (call.req.arg("include") or "").split(",")}
+    state, found = call.state, {}
+    if "users" in wanted:
+        ids = {t[k] for t in tickets for k in _USER_KEYS if t.get(k)}
+        ids.update(i for t in tickets for k in _USER_LISTS for i in t.get(k) or [])
+        found["users"] = [user_view(state, state.users[i], call.base)
+                          for i in sorted(ids) if i in state.users]
+    if "groups" in wanted:
+        ids = {t["group_id"] for t in tickets if t.get("group_id") in state.groups}
+        found["groups"] = [group_view(state.groups[i], call.base) for i in sorted(ids)]
+    if "organizations" in wanted:
+        ids = {t["organization_id"] for t in tickets
+               if t.get("organization_id") in state.organizations}
+        found["organizations"] = [organization_view(state.organizations[i], call.base)
+                                  for i in sorted(ids)]
+    return found
 
 
 def rating_rows(call: Call) -> list[Row]:

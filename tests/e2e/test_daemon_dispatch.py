@@ -111,3 +111,20 @@ def test_two_dispatches_in_one_pass_hand_a_ticket_out_once(
     assert report.ok, report.failures
     assert world.ticket(3)["assignee_id"] in (ANN, BOB)
     assert world.comments(3).count("An agent has your ticket") == 1
+
+
+def test_a_dispatch_hands_its_tickets_out_in_one_update_many_job_each_once(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, RULES.replace("capacity: 3", "capacity: 5"))
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
+        *({"id": n, "subject": f"Printer {n}", "status": "open"} for n in (2, 3, 4, 5)),
+    ))  # fmt: skip
+    assert world.cycle().ok
+    assert [w["path"] for w in world.writes()] == ["/api/v2/tickets/update_many.json"]
+    assert {world.ticket(n)["assignee_id"] for n in (2, 3, 4, 5)} <= {ANN, BOB}
+    assert all(world.ticket(n)["group_id"] == world.ticket(1)["group_id"] for n in (2, 3, 4, 5))
+    assert dispatch_outcome(world)[0] == IntentState.DONE
+    assert world.cycle().ok  # nothing left to do: nothing sent again
+    assert len(world.writes()) == 1

@@ -4,7 +4,7 @@ on none of it, while timelines keep their timers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,10 +91,14 @@ def test_the_first_sync_acts_on_nothing_and_later_changes_on_everything(
 class TwoPages:
     """A source whose first sync takes two pages; a record `changes` on the third poll."""
 
+    kinds = frozenset({"zendesk.ticket"})
+
     def __init__(self) -> None:
         self.polls = 0
 
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
         self.polls += 1
         stamp = (NOW - 30 * MINUTE).isoformat()
         if cursor is None:
@@ -106,6 +110,9 @@ class TwoPages:
 
     def fetch(self, ref: RecordRef) -> Record | None:
         return None
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+        return dict.fromkeys(refs)
 
     @staticmethod
     def _ticket(n: str, status: str, stamp: str) -> Record:

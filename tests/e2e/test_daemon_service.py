@@ -9,6 +9,7 @@ from pathlib import Path
 
 from e2e_world import NOW, TRIAGE, World, seed
 
+from syncd.clock import AcceleratedClock
 from syncd.daemon.runtime import open_runtime
 from syncd.daemon.service import Service
 from syncd.sandbox.server import SandboxServer
@@ -49,3 +50,29 @@ def test_service_works_reloads_refuses_bad_rules_and_stops(
         rt.close()
     assert not thread.is_alive()
     assert len(world.mail()) == 2
+
+
+def test_an_accelerated_clock_polls_every_poll_interval_of_its_own_time(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, TRIAGE)
+    sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - timedelta(minutes=5)))
+    assert world.settings.syncd.poll_interval_s == 30  # the default: half a second at 60x
+    rt = open_runtime(world.settings, AcceleratedClock(NOW, 60.0))
+    service = Service(rt)
+    thread = threading.Thread(target=service.serve)
+
+    def exports() -> int:
+        log = sandbox.control("GET", "/_sandbox/requests")["requests"]
+        return sum("/incremental/" in r["path"] for r in log)
+
+    thread.start()
+    try:
+        started = time.monotonic()
+        wait_for(lambda: exports() >= 5, timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        rt.close()
+    assert elapsed < 10  # five polls: not one every 30 real seconds

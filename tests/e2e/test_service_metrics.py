@@ -23,6 +23,19 @@ from syncd.settings import load_settings
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+# rules reading SharePoint and Salesforce, which match nothing: those sources are polled too
+WATCHERS = """
+  - id: files
+    on: sharepoint.file
+    when: {name: never.txt}
+    do: [{notify: {to: [user:ann@example.com], subject: "File", body: "{{ file.name }}"}}]
+  - id: deals
+    on: salesforce.opportunity
+    when: {StageName: Never}
+    do: [{notify: {to: [user:ann@example.com], subject: "Deal", body: "{{ opportunity.Name }}"}}]
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,7 +65,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_metrics_move_as_the_service_works(sandbox: SandboxServer, tmp_path: Path) -> None:
-    world = World(sandbox, tmp_path, TRIAGE + LADDER)
+    world = World(sandbox, tmp_path, TRIAGE + LADDER + WATCHERS)
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
     world.faults(
         {"vendor": "zendesk", "method": "GET", "path": r"/incremental/", "kind": "status",

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -99,17 +99,23 @@ class Stalling:
     def __getattr__(self, name: str) -> Any:  # governor, close, ...
         return getattr(self.connector, name)
 
-    def poll_pages(self, cursor: str | None) -> Iterator[Page]:
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
         self.gate.wait()
-        yield from self.connector.poll_pages(cursor)
+        yield from self.connector.poll_pages(cursor, kinds)
 
     def fetch(self, ref: RecordRef) -> Record | None:
         self.gate.wait()
         return self.connector.fetch(ref)
 
-    def directory(self) -> Any:
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
         self.gate.wait()
-        return self.connector.directory()
+        return self.connector.fetch_many(refs)
+
+    def directory(self, max_age_s: float | None = None) -> Any:
+        self.gate.wait()
+        return self.connector.directory(max_age_s)
 
     def execute(self, op: Operation) -> Outcome:
         self.gate.wait()

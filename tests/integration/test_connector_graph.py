@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.clock import SystemClock
+from syncd.clock import FrozenClock, SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.graph import FRAGMENT, GraphConfig, GraphConnector
 from syncd.model import Operation, RecordRef
@@ -190,6 +191,22 @@ def test_expired_token_is_acquired_again(sandbox: SandboxServer) -> None:
     requests = sandbox.control("GET", "/_sandbox/requests")["requests"]
     assert sum(r["path"].endswith("/oauth2/v2.0/token") for r in requests) == 2
     assert 401 in [r["status"] for r in requests]
+
+
+def test_a_token_expired_on_syncds_clock_is_renewed_before_graph_refuses_it(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, settings={"token_lifetime_s": 600})
+    clock = FrozenClock(datetime.fromisoformat(NOW))  # the sandbox's clock, as in the daemon
+    graph = GraphConnector(connector(sandbox).config, clock)
+    assert graph.execute(op("ensure_folder", "A")).ok
+    for seconds in (500, 400):  # within the token's 600 s, then past it (msal: still valid)
+        clock.advance(timedelta(seconds=seconds))
+        sandbox.control("POST", "/_sandbox/clock", {"advance": seconds})
+        assert graph.execute(op("ensure_folder", f"B{seconds}")).ok
+    requests = sandbox.control("GET", "/_sandbox/requests")["requests"]
+    assert sum(r["path"].endswith("/oauth2/v2.0/token") for r in requests) == 2
+    assert 401 not in [r["status"] for r in requests]
 
 
 def test_fetch_a_file_and_a_missing_one(sandbox: SandboxServer) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from zenpy import Zenpy
 
-from syncd.clock import SystemClock
+from syncd.clock import FrozenClock, SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.http import PermanentError
 from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector, pin_host
@@ -294,6 +295,72 @@ def test_fetch_reads_agent_activity_from_audits(sandbox: SandboxServer) -> None:
     touched = zd.fetch(RecordRef("zendesk.ticket", "7"))
     assert touched is not None and touched.fields["agent_touched"] is True
     assert touched.fields["last_agent_action_at"] == "2026-03-02T09:00:00Z"
+
+
+def paths(sandbox: SandboxServer) -> list[str]:
+    return [r["path"] for r in sandbox.control("GET", "/_sandbox/requests")["requests"]]
+
+
+def test_a_poll_reads_emails_and_organizations_from_the_exports_side_loads(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox)
+    zd = connector(sandbox, page_size=2)
+    records, _ = poll(zd, None)
+    assert {r.fields["requester_email"] for r in records} == {"carl@customer.example"}
+    assert {r.fields["organization_name"] for r in records} == {"Acme"}
+    read = paths(sandbox)
+    assert not [p for p in read if "show_many" in p or p.endswith("/organizations.json")], read
+    assert read.count("/api/v2/incremental/tickets/cursor.json") == 3  # the 3 pages, nothing else
+
+
+def test_fetch_many_reads_the_tickets_in_one_show_many_and_each_ones_audits(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, tickets=3)
+    zd = connector(sandbox)
+    zd.directory()
+    refs = [RecordRef("zendesk.ticket", n) for n in ("3", "1", "404")]
+    found = zd.fetch_many(refs)
+    assert [found[r].fields["id"] if found[r] else None for r in refs] == [3, 1, None]
+    assert all(found[r].fields["agent_touched"] is False for r in refs[:2])  # type: ignore[union-attr]
+    read = [p for p in paths(sandbox) if p.startswith("/api/v2/tickets")]
+    assert sorted(read) == ["/api/v2/tickets/1/audits.json", "/api/v2/tickets/3/audits.json",
+                            "/api/v2/tickets/show_many.json"]  # fmt: skip
+
+
+def test_the_directory_is_kept_an_hour_and_read_again_once_for_a_group_it_lacks(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, tickets=1)
+    clock = FrozenClock(datetime.fromisoformat(NOW))
+    zd = ZendeskConnector(connector(sandbox).config, clock)
+    assert zd.config.directory_ttl_s == 3600
+    zd.directory()
+    clock.advance(timedelta(minutes=30))
+    assert zd.directory().group_by_name("Support") is not None  # still the first read
+
+    def group_of_new_ticket(ticket: int, group: str) -> str | None:
+        """A ticket in a group created after the directory was read, re-read by syncd."""
+        if ticket not in seeded:
+            sandbox.control("POST", "/_sandbox/seed", {"zendesk": {
+                "groups": [{"name": group, "members": [AGENT]}],
+                "tickets": [{"id": ticket, "subject": "New", "group": group,
+                             "requester": "carl@customer.example"}]}})  # fmt: skip
+            seeded.add(ticket)
+        found = zd.fetch(RecordRef("zendesk.ticket", str(ticket)))
+        assert found is not None
+        return found.fields["group_name"]  # type: ignore[no-any-return]
+
+    seeded: set[int] = set()
+    assert group_of_new_ticket(8, "Billing") == "Billing"  # the directory is read again at once
+    assert group_of_new_ticket(9, "Legal") is None  # ... but not twice within a minute
+    clock.advance(timedelta(seconds=61))
+    assert group_of_new_ticket(9, "Legal") == "Legal"
+    assert paths(sandbox).count("/api/v2/groups.json") == 3
+    clock.advance(timedelta(hours=1))
+    zd.directory()
+    assert paths(sandbox).count("/api/v2/groups.json") == 4
 
 
 def test_directory_has_agents_groups_and_away_flags(sandbox: SandboxServer) -> None:

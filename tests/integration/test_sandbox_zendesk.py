@@ -139,6 +139,30 @@ def test_incremental_export_pages_then_resumes_from_a_saved_cursor_without_loss_
     assert [(t.id, t.status) for t in zd.tickets.incremental(cursor=resumed)] == [(9, "deleted")]
 
 
+def test_include_users_side_loads_requesters_on_every_export_page(
+    sandbox: SandboxServer, wire: Wire
+) -> None:
+    specs = ticket_specs(3)
+    specs[1].update(requester="dana@elsewhere.example", assignee="ann@support.example")
+    seed(sandbox, tickets=specs)
+    first = wire("GET", "/incremental/tickets/cursor.json?start_time=0&per_page=2"
+                 "&include=users,organizations").json()  # fmt: skip
+    tickets = first["tickets"]
+    users = {u["id"]: u["email"] for u in first["users"]}
+    assert set(users) == {t[k] for t in tickets for k in ("requester_id", "submitter_id",
+                                                          "assignee_id") if t[k]}  # fmt: skip
+    assert [users[t["requester_id"]] for t in tickets] == [
+        "carl@acme.example", "dana@elsewhere.example"]  # fmt: skip
+    assert users[tickets[1]["assignee_id"]] == "ann@support.example"
+    assert [o["name"] for o in first["organizations"]] == ["Acme"]
+    assert "include=users%2Corganizations" in first["after_url"]  # kept, as per_page is
+    rest = wire("GET", first["after_url"].removeprefix(wire.base)).json()
+    assert [t["id"] for t in rest["tickets"]] == [3]
+    assert CARL in {u["id"] for u in rest["users"]}
+    plain = wire("GET", "/incremental/tickets/cursor.json?start_time=0").json()
+    assert "users" not in plain and "organizations" not in plain  # only when asked for
+
+
 def test_time_based_export_repeats_page_boundaries_and_reports_end_time(
     sandbox: SandboxServer, zd: Zenpy
 ) -> None:
