@@ -375,7 +375,7 @@ def _baseline_process(args: argparse.Namespace, poll: timedelta, out: Connection
 # -- the report ------------------------------------------------------------------------------
 WHY = {
     "detect changes": "more than one export page in a poll",
-    "reference data": "agents, groups and memberships read again every hour "
+    "reference data": "agents, groups and memberships read again every 15 minutes "
                       "([zendesk] directory_ttl_s: an agent's away flag is seen within it)",
     "re-read before a step": "tickets due at one poll re-read apart",
     "Zendesk writes": "polls with several triaged tickets could share one update_many job",

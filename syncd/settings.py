@@ -116,7 +116,7 @@ class ZendeskSection(_Section):
     incremental_per_minute: int = Field(10, gt=0)
     # How long the agents, groups and memberships syncd read stay in use: an agent's away flag
     # is seen within it. Somebody missing from them is read again at once (once a minute).
-    directory_ttl_s: float = Field(3600.0, gt=0)
+    directory_ttl_s: float = Field(900.0, gt=0)
 
 
 class SalesforceSection(_Section):

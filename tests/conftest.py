@@ -15,6 +15,7 @@ from secret_scan import pytest_configure, pytest_sessionfinish  # noqa: F401  (h
 from syncd.sandbox.server import SandboxServer
 
 _SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+WATCHED_ENV = ("ZENPY_", "SYNCD_", "REQUESTS_", "CURL_", "NOTIFY_SOCKET", "CREDENTIALS_")
 for _var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
     os.environ.setdefault(
         _var, _SYSTEM_BUNDLE if Path(_SYSTEM_BUNDLE).exists() else certifi.where()
@@ -37,3 +38,16 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     """The running sandbox, reset to empty (data, clock, faults, request log) for each test."""
     sandbox_server.control("POST", "/_sandbox/reset")
     return sandbox_server
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """A test that leaves a process-wide variable behind (ZENPY_FORCE_NETLOC points every later
+    zenpy client elsewhere) makes the suite's result depend on its order: fail it instead."""
+    before = {k: v for k, v in os.environ.items() if k.startswith(WATCHED_ENV)}
+    yield
+    after = {k: v for k, v in os.environ.items() if k.startswith(WATCHED_ENV)}
+    for name in after.keys() - before.keys():
+        del os.environ[name]  # put back, so that one failure does not become many
+    os.environ.update(before)
+    assert after == before, f"the test changed the environment: {before} -> {after}"

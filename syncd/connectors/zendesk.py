@@ -21,7 +21,7 @@ call (per 100). Groups and agents come from the cached directory, field definiti
 once a ticket carries a custom field.
 
 Reference data. The directory (agents with their away flag, groups, memberships: three calls)
-is kept `directory_ttl_s` (an hour by default: an agent's away flag is seen within it), and
+is kept `directory_ttl_s` (15 minutes by default: an agent's away flag is seen within it), and
 read again at most once a minute when something is missing from it: a ticket in a group it
 does not know, an assignee email or group name an update names, an author of an agent's
 action who is not in it. Field definitions likewise, for a field id or name not in them.
@@ -121,7 +121,7 @@ class ZendeskConfig:
     incremental_per_minute: int = 10
     page_size: int = 1000  # export page size (the first request only: zenpy drops it after)
     start_time: int = 0  # unix seconds where the first export starts
-    directory_ttl_s: float = 3600.0
+    directory_ttl_s: float = 900.0
     away_field: str = "away"  # a checkbox user field marking an agent away
     job_poll_s: float = 1.0
     job_timeout_s: float = 120.0
