@@ -358,6 +358,10 @@ class SalesforceConnector:
     def directory(self, max_age_s: float | None = None) -> Directory:
         return self._directory.get(max_age_s)
 
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """Salesforce's describe of any sObject (not only the polled ones), read afresh."""
+        return self._call(lambda sf: _plain(sf.restful(f"sobjects/{sobject}/describe")))
+
     def _record(self, sobject: str, row: Mapping[str, Any]) -> Record:
         fields = _plain(row)
         return Record(
@@ -390,10 +394,7 @@ class SalesforceConnector:
         return f"SELECT {', '.join(names + parents)} FROM {sobject}"
 
     def _load_describe(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: self._call(lambda sf, n=name: _plain(sf.restful(f"sobjects/{n}/describe")))
-            for name in self.config.objects
-        }
+        return {name: self.describe(name) for name in self.config.objects}
 
     def _load_directory(self) -> Directory:
         def rows(soql: str) -> list[dict[str, Any]]:

@@ -302,6 +302,10 @@ class ZendeskConnector:
     def directory(self, max_age_s: float | None = None) -> Directory:
         return self._directory.get(max_age_s)
 
+    def field_names(self) -> frozenset[str]:
+        """The `custom.<key>` names of the account's ticket fields, as records carry them."""
+        return frozenset(self._fields.get().values())
+
     def _find(self, look: Callable[[Directory], T | None]) -> T | None:
         """`look` in the directory, read again (at most once a minute) if it finds nothing."""
         found = look(self.directory())
@@ -316,8 +320,11 @@ class ZendeskConnector:
         self._learn(self._emails, "users",
                     (t[key] for t in tickets for key in ("requester_id", "assignee_id")
                      if t.get(key)))  # fmt: skip
-        self._learn(self._orgs, "organizations",
-                    (t["organization_id"] for t in tickets if t.get("organization_id")))
+        self._learn(
+            self._orgs,
+            "organizations",
+            (t["organization_id"] for t in tickets if t.get("organization_id")),
+        )
         now = self.clock.now()
         return [
             Record(

@@ -154,7 +154,7 @@ def _zendesk(zd: ZendeskConnector, clock: Clock) -> tuple[list[Check], Found | N
             )
         )
     try:
-        fields = frozenset(zd._fields.get().values())  # the daemon's `custom.<key>` names
+        fields = zd.field_names()
         return checks, Found(zd.directory(), fields, skew)
     except VendorError as exc:
         return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
@@ -175,7 +175,7 @@ def _salesforce(
     described: dict[str, Mapping[str, Any]] = {}
     for sobject in sorted(named | {sobject for sobject, _ in uses.writes}):
         try:
-            described[sobject] = sf._call(lambda c, s=sobject: c.restful(f"sobjects/{s}/describe"))
+            described[sobject] = sf.describe(sobject)
         except VendorError as exc:
             checks.append(_vendor_failed(f"salesforce {sobject}", "salesforce", exc))
     checks.append(_salesforce_permissions(uses.writes, described))
