@@ -2,8 +2,13 @@
 
 The real SQLite store is copied (SQLite's online backup: a consistent snapshot even while the
 daemon writes), the sources are polled into the copy (reads only), timers due by the instant are
-fired on the snapshots, each at its own due instant as the daemon would, and every intent still
-to be carried out by then is listed. Nothing is executed and the copy is deleted.
+fired each at its own due instant as the daemon would, and every intent still to be carried out
+by then is listed. Nothing is executed and the copy is deleted.
+
+A timer's record is re-read from its vendor once, as the daemon re-reads it before firing: a
+poll does not carry everything (Zendesk's `agent_touched` is in the ticket's audits), and a
+plan that lists the escalation of a ticket an agent answered an hour ago is a plan nobody
+trusts. Later timers of the same record use that reading.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon.cycle import poll_all
 from syncd.daemon.runtime import Runtime, open_runtime
-from syncd.daemon.timers import fire_due
+from syncd.daemon.timers import Freshen, fetch, fire_due
 from syncd.model import Record, RecordRef
 from syncd.settings import Settings
 from syncd.store.db import StoreError
@@ -56,10 +61,17 @@ class Preview:
         }
 
 
-def snapshot(rt: Runtime, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
-    """The stored versions (a plan reads no single records from vendors)."""
-    with rt.store.read() as tx:
-        return {ref: tx.records.get(ref) for ref in refs}
+def read_once() -> Freshen:
+    """`fetch`, each record read from its vendor at most once in this plan."""
+    seen: dict[RecordRef, Record | None] = {}
+
+    def freshen(rt: Runtime, refs: Sequence[RecordRef]) -> Mapping[RecordRef, Record | None]:
+        unread = [ref for ref in refs if ref not in seen]
+        if unread:
+            seen.update(fetch(rt, unread))
+        return {ref: seen.get(ref) for ref in refs}
+
+    return freshen
 
 
 def preview(
@@ -75,12 +87,13 @@ def preview(
             poll_all(rt)
             now = clock.now()  # after the poll: what it planned is due by now
             until = max(at or now, now)
+            freshen = read_once()
             while True:
                 with rt.store.read() as tx:
                     due = tx.timers.next_due()
                 if due is None or due > until:
                     break
-                fire_due(rt, now=max(due, now), freshen=snapshot)
+                fire_due(rt, now=max(due, now), freshen=freshen)
             with rt.store.read() as tx:
                 pending = [e for state in CLAIMABLE for e in tx.ledger.list(state=state)]
         finally:

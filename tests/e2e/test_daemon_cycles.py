@@ -217,6 +217,24 @@ def test_plan_lists_what_is_due_without_touching_the_store_or_vendors(world: Wor
     assert world.writes() == [] and world.mail() == []
 
 
+def test_plan_reads_a_due_ticket_again_and_leaves_out_the_step_an_agent_stopped(
+    world: World,
+) -> None:
+    world.sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 30 * MINUTE))
+    assert world.cycle().ok  # triaged; each ladder waits for its 1 h step
+    world.advance(5 * MINUTE)
+    world.reply(1, ANN, "On it.")  # the poll shows ticket 1 changed, not who changed it
+    world.advance(2 * MINUTE)
+    found = preview(world.settings, world.clock, NOW + 2 * timedelta(hours=1))
+    assert [(i["rule"], i["record"]) for i in found.to_json()["intents"]] == [
+        ("ladder", "zendesk.ticket:2")]  # fmt: skip
+    assert world.mail_per_key() and all(n == 1 for n in world.mail_per_key().values())
+    world.advance(timedelta(hours=1))
+    assert world.cycle().ok  # and the daemon agrees with the plan
+    assert [s for s in world.subjects() if s.startswith("1h without action")] == [
+        "1h without action: #2"]  # fmt: skip
+
+
 class Conflicted:
     """The Zendesk connector, answering the first update with Zendesk's 409 `conflict`."""
 
