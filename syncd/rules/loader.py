@@ -4,6 +4,8 @@ YAML is read with ruamel's round-trip loader so every node keeps its line and co
 errors carry a `loc` path that is walked back through that tree. A bad file never stops good
 ones, and a bad rule never stops the other rules of its file: `load_rules` returns what is
 sound plus the diagnostics for the rest, and `syncd check` (or a refused reload) prints them.
+A rule's conditions read its vars (`vars.substitute_vars`) before it is validated and linted,
+so the model every caller gets holds plain values.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from syncd.rules.schema import (
     RulesFile,
 )
 from syncd.rules.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
+from syncd.rules.vars import substitute_vars
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -196,7 +199,8 @@ class _Rule:
 
     rule: Rule | None
     file: str
-    node: CommentedMap
+    node: CommentedMap  # as written: positions
+    raw: dict[str, Any]  # as plain values, its conditions reading its vars: what is checked
     default_calendar: str | None
     unique: bool  # no earlier rule has its id
 
@@ -281,10 +285,29 @@ class _Load:
             self.defaults.append((file, root, defaults.calendar))
         for index in self.items(file, root, "rules", CommentedSeq):
             node = root["rules"][index]
-            rule = self.validate(Rule, file, root, ("rules", index), node)
+            raw, rule = self.validate_rule(file, root, ("rules", index), node)
             if isinstance(node, CommentedMap):
                 calendar = defaults.calendar if defaults else None
-                self.rules.append(_Rule(rule, file, node, calendar, self.unique_id(file, node)))
+                unique = self.unique_id(file, node)
+                self.rules.append(_Rule(rule, file, node, raw, calendar, unique))
+
+    def validate_rule(
+        self, file: str, root: CommentedMap, path: Path_, node: Any
+    ) -> tuple[Any, Rule | None]:
+        """The rule's YAML with its conditions reading its vars, and its model: None when it
+        does not validate or reads a var it cannot. A reference that cannot be resolved stays
+        as written; what validation then says at the same place is not repeated."""
+        raw, problems = substitute_vars(_plain(node))
+        start = len(self.diagnostics)
+        for sub, message in problems:
+            self.report(file, root, (*path, *sub), message)
+        said = {(d.line, d.col) for d in self.diagnostics[start:]}
+        first = len(self.diagnostics)
+        rule = self.validate(Rule, file, root, path, raw)
+        self.diagnostics[first:] = [
+            d for d in self.diagnostics[first:] if (d.line, d.col) not in said
+        ]
+        return raw, None if problems else rule
 
     def unique_id(self, file: str, node: Any) -> bool:
         """False (and reported) when another rule, in any file, already has this id."""
@@ -360,7 +383,7 @@ class _Load:
         returned, each with its effective calendar (its own, else its file's default)."""
         sound = []
         for entry in self.rules:
-            node = _plain(entry.node)
+            node = entry.raw
             kind = KINDS.get(node.get("on"))
             if kind is None:
                 continue

@@ -13,7 +13,8 @@ Design decisions (docs/rules.md is the admin-facing reference):
   eq/ne/contains/lacks: a scalar; in/not_in: a tuple; matches: `re.Pattern`; exists/changed:
   bool; gt/gte/lt/lte: number, date or datetime (ISO strings are parsed); older_than/newer_than:
   `Offset`; became: a `Condition` over the same field (true on the first observed version that
-  matches after one that did not).
+  matches after one that did not). A value `"{{ vars.NAME }}"` reaches these models already
+  replaced by the var's value (the loader runs `vars.substitute_vars` on the YAML first).
 - Actions are one model per action with a `kind` equal to the YAML key and the intent's
   `action` name (`{notify: {...}}` -> `Notify(kind="notify", ...)`). The YAML surface form and
   the model form both validate, so tests may build `{"kind": "tag", "tags": [...]}` directly.
@@ -54,6 +55,7 @@ from syncd.rules.templates import Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
+VAR_REFERENCE = re.compile(r"\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")  # syncd.rules.vars
 DEFS = "#/$defs/"
 
 
@@ -696,7 +698,9 @@ class Rule(Node):
     max_actions_per_hour: PositiveInt | None = Field(None, description="Excess intents are held")
     calendar: str | None = Field(None, description="Calendar for business durations")
     vars: dict[str, Value] = Field(
-        default_factory=dict, description="Rule parameters for templates: vars.name"
+        default_factory=dict,
+        description="Rule parameters: vars.name in templates; a condition value that is exactly "
+        "'{{ vars.name }}' is the var's value (not for a var that is itself a template)",
     )
     when: ConditionField | None = Field(None, description="Fires on entry; timeline runs while")
     do: Actions | None = None
@@ -810,6 +814,11 @@ class RulesFile(Node):
 # --- the JSON Schema ----------------------------------------------------------------------
 
 _SCALAR = {"type": ["string", "number", "boolean", "null"]}
+_VAR = {
+    "type": "string",
+    "pattern": f"^{VAR_REFERENCE.pattern}$",
+    "description": "A rule var ('{{ vars.name }}'), replaced by its value when rules load",
+}
 _CONDITION_DEFS: dict[str, Any] = {
     "Condition": {
         "description": "field: test pairs (ANDed), and all/any/not",
@@ -833,9 +842,12 @@ _CONDITION_DEFS: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     **{op: _SCALAR for op in ("eq", "ne", "contains", "lacks")},
-                    **{op: {"type": "array", "items": _SCALAR} for op in ("in", "not_in")},
+                    **{
+                        op: {"anyOf": [{"type": "array", "items": _SCALAR}, _VAR]}
+                        for op in ("in", "not_in")
+                    },
                     **{op: {"type": ["number", "string"]} for op in ("gt", "gte", "lt", "lte")},
-                    **{op: {"type": "boolean"} for op in ("exists", "changed")},
+                    **{op: {"anyOf": [{"type": "boolean"}, _VAR]} for op in ("exists", "changed")},
                     **{op: {"type": "string"} for op in ("matches", "older_than", "newer_than")},
                     "became": {"$ref": DEFS + "Predicate"},
                 },

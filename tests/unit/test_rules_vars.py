@@ -1,0 +1,219 @@
+"""Conditions read the rule's vars: `"{{ vars.NAME }}"` is the var's value once the rules load.
+
+A rule written with vars must behave exactly as the same rule written with the values (same
+intents, same instants, same keys), a list var is a whole `in` test, and a reference the loader
+cannot resolve is a positioned `check` error naming the var. Any other `{{` in a condition is
+still a literal value.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from syncd.model import Intent, Record, RecordRef
+from syncd.rules.engine import Engine
+from syncd.rules.loader import LoadResult, load_rules
+from syncd.rules.schema import json_schema
+
+H = timedelta(hours=1)
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
+
+LITERAL = """
+- id: stale-case
+  on: zendesk.ticket
+  vars: {desk: Support, waiting: [new, open], patience: 2h, paused: pending}
+  scope: {group_name: Support}
+  when: {status: [new, open], created_at: {older_than: 2h}}
+  do: [{tag: [stale]}]
+- id: chase
+  on: zendesk.ticket
+  vars: {desk: Support, waiting: [new, open], patience: 2h, paused: pending}
+  scope: {group_name: Support}
+  when: {status: {in: [new, open]}}
+  since: created_at
+  until: {status: pending}
+  steps:
+    - {id: first, after: 1h, do: [{tag: [chased]}]}
+    - {id: second, after: 3h, do: [{tag: [chased-again]}]}
+"""
+WITH_VARS = """
+- id: stale-case
+  on: zendesk.ticket
+  vars: {desk: Support, waiting: [new, open], patience: 2h, paused: pending}
+  scope: {group_name: "{{ vars.desk }}"}
+  when: {status: "{{ vars.waiting }}", created_at: {older_than: "{{vars.patience}}"}}
+  do: [{tag: [stale]}]
+- id: chase
+  on: zendesk.ticket
+  vars: {desk: Support, waiting: [new, open], patience: 2h, paused: pending}
+  scope: {group_name: "{{ vars.desk }}"}
+  when: {status: {in: "{{ vars.waiting }}"}}
+  since: created_at
+  until: {status: "{{ vars.paused }}"}
+  steps:
+    - {id: first, after: 1h, do: [{tag: [chased]}]}
+    - {id: second, after: 3h, do: [{tag: [chased-again]}]}
+"""
+
+
+def load(tmp_path: Path, rules: str, name: str = "rules.yaml", header: str = "") -> LoadResult:
+    path = tmp_path / name
+    path.write_text(header + "rules:\n" + textwrap.indent(textwrap.dedent(rules), "  "))
+    return load_rules([path])
+
+
+def engine(tmp_path: Path, rules: str, name: str = "rules.yaml") -> Engine:
+    result = load(tmp_path, rules, name)
+    assert result.diagnostics == [], [str(d) for d in result.diagnostics]
+    return Engine(result.ruleset)
+
+
+def play(
+    engine: Engine, versions: list[tuple[datetime, dict[str, Any]]], end: datetime
+) -> list[Intent]:
+    """The intents of one ticket seen at each version's instant, woken at every timer up to
+    `end` at its exact instant, as the daemon does."""
+    ref = RecordRef("zendesk.ticket", "1")
+    fired: list[Intent] = []
+    memory: dict[str, Any] = {}
+    current: Record | None = None
+    previous: Record | None = None
+    wake: datetime | None = None
+    for at, fields in [*versions, (end, None)]:
+        while current is not None and wake is not None and wake <= at:
+            result = engine.evaluate(current, previous, memory, wake)
+            fired, memory, wake = fired + result.intents, result.memory, result.next_wake
+        if fields is None:
+            return fired
+        base = dict(current.fields) if current else {}
+        previous, current = current, Record(ref, {**base, **fields}, at)
+        result = engine.evaluate(current, previous, memory, at)
+        fired, memory, wake = fired + result.intents, result.memory, result.next_wake
+    return fired
+
+
+def test_a_rule_reading_vars_fires_exactly_as_the_literal_rule(tmp_path: Path) -> None:
+    literal = engine(tmp_path, LITERAL, "literal.yaml")
+    with_vars = engine(tmp_path, WITH_VARS, "vars.yaml")
+    case = [
+        (T0, {"group_name": "Support", "status": "new", "created_at": T0.isoformat()}),
+        (T0 + 2.5 * H, {"status": "pending"}),  # `until`: the 3h step never comes
+    ]
+    fired = play(with_vars, case, T0 + 10 * H)
+    assert [(i.rule_id, i.step, i.due_at, i.params) for i in fired] == [
+        ("chase", "first", T0 + H, {"tags": ["chased"]}),
+        ("stale-case", "", T0 + 2 * H, {"tags": ["stale"]}),  # older_than: 2h, to the instant
+    ]
+    assert fired == play(literal, case, T0 + 10 * H)  # same keys, reasons and instants too
+
+    elsewhere = [(T0, {"group_name": "Sales", "status": "new", "created_at": T0.isoformat()})]
+    assert play(with_vars, elsewhere, T0 + 10 * H) == []  # `scope` read the var
+
+
+def test_a_list_var_is_a_whole_in_test(tmp_path: Path) -> None:
+    rules = """
+    - id: open-work
+      on: zendesk.ticket
+      vars: {open_statuses: [new, open], closed_statuses: [solved, closed]}
+      when:
+        status: "{{ vars.open_statuses }}"
+        custom.stage: {not_in: "{{ vars.closed_statuses }}"}
+      do: [{tag: [open-work]}]
+    """
+    run = engine(tmp_path, rules)
+    for status, stage, fires in [
+        ("new", "review", True),
+        ("open", None, True),
+        ("pending", "review", False),
+        ("open", "closed", False),
+    ]:
+        fields = {"status": status, "custom": {"stage": stage}}
+        assert bool(play(run, [(T0, fields)], T0)) is fires, (status, stage)
+
+
+def test_unknown_and_templated_vars_are_errors_at_the_reference(tmp_path: Path) -> None:
+    rules = """
+    - id: bad
+      on: zendesk.ticket
+      vars: {desk: Support, owner: "{{ ticket.assignee_email }}", open_statuses: [new, open]}
+      scope: {group_name: "{{ vars.dsk }}"}
+      when:
+        assignee_email: "{{ vars.owner }}"
+        status: {in: "{{ vars.statuses }}"}
+        priority: {eq: "{{ vars.open_statuses }}"}
+      do: [{tag: [x]}]
+    - id: good
+      on: zendesk.ticket
+      when: {status: new}
+      do: [{tag: [x]}]
+    - id: otherwise-valid
+      on: zendesk.ticket
+      when: {group_name: "{{ vars.desk }}"}
+      do: [{tag: [x]}]
+    """
+    result = load(tmp_path, rules)
+    file = str(tmp_path / "rules.yaml")
+    assert [str(d) for d in result.diagnostics] == [
+        f"{file}:6:25: error: condition reads unknown 'vars.dsk' (did you mean 'desk'?)",
+        f"{file}:8:23: error: condition reads 'vars.owner', a template: it is rendered for each "
+        "record when an action runs, so a condition can only read a var with a plain value",
+        f"{file}:9:20: error: condition reads unknown 'vars.statuses' (did you mean "
+        "'open_statuses'?)",  # and not also "'in' takes a non-empty list"
+        f"{file}:10:22: error: 'vars.open_statuses' is a list (['new', 'open']) but 'eq' takes "
+        "a single value: make it the whole test (one of its values) or the value of "
+        "'in'/'not_in'",
+        f"{file}:18:24: error: condition reads unknown 'vars.desk'",
+    ]
+    assert [rule.id for rule in result.ruleset.rules] == ["good"]
+
+
+def test_other_braces_in_a_condition_are_literal_as_before(tmp_path: Path) -> None:
+    rules = """
+    - id: braces
+      on: zendesk.ticket
+      vars: {desk: Support}
+      when: {subject: "{{ ticket.subject }}", custom.note: "{{ vars.desk | lower }}"}
+      do: [{tag: [x]}]
+    """
+    run = engine(tmp_path, rules)
+    literal = {"subject": "{{ ticket.subject }}", "custom": {"note": "{{ vars.desk | lower }}"}}
+    assert len(play(run, [(T0, literal)], T0)) == 1
+    rendered = {"subject": "Printer down", "custom": {"note": "support"}}
+    assert play(run, [(T0, rendered)], T0) == []
+
+    result = load(tmp_path, "- {id: t, on: zendesk.ticket, when: {status: {in: '{{ x }}'}},"
+                  " do: [{tag: [x]}]}\n", "still-bad.yaml")  # fmt: skip
+    assert [d.message for d in result.diagnostics] == ["'in' takes a non-empty list"]
+
+
+def test_check_judges_a_var_as_it_judges_its_value(tmp_path: Path) -> None:
+    """Lint sees the value: business time without a calendar, a rule that can never fire."""
+    rule = """
+    - id: odd
+      on: zendesk.ticket
+      vars: {patience: 3 business_days, done: solved}
+      scope: {status: new}
+      when: {status: %s, created_at: {older_than: %s}}
+      do: [{tag: [x]}]
+    """
+    literal = load(tmp_path, rule % ("solved", "3 business_days"), "odd.yaml")
+    with_vars = load(tmp_path, rule % ('"{{ vars.done }}"', '"{{ vars.patience }}"'), "odd.yaml")
+    assert len(literal.diagnostics) == 2
+    assert with_vars.diagnostics == literal.diagnostics
+
+
+def test_json_schema_accepts_a_var_where_a_list_or_boolean_goes() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+
+    def errors(when: dict[str, Any]) -> list[str]:
+        rule = {"id": "r", "on": "zendesk.ticket", "vars": {"open": ["new"], "flag": True},
+                "when": when, "do": [{"tag": ["x"]}]}  # fmt: skip
+        return [e.message for e in validator.iter_errors({"rules": [rule]})]
+
+    assert errors({"status": {"in": "{{ vars.open }}"}, "tags": {"exists": "{{vars.flag}}"}}) == []
+    assert errors({"status": {"in": "{{ ticket.status }}"}}) != []
