@@ -167,8 +167,9 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:
-    """Explain a record: its history as syncd saw it, every intent, audit row, rule state and
-    pending timer."""
+    """Explain a record: its history, intents, audit rows, rule states and pending timers.
+
+    Read from the state database alone; instants in the configured timezone."""
     ref = parse_record(record)
     with configured_store(config) as (settings, store), store.read() as tx:
         snapshot = tx.records.get(ref)

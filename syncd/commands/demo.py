@@ -44,9 +44,10 @@ def demo(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
 ) -> None:
-    """Run the shipped rules with the real daemon against the sandbox over several simulated
-    weeks, print what happened, and judge every process from the sandbox's state. Exit 1 if
-    any process did not complete."""
+    """Run the shipped processes against the sandbox over simulated weeks, and judge each.
+
+    The real daemon and the shipped rules, on an accelerated clock; every process is judged
+    from the sandbox's state. Exit 1 if any process did not complete."""
     stop = _instant(until) if until else None
     console = Console(stderr=json_out == "-", highlight=False)
     workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))

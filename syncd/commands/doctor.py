@@ -26,8 +26,9 @@ def doctor(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a list.")] = False,
 ) -> None:
-    """Check settings, secrets, store, each vendor and every name the rules use, and the clock;
-    print a checklist with the fix for each failure (exit 1 on any)."""
+    """Check settings, secrets, store, vendors, the names the rules use, and the clock.
+
+    Prints a checklist with the fix for each failure (exit 1 on any)."""
     try:
         settings = load_settings(config)
     except SettingsError as exc:

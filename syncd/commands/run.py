@@ -59,8 +59,9 @@ def plan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
-    """Show every intent due now (or by --at), with its rule and reason. Polls into a
-    throwaway copy of the state: never writes the real store or a vendor."""
+    """Show every intent due now (or by --at), with its rule and reason.
+
+    Polls into a throwaway copy of the state: never writes the real store or a vendor."""
     settings = _settings(config)
     until = _instant(at) if at else None
     try:
