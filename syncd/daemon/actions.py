@@ -21,6 +21,7 @@ from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.rules.conditions import as_instant
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
+from syncd.rules.schema import LINK
 from syncd.store.db import Tx
 
 ZENDESK_FIELDS = frozenset(
@@ -81,6 +82,13 @@ def _sobject(ref: RecordRef) -> str:
     return name
 
 
+def _ticket(intent: Intent) -> str:
+    """The ticket the action writes to: the one its `record:` names (an id the engine checked),
+    else the rule's own. The intent stays the rule record's, so its key (exactly once) and its
+    audit belong to the record that caused it."""
+    return str(intent.params.get(LINK) or intent.record.id)
+
+
 def _texts(values: Any) -> list[str]:
     return [str(v).strip() for v in values or [] if str(v).strip()]
 
@@ -104,7 +112,7 @@ def unassign(ctx: ActionContext, intent: Intent) -> list[Operation]:
 def comment(ctx: ActionContext, intent: Intent) -> list[Operation]:
     _on(intent, "zendesk")
     body, public = str(intent.params["body"]), bool(intent.params.get("public", False))
-    return [_op(intent, "zendesk", "comment", intent.record.id, body=body, public=public)]
+    return [_op(intent, "zendesk", "comment", _ticket(intent), body=body, public=public)]
 
 
 def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
@@ -160,6 +168,8 @@ def set_fields(ctx: ActionContext, intent: Intent) -> list[Operation]:
     system = _on(intent, "zendesk", "salesforce")
     fields = dict(intent.params["fields"])
     if system == "salesforce":
+        if LINK in intent.params:
+            raise ActionError(f"set: '{LINK}' (another record) works on Zendesk tickets only")
         ref = intent.record
         return [_op(intent, system, "update", _sobject(ref), Id=ref.id, fields=fields)]
     payload: dict[str, Any] = {}
@@ -173,7 +183,7 @@ def set_fields(ctx: ActionContext, intent: Intent) -> list[Operation]:
             raise ActionError(f"zendesk cannot set {name!r}")
     if custom:
         payload["custom_fields"] = custom
-    return [_op(intent, system, "update", intent.record.id, **payload)]
+    return [_op(intent, system, "update", _ticket(intent), **payload)]
 
 
 def assign(ctx: ActionContext, intent: Intent) -> list[Operation]:

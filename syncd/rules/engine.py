@@ -262,6 +262,7 @@ class _Action:
     templated: bool  # any text to render
     fixed: dict[str, Any] | None  # the final params when nothing depends on the record
     plan: tuple[tuple[str, int, Any], ...] | None  # (name, how, what) per param; None: generic
+    link: bool  # params[schema.LINK] names the record written to: checked once rendered
 
 
 # how a param of `_Action.plan` is made (see `_plan`)
@@ -402,7 +403,7 @@ def _actions(actions: Sequence[schema.Action]) -> Iterator[_Action]:
         if not templated and not _ANCHORED & params.keys() and not params.get("template"):
             fixed = {k: _constant(v) for k, v in params.items()}
         plan = None if params.get("template") else tuple(_plan(k, v) for k, v in params.items())
-        yield _Action(index, action.kind, params, templated, fixed, plan)
+        yield _Action(index, action.kind, params, templated, fixed, plan, action.link is not None)
 
 
 def _plan(name: str, value: Any) -> tuple[str, int, Any]:
@@ -953,6 +954,16 @@ class _Run(cond.Context):
                     self.fail(rule, step, f"action {action.index + 1} ({action.kind}): {exc}")
                     ok = False
                     continue
+            if action.link:  # the other record's id: a wrong one must never reach a vendor
+                rendered = params[schema.LINK]
+                linked = _record_id(rendered)
+                if linked is None:
+                    self.fail(rule, step, f"action {action.index + 1} ({action.kind}): "
+                              f"{schema.LINK} renders to {rendered!r}, not a ticket id (a "
+                              "positive whole number)")  # fmt: skip
+                    ok = False
+                    continue
+                params[schema.LINK] = linked
             key = intent_key(rule_id, ref, step, anchor, occurrence, action.index)
             intents.append(
                 _intent(
@@ -1370,6 +1381,16 @@ class _Renderer:
             filled["subject"] = templates.render(named.subject, self.context())
         filled["body"] = templates.render(named.body, self.context())
         return filled
+
+
+_RECORD_ID = re.compile(r"[1-9][0-9]*")
+
+
+def _record_id(rendered: Any) -> str | None:
+    """A linked record's id as its canonical text; None for anything else (blank, 'None', 0,
+    '12a', '#12'), which is a rule error rather than a write to a wrong record."""
+    text = str(rendered).strip()
+    return text if _RECORD_ID.fullmatch(text) else None
 
 
 def _render(template: tuple[str, templates.Renderer | None], context: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ class RecordKind:
     open: bool = False  # fields unknown in advance (a generic Salesforce object)
     actions: frozenset[str] = ANY_KIND_ACTIONS
     recipients: frozenset[str] = frozenset()  # symbolic recipients: assignee, requester, owner
+    links: bool = False  # `set` / `comment` may write to another record of this kind (`record:`)
 
     def has_field(self, path: str) -> bool:
         """True when a dotted field path starts at a field this kind has."""
@@ -73,6 +74,7 @@ KINDS: dict[str, RecordKind] = {
             mappings=frozenset({"custom"}),
             actions=ANY_KIND_ACTIONS | ZENDESK_ACTIONS,
             recipients=frozenset({"assignee", "requester"}),
+            links=True,
         ),
         _sf(
             "salesforce.opportunity",
@@ -108,3 +110,6 @@ ACTION_KINDS: dict[str, tuple[str, ...]] = {
     action: tuple(k.name for k in KINDS.values() if action in k.actions)
     for action in sorted(set().union(*(k.actions for k in KINDS.values())))
 }
+
+# The kinds whose `set` and `comment` may write to another record of the kind (`record:`).
+LINK_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS.values() if k.links)

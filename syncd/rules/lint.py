@@ -20,8 +20,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from syncd.durations import Offset
 from syncd.rules import templates
 from syncd.rules.diagnostics import Severity, did_you_mean
-from syncd.rules.kinds import ACTION_KINDS, RecordKind
+from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind
 from syncd.rules.schema import (
+    LINK,
     TIMING_KEYS,
     Action,
     ActionField,
@@ -203,8 +204,15 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
         if name in ACTION_KINDS and name not in kind.actions:
             yield Finding(path, f"action {name!r} cannot act on {kind.name} (it works on "
                           f"{', '.join(ACTION_KINDS[name])})", at_key=True)  # fmt: skip
+        linked = isinstance(body, Mapping) and LINK in body
+        if linked and not kind.links:
+            yield Finding((*path, LINK), f"'{LINK}' (writing to another record) works only in "
+                          f"rules on {', '.join(LINK_KINDS)} for now, not on {kind.name}",
+                          at_key=True)  # fmt: skip
         if name == "set" and isinstance(body, Mapping):
-            named += [((*path, key), key) for key in body]
+            fields, base = (body.get("fields"), (*path, "fields")) if linked else (body, path)
+            if isinstance(fields, Mapping):
+                named += [((*base, key), key) for key in fields]
         if name == "assign":
             named.append(((*path, "mapping", "field"), _get(body, ("mapping", "field"))))
     for path, field in named:
@@ -392,7 +400,11 @@ def _texts(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Text]]:
     if isinstance(value, Text):
         yield path, value
     elif isinstance(value, BaseModel):
-        body_key = getattr(value, "body_key", None)
+        # the short form's body is the body key's value (`set: {status: solved}`), the long
+        # form names it (`set: {record: ..., fields: {status: solved}}`)
+        body_key = None
+        if isinstance(value, Action) and value.link is None:
+            body_key = value.body_key
         for name, info in type(value).model_fields.items():
             sub = () if name == body_key else (info.alias or name,)
             yield from _texts(getattr(value, name), (*path, *sub))

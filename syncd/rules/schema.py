@@ -55,6 +55,7 @@ from syncd.rules.templates import Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
+LINK = "record"  # `set` / `comment`: the key naming another record to write to (a template)
 VAR_REFERENCE = re.compile(r"\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")  # syncd.rules.vars
 DEFS = "#/$defs/"
 
@@ -337,12 +338,26 @@ class Action(Node):
             if name != "kind" and value is not None
         }
 
+    @property
+    def link(self) -> Text | None:
+        """The template naming the other record the action writes to (`record:`), if any."""
+        return getattr(self, LINK, None)
+
     @classmethod
     def body_schema(cls) -> dict[str, Any]:
         """JSON Schema of the YAML body under the action's key."""
         schema = cls.model_json_schema(ref_template=DEFS + "{model}")
         if cls.body_key:
-            return {**schema["properties"][cls.body_key], "$defs": schema.get("$defs", {})}
+            body = schema["properties"][cls.body_key]
+            if LINK in cls.model_fields:  # or the long form {record: ..., <body_key>: ...}
+                linked = {
+                    "type": "object",
+                    "properties": {LINK: schema["properties"][LINK], cls.body_key: body},
+                    "required": [LINK, cls.body_key],
+                    "additionalProperties": False,
+                }
+                body = {"anyOf": [body, linked]}
+            return {**body, "$defs": schema.get("$defs", {})}
         schema["properties"].pop("kind")
         schema["required"] = [r for r in schema.get("required", []) if r != "kind"]
         return schema
@@ -399,12 +414,31 @@ Value = Annotated[
 ]
 
 
+def _link_id(raw: Any) -> Any:
+    """A linked record's id written as a YAML number is read as its text (then a template)."""
+    return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+
+
+LinkedRecord = Annotated[
+    Text,
+    BeforeValidator(_link_id),
+    WithJsonSchema(
+        {
+            "type": ["string", "integer"],
+            "description": "Id of another Zendesk ticket to write to instead of the rule's "
+            "record (a template, e.g. '{{ ticket.custom.customer_ticket }}')",
+        }
+    ),
+]
+
+
 class SetFields(Action):
-    """Set fields: {status: solved, custom.kind: Training}."""
+    """Set fields: {status: solved}; on another ticket: {record: "<id>", fields: {...}}."""
 
     kind: Literal["set"] = "set"
     body_key = "fields"
     fields: dict[str, Value] = Field(min_length=1, description="field: value (templates)")
+    record: LinkedRecord | None = None
 
 
 class AssignMapping(Node):
@@ -447,11 +481,12 @@ class Unassign(Action):
 
 
 class Comment(Action):
-    """Add a comment to the ticket (private unless public: true)."""
+    """Add a comment (private unless public: true), to another ticket with `record`."""
 
     kind: Literal["comment"] = "comment"
     body: Text
     public: bool = False
+    record: LinkedRecord | None = None
 
 
 class Notify(Action):
@@ -556,6 +591,8 @@ def _unwrap_action(raw: Any) -> Any:
         raise LocatedError([((name,), f"unknown action {name!r}{did_you_mean(name, ACTIONS)}",
                              True)])  # fmt: skip
     if model.body_key:
+        if isinstance(body, dict) and LINK in body and LINK in model.model_fields:
+            return {**body, "kind": name}  # the long form: {record: ..., fields: {...}}
         return {"kind": name, model.body_key: body}
     if body is None:
         body = {}
