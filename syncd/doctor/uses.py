@@ -25,6 +25,7 @@ from syncd.rules.kinds import KINDS
 from syncd.rules.lint import CONDITION_KEYS
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
+    VAR_REFERENCE,
     Action,
     Assign,
     CreateEvent,
@@ -146,7 +147,17 @@ class _Scan:
         named = NAMING_FIELDS.get((self.rule.on, name))
         if named is not None:
             for at, value in _compared(test, path):
-                self.add((named[0],), named[1], str(value), at)
+                for resolved in self.var_values(value):
+                    self.add((named[0],), named[1], str(resolved), at)
+
+    def var_values(self, value: Any) -> list[Any]:
+        """A compared value as the loader reads it (the YAML here is as written): a var
+        reference (`"{{ vars.desk }}"`, the file's vars included) names the var's values."""
+        match = VAR_REFERENCE.fullmatch(value) if isinstance(value, str) else None
+        if match is None or match[1] not in self.rule.vars:
+            return [value]
+        resolved = self.rule.vars[match[1]]
+        return resolved if isinstance(resolved, list) else [resolved]
 
     def field(self, name: str, path: Path_) -> None:
         """A record field read or set: a Zendesk custom field, or any Salesforce field."""

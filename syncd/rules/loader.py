@@ -4,8 +4,10 @@ YAML is read with ruamel's round-trip loader so every node keeps its line and co
 errors carry a `loc` path that is walked back through that tree. A bad file never stops good
 ones, and a bad rule never stops the other rules of its file: `load_rules` returns what is
 sound plus the diagnostics for the rest, and `syncd check` (or a refused reload) prints them.
-A rule's conditions read its vars (`vars.substitute_vars`) before it is validated and linted,
-so the model every caller gets holds plain values.
+A rule's vars are its file's `vars` under its own (its own entry of a name wins), merged here
+so the model every caller gets (engine, executor, doctor) and lint see one set. Its conditions
+read them (`vars.substitute_vars`) before it is validated and linted, so the model holds plain
+values. A problem with an inherited var is reported where the file writes it.
 """
 
 from __future__ import annotations
@@ -199,8 +201,9 @@ class _Rule:
 
     rule: Rule | None
     file: str
-    node: CommentedMap  # as written: positions
-    raw: dict[str, Any]  # as plain values, its conditions reading its vars: what is checked
+    root: CommentedMap  # its file as written: positions
+    path: Path_  # of the rule in `root`
+    raw: dict[str, Any]  # as plain values, with its file's vars, its conditions reading them
     default_calendar: str | None
     unique: bool  # no earlier rule has its id
 
@@ -219,7 +222,7 @@ class _Load:
 
     def report(self, file: str, root: Any, path: Path_, message: str,
                severity: Severity = "error", at_key: bool = False) -> None:  # fmt: skip
-        line, col = locate(root, path, at_key)
+        line, col = locate(root, _shared_var(root, path), at_key)
         self.diagnostics.append(Diagnostic(file, line, col, severity, message))
 
     def run(self, paths: Iterable[str | Path]) -> LoadResult:
@@ -279,25 +282,28 @@ class _Load:
                 self.report(file, root, (key,), f"unknown key {key!r}"
                             f"{did_you_mean(str(key), RulesFile.model_fields)}", at_key=True)
         defaults = self.validate(Defaults, file, root, ("defaults",), root.get("defaults") or {})
+        shared = _plain(root["vars"]) if self.items(file, root, "vars", CommentedMap) else {}
         for name in self.items(file, root, "calendars", CommentedMap):
             self.load_calendar(file, root, name)
         if defaults and defaults.calendar:
             self.defaults.append((file, root, defaults.calendar))
         for index in self.items(file, root, "rules", CommentedSeq):
             node = root["rules"][index]
-            raw, rule = self.validate_rule(file, root, ("rules", index), node)
+            path = ("rules", index)
+            raw, rule = self.validate_rule(file, root, path, node, shared)
             if isinstance(node, CommentedMap):
                 calendar = defaults.calendar if defaults else None
                 unique = self.unique_id(file, node)
-                self.rules.append(_Rule(rule, file, node, raw, calendar, unique))
+                self.rules.append(_Rule(rule, file, root, path, raw, calendar, unique))
 
     def validate_rule(
-        self, file: str, root: CommentedMap, path: Path_, node: Any
+        self, file: str, root: CommentedMap, path: Path_, node: Any, shared: dict[str, Any]
     ) -> tuple[Any, Rule | None]:
-        """The rule's YAML with its conditions reading its vars, and its model: None when it
-        does not validate or reads a var it cannot. A reference that cannot be resolved stays
-        as written; what validation then says at the same place is not repeated."""
-        raw, problems = substitute_vars(_plain(node))
+        """The rule's YAML with its file's vars (`shared`) and its conditions reading them, and
+        its model: None when it does not validate or reads a var it cannot. A reference that
+        cannot be resolved stays as written; what validation then says at the same place is
+        not repeated."""
+        raw, problems = substitute_vars(_inherit(_plain(node), shared))
         start = len(self.diagnostics)
         for sub, message in problems:
             self.report(file, root, (*path, *sub), message)
@@ -402,15 +408,37 @@ class _Load:
             )
             findings = list(lint.lint(node, kind, env))
             for finding in findings:
-                line, col = locate(entry.node, finding.path, finding.at_key)
-                self.diagnostics.append(
-                    Diagnostic(entry.file, line, col, finding.severity, finding.message)
-                )
+                self.report(entry.file, entry.root, (*entry.path, *finding.path),
+                            finding.message, finding.severity, finding.at_key)  # fmt: skip
             rule = entry.rule
             if rule and entry.unique and not any(f.severity == "error" for f in findings):
                 where = self.rule_ids[rule.id]
                 sound.append((rule.model_copy(update={"calendar": calendar}), where))
         return sound
+
+
+def _inherit(rule: Any, shared: dict[str, Any]) -> Any:
+    """The rule (plain values) with its file's vars under its own. A rule whose `vars` is not a
+    mapping keeps it as written, for validation to report."""
+    own = rule.get("vars", {}) if isinstance(rule, dict) else None
+    if not shared or not isinstance(own, dict):
+        return rule
+    return {**rule, "vars": {**shared, **own}}
+
+
+def _shared_var(root: Any, path: Path_) -> Path_:
+    """`path` moved to the file's `vars` when it is below a var the rule inherits from there
+    (`rules.3.vars.desk` -> `vars.desk`): a problem with that var points where it is written,
+    and is said once for all the rules that inherit it (same place, same message)."""
+    match path:
+        case ("rules", int(index), "vars", str(name), *rest):
+            rule = root["rules"][index]
+            own = rule.get("vars") if isinstance(rule, CommentedMap) else None
+            shared = root.get("vars")
+            inherited = not (isinstance(own, CommentedMap) and name in own)
+            if inherited and isinstance(shared, CommentedMap) and name in shared:
+                return ("vars", name, *rest)
+    return path
 
 
 _CALENDAR_PATH = re.compile(r"calendars\.[^.\[:]+(?P<rest>[^: ]*): ")

@@ -845,6 +845,11 @@ class RulesFile(Node):
 
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
+    vars: dict[str, Value] = Field(
+        default_factory=dict,
+        description="Vars of every rule in this file, as if written in each rule's vars; a "
+        "rule's own var of the same name wins",
+    )
     rules: list[Rule] = Field(default_factory=list)
 
 

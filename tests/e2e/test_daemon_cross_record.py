@@ -26,11 +26,17 @@ MINUTES = timedelta(minutes=2)  # past the export's one-minute lag
 
 
 def shipped_rules() -> str:
-    """The shipped rules of SHIPPED as a rules file (JSON is YAML)."""
+    """The shipped rules of SHIPPED as a rules file (JSON is YAML), each with the vars it
+    inherits from its own file (its own entries winning, as the loader merges them)."""
     rules = []
     for rule_id, name in SHIPPED.items():
         document = YAML(typ="safe").load((ROOT / "rules" / name).read_text())
-        rules += [rule for rule in document["rules"] if rule["id"] == rule_id]
+        shared = document.get("vars") or {}
+        rules += [
+            {**rule, "vars": {**shared, **rule.get("vars", {})}}
+            for rule in document["rules"]
+            if rule["id"] == rule_id
+        ]
     assert len(rules) == len(SHIPPED)
     return json.dumps({"rules": rules})
 

@@ -61,4 +61,4 @@ def test_schema_prints_the_json_schema() -> None:
     assert result.exit_code == 0
     document = json.loads(result.output)
     assert document["$schema"].endswith("2020-12/schema")
-    assert set(document["properties"]) == {"calendars", "defaults", "rules"}
+    assert set(document["properties"]) == {"calendars", "defaults", "vars", "rules"}

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from syncd.doctor.uses import rule_uses
 from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import Engine
 from syncd.rules.loader import LoadResult, load_rules
@@ -217,3 +218,124 @@ def test_json_schema_accepts_a_var_where_a_list_or_boolean_goes() -> None:
 
     assert errors({"status": {"in": "{{ vars.open }}"}, "tags": {"exists": "{{vars.flag}}"}}) == []
     assert errors({"status": {"in": "{{ ticket.status }}"}}) != []
+
+
+FILE_VARS = "vars: {desk: Support, open_statuses: [new, open]}\n"
+
+
+def test_a_file_var_is_read_by_every_rule_of_the_file(tmp_path: Path) -> None:
+    rules = """
+    - id: new-case
+      on: zendesk.ticket
+      scope: {group_name: "{{ vars.desk }}"}
+      when: {status: new}
+      do: [{tag: ["new-{{ vars.desk | lower }}"]}]
+    - id: open-case
+      on: zendesk.ticket
+      when: {group_name: "{{ vars.desk }}", status: "{{ vars.open_statuses }}"}
+      do: [{tag: ["open-{{ vars.desk | lower }}"]}]
+    """
+    result = load(tmp_path, rules, header=FILE_VARS)
+    assert result.diagnostics == [], [str(d) for d in result.diagnostics]
+    assert [rule.vars for rule in result.ruleset.rules] == [
+        {"desk": "Support", "open_statuses": ["new", "open"]}
+    ] * 2
+    run = Engine(result.ruleset)
+    fired = play(run, [(T0, {"group_name": "Support", "status": "new"})], T0)
+    assert [(i.rule_id, i.params) for i in fired] == [
+        ("new-case", {"tags": ["new-support"]}),
+        ("open-case", {"tags": ["open-support"]}),
+    ]
+    assert play(run, [(T0, {"group_name": "Sales", "status": "new"})], T0) == []
+
+
+def test_a_rule_var_overrides_the_file_var_of_the_same_name(tmp_path: Path) -> None:
+    rules = """
+    - id: sales-case
+      on: zendesk.ticket
+      vars: {desk: Sales}
+      when: {group_name: "{{ vars.desk }}", status: "{{ vars.open_statuses }}"}
+      do: [{tag: ["case-{{ vars.desk | lower }}"]}]
+    - id: support-case
+      on: zendesk.ticket
+      when: {group_name: "{{ vars.desk }}", status: "{{ vars.open_statuses }}"}
+      do: [{tag: ["case-{{ vars.desk | lower }}"]}]
+    """
+    run = Engine(load(tmp_path, rules, header=FILE_VARS).ruleset)
+    for desk, fired in [("Sales", ("sales-case", "case-sales")),
+                        ("Support", ("support-case", "case-support"))]:  # fmt: skip
+        intents = play(run, [(T0, {"group_name": desk, "status": "open"})], T0)
+        assert [(i.rule_id, i.params["tags"][0]) for i in intents] == [fired], desk
+
+
+def test_file_vars_problems_are_positioned_where_they_are_written(tmp_path: Path) -> None:
+    """An unreadable reference points at the reference, a bad file var at the file's `vars`
+    (once, though two rules inherit it), the rule's own var overriding it is not blamed."""
+    header = """\
+vars:
+  desk: Support
+  owner: "{{ ticket.assignee_email }}"
+  broken: "{{ ticket.subject"
+"""
+    rules = """
+    - id: first
+      on: zendesk.ticket
+      when: {group_name: "{{ vars.dsk }}", assignee_email: "{{ vars.owner }}"}
+      do: [{tag: ["{{ vars.desc }}"]}]
+    - id: second
+      on: zendesk.ticket
+      when: {status: new}
+      do: [{tag: [x]}]
+    - id: own-broken-var
+      on: zendesk.ticket
+      vars: {broken: fixed}
+      when: {group_name: "{{ vars.desk }}"}
+      do: [{tag: ["{{ vars.broken }}"]}]
+    """
+    result = load(tmp_path, rules, header=header)
+    file = str(tmp_path / "rules.yaml")
+    assert [str(d) for d in result.diagnostics] == [
+        f"{file}:4:11: error: template syntax error: unexpected end of template, expected 'end "
+        "of print statement'.",
+        f"{file}:9:24: error: condition reads unknown 'vars.dsk' (did you mean 'desk'?)",
+        f"{file}:9:58: error: condition reads 'vars.owner', a template: it is rendered for each "
+        "record when an action runs, so a condition can only read a var with a plain value",
+        f"{file}:10:17: error: template reads unknown 'vars.desc' (did you mean 'desk'?)",
+    ]
+    assert [rule.id for rule in result.ruleset.rules] == ["own-broken-var"]
+
+
+def test_file_vars_that_are_not_a_mapping_are_an_error(tmp_path: Path) -> None:
+    rules = """
+    - {id: plain, on: zendesk.ticket, when: {status: new}, do: [{tag: [x]}]}
+    """
+    result = load(tmp_path, rules, header="calendars: {}\nvars: [desk, Support]\n")
+    file = str(tmp_path / "rules.yaml")
+    assert [str(d) for d in result.diagnostics] == [f"{file}:2:7: error: 'vars' must be a mapping"]
+    assert [rule.id for rule in result.ruleset.rules] == ["plain"]
+
+
+def test_json_schema_accepts_file_vars() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    assert list(validator.iter_errors({"vars": {"desk": "Support", "open": ["new"]}})) == []
+    assert list(validator.iter_errors({"vars": ["desk"]})) != []
+
+
+def test_doctor_checks_the_groups_a_condition_reads_from_file_vars(tmp_path: Path) -> None:
+    """`syncd doctor` reads conditions as written: a reference names the var's values."""
+    rules = """
+    - id: desk-or-engineers
+      on: zendesk.ticket
+      vars: {engineers: [Engineers, Senior Engineers]}
+      scope: {group_name: ["{{ vars.desk }}", Sales]}
+      when: {group_name: "{{ vars.engineers }}"}
+      do: [{tag: [x]}]
+    """
+    uses = rule_uses(load(tmp_path, rules, header=FILE_VARS).ruleset)
+    where = f"{tmp_path / 'rules.yaml'}:"
+    assert sorted((r.what, r.name, r.where.removeprefix(where)) for r in uses.references) == [
+        ("group", "Engineers", "8"),
+        ("group", "Sales", "7"),
+        ("group", "Senior Engineers", "8"),
+        ("group", "Support", "7"),
+    ]
