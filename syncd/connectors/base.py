@@ -186,7 +186,3 @@ class TtlCache(Generic[T]):
                 with default_lane("poll"):
                     self._value = (now, self._load())
             return self._value[1]
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._value = None
