@@ -128,15 +128,6 @@ class Records:
         )
         return [FieldChange(r.field, r.at, r.old, r.new) for r in self._conn.execute(query)]
 
-    def mark_deleted(self, ref: RecordRef, now: datetime) -> bool:
-        """Flag a record deleted at the vendor, keeping its last fields; False if unknown or
-        already deleted."""
-        result = self._conn.execute(
-            update(records)
-            .where(*_key(ref), records.c.deleted.is_(False))
-            .values(deleted=True, observed_at=now, version=records.c.version + 1)
-        )
-        return result.rowcount == 1
 
 
 def _key(ref: RecordRef) -> tuple[Any, ...]:

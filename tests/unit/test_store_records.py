@@ -97,14 +97,14 @@ def test_an_unchanged_version_is_a_no_op(store: Store) -> None:
         assert len(tx.records.history(TICKET)) == 2
 
 
-def test_deletion_keeps_the_last_fields_and_hides_the_record_from_listings(store: Store) -> None:
+def test_a_deletion_is_a_version_that_hides_the_record_from_listings(store: Store) -> None:
     other = RecordRef("zendesk.ticket", "43")
     with store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "open"}, T0))
         tx.records.upsert(Record(other, {"status": "new"}, T0))
-        assert tx.records.mark_deleted(TICKET, T1)
-        assert not tx.records.mark_deleted(TICKET, T2)
-        assert not tx.records.mark_deleted(RecordRef("zendesk.ticket", "404"), T2)
+        gone = tx.records.upsert(Record(TICKET, {"status": "open"}, T1, deleted=True))
+        again = tx.records.upsert(Record(TICKET, {"status": "open"}, T2, deleted=True))
+    assert gone.changed and gone.version == 2 and not again.changed
     with store.read() as tx:
         assert tx.records.get(TICKET) == Record(TICKET, {"status": "open"}, T1, deleted=True)
         assert [r.ref for r in tx.records.by_kind("zendesk.ticket")] == [other]
@@ -115,7 +115,7 @@ def test_deletion_keeps_the_last_fields_and_hides_the_record_from_listings(store
 def test_a_deleted_record_seen_again_is_a_new_version(store: Store) -> None:
     with store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "open"}, T0))
-        tx.records.mark_deleted(TICKET, T1)
+        tx.records.upsert(Record(TICKET, {"status": "open"}, T1, deleted=True))
         back = tx.records.upsert(Record(TICKET, {"status": "open"}, T2))
     assert back.changed and back.version == 3 and back.previous is not None
     assert back.previous.deleted and back.changes == []
