@@ -4,7 +4,11 @@ kept equal to the sandbox's, and what people would see read back from the emulat
 from __future__ import annotations
 
 import textwrap
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,9 @@ from typing import Any
 from syncd.clock import FrozenClock
 from syncd.connectors.tls import PinnedSession
 from syncd.daemon.cycle import CycleReport, run_cycle
-from syncd.daemon.runtime import open_runtime
+from syncd.daemon.notify import Notifier
+from syncd.daemon.runtime import Runtime, open_runtime
+from syncd.daemon.service import Service
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import Settings, load_settings
 from syncd.store.db import Store, open_store
@@ -84,6 +90,29 @@ def seed(tickets: int, created: datetime) -> dict[str, Any]:
             ],
         },
     }  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Until `condition()` holds; fails the test after `timeout` real seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@contextmanager
+def serving(rt: Runtime, notifier: Notifier | None = None) -> Iterator[Service]:
+    """`syncd run`'s service on `rt` in a thread; stopped, joined and closed on the way out."""
+    service = Service(rt, notifier)
+    thread = threading.Thread(target=service.serve)
+    thread.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        rt.close()
+    assert not thread.is_alive()
 
 
 class World:

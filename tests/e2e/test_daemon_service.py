@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from e2e_world import NOW, TRIAGE, World, seed
+from e2e_world import NOW, TRIAGE, World, seed, serving, wait_for
 
 from syncd.clock import AcceleratedClock
 from syncd.daemon.runtime import open_runtime
-from syncd.daemon.service import Service
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
-
-
-def wait_for(condition: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_service_works_reloads_refuses_bad_rules_and_stops(
@@ -30,10 +21,7 @@ def test_service_works_reloads_refuses_bad_rules_and_stops(
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
     settings = load_settings(world.config, env={**world.env, "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"})
     rt = open_runtime(settings, world.clock)
-    service = Service(rt)
-    thread = threading.Thread(target=service.serve)
-    thread.start()
-    try:
+    with serving(rt) as service:
         wait_for(lambda: len(world.mail()) == 2)
 
         (world.rules_dir / "bad.yaml").write_text("rules:\n  - id: x\n    on: nowhere\n")
@@ -44,11 +32,6 @@ def test_service_works_reloads_refuses_bad_rules_and_stops(
         (world.rules_dir / "bad.yaml").write_text("rules: []\n")
         service.reload()
         wait_for(lambda: b'syncd_reloads_total{result="ok"} 1.0' in service.metrics.render())
-    finally:
-        service.stop()
-        thread.join(timeout=30)
-        rt.close()
-    assert not thread.is_alive()
     assert len(world.mail()) == 2
 
 
@@ -59,20 +42,13 @@ def test_an_accelerated_clock_polls_every_poll_interval_of_its_own_time(
     sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - timedelta(minutes=5)))
     assert world.settings.syncd.poll_interval_s == 30  # the default: half a second at 60x
     rt = open_runtime(world.settings, AcceleratedClock(NOW, 60.0))
-    service = Service(rt)
-    thread = threading.Thread(target=service.serve)
 
     def exports() -> int:
         log = sandbox.control("GET", "/_sandbox/requests")["requests"]
         return sum("/incremental/" in r["path"] for r in log)
 
-    thread.start()
-    try:
+    with serving(rt):
         started = time.monotonic()
         wait_for(lambda: exports() >= 5, timeout=15)
         elapsed = time.monotonic() - started
-    finally:
-        service.stop()
-        thread.join(timeout=30)
-        rt.close()
     assert elapsed < 10  # five polls: not one every 30 real seconds

@@ -5,18 +5,14 @@ budget, cycle duration."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from e2e_world import LADDER, NOW, TRIAGE, World, seed
+from e2e_world import LADDER, NOW, TRIAGE, World, seed, serving, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.daemon.runtime import open_runtime
-from syncd.daemon.service import Service
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
 
@@ -57,13 +53,6 @@ def done(port: int) -> float:
     return scrape(port).get(("syncd_intents", (("state", "done"),)), 0.0)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_metrics_move_as_the_service_works(sandbox: SandboxServer, tmp_path: Path) -> None:
     world = World(sandbox, tmp_path, TRIAGE + LADDER + WATCHERS)
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
@@ -77,21 +66,13 @@ def test_metrics_move_as_the_service_works(sandbox: SandboxServer, tmp_path: Pat
     settings = load_settings(world.config, env={
         **world.env, "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3", "SYNCD_METRICS__ENABLED": "true",
         "SYNCD_METRICS__PORT": str(port)})  # fmt: skip
-    rt = open_runtime(settings, world.clock)
-    service = Service(rt)
-    thread = threading.Thread(target=service.serve)
-    thread.start()
-    try:
+    with serving(open_runtime(settings, world.clock)) as service:
         wait_for(lambda: service.metrics_server is not None)
         wait_for(lambda: done(port) == 6)
         first = scrape(port)
         world.advance(timedelta(hours=1))  # the ladder's first step: two more mails
         wait_for(lambda: done(port) == 8)
         later = scrape(port)
-    finally:
-        service.stop()
-        thread.join(timeout=30)
-        rt.close()
 
     for source in ("zendesk", "salesforce", "graph"):
         assert value(first, "syncd_polls_total", source=source) >= 1

@@ -3,14 +3,13 @@ file is picked up by itself, and a removed rule's timers are cancelled and audit
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from e2e_world import LADDER, NOW, TRIAGE, World, seed
+from e2e_world import LADDER, NOW, TRIAGE, World, seed, serving, wait_for
 
 from syncd.daemon.runtime import open_runtime
 from syncd.daemon.service import Service
@@ -27,31 +26,15 @@ rules:
 """
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def running(sandbox: SandboxServer, tmp_path: Path) -> Iterator[tuple[World, Service]]:
     """The service on TRIAGE + LADDER over two new tickets, triaged once it yields."""
     world = World(sandbox, tmp_path, TRIAGE + LADDER)
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
     settings = load_settings(world.config, env={**world.env, "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"})
-    rt = open_runtime(settings, world.clock)
-    service = Service(rt)
-    thread = threading.Thread(target=service.serve)
-    thread.start()
-    try:
+    with serving(open_runtime(settings, world.clock)) as service:
         wait_for(lambda: len(world.mail()) == 2)
         yield world, service
-    finally:
-        service.stop()
-        thread.join(timeout=30)
-        rt.close()
-    assert not thread.is_alive()
 
 
 def new_ticket(world: World, subject: str) -> int:

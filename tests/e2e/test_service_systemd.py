@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_world import LADDER, NOW, TRIAGE, World, seed
+from e2e_world import LADDER, NOW, TRIAGE, World, seed, serving
 
 from syncd.connectors.base import Connector, Page
 from syncd.daemon.notify import Notifier
 from syncd.daemon.runtime import build_connectors, open_runtime
-from syncd.daemon.service import Service
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
@@ -137,35 +136,29 @@ def test_ready_watchdog_reloading_ready_stopping_and_no_watchdog_while_stuck(
     connectors = {name: Stalling(connector, vendors) for name, connector in real.items()}
     rt = open_runtime(settings, world.clock, connectors=connectors)
     notifier = Notifier({"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": WATCHDOG_USEC})
-    service = Service(rt, notifier)
-    thread = threading.Thread(target=service.serve)
-    thread.start()
-    try:
-        time.sleep(1.0)
-        assert systemd.states() == []
-        vendors.set()
-        systemd.wait_for(lambda: "WATCHDOG=1" in systemd.states())
-        systemd.wait_for(lambda: len(world.mail()) == 2)  # triage done: a cycle went round
-        systemd.wait_for(lambda: any("intents pending" in s for s in systemd.statuses()))
+    with serving(rt, notifier) as service:
+        try:
+            time.sleep(1.0)
+            assert systemd.states() == []
+            vendors.set()
+            systemd.wait_for(lambda: "WATCHDOG=1" in systemd.states())
+            systemd.wait_for(lambda: len(world.mail()) == 2)  # triage done: a cycle went round
+            systemd.wait_for(lambda: any("intents pending" in s for s in systemd.statuses()))
 
-        service.reload()
-        systemd.wait_for(systemd.reloaded)
+            service.reload()
+            systemd.wait_for(systemd.reloaded)
 
-        vendors.clear()  # the ladder's first step comes due while the vendors hang
-        world.advance(timedelta(hours=1))
-        stuck_since = time.monotonic()
-        time.sleep(1.0)  # whatever was in flight finishes; then nothing moves
-        quiet_from = time.monotonic()
-        time.sleep(2.0)  # four watchdog intervals
-        assert "WATCHDOG=1" not in systemd.states(since=quiet_from), stuck_since
-        vendors.set()
-        systemd.wait_for(lambda: "WATCHDOG=1" in systemd.states(since=quiet_from))
-    finally:
-        vendors.set()
-        service.stop()
-        thread.join(timeout=30)
-        rt.close()
-    assert not thread.is_alive()
+            vendors.clear()  # the ladder's first step comes due while the vendors hang
+            world.advance(timedelta(hours=1))
+            stuck_since = time.monotonic()
+            time.sleep(1.0)  # whatever was in flight finishes; then nothing moves
+            quiet_from = time.monotonic()
+            time.sleep(2.0)  # four watchdog intervals
+            assert "WATCHDOG=1" not in systemd.states(since=quiet_from), stuck_since
+            vendors.set()
+            systemd.wait_for(lambda: "WATCHDOG=1" in systemd.states(since=quiet_from))
+        finally:
+            vendors.set()
     heard = systemd.states()
     assert heard[0] == "READY=1" and heard[-1] == "STOPPING=1"
     reload_at = heard.index("RELOADING=1")
