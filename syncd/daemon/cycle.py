@@ -45,6 +45,8 @@ def poll_all(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> dict[
 
 def run_cycle(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> CycleReport:
     rt.failures.clear()
+    if rt.rules_refused:  # `run --once` exits 1 while the rules directory is refused
+        rt.fail(f"rules directory refused: {rt.rules_refused}")
     executor = Executor(rt, stopping)
     executor.recover()
     report = CycleReport(polled=poll_all(rt, stopping))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
+from syncd.daemon import rulesets
 from syncd.logs import get_logger
 from syncd.rules.diagnostics import Diagnostic
 from syncd.rules.engine import DEFAULT_GRACE, Engine
@@ -61,6 +62,8 @@ class Runtime:
     connectors: Mapping[str, Connector]
     dry_run: bool = False
     failures: list[str] = field(default_factory=list)  # this cycle's, for `run --once`
+    # the rules directory was refused at start: the first error and which rules run instead
+    rules_refused: str | None = None
 
     @property
     def grace(self) -> timedelta:
@@ -109,12 +112,19 @@ def open_runtime(
     dry_run: bool = False,
 ) -> Runtime:
     """Compile the rules, open the store (creating the state directory unless another
-    `store_url` is given: `plan`'s throwaway copy), build the connectors."""
-    engine = compile_rules(settings.syncd.rules_dir)
-    if store_url is None:
+    `store_url` is given: `plan`'s throwaway copy), build the connectors. The daemon's own
+    store keeps the last accepted rule set, run when the rules directory is refused
+    (rulesets.py)."""
+    own = store_url is None
+    if own:
         Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)
     store = open_store(store_url or settings.syncd.store_url,
                        max_attempts=settings.syncd.max_attempts)  # fmt: skip
+    try:
+        engine, refused = _rules(settings, clock, store, fall_back=own)
+    except BaseException:
+        store.close()
+        raise
     return Runtime(
         settings=settings,
         clock=clock,
@@ -122,4 +132,30 @@ def open_runtime(
         engine=engine,
         connectors=build_connectors(settings, clock) if connectors is None else connectors,
         dry_run=dry_run or settings.syncd.dry_run,
+        rules_refused=refused,
     )
+
+
+def _rules(settings: Settings, clock: Clock, store: Store, *, fall_back: bool
+           ) -> tuple[Engine, str | None]:  # fmt: skip
+    """The engine of the rules directory, saved as the last accepted; if it is refused, the
+    engine of the last accepted rule set and why (RulesRefused when there is none)."""
+    rules_dir = Path(settings.syncd.rules_dir)
+    try:
+        engine = compile_rules(rules_dir)
+    except RulesRefused as refused:
+        with store.read() as tx:
+            saved = rulesets.last_accepted(tx) if fall_back else None
+        if saved is None:
+            raise
+        for diagnostic in refused.diagnostics:
+            log.error("rules_refused", diagnostic=str(diagnostic))
+        copy = rulesets.restore(saved, Path(settings.syncd.state_dir) / "last-accepted-rules")
+        first = str(refused.diagnostics[0]) if refused.diagnostics else str(refused)
+        why = f"{first}; running the rules accepted {saved.at.isoformat()}"
+        log.error("rules_fallback", rules_dir=str(rules_dir), accepted_at=saved.at.isoformat())
+        return compile_rules(copy), why
+    if fall_back:
+        with store.transaction() as tx:
+            rulesets.remember(tx, rules_dir, clock.now())
+    return engine, None

@@ -88,6 +88,8 @@ class Service:
         self.watcher = RulesWatcher(rt.settings.syncd.rules_dir)
         self.meter = VendorMeter(self.metrics)
         self.status = Status(rt.settings.syncd.tz)
+        if rt.rules_refused:
+            self.status.rules_refused_at_start(rt.rules_refused)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._lock = threading.Lock()

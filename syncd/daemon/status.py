@@ -4,7 +4,7 @@
     | rules reload REFUSED 10:01:00 UTC (rules/x.yaml:3:5: ...); previous rules still running
 
 A refused reload stays on the line until a reload is accepted: the admin who saved the file
-must see that it is not running.
+must see that it is not running. So does a start on the last accepted rules (rulesets.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class Status:
         with self._lock:
             self._rules = (f"rules reload REFUSED {self._time(at)} ({_short(first_error)}); "
                            "previous rules still running")  # fmt: skip
+
+    def rules_refused_at_start(self, why: str) -> None:
+        with self._lock:
+            self._rules = f"rules REFUSED at start ({_short(why)})"
 
     def reload_accepted(self) -> None:
         with self._lock:
