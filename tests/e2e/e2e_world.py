@@ -172,6 +172,15 @@ class World:
     def subjects(self) -> list[str]:
         return sorted(m["subject"] for m in self.mail())
 
+    def new_ticket(self, subject: str) -> int:
+        """A customer writes in; the clock moves on until the export shows it."""
+        ticket = {"subject": subject, "comment": {"body": "Help"},
+                  "requester": {"email": "carl@customer.example"}}  # fmt: skip
+        resp = self.http.post(f"{self.api}/tickets.json", json={"ticket": ticket}, timeout=30)
+        resp.raise_for_status()
+        self.advance(timedelta(minutes=2))  # the export leaves out the last minute
+        return int(resp.json()["ticket"]["id"])
+
     def reply(self, ticket_id: int, author: int, body: str) -> None:
         """A public comment by `author` (an agent answering the customer)."""
         comment = {"body": body, "public": True, "author_id": author}

@@ -18,20 +18,11 @@ from syncd.sandbox.server import SandboxServer
 BROKEN = "rules:\n  - id: typo\n    on: zendesk.tickt\n    do: [{tag: [x]}]\n"
 
 
-def new_ticket(world: World) -> int:
-    ticket = {"subject": "Scanner jammed", "comment": {"body": "Help"},
-              "requester": {"email": "carl@customer.example"}}  # fmt: skip
-    resp = world.http.post(f"{world.api}/tickets.json", json={"ticket": ticket}, timeout=30)
-    resp.raise_for_status()
-    world.advance(timedelta(minutes=2))  # the export shows it a minute later
-    return int(resp.json()["ticket"]["id"])
-
-
 def test_a_restart_on_broken_rules_runs_the_last_accepted_ones_and_says_so(world: World) -> None:
     world.sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - timedelta(minutes=5)))
     assert world.cycle().ok  # accepted: triage runs, and is saved as the last accepted set
     (world.rules_dir / "typo.yaml").write_text(BROKEN)
-    ticket = new_ticket(world)
+    ticket = world.new_ticket("Scanner jammed")
 
     report = world.cycle()  # a fresh runtime: a restart on the broken directory
     assert "syncd-triaged" in world.ticket(ticket)["tags"]  # the good rules kept running

@@ -37,16 +37,6 @@ def running(sandbox: SandboxServer, tmp_path: Path) -> Iterator[tuple[World, Ser
         yield world, service
 
 
-def new_ticket(world: World, subject: str) -> int:
-    """A customer writes in; the export shows it once a minute has passed."""
-    ticket = {"subject": subject, "comment": {"body": "Help"},
-              "requester": {"email": "carl@customer.example"}}  # fmt: skip
-    resp = world.http.post(f"{world.api}/tickets.json", json={"ticket": ticket}, timeout=30)
-    resp.raise_for_status()
-    world.advance(timedelta(minutes=2))
-    return int(resp.json()["ticket"]["id"])
-
-
 def reloads(service: Service, result: str) -> float:
     return float(service.metrics.registry.get_sample_value(
         "syncd_reloads_total", {"result": result}) or 0)  # fmt: skip
@@ -62,7 +52,7 @@ def test_a_refused_reload_keeps_the_old_rules_firing(
     assert "rules reload REFUSED" in service.status.line()
     assert "broken.yaml:3" in service.status.line()
 
-    ticket = new_ticket(world, "Printer on fire again")
+    ticket = world.new_ticket("Printer on fire again")
     wait_for(lambda: "syncd-triaged" in world.ticket(ticket)["tags"])  # the old rules fire
     assert set(service.rt.engine.rules) == {"triage", "ladder"}
     time.sleep(2.5)  # the watcher has seen the refused file: it is not retried until it changes
@@ -73,7 +63,7 @@ def test_a_saved_rule_file_is_reloaded_without_a_signal(running: tuple[World, Se
     world, service = running
     (world.rules_dir / "vip.yaml").write_text(VIP)
     wait_for(lambda: reloads(service, "ok") == 1)
-    ticket = new_ticket(world, "VIP customer cannot log in")
+    ticket = world.new_ticket("VIP customer cannot log in")
     wait_for(lambda: "vip" in world.ticket(ticket)["tags"])
 
 
