@@ -24,7 +24,7 @@ from syncd.rules.engine import (
     memory_from_json,
 )
 from syncd.store.db import Tx
-from syncd.store.timers import TimerSpec
+from syncd.store.timers import Timer, TimerSpec
 
 
 @dataclass
@@ -89,7 +89,8 @@ def apply_record(
     upserted = tx.records.upsert(current)
     stored = _memory(tx, engine, record.ref)
     result = _evaluate(engine, current, upserted.previous, stored, now, grace)
-    _settle_due_timers(tx, record.ref, result, now)
+    pending = tx.timers.for_record(record.ref)
+    _settle_due_timers(tx, pending, result, now)
     applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
     if baseline:
         applied.held = hold_back(tx, result.intents, applied.planned, now)
@@ -97,19 +98,19 @@ def apply_record(
         after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
         if after != (before or {}):
             tx.memory.put(rule_id, record.ref, after, now)
-    _replace_timers(tx, record.ref, result, now)
+    _replace_timers(tx, record.ref, pending, result, now)
     for error in applied.errors:
         log.warning("rule_error", rule=error.rule_id, record=str(error.record),
                     step=error.step, error=error.message)  # fmt: skip
     return applied
 
 
-def _settle_due_timers(tx: Tx, ref: RecordRef, result: Evaluation, now: datetime) -> None:
+def _settle_due_timers(tx: Tx, pending: list[Timer], result: Evaluation, now: datetime) -> None:
     """The record's due timers were waiting for this evaluation: a timer whose step it
     planned has fired; one that planned nothing is cancelled with the reason, so `syncd audit`
     can say why an escalation did not happen (an agent answered: `until` held)."""
     steps = {(intent.rule_id, intent.step) for intent in result.intents}
-    for timer in tx.timers.for_record(ref):
+    for timer in pending:
         if timer.due_at > now:
             continue
         if timer.step == WAKE_STEP or (timer.rule_id, timer.step) in steps:
@@ -127,14 +128,16 @@ def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read"
     return f"not due when {seen}: the anchor moved, or catch_up skipped the step"
 
 
-def _replace_timers(tx: Tx, ref: RecordRef, result: Evaluation, now: datetime) -> None:
-    """Every rule's pending timers for the record become exactly what the engine wants."""
+def _replace_timers(tx: Tx, ref: RecordRef, pending: list[Timer], result: Evaluation,
+                    now: datetime) -> None:  # fmt: skip
+    """Every rule's pending timers for the record (as read before this evaluation settled the
+    due ones) become exactly what the engine wants."""
     wanted: dict[str, dict[str, TimerSpec]] = {}
     for timer in result.timers:  # two wake-ups at one instant share a key: keep one
         wanted.setdefault(timer.rule_id, {})[timer.key] = TimerSpec(
             timer.key, timer.step, timer.due_at
         )
-    owners = set(wanted) | {t.rule_id for t in tx.timers.for_record(ref)}
+    owners = set(wanted) | {t.rule_id for t in pending}
     for rule_id in sorted(owners):
         why = _why_nothing(result.memory.get(rule_id), "the record changed")
         tx.timers.replace(rule_id, ref, wanted.get(rule_id, {}).values(), now, why)

@@ -1,7 +1,8 @@
 """Fire due timers: re-read each record from its vendor first (a ticket answered a minute ago
 must not escalate), then re-evaluate it in one transaction per record, which plans what is due
-and marks its due timers fired. The records due together are re-read together, per vendor
-(`fetch_many`: Zendesk's `tickets/show_many` reads 100 tickets in one call)."""
+and settles its due timers (fired, or cancelled with the reason they planned nothing). The
+records due together are re-read together, per vendor (`fetch_many`: Zendesk's
+`tickets/show_many` reads 100 tickets in one call)."""
 
 from __future__ import annotations
 
@@ -72,8 +73,7 @@ def fire_due(
 
 def _fire(rt: Runtime, engine: Engine, timers: Sequence[Timer], fresh: Record | None,
           at: datetime) -> None:  # fmt: skip
-    """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which marks them
-    fired."""
+    """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which settles them."""
     ref = timers[0].record
     with rt.store.transaction() as tx:
         stored = tx.records.get(ref)
@@ -82,6 +82,6 @@ def _fire(rt: Runtime, engine: Engine, timers: Sequence[Timer], fresh: Record | 
                 tx.timers.mark_fired(timer.key, at)
             return
         record = fresh or Record(ref, stored.fields, at, deleted=True)
-        applied = apply_record(tx, engine, record, at, rt.grace)  # marks them fired
+        applied = apply_record(tx, engine, record, at, rt.grace)  # settles them
         if applied.errors:
             rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")

@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from syncd.daemon.actions import SOBJECTS
 from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.rules.kinds import KINDS
-from syncd.rules.lint import CONDITION_KEYS
+from syncd.rules.lint import CONDITION_KEYS, condition_fields
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
     VAR_REFERENCE,
@@ -114,7 +114,7 @@ class _Scan:
         for base in CONDITION_KEYS:
             condition = _get(self.node, base)
             if isinstance(condition, Mapping):
-                for name, path, test in _fields_in(condition, base):
+                for path, name, test in condition_fields(condition, base):
                     self.condition(name, path, test)
         for path in (("since",), ("defer", "to")):
             anchor = _get(self.node, path)
@@ -233,18 +233,6 @@ def _get(node: Any, path: Path_) -> Any:
     for key in path:
         node = node.get(key) if isinstance(node, Mapping) else None
     return node
-
-
-def _fields_in(condition: Mapping[str, Any], path: Path_) -> Iterator[tuple[str, Path_, Any]]:
-    """(field, path, test) for each field a YAML condition tests, through all/any/not."""
-    for key, value in condition.items():
-        if key == "not":
-            yield from _fields_in(value, (*path, key))
-        elif key in ("all", "any"):
-            for i, item in enumerate(value):
-                yield from _fields_in(item, (*path, key, i))
-        else:
-            yield str(key), (*path, key), value
 
 
 def _compared(test: Any, path: Path_) -> Iterator[tuple[Path_, Any]]:

@@ -197,7 +197,7 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
     for base in CONDITION_KEYS:
         raw = _get(node, base)
         if isinstance(raw, Mapping):
-            named += _condition_fields(raw, base)
+            named += [(path, name) for path, name, _ in condition_fields(raw, base)]
     named += [(path, _get(node, path)) for path in (("since",), ("defer", "to"))]
     for path, name in _raw_actions(node):
         body = _get(node, path)
@@ -235,16 +235,17 @@ def _raw_actions(node: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
                 yield (*base, i, name), name
 
 
-def _condition_fields(raw: Mapping[str, Any], path: Path_) -> Iterator[tuple[Path_, str]]:
+def condition_fields(raw: Mapping[str, Any], path: Path_) -> Iterator[tuple[Path_, str, Any]]:
+    """(path, field, test) for each field a YAML condition tests, through all/any/not."""
     for key, value in raw.items():
         if key == "not" and isinstance(value, Mapping):
-            yield from _condition_fields(value, (*path, key))
+            yield from condition_fields(value, (*path, key))
         elif key in ("all", "any") and isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, Mapping):
-                    yield from _condition_fields(item, (*path, key, i))
+                    yield from condition_fields(item, (*path, key, i))
         elif key not in ("all", "any", "not"):
-            yield (*path, key), str(key)
+            yield (*path, key), str(key), value
 
 
 # --- business time ------------------------------------------------------------------------
