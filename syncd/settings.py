@@ -133,6 +133,10 @@ class SalesforceSection(_Section):
     # it syncd may spend; the rest stays for the org's other integrations.
     daily_api_requests: int = Field(15000, gt=0)
     share: float = Field(0.5, gt=0, le=1)
+    # JWT bearer `aud`; unset: the login host of token_url (login./test.salesforce.com, My Domain)
+    jwt_audience: str | None = None
+    # relationship paths polled beyond each parent's name field, e.g. "Task.What.Name"
+    parent_fields: list[str] = Field(default_factory=list)
 
 
 class GraphSection(_Section):

@@ -14,14 +14,24 @@ Polling. Each configured sObject asked for by its kind (`salesforce.opportunity`
 `IsDeleted` and become `Record(deleted=True)`), the first pages of up to five sObjects in one
 `/composite` call (counted once against the daily limit; a poll of three objects costs one
 call, not three):
-`SELECT <all fields, plus Name of each parent> FROM X WHERE SystemModstamp >= since - lookback
-ORDER BY SystemModstamp, Id`, paged by `nextRecordsUrl` (`page_size` via Sforce-Query-Options).
+`SELECT <all fields, plus each parent's name field> FROM X WHERE SystemModstamp >= since -
+lookback ORDER BY SystemModstamp, Id`, paged by `nextRecordsUrl` (`page_size` via
+Sforce-Query-Options). Parents come from describe: a reference with a `relationshipName` and
+one target that has a name field (itself described, in one composite call), never a
+polymorphic one (Task.What) nor a history row (Opportunity.LastAmountChangedHistory, whose
+OpportunityHistory has no Name: asking for it is INVALID_FIELD); `parent_fields` adds such
+paths when a rule reads them. A subrequest that fails fails that object's poll only: the
+others' pages still come, then the poll raises (logged, counted, retried next cycle from the
+failed object's unchanged cursor), and a refused field list is described afresh.
 Stamps tie and transactions commit late, hence the look-back; the cursor remembers, per
 object, the newest stamp and every (Id, SystemModstamp) seen within the look-back window, and
 rows already seen are skipped. So a resumed poll repeats nothing and a row committed late with
 an older stamp is still found. Field lists come from `describe` (cached). API usage is read
 from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit
 (`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up).
+
+A field list whose GET request line would pass Salesforce's 16,384 bytes (orgs with many
+custom fields) goes in a composite body instead of the URL (`fetch`).
 
 Verbs (`Operation.target` is the sObject name, e.g. "Task"):
 - `create` `{"fields": {...}}`: POST with `key_field = op.key` (the key field need not be an
@@ -41,7 +51,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from simple_salesforce import Salesforce, format_soql
@@ -69,12 +79,15 @@ from syncd.connectors.http import (
     VendorError,
     default_lane,
 )
+from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 COLLECTION_MAX = 200
 COMPOSITE_QUERIES = 5  # query subrequests Salesforce allows in one composite call
+COMPOSITE_MAX = 25  # subrequests in one composite call
+MAX_REQUEST_LINE = 16384  # bytes of "GET <path?query> HTTP/1.1" Salesforce accepts
 COLLECTION_VERBS = ("create", "update", "upsert_by_key")
 KINDS = {
     "Opportunity": "salesforce.opportunity",
@@ -82,6 +95,8 @@ KINDS = {
     "Task": "salesforce.task",
 }
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
+REFUSED_SELECT = ("INVALID_FIELD", "INVALID_TYPE")  # the cached describe is out of date
+log = get_logger("syncd.connectors.salesforce")
 
 
 @dataclass(frozen=True)
@@ -96,13 +111,45 @@ class SalesforceConfig:
     lookback_s: int = 300
     objects: tuple[str, ...] = ("Opportunity", "Account", "Task")
     key_field: str = "Syncd_Key__c"
-    jwt_audience: str = "https://login.salesforce.com"
+    # the JWT bearer `aud`: None = the login host of `token_url` (login.salesforce.com,
+    # test.salesforce.com for a sandbox org, or a My Domain)
+    jwt_audience: str | None = None
+    # relationship paths polled beyond each parent's name field, "Task.What.Name"
+    parent_fields: tuple[str, ...] = ()
     ca_bundle: str | None = None
     proxy: str | None = None
     daily_api_requests: int = 15000
     rate_share: float = 0.5
     page_size: int = 2000  # query batch size, 200..2000
     directory_ttl_s: float = 900.0
+
+    @property
+    def audience(self) -> str:
+        return self.jwt_audience or login_host(self.token_url)
+
+
+def login_host(token_url: str) -> str:
+    """The origin the token endpoint answers for: what Salesforce checks the JWT `aud` against."""
+    parts = urlsplit(token_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """Describe of each polled sObject, and the name field of each parent they point at."""
+
+    objects: Mapping[str, Mapping[str, Any]]
+    name_fields: Mapping[str, str | None]
+
+
+def _parent_target(f: Mapping[str, Any]) -> str | None:
+    """The one sObject a reference field leads to, if its parent is worth naming: not
+    polymorphic, not a history row, reachable by a relationship name."""
+    targets = f.get("referenceTo") or []
+    if (f.get("type") != "reference" or not f.get("relationshipName") or len(targets) != 1
+            or f.get("polymorphicForeignKey") or str(targets[0]).endswith("History")):
+        return None
+    return str(targets[0])
 
 
 @dataclass
@@ -216,6 +263,8 @@ class SalesforceConnector:
                 api_version=sf.api_version,
                 lookback_s=sf.lookback_s,
                 objects=tuple(sf.objects),
+                jwt_audience=sf.jwt_audience,
+                parent_fields=tuple(sf.parent_fields),
                 daily_api_requests=sf.daily_api_requests,
                 rate_share=sf.share,
                 ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
@@ -232,7 +281,7 @@ class SalesforceConnector:
             claims = {
                 "iss": cfg.client_id,
                 "sub": cfg.username,
-                "aud": cfg.jwt_audience,
+                "aud": cfg.audience,
                 "exp": int((now + timedelta(minutes=3)).timestamp()),
             }
             return {
@@ -278,6 +327,7 @@ class SalesforceConnector:
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
         wanted = self.kinds if kinds is None else kinds
         objects = [name for name in self.config.objects if _kind(name) in wanted]
+        failures: list[VendorError] = []
         for start in range(0, len(objects), COMPOSITE_QUERIES):
             chunk = objects[start : start + COMPOSITE_QUERIES]
             soql = {}
@@ -292,6 +342,10 @@ class SalesforceConnector:
                 answers = self._call(lambda sf, q=soql: self._first_pages(sf, q, headers))
             for name in chunk:
                 position, answer = state[name], answers[name]
+                if isinstance(answer, VendorError):
+                    failures.append(answer)
+                    log.warning("salesforce_object_poll_failed", sobject=name, error=str(answer))
+                    continue
                 while True:
                     fresh = [
                         row
@@ -309,12 +363,29 @@ class SalesforceConnector:
                                 url, identifier_is_url=True, headers=headers
                             )
                         )
+        if failures:
+            self._refresh_describe_after(failures)
+            first = failures[0]
+            polled = [n for n in objects if not any(e.message.startswith(f"query of {n}:")
+                                                    for e in failures)]  # fmt: skip
+            raise type(first)(
+                "salesforce", first.status, first.code,
+                f"{first.message} ({len(failures)} of {len(objects)} sObjects failed; "
+                f"polled: {', '.join(polled) or 'none'})",
+            )
+
+    def _refresh_describe_after(self, failures: Sequence[VendorError]) -> None:
+        """A query refused for its fields or type: read describe afresh next time."""
+        if any(e.code in REFUSED_SELECT for e in failures):
+            self._describe = TtlCache(self._load_describe, self.clock,
+                                      self.config.directory_ttl_s)  # fmt: skip
 
     def _first_pages(
         self, sf: Salesforce, soql: Mapping[str, str], headers: Mapping[str, str]
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, dict[str, Any] | VendorError]:
         """The first page of each query in ONE composite call, which Salesforce counts once
-        against the daily limit: a poll costs one call, not one per watched sObject."""
+        against the daily limit: a poll costs one call, not one per watched sObject. A
+        subrequest's failure is that query's answer, not the call's."""
         base = f"/services/data/v{self.config.api_version}"
         request = [
             {
@@ -330,27 +401,39 @@ class SalesforceConnector:
             method="POST",
             data=json.dumps({"allOrNone": False, "compositeRequest": request}),
         )
-        pages = {}
+        pages: dict[str, dict[str, Any] | VendorError] = {}
         for item in answer["compositeResponse"]:
             body, status = item.get("body"), int(item.get("httpStatusCode", 0))
             if status != 200:
                 error = body[0] if isinstance(body, list) and body else {}
                 kind = RetryableError if status >= 500 else PermanentError
-                raise kind(
+                pages[str(item.get("referenceId"))] = kind(
                     "salesforce",
                     status,
                     str(error.get("errorCode", "COMPOSITE_SUBREQUEST")),
                     f"query of {item.get('referenceId')}: {error.get('message', body)}",
                 )
-            pages[str(item["referenceId"])] = body
+            else:
+                pages[str(item["referenceId"])] = body
         return pages
 
     def fetch(self, ref: RecordRef) -> Record | None:
         name = self._object_of(ref)
         soql = self._select(name) + format_soql(" WHERE Id = {}", ref.id)
         with default_lane("escalation"):
-            rows = self._call(lambda sf: sf.query(soql, include_deleted=True)["records"])
+            rows = self._call(lambda sf: self._query_all(sf, name, soql)["records"])
         return self._record(name, rows[0]) if rows else None
+
+    def _query_all(self, sf: Salesforce, name: str, soql: str) -> dict[str, Any]:
+        """`queryAll` by GET, or in a composite body when the request line would be too long
+        for Salesforce (414): a long field list of an org with many custom fields."""
+        path = f"/services/data/v{self.config.api_version}/queryAll/?{urlencode({'q': soql})}"
+        if len(f"GET {path} HTTP/1.1") <= MAX_REQUEST_LINE:
+            return dict(sf.query(soql, include_deleted=True))
+        answer = self._first_pages(sf, {name: soql}, {})[name]
+        if isinstance(answer, VendorError):
+            raise answer
+        return answer
 
     def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
         return fetch_each(self.fetch, refs)
@@ -375,26 +458,54 @@ class SalesforceConnector:
         named = {kind: name for name, kind in KINDS.items()}.get(ref.kind)
         if named:
             return named
-        prefixes = {d["keyPrefix"]: name for name, d in self._describe.get().items()}
+        prefixes = {d["keyPrefix"]: name for name, d in self._describe.get().objects.items()}
         if ref.id[:3] not in prefixes:
             raise ValueError(f"no configured sObject has ids like {ref.id!r}")
         return prefixes[ref.id[:3]]
 
     def _select(self, sobject: str) -> str:
-        """SELECT of every field of `sobject` and the Name of each single-type parent."""
-        described = self._describe.get()[sobject]
-        names = [f["name"] for f in described["fields"]]
-        parents = [
-            f"{f['relationshipName']}.Name"
-            for f in described["fields"]
-            if f.get("type") == "reference"
-            and f.get("relationshipName")
-            and len(f.get("referenceTo") or []) == 1
-        ]
-        return f"SELECT {', '.join(names + parents)} FROM {sobject}"
+        """SELECT of every field of `sobject`, each named parent's name field (`Account.Name`)
+        and the configured `parent_fields` of `sobject`."""
+        schema = self._describe.get()
+        fields = schema.objects[sobject]["fields"]
+        names = [f["name"] for f in fields]
+        for f in fields:
+            target = _parent_target(f)
+            name_field = schema.name_fields.get(target) if target else None
+            if name_field:
+                names.append(f"{f['relationshipName']}.{name_field}")
+        for path in self.config.parent_fields:
+            owner, _, rest = path.partition(".")
+            if owner == sobject and rest:
+                names.append(rest)
+        return f"SELECT {', '.join(dict.fromkeys(names))} FROM {sobject}"
 
-    def _load_describe(self) -> dict[str, dict[str, Any]]:
-        return {name: self.describe(name) for name in self.config.objects}
+    def _load_describe(self) -> _Schema:
+        objects = {name: self.describe(name) for name in self.config.objects}
+        targets = sorted({t for d in objects.values() for f in d["fields"]
+                          if (t := _parent_target(f))})  # fmt: skip
+        return _Schema(objects, self._name_fields(targets))
+
+    def _name_fields(self, sobjects: Sequence[str]) -> dict[str, str | None]:
+        """Each sObject's name field (Account: Name, Case: CaseNumber; None when it has none
+        or cannot be described), from describes sent 25 to a composite call."""
+        base = f"/services/data/v{self.config.api_version}"
+        found: dict[str, str | None] = {}
+        for start in range(0, len(sobjects), COMPOSITE_MAX):
+            request = [
+                {"method": "GET", "url": f"{base}/sobjects/{name}/describe", "referenceId": name}
+                for name in sobjects[start : start + COMPOSITE_MAX]
+            ]
+            body = {"allOrNone": False, "compositeRequest": request}
+            answer = self._call(lambda sf, b=body: sf.restful("composite", method="POST", json=b))
+            for item in answer["compositeResponse"]:
+                described = item.get("body")
+                ok = int(item.get("httpStatusCode", 0)) == 200 and isinstance(described, Mapping)
+                fields = described.get("fields", ()) if ok else ()
+                found[str(item.get("referenceId"))] = next(
+                    (str(f["name"]) for f in fields if f.get("nameField")), None
+                )
+        return found
 
     def _load_directory(self) -> Directory:
         def rows(soql: str) -> list[dict[str, Any]]:

@@ -328,7 +328,9 @@ class RestApi:
     def summary(self, call: Call, obj: SObjectDef) -> dict[str, Any]:
         url = f"{call.base}/sobjects/{obj.name}"
         return {
-            "name": obj.name, "label": obj.name, "keyPrefix": obj.key_prefix, "custom": False,
+            "name": obj.name, "label": obj.label or obj.name,
+            "labelPlural": obj.label_plural or obj.name, "keyPrefix": obj.key_prefix,
+            "custom": False,
             "createable": obj.createable, "updateable": obj.updateable,
             "deletable": obj.deletable, "queryable": True, "replicateable": True,
             "urls": {"sobject": url, "describe": f"{url}/describe",
@@ -500,12 +502,15 @@ def _instant(stamp: str) -> datetime:
 
 def _describe_field(fdef: FieldDef) -> dict[str, Any]:
     return {
-        "name": fdef.name, "label": fdef.name, "type": fdef.type, "length": fdef.length,
-        "nillable": not fdef.required and fdef.type != "boolean",
+        "name": fdef.name, "label": fdef.label or fdef.name, "type": fdef.type,
+        "length": fdef.length, "nillable": fdef.nillable,
         "createable": fdef.createable, "updateable": fdef.updateable,
+        "defaultedOnCreate": fdef.defaulted, "calculated": fdef.calculated,
+        "nameField": fdef.name_field, "namePointing": fdef.polymorphic,
         "externalId": fdef.external_id, "unique": fdef.unique, "custom": fdef.custom,
-        "filterable": fdef.filterable, "sortable": fdef.filterable,
+        "filterable": fdef.filterable, "sortable": fdef.sortable,
         "referenceTo": list(fdef.reference_to), "relationshipName": fdef.relationship_name,
         "polymorphicForeignKey": fdef.polymorphic,
-        "picklistValues": [{"value": v, "label": v, "active": True} for v in fdef.picklist],
+        "picklistValues": [{"active": True, "defaultValue": False, "label": v, "validFor": None,
+                            "value": v} for v in fdef.picklist],
     }

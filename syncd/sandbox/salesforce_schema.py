@@ -7,15 +7,17 @@ malformed date or filters a date field with a string fails here as it would in p
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-TEXT_TYPES = frozenset({"string", "textarea", "picklist", "email", "phone", "url"})
+TEXT_TYPES = frozenset({"string", "textarea", "picklist", "email", "phone", "url", "combobox"})
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 ID_TYPES = frozenset({"id", "reference"})
 
@@ -145,11 +147,13 @@ class FieldDef:
     unique: bool = False  # no two live records share a value (case-insensitive)
     custom: bool = False
     picklist: tuple[str, ...] = ()
-
-    @property
-    def filterable(self) -> bool:
-        """Long text areas cannot appear in WHERE or ORDER BY."""
-        return self.type != "textarea"
+    label: str = ""
+    nillable: bool = True
+    defaulted: bool = False  # defaultedOnCreate
+    name_field: bool = False
+    calculated: bool = False
+    filterable: bool = True  # long text areas cannot appear in WHERE or ORDER BY
+    sortable: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,9 @@ class SObjectDef:
     updateable: bool = True
     deletable: bool = True
     relationships: Mapping[str, FieldDef] = field(default_factory=dict)  # by lower-cased name
+    label: str = ""
+    label_plural: str = ""
+    stub: bool = False  # a reference target the sandbox describes but keeps no records of
 
     def field(self, name: str) -> FieldDef | None:
         return self.fields.get(name.lower())
@@ -169,28 +176,15 @@ class SObjectDef:
     def relationship(self, name: str) -> FieldDef | None:
         return self.relationships.get(name.lower())
 
+    @property
+    def name_field(self) -> FieldDef | None:
+        return next((f for f in self.fields.values() if f.name_field), None)
+
 
 def _f(name: str, type_: str, length: int = 0, **kw: Any) -> FieldDef:
-    if "ref" in kw:
-        refs = kw.pop("ref")
-        kw["reference_to"] = (refs,) if isinstance(refs, str) else tuple(refs)
-        kw.setdefault("relationship_name", name[:-2] if name.endswith("Id") else None)
     if kw.pop("ro", False):
         kw.update(createable=False, updateable=False)
-    return FieldDef(name, type_, length, **kw)
-
-
-def _audit(soft_delete: bool) -> list[FieldDef]:
-    fields = [
-        _f("CreatedDate", "datetime", ro=True),
-        _f("CreatedById", "reference", ref="User", ro=True),
-        _f("LastModifiedDate", "datetime", ro=True),
-        _f("LastModifiedById", "reference", ref="User", ro=True),
-        _f("SystemModstamp", "datetime", ro=True),
-    ]
-    if soft_delete:
-        fields.insert(0, _f("IsDeleted", "boolean", ro=True))
-    return fields
+    return FieldDef(name, type_, length, label=name, **kw)
 
 
 STAGES: dict[str, tuple[int, str]] = {  # StageName -> (default Probability, ForecastCategoryName)
@@ -209,114 +203,60 @@ TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone 
 CLOSED_TASK_STATUSES = frozenset({"Completed"})
 PRIORITIES = ("High", "Normal", "Low")
 
-_OWNER = _f("OwnerId", "reference", ref="User")
-_ACTIVITY_OWNER = _f("OwnerId", "reference", ref=("User", "Group"), polymorphic=True)
-_WHAT = _f("WhatId", "reference", ref=("Account", "Opportunity"), polymorphic=True)
-_WHO = _f("WhoId", "reference", ref="Contact", polymorphic=True)
-
-_STANDARD: dict[str, tuple[str, list[FieldDef], dict[str, Any]]] = {
-    "Account": ("001", [
-        _f("Name", "string", 255, required=True),
-        _f("Type", "picklist", 255),
-        _f("Industry", "picklist", 255),
-        _f("ParentId", "reference", ref="Account"),
-        _f("Phone", "phone", 40),
-        _f("Website", "url", 255),
-        _f("BillingCity", "string", 40),
-        _f("BillingCountry", "string", 80),
-        _f("NumberOfEmployees", "int"),
-        _f("AnnualRevenue", "currency"),
-        _f("Description", "textarea", 32000),
-        _OWNER,
-    ], {}),
-    "Contact": ("003", [
-        _f("FirstName", "string", 40),
-        _f("LastName", "string", 80, required=True),
-        _f("Name", "string", 121, ro=True),
-        _f("Email", "email", 80),
-        _f("Phone", "phone", 40),
-        _f("Title", "string", 128),
-        _f("Department", "string", 80),
-        _f("AccountId", "reference", ref="Account"),
-        _f("Description", "textarea", 32000),
-        _OWNER,
-    ], {}),
-    "User": ("005", [
-        _f("Username", "string", 80, required=True, unique=True),
-        _f("FirstName", "string", 40),
-        _f("LastName", "string", 80, required=True),
-        _f("Name", "string", 121, ro=True),
-        _f("Alias", "string", 8),
-        _f("Email", "email", 128, required=True),
-        _f("IsActive", "boolean"),
-        _f("Title", "string", 80),
-        _f("Department", "string", 80),
-        _f("Phone", "phone", 40),
-        _f("ManagerId", "reference", ref="User"),
-        _f("ProfileId", "reference", ref="Profile", relationship_name=None),
-        _f("UserRoleId", "reference", ref="UserRole", relationship_name=None),
-        _f("TimeZoneSidKey", "picklist", 40),
-    ], {"soft_delete": False, "deletable": False}),
-    "Group": ("00G", [
-        _f("Name", "string", 40, required=True),
-        _f("DeveloperName", "string", 80),
-        _f("Type", "picklist", 40, picklist=("Regular", "Queue")),
-        _f("Email", "email", 255),
-        _f("DoesSendEmailToMembers", "boolean"),
-        _OWNER,
-    ], {"soft_delete": False}),
-    "GroupMember": ("011", [
-        _f("GroupId", "reference", ref="Group", required=True, updateable=False),
-        _f("UserOrGroupId", "reference", ref=("User", "Group"), polymorphic=True,
-           required=True, updateable=False),
-    ], {"soft_delete": False, "updateable": False}),
-    "Opportunity": ("006", [
-        _f("Name", "string", 120, required=True),
-        _f("AccountId", "reference", ref="Account"),
-        _f("StageName", "picklist", 255, required=True, picklist=tuple(STAGES)),
-        _f("CloseDate", "date", required=True),
-        _f("Amount", "currency"),
-        _f("Probability", "percent"),
-        _f("Type", "picklist", 255),
-        _f("LeadSource", "picklist", 255),
-        _f("NextStep", "string", 255),
-        _f("ForecastCategoryName", "picklist", 255),
-        _f("IsClosed", "boolean", ro=True),
-        _f("IsWon", "boolean", ro=True),
-        _f("Description", "textarea", 32000),
-        _OWNER,
-    ], {}),
-    "Task": ("00T", [
-        _f("Subject", "string", 255),
-        _f("Status", "picklist", 255, required=True, picklist=TASK_STATUSES),
-        _f("Priority", "picklist", 40, required=True, picklist=PRIORITIES),
-        _f("ActivityDate", "date"),
-        _ACTIVITY_OWNER, _WHAT, _WHO,
-        _f("AccountId", "reference", ref="Account", ro=True),
-        _f("Type", "picklist", 40),
-        _f("TaskSubtype", "picklist", 40, updateable=False, picklist=("Task", "Email", "Call")),
-        _f("IsClosed", "boolean", ro=True),
-        _f("CompletedDateTime", "datetime", ro=True),
-        _f("ReminderDateTime", "datetime"),
-        _f("IsReminderSet", "boolean"),
-        _f("Description", "textarea", 32000),
-    ], {}),
-    "Event": ("00U", [
-        _f("Subject", "string", 255),
-        _f("StartDateTime", "datetime"),
-        _f("EndDateTime", "datetime"),
-        _f("ActivityDateTime", "datetime"),
-        _f("ActivityDate", "date"),
-        _f("DurationInMinutes", "int"),
-        _f("IsAllDayEvent", "boolean"),
-        _ACTIVITY_OWNER, _WHAT, _WHO,
-        _f("AccountId", "reference", ref="Account", ro=True),
-        _f("Location", "string", 255),
-        _f("ShowAs", "picklist", 40, picklist=("Busy", "Free", "OutOfOffice")),
-        _f("Type", "picklist", 40),
-        _f("Description", "textarea", 32000),
-    ], {}),
+# The org's objects and their standard fields (salesforce_objects.json: recorded describes
+# and the Object Reference). The sandbox's behaviour adds what describe does not say: which
+# fields a write must carry, the picklist values the store knows, objects without a recycle bin.
+OBJECTS_FILE = Path(__file__).with_name("salesforce_objects.json")
+_REQUIRED = {
+    "Account": ("Name",), "Contact": ("LastName",), "User": ("Username", "LastName", "Email"),
+    "Group": ("Name",), "GroupMember": ("GroupId", "UserOrGroupId"),
+    "Opportunity": ("Name", "StageName", "CloseDate"), "Task": ("Status", "Priority"),
 }
+_PICKLISTS = {
+    ("Opportunity", "StageName"): tuple(STAGES), ("Task", "Status"): TASK_STATUSES,
+    ("Task", "Priority"): PRIORITIES, ("Task", "TaskSubtype"): ("Task", "Email", "Call"),
+    ("Group", "Type"): ("Regular", "Queue"), ("Event", "ShowAs"): ("Busy", "Free", "OutOfOffice"),
+}
+_OBJECT_FLAGS: dict[str, dict[str, bool]] = {
+    "User": {"soft_delete": False, "deletable": False},
+    "Group": {"soft_delete": False},
+    "GroupMember": {"soft_delete": False, "updateable": False},
+}
+
+
+def _field_from(sobject: str, spec: Mapping[str, Any]) -> FieldDef:
+    name = spec["name"]
+    return FieldDef(
+        name, spec["type"], int(spec.get("length", 0)),
+        required=name in _REQUIRED.get(sobject, ()),
+        createable=spec.get("createable", True), updateable=spec.get("updateable", True),
+        reference_to=tuple(spec.get("referenceTo", ())),
+        relationship_name=spec.get("relationshipName"),
+        polymorphic=spec.get("polymorphicForeignKey", False),
+        external_id=spec.get("externalId", False), unique=spec.get("unique", False),
+        picklist=_PICKLISTS.get((sobject, name), tuple(spec.get("picklist", ()))),
+        label=spec.get("label", name), nillable=spec.get("nillable", True),
+        defaulted=spec.get("defaultedOnCreate", False), name_field=spec.get("nameField", False),
+        calculated=spec.get("calculated", False), filterable=spec.get("filterable", True),
+        sortable=spec.get("sortable", True),
+    )
+
+
+@lru_cache(maxsize=1)
+def _standard() -> dict[str, tuple[str, list[FieldDef], dict[str, Any]]]:
+    """sObject name -> (key prefix, standard fields, object options)."""
+    data = json.loads(OBJECTS_FILE.read_text(encoding="utf-8"))["objects"]
+    out: dict[str, tuple[str, list[FieldDef], dict[str, Any]]] = {}
+    for name, spec in data.items():
+        stub = bool(spec.get("readOnly"))
+        opts: dict[str, Any] = {"label": spec["label"], "label_plural": spec["labelPlural"]}
+        if stub:
+            opts.update(stub=True, createable=False, updateable=False, deletable=False)
+        opts.update(_OBJECT_FLAGS.get(name, {}))
+        opts["soft_delete"] = any(f["name"] == "IsDeleted" for f in spec["fields"])
+        out[name] = (spec["keyPrefix"], [_field_from(name, f) for f in spec["fields"]], opts)
+    return out
+
 
 # The generic parent of a polymorphic relationship (Task.What, Task.Owner, ...): SOQL allows
 # only these fields on it; `Type` is the parent's sObject name.
@@ -370,29 +310,27 @@ def custom_field(spec: str | Mapping[str, Any]) -> FieldDef:
     }
     if type_ == "reference":
         target = spec.get("reference_to")
-        if target not in _STANDARD:
-            known = list(_STANDARD)
+        known = [n for n, (_, _, opts) in _standard().items() if not opts.get("stub")]
+        if target not in known:
             raise ValueError(f"custom field {name}: reference_to must name one of {known}")
         kw.update(reference_to=(target,), relationship_name=name[:-3] + "__r")
-    return FieldDef(name, type_, **kw)
+    return FieldDef(name, type_, label=name, filterable=type_ != "textarea",
+                    sortable=type_ != "textarea", **kw)
 
 
 class Catalog:
     """The org's objects, with the custom fields declared in seed settings."""
 
     def __init__(self, custom_fields: Mapping[str, Iterable[str | Mapping[str, Any]]]) -> None:
-        unknown = [name for name in custom_fields if name not in _STANDARD]
+        standard = _standard()
+        writable = [n for n, (_, _, opts) in standard.items() if not opts.get("stub")]
+        unknown = [name for name in custom_fields if name not in writable]
         if unknown:
-            raise ValueError(f"custom_fields: unknown sObject(s) {unknown}; know {list(_STANDARD)}")
+            raise ValueError(f"custom_fields: unknown sObject(s) {unknown}; know {writable}")
         self.objects: dict[str, SObjectDef] = {}
         self._by_prefix: dict[str, SObjectDef] = {}
-        for name, (prefix, own, opts) in _STANDARD.items():
-            soft = opts.get("soft_delete", True)
-            fields = [_f("Id", "id", ro=True), *own, *_audit(soft)]
-            if name == "GroupMember":  # GroupMember carries no audit fields but SystemModstamp
-                fields = [f for f in fields if f.name in ("Id", "GroupId", "UserOrGroupId",
-                                                          "SystemModstamp")]
-            fields += [custom_field(spec) for spec in custom_fields.get(name, ())]
+        for name, (prefix, own, opts) in standard.items():
+            fields = [*own, *(custom_field(spec) for spec in custom_fields.get(name, ()))]
             self._add(SObjectDef(name, prefix, _index(fields), **opts))
 
     def _add(self, obj: SObjectDef) -> None:

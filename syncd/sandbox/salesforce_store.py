@@ -247,7 +247,9 @@ class Store:
             if target is None or target.name not in fdef.reference_to:
                 if any(self.catalog.get(t) for t in fdef.reference_to):
                     raise _malformed_id(fdef, value)
-                continue  # Profile, UserRole: not emulated, any well-formed id passes
+                continue  # a type the sandbox does not know: any well-formed id passes
+            if target.stub:
+                continue  # Profile, UserRole...: described, not emulated; any id of it passes
             found = self.tables[target.name].get(value)
             if found is None:
                 raise SfError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",

@@ -107,14 +107,52 @@ def test_one_poll_of_three_objects_is_one_api_call(sandbox: SandboxServer) -> No
     assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in made] == [("POST", "composite")]
 
 
-def test_a_refused_object_query_fails_the_poll_loudly(sandbox: SandboxServer) -> None:
+def test_a_refused_object_query_fails_only_that_objects_poll(sandbox: SandboxServer) -> None:
     seed(sandbox, accounts=1, settings={"custom_fields": {"Task": [KEY_FIELD, "Region__c"]}})
     sf = connector(sandbox, objects=("Account", "Task"))
     _, cursor = poll(sf, None)  # describes Task with Region__c
-    seed(sandbox, settings={"custom_fields": {"Task": [KEY_FIELD]}})  # an admin deletes it
+    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {
+        "settings": {"custom_fields": {"Task": [KEY_FIELD]}},  # an admin deletes it
+        "accounts": [{"Name": "Polled anyway"}]}})  # fmt: skip
+    pages = []
     with pytest.raises(VendorError) as info:
-        poll(sf, cursor)
+        for page in sf.poll_pages(cursor):
+            pages.append(page)
     assert info.value.code == "INVALID_FIELD" and "Task" in str(info.value)
+    assert [r.fields["Name"] for p in pages for r in p.records] == ["Polled anyway"]
+    # the next cycle describes Task afresh and polls it again from where it stood
+    sandbox.control("POST", "/_sandbox/seed",
+                    {"salesforce": {"tasks": [{"Subject": "After the fix"}]}})
+    records, _ = poll(sf, pages[-1].cursor)
+    assert [r.fields.get("Subject") for r in records] == ["After the fix"]
+
+
+def test_poll_names_parents_that_have_a_name_field_only(sandbox: SandboxServer) -> None:
+    """The real Opportunity points at OpportunityHistory (no Name) and Task at polymorphic
+    parents: the SELECT names only parents whose describe has a name field."""
+    sandbox.control("POST", "/_sandbox/seed", {
+        "clock": NOW,
+        "salesforce": {
+            "settings": {"custom_fields": {"Task": [KEY_FIELD]}},
+            "accounts": [{"@key": "acme", "Name": "Acme"}],
+            "opportunities": [{"@key": "deal", "Name": "Big deal", "StageName": "Prospecting",
+                               "CloseDate": "2026-04-01", "AccountId": "@acme"}],
+            "tasks": [{"Subject": "Call", "WhatId": "@deal"}],
+        },
+    })  # fmt: skip
+    sf = connector(sandbox, objects=("Opportunity", "Account", "Task"))
+    records = {r.ref.kind: r for r in poll(sf, None)[0]}
+    assert set(records) == {"salesforce.opportunity", "salesforce.account", "salesforce.task"}
+    deal = records["salesforce.opportunity"].fields
+    assert deal["Account"] == {"Name": "Acme"}
+    assert deal["Owner"] == {"Name": "Sandbox Integration"}
+    assert "LastAmountChangedHistory" not in deal and deal["LastAmountChangedHistoryId"] is None
+    task = records["salesforce.task"].fields
+    assert "What" not in task and task["Account"] == {"Name": "Acme"}
+    # a rule that reads a polymorphic parent names it in parent_fields
+    sf = connector(sandbox, objects=("Task",), parent_fields=("Task.What.Name",))
+    (task_record,) = poll(sf, None)[0]
+    assert task_record.fields["What"] == {"Name": "Big deal"}
 
 
 def test_records_carry_parent_names_and_deletes(sandbox: SandboxServer) -> None:
