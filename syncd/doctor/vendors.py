@@ -166,10 +166,10 @@ def _salesforce(
     try:
         directory = sf.directory()
     except VendorError as exc:
-        return [_vendor_failed("salesforce", "salesforce", exc)], None
+        return [_vendor_failed("salesforce", "salesforce", exc), _salesforce_sign_in(sf, exc)], None
     skew = _skew(sf.governor, clock)
     people = f"{len(directory.users)} user(s), {len(directory.groups)} group(s)"
-    checks = [Check("salesforce", "ok", f"signed in: {people}")]
+    checks = [Check("salesforce", "ok", f"signed in: {people}"), _salesforce_sign_in(sf)]
     named = {r.name.partition(".")[0] for r in uses.references if r.systems == ("salesforce",)
              and r.what == "field"}  # fmt: skip
     described: dict[str, Mapping[str, Any]] = {}
@@ -183,6 +183,24 @@ def _salesforce(
                        for f in d["fields"])  # fmt: skip
     complete = described.keys() >= named
     return checks, Found(directory, fields if complete else None, skew)
+
+
+def _salesforce_sign_in(sf: SalesforceConnector, failed: VendorError | None = None) -> Check:
+    """The OAuth flow and, for the JWT bearer flow, the audience the assertion names: a sandbox
+    org refuses login.salesforce.com ("audience is invalid")."""
+    cfg = sf.config
+    if not (cfg.username and cfg.private_key):
+        return Check("salesforce sign-in", "ok" if failed is None else "fail",
+                     "client credentials flow (no JWT audience)")  # fmt: skip
+    shown = f"JWT bearer flow as {cfg.username}, audience {cfg.audience}"
+    if failed is None:
+        return Check("salesforce sign-in", "ok", shown)
+    if "audience" in failed.message:
+        return Check("salesforce sign-in", "fail", f"{shown}: the org refused this audience",
+                     "set [salesforce] jwt_audience to the org's login host: "
+                     "https://login.salesforce.com (production), https://test.salesforce.com "
+                     "(a sandbox org) or its My Domain URL")  # fmt: skip
+    return Check("salesforce sign-in", "fail", shown)
 
 
 def _salesforce_permissions(

@@ -14,6 +14,11 @@ Every key is optional; seeding adds to what is there (`POST /_sandbox/reset` emp
                                       # (default: the built-in integration user)
         jwt_public_key_pem: "-----BEGIN PUBLIC KEY-----..."  # RSA public key or certificate
                                       # that verifies JWT bearer assertions (RS256)
+        org_kind: production          # or sandbox: a JWT's `aud` must be the org's login host,
+                                      # https://login.salesforce.com (production) or
+                                      # https://test.salesforce.com (sandbox), or the URL the
+                                      # sandbox is reached at (its "My Domain"); else 400
+                                      # invalid_grant "audience is invalid"
         custom_fields:                # per sObject (a later seed replaces that sObject's
                                       # list); a bare name is Text(255)
           # types: string textarea picklist email phone url boolean int double currency
@@ -57,7 +62,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from syncd.sandbox.core import Request, Response, SandboxContext, Vendor
-from syncd.sandbox.salesforce_auth import AuthConfig, Sessions, load_public_key
+from syncd.sandbox.salesforce_auth import LOGIN_HOSTS, AuthConfig, Sessions, load_public_key
 from syncd.sandbox.salesforce_composite import composite
 from syncd.sandbox.salesforce_rest import Call, Cursors, RestApi
 from syncd.sandbox.salesforce_schema import Catalog, SfError, SObjectDef, id18, normalize_id
@@ -89,6 +94,7 @@ class Settings:
     daily_api_limit: int = 15000
     run_as_username: str | None = None
     jwt_public_key_pem: str | None = None
+    org_kind: str = "production"
     custom_fields: dict[str, list[Any]] = field(default_factory=dict)
 
     def merge(self, data: Mapping[str, Any]) -> Settings:
@@ -101,6 +107,8 @@ class Settings:
             raise ValueError("salesforce.settings: token_lifetime_s, daily_api_limit must be > 0")
         if merged.jwt_public_key_pem:
             load_public_key(merged.jwt_public_key_pem)
+        if merged.org_kind not in LOGIN_HOSTS:
+            raise ValueError(f"salesforce.settings: org_kind must be one of {list(LOGIN_HOSTS)}")
         return merged
 
 
@@ -260,7 +268,8 @@ class SalesforceVendor(Vendor):
             client_id=creds.get("client_id", ""), client_secret=creds.get("client_secret", ""),
             public_key=load_public_key(pem) if pem else None,
             lifetime_s=self.settings.token_lifetime_s,
-            instance_url=creds.get("instance_url") or req.base_url, org_id=ORG_ID)
+            instance_url=creds.get("instance_url") or req.base_url, org_id=ORG_ID,
+            org_kind=self.settings.org_kind)
 
     def _user_named(self, username: str) -> Mapping[str, Any] | None:
         users = self.store.find_by(self.catalog.objects["user"],

@@ -25,8 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from syncd.sandbox.core import Request, Response
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Audiences Salesforce accepts for the JWT bearer flow, plus the sandbox itself.
-LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+# The login host whose name a JWT bearer `aud` may carry, by kind of org: a production org
+# answers for login.salesforce.com, a sandbox org for test.salesforce.com, and either for its
+# own My Domain login URL (here: the URL the client reached the sandbox at).
+LOGIN_HOSTS = {"production": "https://login.salesforce.com", "sandbox": "https://test.salesforce.com"}
 
 
 class OAuthError(Exception):
@@ -72,6 +74,7 @@ class AuthConfig:
     lifetime_s: int
     instance_url: str
     org_id: str
+    org_kind: str = "production"  # production | sandbox: which login host the org answers for
 
 
 UserLookup = Callable[[str], Mapping[str, Any] | None]  # by Username
@@ -149,7 +152,7 @@ def _jwt_user(assertion: str, config: AuthConfig, users: UserLookup, req: Reques
     if config.public_key is None:
         raise OAuthError("invalid_grant", "invalid assertion (the sandbox has no "
                          "jwt_public_key_pem in its Salesforce seed settings)")
-    audiences = [*LOGIN_AUDIENCES, req.base_url, f"{req.base_url}/services/oauth2/token"]
+    audiences = [LOGIN_HOSTS[config.org_kind], req.base_url]
     try:
         claims = jwt.decode(
             assertion, config.public_key, algorithms=["RS256"], audience=audiences,

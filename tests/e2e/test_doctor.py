@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from e2e_world import World
 from typer.testing import CliRunner, Result
 
@@ -92,6 +94,7 @@ def test_a_correct_installation_passes_every_check(sandbox: SandboxServer, tmp_p
     assert "Opportunity.Week_0_Date__c" in line(out, "✓", "salesforce fields")
     assert "ann@example.com" in line(out, "✓", "salesforce users")
     assert "create Task" in line(out, "✓", "salesforce permissions")
+    assert "client credentials flow" in line(out, "✓", "salesforce sign-in")
     assert "Transcripts" in line(out, "✓", "sharepoint folders")
     assert "syncd creates" in line(out, "✓", "store")
     assert not (tmp_path / "state").exists()  # doctor did not make it
@@ -187,3 +190,28 @@ def test_settings_and_rule_errors_name_where_they_are(
     result = doctor(world)
     assert result.exit_code == 1
     assert f"{world.rules_dir / 'support.yaml'}:4:" in line(result.output, "✗", "rules")
+
+
+def test_doctor_reports_the_jwt_audience(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """A Salesforce sandbox org refuses login.salesforce.com as the JWT `aud`: doctor shows
+    the audience it sends and, when refused, which one to set."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    world = setup(sandbox, tmp_path)
+    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {
+        "settings": {"jwt_public_key_pem": public, "org_kind": "sandbox"}}})
+    credentials = tmp_path / "credentials"
+    shutil.copytree(sandbox.directory / "credentials", credentials)  # type: ignore[operator]
+    (credentials / "salesforce_private_key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    env = {"SYNCD_SECRETS__DIR": str(credentials), "SYNCD_SALESFORCE__USERNAME": "ann@example.com"}
+    shown = line(doctor(world, **env).output, "✓", "salesforce sign-in")
+    assert f"JWT bearer flow as ann@example.com, audience {sandbox.url}" in shown
+    result = doctor(world, **env, SYNCD_SALESFORCE__JWT_AUDIENCE="https://login.salesforce.com")
+    assert result.exit_code == 1
+    shown = line(result.output, "✗", "salesforce sign-in")
+    assert "audience https://login.salesforce.com: the org refused this audience" in shown
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    assert "https://test.salesforce.com (a sandbox org)" in fix

@@ -289,6 +289,35 @@ def test_jwt_bearer_flow(sandbox: SandboxServer) -> None:
     assert sf.directory().user_by_email("ann@acme.example") is not None
 
 
+def test_jwt_audience_follows_the_login_host(sandbox: SandboxServer) -> None:
+    """Against a Salesforce sandbox org the assertion's aud is not login.salesforce.com."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    seed(sandbox, accounts=1, settings={"jwt_public_key_pem": public, "org_kind": "sandbox"},
+         users=[{"Username": "ann@acme.example", "Email": "ann@acme.example", "Name": "Ann"}])
+    jwt_flow = {"client_secret": None, "username": "ann@acme.example", "private_key": private}
+    assert len(poll(connector(sandbox, **jwt_flow), None)[0]) == 1  # aud: the token URL's host
+    wrong = connector(sandbox, jwt_audience="https://login.salesforce.com", **jwt_flow)
+    with pytest.raises(VendorError) as info:
+        poll(wrong, None)
+    assert "audience is invalid" in str(info.value)
+
+
+@pytest.mark.parametrize(("token_url", "audience"), [
+    ("https://login.salesforce.com/services/oauth2/token", "https://login.salesforce.com"),
+    ("https://test.salesforce.com/services/oauth2/token", "https://test.salesforce.com"),
+    ("https://acme--uat.sandbox.my.salesforce.com/services/oauth2/token",
+     "https://acme--uat.sandbox.my.salesforce.com"),
+])  # fmt: skip
+def test_default_jwt_audience_is_the_login_host(token_url: str, audience: str) -> None:
+    assert SalesforceConfig(token_url=token_url, client_id="c").audience == audience
+    explicit = SalesforceConfig(token_url=token_url, client_id="c", jwt_audience="https://x")
+    assert explicit.audience == "https://x"
+
+
 def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
     seed(sandbox, accounts=1)
     assert sandbox.directory is not None

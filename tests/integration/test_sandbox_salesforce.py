@@ -143,6 +143,29 @@ def test_jwt_bearer_grant_verifies_the_assertion(sandbox: SandboxServer,
         (400, "invalid_grant"), (400, "invalid_grant")]
 
 
+def test_jwt_audience_must_be_the_orgs_login_host(sandbox: SandboxServer,
+                                                  rsa_key: rsa.RSAPrivateKey) -> None:
+    """A sandbox org answers for test.salesforce.com (or its My Domain), not login."""
+    sandbox.control("POST", "/_sandbox/clock", {"now": START})
+    sandbox.control("POST", "/_sandbox/seed", {"salesforce": {
+        "settings": {"jwt_public_key_pem": public_pem(rsa_key), "org_kind": "sandbox"},
+        "users": [{"Username": "ann@acme.example", "Email": "ann@acme.example", "Name": "Ann"}],
+    }})
+    exp = int(datetime.fromisoformat(START).timestamp()) + 180
+
+    def grant(aud: str) -> requests.Response:
+        body = {"iss": sandbox.info["salesforce"]["client_id"], "sub": "ann@acme.example",
+                "aud": aud, "exp": exp}
+        return token_call(sandbox, {"grant_type": JWT_GRANT,
+                                    "assertion": jwt.encode(body, rsa_key, algorithm="RS256")})
+
+    assert grant("https://test.salesforce.com").status_code == 200
+    assert grant(sandbox.url).status_code == 200  # the org's "My Domain"
+    refused = grant("https://login.salesforce.com")
+    assert (refused.status_code, refused.json()) == (400, {
+        "error": "invalid_grant", "error_description": "audience is invalid"})
+
+
 def test_expired_token_is_refused_and_a_new_one_works(sf: Salesforce,
                                                       sandbox: SandboxServer) -> None:
     sandbox.control("POST", "/_sandbox/seed", {"salesforce": {"settings": {
