@@ -72,6 +72,9 @@ ORG_ID = id18("00DSb0000001Syn")
 ORG_CREATED = datetime(2020, 1, 1, tzinfo=UTC)  # the org, and its integration user, predate data
 INTEGRATION_USERNAME = "integration@syncd-sandbox.example"
 OLDEST_VERSION, NEWEST_VERSION = 31, 62
+# Salesforce's front end refuses a request line ("GET /services/...?q=... HTTP/1.1") longer
+# than this with 414 before the API sees it: a query's field list goes in a composite body.
+MAX_REQUEST_LINE = 16384
 _VERSION_RE = re.compile(r"v(\d+)\.0")
 _SEED_KEYS = {  # fixture key -> sObject, in the order records are created
     "users": "User", "groups": "Group", "group_members": "GroupMember",
@@ -191,6 +194,8 @@ class SalesforceVendor(Vendor):
         return Response.json(status, [{"message": message, "errorCode": code}], headers)
 
     def handle(self, req: Request) -> Response:
+        if len(f"{req.method} {req.raw_path} HTTP/1.1".encode()) > MAX_REQUEST_LINE:
+            return Response.text(414, "URI Too Long")
         try:
             return self._dispatch(req)
         except SfError as exc:

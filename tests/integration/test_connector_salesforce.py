@@ -326,3 +326,17 @@ def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> N
     assert sf.config.client_secret
     assert sf.config.client_secret not in repr(sf.config)
     sf.directory()
+
+
+def test_fetch_of_an_object_with_many_custom_fields(sandbox: SandboxServer) -> None:
+    """Hundreds of custom fields make a field list longer than Salesforce's 16,384-byte
+    request line (414): the re-read goes in a composite body instead of the URL."""
+    many = [f"Implementation_Checklist_Item_Number_{n:03d}__c" for n in range(400)]
+    seed(sandbox, accounts=1, settings={"custom_fields": {"Task": [KEY_FIELD, *many]}},
+         tasks=[{"Subject": "Kick-off", many[-1]: "done"}])
+    sf = connector(sandbox)
+    task = next(r for r in poll(sf, None)[0] if r.ref.kind == "salesforce.task")
+    fetched = sf.fetch(task.ref)
+    assert fetched is not None and fetched.fields[many[-1]] == "done"
+    requests = sandbox.control("GET", "/_sandbox/requests")["requests"]
+    assert 414 not in [r["status"] for r in requests]

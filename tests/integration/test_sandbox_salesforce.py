@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import pytest
@@ -539,3 +540,16 @@ def test_snapshot_round_trips_data_but_not_tokens(rsa_key: rsa.RSAPrivateKey) ->
     assert restored.snapshot() == state
     deal = state["store"]["records"]["Opportunity"][0]
     assert (deal["Region__c"], deal["IsDeleted"], deal["IsClosed"]) == ("EMEA", True, True)
+
+
+def test_a_request_line_past_16384_bytes_is_refused_with_414(sf: Salesforce) -> None:
+    """As Salesforce's front end does; the same query in a composite body is answered."""
+    names = " OR ".join(f"Name = 'Account number {n:05d}'" for n in range(700))
+    soql = f"SELECT Id, Name FROM Account WHERE {names}"
+    with pytest.raises(SalesforceGeneralError) as info:
+        sf.query(soql)
+    assert info.value.status == 414
+    url = f"/services/data/v{sf.sf_version}/query/?{urlencode({'q': soql})}"
+    answer = sf.restful("composite", method="POST", json={"compositeRequest": [
+        {"method": "GET", "url": url, "referenceId": "long"}]})
+    assert answer["compositeResponse"][0]["httpStatusCode"] == 200
