@@ -11,8 +11,8 @@ cannot be split; for it the variables are set, and a conflicting value is refuse
 Polling. Cursor-based incremental export: `start_time` (config, default 0: all history) on the
 first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
-its own) and leaves out changes of the last minute: a ticket changed now shows up one minute
-later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
+its own, of which syncd spends its `rate_share` like every other budget) and leaves out
+changes of the last minute: a ticket changed now shows up one minute later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
 status "deleted" and become `Record(deleted=True)`. Cost per page: one export call. It asks
 for `include=users,organizations` (the export side-loads the tickets' users and
 organizations), so requesters' and assignees' emails and organization names come with it;
@@ -160,12 +160,13 @@ class ZendeskConnector:
     def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        export_rate = config.incremental_per_minute * config.rate_share  # like every budget
         self.governor = Governor.per_minute(
             "zendesk",
             clock,
             config.plan_rate_per_minute * config.rate_share,
             share=config.rate_share,
-            incremental=Bucket(config.incremental_per_minute, config.incremental_per_minute),
+            incremental=Bucket(export_rate, max(1.0, export_rate), config.rate_share),
         )
         self.retry = RetryPolicy(self.governor)
         session = MeteredSession(
