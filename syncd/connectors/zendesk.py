@@ -12,8 +12,9 @@ Polling. Cursor-based incremental export: `start_time` (config, default 0: all h
 first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
 its own, of which syncd spends its `rate_share` like every other budget) and leaves out
-changes of the last minute: a ticket changed now shows up one minute later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
-status "deleted" and become `Record(deleted=True)`. Cost per page: one export call. It asks
+changes of the last minute: a ticket changed now shows up one minute later, and `fetch`
+(show) is the way to see a ticket fresh. Deleted tickets come with status "deleted" and
+become `Record(deleted=True)`. Cost per page: one export call. It asks
 for `include=users,organizations` (the export side-loads the tickets' users and
 organizations), so requesters' and assignees' emails and organization names come with it;
 only an id the side-load left out costs a `users/show_many` or `organizations/show_many`
