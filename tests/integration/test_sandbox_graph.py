@@ -702,3 +702,14 @@ def test_bad_input_gets_graph_errors(
 def test_unknown_drive_and_app_only_me_are_rejected(graph: httpx.Client) -> None:
     graph_error(graph.get("/drives/b!unknown/root"), 404, "itemNotFound")
     graph_error(graph.get("/me/drive"), 400, "BadRequest")
+
+
+def test_parent_reference_path_is_percent_encoded_as_graph_does(
+    sandbox: Any, graph: httpx.Client, drive: str
+) -> None:
+    """Graph answers `/drive/root:/tmp/Festa%20della%20mamma%202024` (msgraph-sdk-java#2027):
+    an API path, percent-encoded, that clients must decode to compare with a folder name."""
+    seed(sandbox, files=[{"path": "Clients/Acme Corp/Zürich/notes.txt", "content": "x"}])
+    item = graph.get(f"{drive}/root:/Clients/Acme Corp/Zürich/notes.txt").json()
+    assert item["parentReference"]["path"] == (
+        f"{drive}/root:/Clients/Acme%20Corp/Z%C3%BCrich")
