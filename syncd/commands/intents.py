@@ -1,5 +1,7 @@
-"""`syncd intents`: the intents ledger as a table (or JSON), and `--retry KEY` to take an
-intent out of the dead letter once its cause is fixed.
+"""`syncd intents`: the intents ledger as a table (or JSON), `--retry KEY` to take an
+intent out of the dead letter once its cause is fixed, and for an `unknown` intent (the vendor
+refused to verify it) a person's verdict: `--retry KEY` sends it again (unverified), and
+`--mark-done KEY` records that it happened.
 
 Reads go through a read-only snapshot, so listing never blocks the running daemon. A retry
 is one ledger transition (audited like the daemon's own); the running daemon picks the
@@ -31,14 +33,15 @@ from syncd.commands.audit import (
 from syncd.store.db import Store
 from syncd.store.ledger import CLAIMABLE, IntentState, LedgerEntry
 
-FAILED_STATES = (IntentState.DEAD, IntentState.FAILED)
+FAILED_STATES = (IntentState.DEAD, IntentState.FAILED, IntentState.UNKNOWN)
 RETRY_REASON = "retry requested with `syncd intents --retry`"
 
 
 def intents(
     failed: Annotated[
         bool,
-        typer.Option("--failed", help="Only dead-lettered and failed (awaiting retry) intents."),
+        typer.Option("--failed", help="Only dead-lettered, failed (awaiting retry) and unknown "
+                     "(verification refused) intents."),
     ] = False,
     state: Annotated[
         IntentState | None, typer.Option(help="Only intents in this state.", show_default=False)
@@ -51,21 +54,31 @@ def intents(
         str | None,
         typer.Option(
             metavar="KEY",
-            help="Plan a dead or failed intent again, to run at the daemon's next pass.",
+            help="Plan a dead or failed intent again, to run at the daemon's next pass; an "
+            "unknown one is sent again without verifying.",
         ),
+    ] = None,
+    mark_done: Annotated[
+        str | None,
+        typer.Option("--mark-done", metavar="KEY",
+                     help="Record an unknown intent as done (you saw that it happened)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:
     """List the intents ledger (planning order), or retry one intent with --retry KEY."""
-    if retry is not None and (failed or state or record or as_json):
-        raise typer.BadParameter("--retry KEY takes no listing options", param_hint="--retry")
+    if (retry or mark_done) and (failed or state or record or as_json or (retry and mark_done)):
+        raise typer.BadParameter("--retry KEY and --mark-done KEY take no other option",
+                                 param_hint="--retry")  # fmt: skip
     if failed and state is not None:
         raise typer.BadParameter("use either --failed or --state", param_hint="--state")
     ref = parse_record(record) if record else None
     with configured_store(config) as (settings, store):
         if retry is not None:
             typer.echo(_retry(store, retry, settings.syncd.tz))
+            return
+        if mark_done is not None:
+            typer.echo(_mark_done(store, mark_done))
             return
         with store.read() as tx:
             if failed:
@@ -95,15 +108,33 @@ def _retry(store: Store, key: str, tz: tzinfo) -> str:
         if entry.state is IntentState.DEAD:
             moved = tx.ledger.retry(key, now)
             message = f"{key}: planned again (attempts reset); it runs at the daemon's next pass"
+        elif entry.state is IntentState.UNKNOWN:
+            moved = tx.ledger.resend(key, now)
+            message = (f"{key}: planned again; it is sent at the daemon's next pass without "
+                       "verifying (its outcome was unknown)")  # fmt: skip
         elif entry.state is IntentState.FAILED:
             moved = tx.ledger.defer(key, now, RETRY_REASON, now)
             waited = show_instant(entry.next_attempt_at, tz)
             message = f"{key}: retry brought forward from {waited} to the daemon's next pass"
         else:
-            fail(f"{key} is {entry.state.value}: only dead or failed intents can be retried")
+            fail(f"{key} is {entry.state.value}: only dead, failed or unknown intents can be "
+                 "retried")
         if not moved:
             fail(f"{key} changed state meanwhile; look again with `syncd intents`")
     return message
+
+
+def _mark_done(store: Store, key: str) -> str:
+    """Unknown -> done: a person saw at the vendor that the effect is there."""
+    with store.transaction() as tx:
+        entry = tx.ledger.get(key)
+        if entry is None:
+            fail(f"no intent with key {key!r} (list them with `syncd intents`)")
+        if entry.state is not IntentState.UNKNOWN:
+            fail(f"{key} is {entry.state.value}: only unknown intents can be marked done")
+        if not tx.ledger.mark_done_by_person(key, SystemClock().now()):
+            fail(f"{key} changed state meanwhile; look again with `syncd intents`")
+    return f"{key}: marked done"
 
 
 def _table(entries: list[LedgerEntry], tz: tzinfo) -> Table:

@@ -20,10 +20,19 @@ list (`items/delta?expand=fields`); each only when asked for its kind (`sharepoi
 is JSON holding, per scope, the link to continue from: a nextLink while an enumeration is
 under way (so a crash resumes mid-way), the deltaLink once it is complete; a scope not polled
 keeps its link. A 410 Gone (`resyncRequired`) restarts a full enumeration from its
-`Location`; every item comes again, which the store absorbs. Items with a `deleted` facet
-become `Record(deleted=True)` (whatever their folder: a tombstone carries no path; the store
-ignores ids it never saw). Delta answers carry no `parentReference.path`, so
-a file's folder path is looked up once per parent folder id (cached).
+`Location`, or, when Graph sends none, from a fresh delta as on a first sync (logged
+`graph_delta_restarted`); every item comes again, which the store absorbs. Items with a
+`deleted` facet become `Record(deleted=True)` (whatever their folder: a tombstone carries no
+path; the store ignores ids it never saw).
+
+Folder paths. Delta answers carry no `parentReference.path`, only the parent's id: syncd keeps
+each folder's name and parent id as delta shows them (a folder not seen yet is read once), so
+a path is always derived from what delta said last. A renamed or moved folder comes in delta
+alone, without its descendants: its files are then listed and come again with their new
+path. A GET answer's `parentReference.path` is percent-encoded by Graph
+(`/drive/root:/Clients/Acme%20Corp`) and is decoded before any comparison with
+`watched_folders` or a `folder:` condition. A rename made while syncd was stopped reaches the
+files below it when they next change.
 
 Verbs (`Operation.target` is a path in the drive, or a mailbox for `send_mail`):
 - `ensure_folder` `{"subfolders"?: [...]}`: each path segment (and each subfolder) is created
@@ -53,7 +62,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import msal
@@ -82,6 +91,7 @@ from syncd.connectors.http import (
     redact,
 )
 from syncd.connectors.tls import PinnedSession, httpx_verify
+from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 
 T = TypeVar("T")
@@ -93,6 +103,15 @@ KEY_HEADER = "x-syncd-key"
 GONE = frozenset({410})
 TOKEN_MARGIN = timedelta(minutes=1)  # a token this close to its expiry is not used
 FILE_KIND, ITEM_KIND = "sharepoint.file", "sharepoint.item"
+log = get_logger("syncd.connectors.graph")
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A drive folder as delta last showed it: its name and its parent's id (None: the root)."""
+
+    name: str
+    parent_id: str | None
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ class GraphConnector:
         )
         self._drive = f"{config.base_url}/drives/{config.drive_id}"
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
-        self._folder_paths: dict[str, str] = {}
+        self._folders: dict[str, Folder] = {}  # id -> as delta (or a GET) last showed it
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "ensure_folder": self._ensure_folder,
             "upload": self._upload,
@@ -279,24 +298,80 @@ class GraphConnector:
     def poll_pages(
         self, cursor: str | None, kinds: Collection[str] | None = None
     ) -> Iterator[Page]:
-        lane = "backfill" if cursor is None else "poll"
         state: dict[str, str] = json.loads(cursor) if cursor else {}
         for scope, start in self._scopes(self.kinds if kinds is None else kinds).items():
             url = state.get(scope, start)
+            lane = "poll" if scope in state else "backfill"
             while True:
                 with default_lane(lane):
                     resp = self._request("GET", url, passthrough=GONE)
-                    if resp.status_code == 410:  # delta token expired: enumerate everything
-                        url = resp.headers["Location"]
+                    if resp.status_code == 410:
+                        url = self._resync(scope, resp, start)
+                        lane = "backfill"
                         continue
                     body = resp.json()
-                    records = [self._record(scope, item) for item in body.get("value", [])]
+                    records = self._page_records(scope, body.get("value", []))
                 next_link = body.get("@odata.nextLink")
                 state[scope] = next_link or body["@odata.deltaLink"]
-                yield Page([r for r in records if r is not None], json.dumps(state, sort_keys=True))
+                yield Page(records, json.dumps(state, sort_keys=True))
                 if not next_link:
                     break
                 url = next_link
+
+    def _resync(self, scope: str, resp: httpx.Response, start: str) -> str:
+        """Where to go on after a 410 Gone: Graph's `Location` (a full enumeration) if it gave
+        one, else a fresh delta from the start, as on a first sync. Either way every item comes
+        again (the store absorbs those it has) and the new deltaLink replaces the stored one."""
+        location = resp.headers.get("Location")
+        restart = "from Location" if location else "fresh delta: no Location header"
+        log.warning("graph_delta_restarted", scope=scope, status=410, restart=restart)
+        return location or start
+
+    def _page_records(self, scope: str, items: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """A delta page's records. Folder items are taken in first (delta shows a folder, not
+        its files, when it is renamed or moved): the files below a folder whose name or parent
+        changed are read again, so that they carry their new path."""
+        if scope != "drive":
+            return [r for r in (self._record(scope, i) for i in items) if r is not None]
+        moved = [str(i["id"]) for i in items if "folder" in i and self._track_folder(i)]
+        for item in items:
+            if "deleted" in item:
+                self._folders.pop(str(item["id"]), None)
+        records = [r for r in (self._record(scope, i) for i in items) if r is not None]
+        seen = {r.ref.id for r in records}
+        for folder_id in moved:
+            for item in self._descendant_files(folder_id):
+                record = self._record(scope, item)
+                if record is not None and record.ref.id not in seen:
+                    seen.add(record.ref.id)
+                    records.append(record)
+        return records
+
+    def _track_folder(self, item: Mapping[str, Any]) -> bool:
+        """Remember a folder's name and parent; True if it was known with another (renamed or
+        moved: its descendants' paths changed)."""
+        parent = (item.get("parentReference") or {}).get("id")
+        now = Folder("" if "root" in item else str(item.get("name", "")),
+                     None if "root" in item or parent is None else str(parent))  # fmt: skip
+        before = self._folders.get(str(item["id"]))
+        self._folders[str(item["id"])] = now
+        return before is not None and before != now
+
+    def _descendant_files(self, folder_id: str) -> Iterator[Mapping[str, Any]]:
+        """Every file below a folder, by listing its children (delta on a folder other than the
+        root is not offered by SharePoint), the folders met tracked on the way."""
+        pending = [folder_id]
+        while pending:
+            url: str | None = f"{self._drive}/items/{quote(pending.pop())}/children"
+            while url:
+                page = self._get_json(url)
+                for item in page.get("value", []):
+                    if "folder" in item:
+                        self._track_folder(item)
+                        pending.append(str(item["id"]))
+                    elif "file" in item:
+                        yield item
+                url = page.get("@odata.nextLink")
 
     def fetch(self, ref: RecordRef) -> Record | None:
         with default_lane("escalation"):
@@ -344,7 +419,7 @@ class GraphConnector:
             return Record(ref, {"id": item["id"], "name": item.get("name")}, now, deleted=True)
         if "file" not in item:
             return None  # folders are not records
-        folder = self._folder_path(str((item.get("parentReference") or {}).get("id", "")))
+        folder = self._folder_of(item)
         watched = self.config.watched_folders
         if watched and not any(folder == w or folder.startswith(w + "/") for w in watched):
             return None
@@ -364,17 +439,31 @@ class GraphConnector:
             now,
         )
 
+    def _folder_of(self, item: Mapping[str, Any]) -> str:
+        """The path below the drive root of the folder holding `item` ("" for the root). A GET
+        answer carries it as `parentReference.path`, an API path that Graph percent-encodes
+        (`/drive/root:/Clients/Acme%20Corp`); a delta answer carries only the parent's id,
+        resolved through the folders delta showed."""
+        parent = item.get("parentReference") or {}
+        if parent.get("path") is not None:
+            return unquote(str(parent["path"]).partition("root:")[2]).strip("/")
+        return self._folder_path(str(parent.get("id", "")))
+
     def _folder_path(self, folder_id: str) -> str:
-        """A folder's path below the drive root ("" for the root), one GET per folder id."""
-        if folder_id not in self._folder_paths:
-            folder = self._get_json(f"{self._drive}/items/{quote(folder_id)}")
-            parent = (folder.get("parentReference") or {}).get("path")
-            if parent is None:
-                self._folder_paths[folder_id] = ""
-            else:
-                base = parent.partition("root:")[2].strip("/")
-                self._folder_paths[folder_id] = f"{base}/{folder['name']}".strip("/")
-        return self._folder_paths[folder_id]
+        """A folder's path from the tracked folders, each unknown one read once (a GET)."""
+        names: list[str] = []
+        current: str | None = folder_id
+        while current is not None:
+            folder = self._folders.get(current)
+            if folder is None:
+                item = self._get_json(f"{self._drive}/items/{quote(current)}")
+                self._track_folder(item)
+                folder = self._folders[current]
+            if folder.parent_id is None:
+                break
+            names.append(folder.name)
+            current = folder.parent_id
+        return "/".join(reversed(names))
 
     def _load_directory(self) -> Directory:
         url: str | None = f"{self.config.base_url}/users?$select=id,displayName,mail,accountEnabled"

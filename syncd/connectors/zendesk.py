@@ -11,9 +11,10 @@ cannot be split; for it the variables are set, and a conflicting value is refuse
 Polling. Cursor-based incremental export: `start_time` (config, default 0: all history) on the
 first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
-its own) and leaves out changes of the last minute: a ticket changed now shows up one minute
-later, and `fetch` (show) is the way to see a ticket fresh. Deleted tickets come with
-status "deleted" and become `Record(deleted=True)`. Cost per page: one export call. It asks
+its own, of which syncd spends its `rate_share` like every other budget) and leaves out
+changes of the last minute: a ticket changed now shows up one minute later, and `fetch`
+(show) is the way to see a ticket fresh. Deleted tickets come with status "deleted" and
+become `Record(deleted=True)`. Cost per page: one export call. It asks
 for `include=users,organizations` (the export side-loads the tickets' users and
 organizations), so requesters' and assignees' emails and organization names come with it;
 only an id the side-load left out costs a `users/show_many` or `organizations/show_many`
@@ -34,9 +35,10 @@ at one poll: their fields by `tickets/show_many`, 100 a call) before a timer fir
 when a ladder's `until: {agent_touched: true}` must be right.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
-- `add_tags` / `remove_tags` `{"tags": [...]}`: the tag endpoints only (PUT/DELETE
-  /tickets/{id}/tags), never `tags` on an update, which would replace the list. Verify: all
-  present / none present.
+- `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?}`: the tag endpoints only
+  (PUT/DELETE /tickets/{id}/tags), never `tags` on an update, which would replace the list;
+  with `safe_update` and the ticket's `updated_stamp`, and on a 409 (changed meanwhile) the
+  ticket is read again and the change retried. Verify: all present / none present.
 - `update` `{"status", "priority", "type", "assignee_id", "group_id", "assignee_email",
   "group_name", "custom_fields": {id|key|title: value}, "updated_stamp"?}`: with
   `updated_stamp` the update is a `safe_update` and a 409 answers `error="conflict"` (not
@@ -104,6 +106,7 @@ AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100
 BATCH_MIN = 3  # a job costs its update_many and one status read or more: it pays from three
 METADATA_KEY = "syncd_key"
+TAG_ATTEMPTS = 3  # a tag change re-read after a 409 this many times before waiting
 SIDELOADS = ("users", "organizations")  # what the export carries beside its tickets
 
 
@@ -160,12 +163,13 @@ class ZendeskConnector:
     def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        export_rate = config.incremental_per_minute * config.rate_share  # like every budget
         self.governor = Governor.per_minute(
             "zendesk",
             clock,
             config.plan_rate_per_minute * config.rate_share,
             share=config.rate_share,
-            incremental=Bucket(config.incremental_per_minute, config.incremental_per_minute),
+            incremental=Bucket(export_rate, max(1.0, export_rate), config.rate_share),
         )
         self.retry = RetryPolicy(self.governor)
         session = MeteredSession(
@@ -518,14 +522,38 @@ class ZendeskConnector:
             waited += self.config.job_poll_s
 
     def _add_tags(self, op: Operation) -> Outcome:
-        tags = list(op.payload["tags"])
-        result = self._call(lambda: self.client.tickets.add_tags(int(op.target), tags))
-        return done(ticket_id=int(op.target), tags=list(result))
+        return self._change_tags(op, self.client.tickets._put)
 
     def _remove_tags(self, op: Operation) -> Outcome:
-        tags = list(op.payload["tags"])
-        result = self._call(lambda: self.client.tickets.delete_tags(int(op.target), tags))
-        return done(ticket_id=int(op.target), tags=list(result))
+        return self._change_tags(op, self.client.tickets._delete)
+
+    def _change_tags(self, op: Operation, send: Callable[..., Any]) -> Outcome:
+        """PUT (add) or DELETE (remove) on the ticket's tags with `safe_update`: without it a
+        concurrent update of the ticket can lose tags (Zendesk's tags guide). The stamp is the
+        op's `updated_stamp` (the snapshot's `updated_at`) or, failing that or after a 409
+        (the ticket changed since), the ticket's as read now."""
+        ticket_id = int(op.target)
+        tags = [str(t) for t in op.payload["tags"]]
+        api = self.client.tickets
+        url = api._build_url(api.endpoint.tags(id=ticket_id))
+        stamp = op.payload.get("updated_stamp")
+        for _ in range(TAG_ATTEMPTS):
+            if not stamp:
+                ticket = self._show(op)
+                if ticket is None:
+                    return refused("ticket not found", ticket_id=ticket_id)
+                stamp = ticket.get("updated_at")
+            body = {"tags": tags, "safe_update": True, "updated_stamp": str(stamp)}
+            try:
+                result = self._call(lambda body=body: send(url, payload=body))
+            except PermanentError as exc:
+                if exc.status != 409:
+                    raise
+                stamp = None  # changed meanwhile: read it again
+                continue
+            return done(ticket_id=ticket_id, tags=list(result))
+        return Outcome(ok=False, retryable=True, error="ticket kept changing (409 each time)",
+                       detail={"ticket_id": ticket_id})  # fmt: skip
 
     def _update(self, op: Operation) -> Outcome:
         ticket = self._ticket_changes(op)

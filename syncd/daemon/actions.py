@@ -98,7 +98,9 @@ def tag(ctx: ActionContext, intent: Intent) -> list[Operation]:
     _on(intent, "zendesk")
     tags = _texts(intent.params.get("tags"))
     verb = "add_tags" if intent.action == "tag" else "remove_tags"
-    return [_op(intent, "zendesk", verb, intent.record.id, tags=tags)] if tags else []
+    stamp = ctx.record.fields.get("updated_at")  # safe_update: a 409 if changed since
+    extra = {"updated_stamp": stamp} if stamp else {}
+    return [_op(intent, "zendesk", verb, intent.record.id, tags=tags, **extra)] if tags else []
 
 
 def unassign(ctx: ActionContext, intent: Intent) -> list[Operation]:

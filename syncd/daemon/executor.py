@@ -6,6 +6,9 @@ the answer is recorded in a second transaction (`mark_done`, `mark_failed`). So 
 outcome is unknown (still `sent` after a crash, or `failed` after an answer that may hide an
 applied write) has its exact operations on record: each is verified at the vendor first and
 only the absent ones are sent again, never a fresh choice (round robin would pick someone else).
+A verification the vendor refuses (401/403: the app may not read Sent Items) is not an absence:
+the intent goes to `unknown`, logged `intent_unverifiable`, and waits for a person
+(`syncd intents --retry KEY` sends it again unverified, `--mark-done KEY` records it done).
 
 Shadow intents are skipped, `--dry-run` skips everything it would have executed (a rehearsal:
 going live later does not replay it, as with shadow rules); the kill switch file holds
@@ -30,12 +33,13 @@ from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome
 from syncd.store.db import Tx
-from syncd.store.ledger import LedgerEntry
+from syncd.store.ledger import RESEND, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 BATCH = 100
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
+REFUSED = (401, 403)  # a verify answered so: the effect cannot be seen, not that it is absent
 
 
 @dataclass
@@ -47,10 +51,15 @@ class Drained:
     skipped: int = 0
     deferred: int = 0
     held: int = 0  # due but held by the kill switch
+    unknown: int = 0  # held for a person: the vendor refused to verify
 
 
 class _Lost(Exception):
     """Another executor claimed the intent first: roll the claim back, do nothing."""
+
+
+class _Refused(Exception):
+    """A vendor refused the read that would show an operation's effect (401/403)."""
 
 
 def backoff(attempts: int, outcome: Outcome | None = None) -> timedelta:
@@ -64,6 +73,14 @@ def backoff(attempts: int, outcome: Outcome | None = None) -> timedelta:
 def to_json(ops: Sequence[Operation]) -> list[dict[str, Any]]:
     return [{"key": o.key, "system": o.system, "verb": o.verb, "target": o.target,
              "payload": dict(o.payload)} for o in ops]  # fmt: skip
+
+
+def resend_ordered(tx: Tx, key: str) -> bool:
+    """A person asked (`syncd intents --retry`) to send an unknown intent again without
+    verifying, and it has not been sent since."""
+    events = [row.event for row in tx.audit.for_intent(key)]
+    last = max((i for i, e in enumerate(events) if e == RESEND), default=-1)
+    return last >= 0 and "sent" not in events[last + 1 :]
 
 
 def frozen(tx: Tx, key: str) -> list[Operation] | None:
@@ -88,7 +105,11 @@ class Executor:
             entries = [(e, frozen(tx, e.intent.key)) for e in tx.ledger.sent_unverified()]
         for entry, ops in entries:
             key = entry.intent.key
-            present = self._verify(entry.intent, ops or [])
+            try:
+                present = self._verify(entry.intent, ops or [])
+            except _Refused as exc:
+                self._hold(entry.intent, str(exc), Drained())
+                continue
             now = self.rt.clock.now()
             with self.rt.store.transaction() as tx:
                 if present is None:
@@ -115,6 +136,8 @@ class Executor:
                 return None
             if outcome.ok:
                 present[op.key] = dict(outcome.detail)
+            elif outcome.detail.get("status") in REFUSED:
+                raise _Refused(f"{op.key}: verify refused: {outcome.error}")
             elif outcome.retryable:
                 return None
         return present
@@ -181,6 +204,9 @@ class Executor:
             ops = self._claim(entry, people, now)
         except _Lost:
             return
+        except _Refused as exc:
+            self._hold(intent, str(exc), result)
+            return
         except NothingToDo as exc:
             log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
                      record=str(intent.record), reason=str(exc))  # fmt: skip
@@ -205,8 +231,9 @@ class Executor:
         intent = entry.intent
         with self.rt.store.read() as tx:
             ops = frozen(tx, intent.key)
+            resend = ops is not None and resend_ordered(tx, intent.key)
         if ops is not None:  # sent before: verify, send only what is absent
-            present = self._verify(intent, ops)
+            present = {} if resend else self._verify(intent, ops)
             if present is None:
                 raise RetryableError("syncd", None, "unverified", "a vendor could not verify")
             with self.rt.store.transaction() as tx:
@@ -329,6 +356,19 @@ class Executor:
         if fresh is not None:
             with self.rt.store.transaction() as tx:
                 apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
+
+    def _hold(self, intent: Intent, error: str, result: Drained) -> None:
+        """Unknown outcome, and the vendor will not say: held for a person, alerted."""
+        with self.rt.store.transaction() as tx:
+            held = tx.ledger.mark_unknown(intent.key, error, self.rt.clock.now())
+        if held:
+            log.error("intent_unverifiable", intent=intent.key, rule=intent.rule_id,
+                      record=str(intent.record), action=intent.action, error=error,
+                      fix="grant the permission verification needs (syncd doctor), then "
+                          "`syncd intents --retry KEY` to send it again or `--mark-done KEY` "
+                          "if it happened")  # fmt: skip
+            result.unknown += 1
+            self.rt.fail(f"{intent.key}: outcome unknown, {error}")
 
     def _failed(self, intent: Intent, error: str, retry: datetime | None, result: Drained,
                 request_id: str | None = None) -> None:  # fmt: skip

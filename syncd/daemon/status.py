@@ -30,8 +30,12 @@ class Status:
     def cycle(self, at: datetime, counts: Mapping[IntentState, int]) -> None:
         pending = sum(counts.get(state, 0) for state in PENDING)
         dead = counts.get(IntentState.DEAD, 0)
+        unknown = counts.get(IntentState.UNKNOWN, 0)
+        held = (f", {unknown} unknown (verify refused: `syncd intents --state unknown`)"
+                if unknown else "")  # fmt: skip
         with self._lock:
-            self._cycle = f"last cycle {self._time(at)}: {pending} intents pending, {dead} dead"
+            self._cycle = (f"last cycle {self._time(at)}: {pending} intents pending, {dead} dead"
+                           f"{held}")  # fmt: skip
 
     def error(self, at: datetime, text: str) -> None:
         with self._lock:

@@ -15,6 +15,9 @@ adding to what exists):
       delta_token_max_age_s: 2592000  # older delta/next links answer 410 resyncRequired (30 d)
       rate_limit_per_minute: 600      # per app, real time
       sent_items_delay_s: 0           # sent mail shows in Sent Items this long after sending
+    app_roles: [Sites.ReadWrite.All, Mail.Send, Mail.Read, User.Read.All]   # the default:
+                                      # the app permissions in tokens issued from now on;
+                                      # a request no role grants answers Graph's 403
     users:                            # the mailbox user from sandbox.json always exists
       - {userPrincipalName: ana@contoso.example, mail?: ..., displayName?: ..., id?: ...}
                                       # mail defaults to the UPN; null = no mailbox
@@ -66,7 +69,7 @@ from syncd.sandbox.graph_lists import ListRoutes, new_list
 from syncd.sandbox.graph_mail import Mailboxes, User
 from syncd.sandbox.graph_sites import Site, SiteRoutes
 from syncd.sandbox.graph_transfer import DOWNLOAD_PATH, Transfers, UploadSession
-from syncd.sandbox.identity import DEFAULT_TOKEN_LIFETIME_S, Grant, IdentityVendor
+from syncd.sandbox.identity import DEFAULT_ROLES, DEFAULT_TOKEN_LIFETIME_S, Grant, IdentityVendor
 
 SITE_PATH = "/sites/syncd"
 MAX_BATCH = 20
@@ -105,6 +108,40 @@ class Settings:
             setattr(self, key, value)
 
 
+# Application permissions (any one of them) per kind of request, and the 403 Graph answers
+# without one: Exchange's `ErrorAccessDenied` for mail, SharePoint's `accessDenied` for sites
+# and drives, Entra's `Authorization_RequestDenied` for the directory.
+_SITES_WRITE = frozenset({"Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All",
+                          "Files.ReadWrite.All"})  # fmt: skip
+_SITES_READ = _SITES_WRITE | {"Sites.Read.All", "Files.Read.All"}
+_USERS_READ = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
+                         "Directory.ReadWrite.All"})  # fmt: skip
+_MAIL_SEND = frozenset({"Mail.Send"})
+_MAIL_READ = frozenset({"Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
+_DENIED = {
+    "mail": ("ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+    "sites": ("accessDenied", "Access denied"),
+    "users": ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+}
+
+
+def _authorize(method: str, segment: str, more: str, roles: frozenset[str]) -> None:
+    """403 unless the token's roles grant this request (Graph's permissions reference)."""
+    parts = [p for p in more.split("/") if p]
+    if segment in ("sites", "drives"):
+        needed, kind = (_SITES_READ if method == "GET" else _SITES_WRITE), "sites"
+    elif segment == "users" and len(parts) >= 2 and parts[1] == "sendMail":
+        needed, kind = _MAIL_SEND, "mail"
+    elif segment == "users" and len(parts) >= 2 and parts[1] in ("messages", "mailFolders"):
+        needed, kind = (_MAIL_READ if method == "GET" else frozenset({"Mail.ReadWrite"})), "mail"
+    elif segment == "users":
+        needed, kind = _USERS_READ, "users"
+    else:
+        return
+    if not needed & roles:
+        raise GraphError(403, *_DENIED[kind])
+
+
 class GraphVendor(Vendor):
     name = "graph"
 
@@ -129,6 +166,7 @@ class GraphVendor(Vendor):
         now = self.ctx.clock.now()
         self.settings = Settings()
         self.tokens.lifetime_s = self.settings.token_lifetime_s
+        self.tokens.roles = DEFAULT_ROLES
         host = creds["site_id"].split(",")[0]
         root_id = ",".join(
             [host, *(str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{k}.{host}")) for k in ("site", "web"))]
@@ -167,6 +205,11 @@ class GraphVendor(Vendor):
         now = self.ctx.clock.now()
         self.settings.update(data.get("settings") or {})
         self.tokens.lifetime_s = self.settings.token_lifetime_s
+        if "app_roles" in data:
+            roles = data["app_roles"]
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                raise ValueError("graph app_roles: a list of permission names")
+            self.tokens.roles = tuple(roles)
         for raw in data.get("users") or []:
             self.mailboxes.add_user(User.parse(raw))
         drive = self.drives[self._site.drive_id]
@@ -289,6 +332,7 @@ class GraphVendor(Vendor):
         app = {"id": grant.client_id, "displayName": "syncd"}
         rest = req.path[len("/v1.0") :]
         segment, _, more = rest.lstrip("/").partition("/")
+        _authorize(req.method, segment, more, grant.roles)
         if segment == "sites":
             return self.site_routes.handle(req, rest[len("/sites") :], app)
         if segment == "drives":

@@ -339,7 +339,9 @@ class Drive:
         if item.parent_id is not None:
             ref["id"] = item.parent_id
             if not in_delta:
-                ref["path"] = f"/drives/{self.id}/root:" + self.path(self.items[item.parent_id])
+                # an API path, percent-encoded as Graph encodes it (a space is %20)
+                parent_path = quote(self.path(self.items[item.parent_id]), safe="/")
+                ref["path"] = f"/drives/{self.id}/root:{parent_path}"
         if item.deleted:
             return {
                 "id": item.id,

@@ -9,7 +9,9 @@ an unknown tenant 400 (`invalid_tenant` on discovery, `invalid_request` on the t
 
 Only the client-credentials grant is emulated; other grant types answer
 `unsupported_grant_type`. Access tokens are HS256 JWTs (opaque to clients) valid for
-`token_lifetime_s` on the sandbox clock; the `TokenRegistry` is what Graph consults. Tokens live
+`token_lifetime_s` on the sandbox clock, whose `roles` claim lists the app's application
+permissions (`DEFAULT_ROLES`, or the seed's `graph.app_roles`: a token keeps the roles it was
+issued with, as Entra's does); the `TokenRegistry` is what Graph consults. Tokens live
 in memory only: they survive `reset` (an app keeps its token when the tenant's content is
 wiped) but not a restart, after which clients get 401 and must acquire again.
 """
@@ -32,6 +34,9 @@ from syncd.sandbox.core import Request, Response, SandboxClock, SandboxContext, 
 DEFAULT_TOKEN_LIFETIME_S = 3599
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# The application permissions an admin granted the app (the token's `roles` claim); a seed's
+# `graph.app_roles` replaces them, to rehearse a tenant where one is missing.
+DEFAULT_ROLES = ("Sites.ReadWrite.All", "Mail.Send", "Mail.Read", "User.Read.All")
 _PATH = re.compile(
     r"^/(?P<tenant>[^/]+)/(?:(?P<oauth>oauth2/v2\.0/(?:token|authorize))"
     r"|(?P<oidc>v2\.0/\.well-known/openid-configuration))$"
@@ -45,6 +50,7 @@ class Grant:
     client_id: str
     tenant_id: str
     expires_at: datetime
+    roles: frozenset[str] = frozenset(DEFAULT_ROLES)
 
 
 class TokenRegistry:
@@ -55,6 +61,7 @@ class TokenRegistry:
         self._key = secrets.token_bytes(32)
         self._grants: dict[str, Grant] = {}
         self.lifetime_s = DEFAULT_TOKEN_LIFETIME_S
+        self.roles: tuple[str, ...] = DEFAULT_ROLES
 
     def issue(self, client_id: str, tenant_id: str) -> str:
         now = self._clock.now()
@@ -69,12 +76,12 @@ class TokenRegistry:
             "appid": client_id,
             "tid": tenant_id,
             "idtyp": "app",
-            "roles": ["Sites.ReadWrite.All", "Mail.Send", "Mail.Read"],
+            "roles": list(self.roles),
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         }
         token = jwt.encode(claims, self._key, algorithm="HS256")
-        self._grants[token] = Grant(client_id, tenant_id, expires)
+        self._grants[token] = Grant(client_id, tenant_id, expires, frozenset(self.roles))
         return token
 
     def lookup(self, token: str) -> Grant | None:

@@ -5,6 +5,9 @@
     sent | planned | failed --mark_failed--> failed   (claimable again at retry_at)
                                          `--> dead     (max_attempts reached, or not retryable)
     dead              --retry-->       planned  (`syncd intents --retry KEY`)
+    sent | planned | failed --mark_unknown--> unknown (the vendor refused the verifying read)
+    unknown           --resend-->      planned  (`--retry KEY`: sent again, not verified)
+    unknown           --mark_done_by_person--> done (`--mark-done KEY`)
     planned | failed  --skip-->        skipped  (shadow, dry run, catch-up policy)
     planned | failed  --defer-->       same state, later next_attempt_at
 
@@ -38,9 +41,11 @@ class IntentState(StrEnum):
     FAILED = "failed"  # waiting for a retry at next_attempt_at
     DEAD = "dead"  # dead letter: needs `syncd intents --retry KEY`
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # sent, and the vendor refused to show whether it happened: a person
 
 
 CLAIMABLE = (IntentState.PLANNED, IntentState.FAILED)
+RESEND = "resend"  # audit event: a person asked to send an unknown intent again, unverified
 
 
 def _values(states: Sequence[IntentState]) -> list[str]:
@@ -193,6 +198,42 @@ class Ledger:
             now,
             values,
             detail={"error": error, "retry_at": retry_at.isoformat() if retry_at else None},
+        )
+
+    def mark_unknown(self, key: str, error: str, now: datetime) -> bool:
+        """The outcome cannot be verified (the vendor refused the read, 401/403): hold the
+        intent, never claimable again until a person resolves it. Reading "refused" as
+        "absent" would send a mail twice."""
+        return self._transition(
+            key,
+            (IntentState.SENT, *CLAIMABLE),
+            now,
+            {"state": IntentState.UNKNOWN.value, "last_error": error},
+            detail={"error": error},
+        )
+
+    def resend(self, key: str, now: datetime) -> bool:
+        """A person says an unknown intent did not happen: planned again and sent without
+        verifying (audited `resend`; the executor honours it for one send). Its
+        `next_attempt_at` is already past (it was due when it was held), so it goes at the
+        daemon's next pass, whatever the daemon's clock."""
+        return self._transition(
+            key,
+            (IntentState.UNKNOWN,),
+            now,
+            {"state": IntentState.PLANNED.value, "attempts": 0},
+            event=RESEND,
+        )
+
+    def mark_done_by_person(self, key: str, now: datetime) -> bool:
+        """A person says an unknown intent did happen."""
+        answer = {"marked_done": "by a person (`syncd intents --mark-done`)"}
+        return self._transition(
+            key,
+            (IntentState.UNKNOWN,),
+            now,
+            {"state": IntentState.DONE.value, "vendor_answer": answer},
+            detail={"answer": answer},
         )
 
     def sent_unverified(self) -> builtins.list[LedgerEntry]:

@@ -702,3 +702,36 @@ def test_bad_input_gets_graph_errors(
 def test_unknown_drive_and_app_only_me_are_rejected(graph: httpx.Client) -> None:
     graph_error(graph.get("/drives/b!unknown/root"), 404, "itemNotFound")
     graph_error(graph.get("/me/drive"), 400, "BadRequest")
+
+
+def test_parent_reference_path_is_percent_encoded_as_graph_does(
+    sandbox: Any, graph: httpx.Client, drive: str
+) -> None:
+    """Graph answers `/drive/root:/tmp/Festa%20della%20mamma%202024` (msgraph-sdk-java#2027):
+    an API path, percent-encoded, that clients must decode to compare with a folder name."""
+    seed(sandbox, files=[{"path": "Clients/Acme Corp/Zürich/notes.txt", "content": "x"}])
+    item = graph.get(f"{drive}/root:/Clients/Acme Corp/Zürich/notes.txt").json()
+    assert item["parentReference"]["path"] == (
+        f"{drive}/root:/Clients/Acme%20Corp/Z%C3%BCrich")
+
+
+def test_tokens_carry_the_seeded_roles_and_a_missing_role_is_refused(sandbox: Any) -> None:
+    """A tenant where the admin did not grant Mail.Read: the token's `roles` claim says so, and
+    reading Sent Items answers Exchange's 403 ErrorAccessDenied (sendMail still works)."""
+    import jwt
+
+    seed(sandbox, app_roles=["Sites.ReadWrite.All", "Mail.Send"])
+    token = msal_app(sandbox).acquire_token_for_client(GRAPH_SCOPE)["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["roles"] == ["Sites.ReadWrite.All", "Mail.Send"]
+    mailbox = sandbox.info["graph"]["mailbox"]
+    with client(sandbox, token) as http:
+        sent = http.post(f"/users/{mailbox}/sendMail", json={"message": {
+            "subject": "s", "body": {"contentType": "Text", "content": "b"},
+            "toRecipients": [{"emailAddress": {"address": "a@example.com"}}]}})  # fmt: skip
+        assert sent.status_code == 202
+        denied = http.get(f"/users/{mailbox}/mailFolders/SentItems/messages")
+        error = graph_error(denied, 403, "ErrorAccessDenied")
+        assert error["message"] == "Access is denied. Check credentials and try again."
+        graph_error(http.get("/users"), 403, "Authorization_RequestDenied")
+        assert http.get(f"/drives/{sandbox.info['graph']['drive_id']}/root").status_code == 200

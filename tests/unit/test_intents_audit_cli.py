@@ -169,8 +169,8 @@ def test_retry_brings_a_failed_intents_next_attempt_forward(world: World) -> Non
     ("key", "message"),
     [
         ("escalate-urgent/000000000000000000000000", "no intent with key"),
-        ("done", "is done: only dead or failed intents can be retried"),
-        ("planned", "is planned: only dead or failed intents can be retried"),
+        ("done", "is done: only dead, failed or unknown intents can be"),
+        ("planned", "is planned: only dead, failed or unknown intents can be"),
     ],
 )
 def test_retry_refuses_unknown_keys_and_live_intents(world: World, key: str, message: str) -> None:
