@@ -410,6 +410,11 @@ class _Story:
                 return f"attempt {attempts} failed: {short(d.get('error'))}{retry}"
             case "retried":
                 return "planned again, attempts reset"
+            case "quarantined":
+                return (f"record held back (attempt {attempts}), retry at {d.get('retry_at')}: "
+                        f"{short(d.get('reason'))}")  # fmt: skip
+            case "released":
+                return "record evaluated without error: no longer held back"
             case "deferred":
                 return f"held until {d.get('until')}: {d.get('reason')}"
             case "timer_fired":

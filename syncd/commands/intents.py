@@ -25,6 +25,7 @@ from syncd.commands.audit import (
     console,
     entry_json,
     fail,
+    iso,
     parse_record,
     print_json,
     short,
@@ -32,6 +33,7 @@ from syncd.commands.audit import (
 )
 from syncd.store.db import Store
 from syncd.store.ledger import CLAIMABLE, IntentState, LedgerEntry
+from syncd.store.quarantine import Held
 
 FAILED_STATES = (IntentState.DEAD, IntentState.FAILED, IntentState.UNKNOWN)
 RETRY_REASON = "retry requested with `syncd intents --retry`"
@@ -63,11 +65,18 @@ def intents(
         typer.Option("--mark-done", metavar="KEY",
                      help="Record an unknown intent as done (you saw that it happened)."),
     ] = None,
+    quarantined: Annotated[
+        bool,
+        typer.Option("--quarantined",
+                     help="List the records held back because evaluating them failed."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:
     """List the intents ledger (planning order), or retry one intent with --retry KEY."""
-    if (retry or mark_done) and (failed or state or record or as_json or (retry and mark_done)):
+    if (retry or mark_done) and (
+        failed or state or record or as_json or quarantined or (retry and mark_done)
+    ):
         raise typer.BadParameter("--retry KEY and --mark-done KEY take no other option",
                                  param_hint="--retry")  # fmt: skip
     if failed and state is not None:
@@ -81,15 +90,23 @@ def intents(
             typer.echo(_mark_done(store, mark_done))
             return
         with store.read() as tx:
-            if failed:
+            held = tx.quarantine.list(ref)
+            if quarantined:
+                entries = []
+            elif failed:
                 entries = [e for s in FAILED_STATES for e in tx.ledger.list(state=s, record=ref)]
                 entries.sort(key=lambda e: e.created_at)
             else:
                 entries = tx.ledger.list(state=state, record=ref)
+    if quarantined:
+        _show_held(held, as_json, settings.syncd.tz)
+        return
     if as_json:
         print_json([entry_json(entry) for entry in entries])
         return
     out = console()
+    if held:
+        out.print(f"{len(held)} record(s) held back after an error: `syncd intents --quarantined`")
     if not entries:
         out.print("no intents match")
         return
@@ -135,6 +152,26 @@ def _mark_done(store: Store, key: str) -> str:
         if not tx.ledger.mark_done_by_person(key, SystemClock().now()):
             fail(f"{key} changed state meanwhile; look again with `syncd intents`")
     return f"{key}: marked done"
+
+
+def _show_held(held: list[Held], as_json: bool, tz: tzinfo) -> None:
+    if as_json:
+        print_json([{"record": str(h.record), "reason": h.reason, "attempts": h.attempts,
+                     "first_at": iso(h.first_at), "next_attempt_at": iso(h.next_attempt_at)}
+                    for h in held])  # fmt: skip
+        return
+    out = console()
+    if not held:
+        out.print("no record is held back")
+        return
+    table = Table()
+    for column in ("record", "attempts", "held since", "retry at", "reason"):
+        table.add_column(column, overflow="fold")
+    for h in held:
+        table.add_row(str(h.record), str(h.attempts), show_instant(h.first_at, tz),
+                      show_instant(h.next_attempt_at, tz), short(h.reason))  # fmt: skip
+    out.print(table)
+    out.print(f"{len(held)} record{'' if len(held) == 1 else 's'} held back")
 
 
 def _table(entries: list[LedgerEntry], tz: tzinfo) -> Table:

@@ -60,7 +60,23 @@ def operations(ctx: ActionContext, intent: Intent) -> list[Operation]:
     found = builder(ctx, intent)
     if not found:
         raise NothingToDo("the action has nothing to do")
-    return found
+    return [Operation(op.key, op.system, op.verb, well_formed(op.target),
+                      well_formed(dict(op.payload))) for op in found]  # fmt: skip
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(value: Any) -> Any:
+    """`value` with every lone surrogate (valid in JSON, so customers can send one) replaced by
+    U+FFFD: what syncd writes to a vendor is text that UTF-8 can carry."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {k: well_formed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [well_formed(v) for v in value]
+    return value
 
 
 def _op(intent: Intent, system: str, verb: str, target: str, suffix: str = "",

@@ -40,6 +40,9 @@ def poll_all(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> dict[
         except VendorError as exc:
             log.warning("poll_failed", source=source, error=str(exc))
             rt.fail(f"poll {source}: {exc}")
+        except Exception as exc:  # a bug or bad data: this source's, not the others'
+            log.exception("poll_crashed", source=source)
+            rt.fail(f"poll {source}: {type(exc).__name__}: {exc}")
     return polled
 
 

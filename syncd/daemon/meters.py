@@ -69,4 +69,5 @@ def store_gauges(tx: Tx, metrics: Metrics, now: datetime) -> dict[IntentState, i
     counts = tx.ledger.count_by_state()
     metrics.set_intents(counts)
     metrics.set_timers_due(timers_due(tx, now))
+    metrics.set_quarantined(tx.quarantine.count())
     return counts

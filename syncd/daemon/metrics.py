@@ -80,6 +80,11 @@ class Metrics:
         self._intents = Gauge(
             "syncd_intents", "Intents in the ledger by state.", ["state"], registry=r
         )
+        self._quarantined = Gauge(
+            "syncd_records_quarantined",
+            "Records held back because evaluating them failed (retried after a backoff).",
+            registry=r,
+        )
         self._timers_due = Gauge(
             "syncd_timers_due", "Pending timers whose instant has come.", registry=r
         )
@@ -137,6 +142,9 @@ class Metrics:
         """Intents by state, e.g. `ledger.count_by_state()` (which includes the zeros)."""
         for state, count in counts.items():
             self._intents.labels(str(state)).set(count)
+
+    def set_quarantined(self, count: int) -> None:
+        self._quarantined.set(count)
 
     def set_timers_due(self, count: int) -> None:
         self._timers_due.set(count)

@@ -91,10 +91,17 @@ def apply_record(
     result = _evaluate(engine, current, upserted.previous, stored, now, grace)
     pending = tx.timers.for_record(record.ref)
     _settle_due_timers(tx, pending, result, now)
-    applied = Applied(tx.ledger.plan(result.intents, now), list(result.errors))
+    # An instant rule that failed on this record (a template its data breaks) plans nothing
+    # and keeps its memory, so that the quarantine's retry (contain.py) fires it whole, once.
+    retried = {e.rule_id for e in result.errors
+               if e.rule_id in engine.rules and not engine.rules[e.rule_id].timeline}  # fmt: skip
+    intents = [i for i in result.intents if i.rule_id not in retried]
+    applied = Applied(tx.ledger.plan(intents, now), list(result.errors))
     if baseline:
-        applied.held = hold_back(tx, result.intents, applied.planned, now)
+        applied.held = hold_back(tx, intents, applied.planned, now)
     for rule_id, before in stored.items():
+        if rule_id in retried:
+            continue
         after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
         if after != (before or {}):
             tx.memory.put(rule_id, record.ref, after, now)

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from syncd.connectors.base import Connector
 from syncd.daemon import baseline
-from syncd.daemon.planner import apply_record, due_by_time
+from syncd.daemon.contain import apply_contained, retry_quarantined
+from syncd.daemon.planner import due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.daemon.sources import wanted
 from syncd.model import Record
@@ -94,12 +95,12 @@ def poll_source(
                 if record is None:  # gone since the page was read
                     record = Record(polled.ref, polled.fields, now, deleted=True)
                 held_back = first or record.ref.kind in resumed
-                applied = apply_record(tx, engine, record, now, rt.grace, baseline=held_back)
+                applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back)
+                found.saw(changed_at(record))
+                if applied is None:  # quarantined: the page goes on without it
+                    continue
                 found.planned += len(applied.planned) - applied.held
                 held += applied.held
-                if applied.errors:
-                    rt.fail(f"{record.ref}: {len(applied.errors)} rule error(s)")
-                found.saw(changed_at(record))
             tx.cursors.set(source, page.cursor, now)
         found.records += len(page.records)
         if stopping():
@@ -111,6 +112,7 @@ def poll_source(
                     baseline.finish(tx, source, rt.clock.now())
                 baseline.caught_up(tx, resumed, rt.clock.now())
             log.info("baseline_done", source=source, held=held, kinds=sorted(resumed) or None)
+    retry_quarantined(rt, connector, kinds)
     if found.records:  # quiet when nothing changed: a poll runs every few seconds
         log.info("poll_done", source=source, records=found.records, planned=found.planned,
                  reread=reread, baseline=held)  # fmt: skip

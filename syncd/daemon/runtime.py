@@ -15,7 +15,8 @@ from pathlib import Path
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon import rulesets
-from syncd.logs import get_logger
+from syncd.logs import Redactor, get_logger, settings_secrets
+from syncd.redact import install, redact
 from syncd.rules.diagnostics import Diagnostic
 from syncd.rules.engine import DEFAULT_GRACE, Engine
 from syncd.rules.loader import load_rules
@@ -79,7 +80,7 @@ class Runtime:
         return self.connectors.get(SYSTEM_OF_KIND.get(kind.split(".", 1)[0], ""))
 
     def fail(self, what: str) -> None:
-        self.failures.append(what)
+        self.failures.append(redact(what))
 
     def close(self) -> None:
         for connector in self.connectors.values():
@@ -115,6 +116,7 @@ def open_runtime(
     `store_url` is given: `plan`'s throwaway copy), build the connectors. The daemon's own
     store keeps the last accepted rule set, run when the rules directory is refused
     (rulesets.py)."""
+    install(Redactor(settings_secrets(settings)))
     own = store_url is None
     if own:
         Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.connectors.http import VendorError
-from syncd.daemon.planner import apply_record
+from syncd.daemon.contain import apply_contained
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record, RecordRef
 from syncd.rules.engine import Engine
@@ -82,6 +82,4 @@ def _fire(rt: Runtime, engine: Engine, timers: Sequence[Timer], fresh: Record | 
                 tx.timers.mark_fired(timer.key, at)
             return
         record = fresh or Record(ref, stored.fields, at, deleted=True)
-        applied = apply_record(tx, engine, record, at, rt.grace)  # settles them
-        if applied.errors:
-            rt.fail(f"{ref}: {len(applied.errors)} rule error(s)")
+        apply_contained(rt, tx, engine, record, at, rt.grace)  # settles them

@@ -23,8 +23,9 @@ from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
 from syncd.store.ledger import Ledger
 from syncd.store.memory import RuleMemory
+from syncd.store.quarantine import Quarantine
 from syncd.store.records import Records
-from syncd.store.tables import json_dumps, meta, metadata
+from syncd.store.tables import json_dumps, meta, metadata, quarantine
 from syncd.store.timers import Timers
 
 BUSY_TIMEOUT_MS = 30_000
@@ -41,8 +42,13 @@ def _initial_schema(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=False)
 
 
+def _quarantine_table(conn: Connection) -> None:
+    # version 1 databases made since the table joined tables.py already have it
+    quarantine.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n - 1] brings a database from version n - 1 to version n.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema]
+MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema, _quarantine_table]
 
 
 def schema_version() -> int:
@@ -61,6 +67,7 @@ class Tx:
     cursors: Cursors
     memory: RuleMemory
     audit: Audit
+    quarantine: Quarantine
 
 
 class Store:
@@ -100,6 +107,7 @@ class Store:
             cursors=Cursors(conn),
             memory=RuleMemory(conn),
             audit=audit,
+            quarantine=Quarantine(conn, audit),
         )
 
 

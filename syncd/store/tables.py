@@ -8,6 +8,7 @@ This module describes the *current* schema; `db.MIGRATIONS` brings older files u
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -62,9 +63,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def json_dumps(value: Any) -> str:
-    """The store's JSON encoder: datetimes and dates become ISO-8601 strings."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    """The store's JSON encoder: datetimes and dates become ISO-8601 strings. A lone surrogate
+    (valid in JSON, which vendors pass on from customers) is written as its `\\uXXXX` escape,
+    so the text is valid UTF-8 and reads back as the same string."""
+    text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_json_value(value: Any) -> Any:
@@ -197,6 +204,19 @@ audit = Table(
     Column("detail", JSON, nullable=False),
     Index("ix_audit_record", "record_kind", "record_id", "id"),
     Index("ix_audit_intent", "intent_key", "id"),
+)
+
+# records whose evaluation failed: held back, retried after a backoff (store/quarantine.py)
+quarantine = Table(
+    "quarantine",
+    metadata,
+    *_record_columns(),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("record_kind", "record_id", name="pk_quarantine"),
 )
 
 leases = Table(
