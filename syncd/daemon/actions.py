@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.daemon.people import OPEN_TICKET, ActionError, NothingToDo, People, system_of
+from syncd.daemon.people import (
+    OPEN_TICKET,
+    ActionError,
+    NothingToDo,
+    People,
+    RecordMiss,
+    system_of,
+)
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.rules.conditions import as_instant
@@ -52,12 +59,19 @@ class ActionContext:
 Builder = Callable[[ActionContext, Intent], list[Operation]]
 
 
-def operations(ctx: ActionContext, intent: Intent) -> list[Operation]:
-    """The operations that carry `intent` out."""
+def operations(ctx: ActionContext, intent: Intent, refused: str | None = None) -> list[Operation]:
+    """The operations that carry `intent` out; with `refused` (the vendor's reason for refusing
+    them), those of the action's `else` path (FALLBACKS)."""
     builder = BUILDERS.get(intent.action)
     if builder is None:
         raise ActionError(f"unknown action {intent.action!r}")
-    found = builder(ctx, intent)
+    if refused is not None:
+        fallback = FALLBACKS.get(intent.action)
+        if fallback is None:
+            raise ActionError(refused)
+        found = fallback(ctx, intent, refused)
+    else:
+        found = builder(ctx, intent)
     if not found:
         raise NothingToDo("the action has nothing to do")
     return found
@@ -318,29 +332,53 @@ def ensure_folder(ctx: ActionContext, intent: Intent) -> list[Operation]:
 def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     """Attach the file to the ticket its name (or path) names; else file it and tell people.
 
-    A number that names no ticket syncd knows (a typo in the meeting's topic, a deleted
-    ticket) is "in doubt" too: the file goes to `else_folder` and `else_notify` is told why,
-    never dropped and never failed. Syncd reads every ticket from the start of the Zendesk
-    export, so a ticket it does not know does not exist (at most it is younger than a poll)."""
+    A number that names no ticket (a typo in the meeting's topic, a deleted ticket), or a
+    ticket of another organisation than the client the file names (`organization`), is "in
+    doubt": the file goes to `else_folder` and `else_notify` is told why, never dropped and
+    never failed. A ticket syncd has not read (younger than the export's last minute) is
+    looked up at Zendesk once before deciding (RecordMiss)."""
     _on(intent, "graph")
-    params, fields = intent.params, ctx.record.fields
+    name, path, ticket = _transcript(ctx, intent)
+    if ticket is None:
+        return _unfiled(ctx, intent, name, path, f"No ticket number found in {name!r}.")
+    ref = RecordRef("zendesk.ticket", ticket)
+    stored = ctx.tx.records.get(ref)
+    if stored is None and ref not in ctx.people.looked_up:
+        raise RecordMiss(ref, f"ticket {ticket} is not known yet")
+    if stored is None or stored.deleted:
+        why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
+            " (deleted)." if stored is not None else ".")  # fmt: skip
+        return _unfiled(ctx, intent, name, path, why)
+    client = str(intent.params.get("organization") or "").strip()
+    owner = str(stored.fields.get("organization_name") or "").strip()
+    if client and owner.casefold() != client.casefold():
+        why = (f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
+               f"belongs to {owner!r}." if owner else
+               f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
+               "belongs to no organisation.")  # fmt: skip
+        return _unfiled(ctx, intent, name, path, why)
+    attachment = {"filename": name, DRIVE_PATH: path}
+    return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
+                public=False, attachments=[attachment])]  # fmt: skip
+
+
+def transcript_refused(ctx: ActionContext, intent: Intent, reason: str) -> list[Operation]:
+    """The ticket refused the attachment (closed, deleted, no permission): the `else` path,
+    with Zendesk's reason, so that no transcript ends only in the dead-letter list."""
+    name, path, ticket = _transcript(ctx, intent)
+    why = f"Zendesk refused to attach {name!r} to ticket {ticket}: {reason}"
+    return _unfiled(ctx, intent, name, path, why)
+
+
+def _transcript(ctx: ActionContext, intent: Intent) -> tuple[str, str, str | None]:
+    """The file's name, its path and the ticket number `ticket_from` finds (name, then path)."""
+    fields = ctx.record.fields
     name, path = str(fields.get("name") or ""), str(fields.get("path") or "")
     if not path:
         raise ActionError(f"{ctx.record.ref} has no path")
-    pattern = re.compile(str(params["ticket_from"]))
+    pattern = re.compile(str(intent.params["ticket_from"]))
     match = pattern.search(name) or pattern.search(path)
-    ticket = match.group(1) if match and match.groups() else None
-    if ticket is None:
-        why = f"No ticket number found in {name!r}."
-    else:
-        stored = ctx.tx.records.get(RecordRef("zendesk.ticket", ticket))
-        if stored is not None and not stored.deleted:
-            attachment = {"filename": name, DRIVE_PATH: path}
-            return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
-                        public=False, attachments=[attachment])]  # fmt: skip
-        why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
-            " (deleted)." if stored is not None else ".")  # fmt: skip
-    return _unfiled(ctx, intent, name, path, why)
+    return name, path, match.group(1) if match and match.groups() else None
 
 
 def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
@@ -367,6 +405,12 @@ def _instant(value: Any) -> datetime:
     found = as_instant(value)
     return found if found is not None else datetime.max.replace(tzinfo=UTC)
 
+
+Fallback = Callable[[ActionContext, Intent, str], list[Operation]]
+
+# Actions with an `else` path: when the vendor refuses the intent's operations for good (not a
+# retry), these build what is done instead, given the vendor's reason.
+FALLBACKS: dict[str, Fallback] = {"file_transcript": transcript_refused}
 
 BUILDERS: dict[str, Builder] = {
     "tag": tag,

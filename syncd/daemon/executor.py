@@ -24,15 +24,16 @@ from typing import Any
 
 from syncd.connectors.base import MISS_REFRESH_S
 from syncd.connectors.http import RetryableError, VendorError
-from syncd.daemon.actions import DRIVE_PATH, ActionContext, operations
-from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People
+from syncd.daemon.actions import DRIVE_PATH, FALLBACKS, ActionContext, operations
+from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
-from syncd.model import Intent, Operation, Outcome
+from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store.db import Tx
 from syncd.store.ledger import LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
+REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
 BATCH = 100
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
@@ -73,6 +74,19 @@ def frozen(tx: Tx, key: str) -> list[Operation] | None:
         return None
     return [Operation(o["key"], o["system"], o["verb"], o["target"], o["payload"])
             for o in rows[-1].detail["ops"]]  # fmt: skip
+
+
+def refusal(tx: Tx, key: str) -> str | None:
+    """The vendor's reason when the intent's last operations were refused for good and its
+    `else` path (actions.FALLBACKS) is to be prepared next; None otherwise."""
+    rows = [row for row in tx.audit.for_intent(key) if row.event in (PREPARED, REFUSED)]
+    return str(rows[-1].detail["reason"]) if rows and rows[-1].event == REFUSED else None
+
+
+def fell_back(tx: Tx, key: str) -> bool:
+    """Whether the intent's frozen operations are already its `else` path."""
+    rows = [row for row in tx.audit.for_intent(key) if row.event == PREPARED]
+    return bool(rows) and bool(rows[-1].detail.get("refused"))
 
 
 class Executor:
@@ -144,7 +158,8 @@ class Executor:
                     break
                 seen.add(entry.intent.key)
                 try:
-                    self._one(entry, people, spacing, result)
+                    if self._one(entry, people, spacing, result):
+                        seen.discard(entry.intent.key)  # refused: its `else` path, now
                 except Exception as exc:  # a bug or bad data: this intent fails, not the others
                     log.exception(
                         "intent_crashed",
@@ -157,14 +172,15 @@ class Executor:
         return result
 
     def _one(self, entry: LedgerEntry, people: People, spacing: dict[str, int],
-             result: Drained) -> None:  # fmt: skip
+             result: Drained) -> bool:  # fmt: skip
+        """Carry the intent out; True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
         if skip:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
-            return
+            return False
         limit = engine.limit(intent.rule_id)
         if limit is not None:
             with self.rt.store.read() as tx:
@@ -176,26 +192,26 @@ class Executor:
                     result.deferred += tx.ledger.defer(
                         intent.key, until, f"max_actions_per_hour {limit}", now
                     )
-                return
+                return False
         try:
             ops = self._claim(entry, people, now)
         except _Lost:
-            return
+            return False
         except NothingToDo as exc:
             log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
                      record=str(intent.record), reason=str(exc))  # fmt: skip
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, str(exc), now)
-            return
+            return False
         except (ActionError, VendorError) as exc:
             retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
             self._failed(intent, str(exc), retry, result, getattr(exc, "request_id", None))
-            return
+            return False
         if ops is None:  # every operation was found done at the vendor
             _log_done(intent, verified=True)
             result.done += 1
-        else:
-            self._execute(entry, ops, result)
+            return False
+        return self._execute(entry, ops, result)
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
         """mark_sent with the operations to send (committed before any vendor call); None when
@@ -204,8 +220,8 @@ class Executor:
         (people.py)."""
         intent = entry.intent
         with self.rt.store.read() as tx:
-            ops = frozen(tx, intent.key)
-        if ops is not None:  # sent before: verify, send only what is absent
+            ops, refused = frozen(tx, intent.key), refusal(tx, intent.key)
+        if ops is not None and refused is None:  # sent before: verify, send only what is absent
             present = self._verify(intent, ops)
             if present is None:
                 raise RetryableError("syncd", None, "unverified", "a vendor could not verify")
@@ -219,7 +235,12 @@ class Executor:
         reread: set[str] = set()
         while True:
             try:
-                return self._prepare(intent, people, now)
+                return self._prepare(intent, people, now, refused)
+            except RecordMiss as miss:  # look it up at its vendor, outside the transaction
+                if miss.ref in people.looked_up:
+                    raise
+                people.looked_up.add(miss.ref)
+                self._look_up(miss.ref)
             except DirectoryMiss as miss:  # read directories outside the transaction, again
                 stale = set() if miss.cold else set(miss.systems) - reread
                 if not miss.cold and not stale:
@@ -229,18 +250,38 @@ class Executor:
                     people.directories[system] = self.rt.connectors[system].directory(age)
                 reread |= stale
 
-    def _prepare(self, intent: Intent, people: People, now: datetime) -> list[Operation]:
-        """Work out the intent's operations, mark it sent and freeze them, in one transaction."""
+    def _prepare(self, intent: Intent, people: People, now: datetime,
+                 refused: str | None = None) -> list[Operation]:  # fmt: skip
+        """Work out the intent's operations (its `else` path's, after a refusal), mark it sent
+        and freeze them, in one transaction."""
         with self.rt.store.transaction() as tx:
             record = tx.records.get(intent.record)
             if record is None or record.deleted:
                 raise ActionError(f"{intent.record} is {'deleted' if record else 'unknown'}")
-            ops = operations(self._context(tx, record, people, intent, now), intent)
+            ops = operations(self._context(tx, record, people, intent, now), intent, refused)
             if not tx.ledger.mark_sent(intent.key, now):
                 raise _Lost
+            detail: dict[str, Any] = {"ops": to_json(ops)}
+            if refused is not None:
+                detail["refused"] = refused
             tx.audit.append(PREPARED, now, record=intent.record, rule_id=intent.rule_id,
-                            intent_key=intent.key, detail={"ops": to_json(ops)})  # fmt: skip
+                            intent_key=intent.key, detail=detail)  # fmt: skip
         return ops
+
+    def _look_up(self, ref: RecordRef) -> None:
+        """Read one record syncd has not seen (a ticket younger than the export) and store it
+        as a poll would; a record the vendor does not have stays unknown."""
+        connector = self.rt.connector_for(ref.kind)
+        if connector is None:
+            return
+        try:
+            fresh = connector.fetch(ref)
+        except VendorError as exc:
+            log.warning("lookup_failed", record=str(ref), error=str(exc))
+            return
+        if fresh is not None:
+            with self.rt.store.transaction() as tx:
+                apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
 
     def _context(self, tx: Tx, record: Any, people: People, intent: Intent,
                  now: datetime) -> ActionContext:  # fmt: skip
@@ -250,7 +291,9 @@ class Executor:
                              roles=dict(rule.vars) if rule else {},
                              mailbox=(graph.mailbox or "") if graph else "", now=now)  # fmt: skip
 
-    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> None:
+    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
+        """Send the operations; True when the vendor refused them for good and the action has
+        an `else` path (actions.FALLBACKS), to be prepared next with the vendor's reason."""
         intent = entry.intent
         outcomes = self._send_all(ops)
         now = self.rt.clock.now()
@@ -261,7 +304,7 @@ class Executor:
                                     now)  # fmt: skip
             _log_done(intent, verified=False)
             result.done += 1
-            return
+            return False
         error = "; ".join(f"{k}: {o.error}" for k, o in failures.items())
         request_id = next((o.detail["request_id"] for o in failures.values()
                            if o.detail.get("request_id")), None)  # fmt: skip
@@ -272,7 +315,19 @@ class Executor:
             retry = now + backoff(entry.attempts, next(iter(failures.values())))
         else:
             retry = None
+            if intent.action in FALLBACKS:
+                with self.rt.store.transaction() as tx:
+                    if not fell_back(tx, intent.key):
+                        tx.audit.append(REFUSED, now, record=intent.record,
+                                        rule_id=intent.rule_id, intent_key=intent.key,
+                                        detail={"reason": "; ".join(
+                                            str(o.error) for o in failures.values())})  # fmt: skip
+                        tx.ledger.mark_failed(intent.key, error, now, now)
+                        log.warning("intent_refused", intent=intent.key, rule=intent.rule_id,
+                                    record=str(intent.record), error=error)  # fmt: skip
+                        return True
         self._failed(intent, error, retry, result, request_id)
+        return False
 
     def _send_all(self, ops: Sequence[Operation]) -> dict[str, Outcome]:
         """Each operation's outcome, sent in order. Consecutive operations on one system go

@@ -555,6 +555,9 @@ class FileTranscript(Action):
 
     kind: Literal["file_transcript"] = "file_transcript"
     ticket_from: Regex = Field(description="Regex over name/topic; group 1 is the ticket id")
+    organization: Text | None = Field(
+        None, description="The client the file names (a template; empty: any): a ticket of "
+        "another organisation is not a match")
     else_folder: Text | None = None
     else_notify: list[Recipient] = Field(default_factory=list)
 
