@@ -26,7 +26,7 @@ from syncd.daemon.people import (
 )
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
-from syncd.rules.conditions import as_instant
+from syncd.rules.conditions import Condition, Context, TimeMath, as_instant, compile_condition
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.schema import LINK
 from syncd.store.db import Tx
@@ -42,6 +42,10 @@ SOBJECTS = {
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
 QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
+# Actions whose operations depend on records other than their own (a queue): the executor
+# plans them after the other intents due in the same pass, so they read those intents' writes.
+READS_OTHERS = frozenset({"dispatch"})
+RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ActionContext:
     roles: Mapping[str, Any]  # the rule's vars, for `role:Name` recipients and owners
     mailbox: str
     now: datetime
+    math: TimeMath | None = None  # the rule's calendar, for conditions an action tests
 
 
 Builder = Callable[[ActionContext, Intent], list[Operation]]
@@ -94,6 +99,19 @@ def _sobject(ref: RecordRef) -> str:
     if name is None:
         raise ActionError(f"cannot tell the sObject of {ref.kind}")
     return name
+
+
+def written(op: Operation) -> RecordRef | None:
+    """The record an operation changes, when syncd keeps a snapshot of it (read back after the
+    write, so later intents of the cycle see it)."""
+    if op.verb not in RECORD_WRITES:
+        return None
+    if op.system == "zendesk" and op.target.isdigit():
+        return RecordRef("zendesk.ticket", op.target)
+    kinds = {name: kind for kind, name in SOBJECTS.items()}
+    if op.system == "salesforce" and op.target in kinds and op.payload.get("Id"):
+        return RecordRef(kinds[op.target], str(op.payload["Id"]))
+    return None
 
 
 def _ticket(intent: Intent) -> str:
@@ -139,6 +157,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     a failure: the intent is skipped."""
     _on(intent, "zendesk")
     params = intent.params
+    group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
     tickets = ctx.tx.records.by_kind("zendesk.ticket", lambda r: r.fields.get("status") in
@@ -149,10 +168,11 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     queue = [
         QueuedTicket(t.ref.id, t.fields.get("priority"), _instant(t.fields.get("created_at")))
         for t in tickets
-        if t.fields.get("group_name") == params["queue"]
+        if t.fields.get("group_name") == group
         and t.fields.get("assignee_id") is None
         and t.fields.get("status") in QUEUED_TICKET
         and t.ref.id not in ctx.people.dispatched
+        and where.test(Context(t.fields, None, ctx.now, ctx.math))
     ]
     agents = [
         Agent(m, available=users[m].active and not users[m].away, load=load.get(m, 0))
@@ -175,6 +195,14 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
             found.append(_op(intent, "zendesk", "comment", ticket, f"#{ticket}/note",
                              body=str(params["notify_requester"]), public=True))  # fmt: skip
     return found
+
+
+def _queue(spec: Any) -> tuple[str, Condition]:
+    """A dispatch's queue: its group, and the condition its tickets meet (`where`, tested on
+    each ticket as it stands; a bare group name takes every ticket)."""
+    if isinstance(spec, Mapping):
+        return str(spec["group"]), compile_condition(spec.get("where"))
+    return str(spec), compile_condition(None)
 
 
 # -- actions on several systems --------------------------------------------------------------

@@ -24,7 +24,14 @@ from typing import Any
 
 from syncd.connectors.base import MISS_REFRESH_S
 from syncd.connectors.http import RetryableError, VendorError
-from syncd.daemon.actions import DRIVE_PATH, FALLBACKS, ActionContext, operations
+from syncd.daemon.actions import (
+    DRIVE_PATH,
+    FALLBACKS,
+    READS_OTHERS,
+    ActionContext,
+    operations,
+    written,
+)
 from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
@@ -93,6 +100,7 @@ class Executor:
     def __init__(self, rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> None:
         self.rt = rt
         self.stopping = stopping
+        self.stale: set[RecordRef] = set()  # records this pass wrote, not read back yet
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -145,6 +153,7 @@ class Executor:
                 log.warning("kill_switch_holding", file=str(switch), due=result.held)
             return result
         people = People(self.rt.connectors)
+        self.stale = set()
         seen: set[str] = set()
         spacing: dict[str, int] = {}
         while not self.stopping():
@@ -153,10 +162,12 @@ class Executor:
             fresh = [e for e in batch if e.intent.key not in seen]
             if not fresh:
                 break
+            fresh.sort(key=lambda e: e.intent.action in READS_OTHERS)  # queue readers last
             for entry in fresh:
                 if self.stopping():
                     break
                 seen.add(entry.intent.key)
+                self._read_back()
                 try:
                     if self._one(entry, people, spacing, result):
                         seen.discard(entry.intent.key)  # refused: its `else` path, now
@@ -268,6 +279,25 @@ class Executor:
                             intent_key=intent.key, detail=detail)  # fmt: skip
         return ops
 
+    def _read_back(self) -> None:
+        """Read your own writes: the records this pass wrote are read again from their vendors
+        and stored as a poll would (the engine sees them), before the next intent is planned.
+        So two requests triaged in one poll are dispatched by the priorities syncd just set."""
+        stale, self.stale = self.stale, set()
+        for kind in sorted({ref.kind for ref in stale}):
+            connector = self.rt.connector_for(kind)
+            refs = sorted((ref for ref in stale if ref.kind == kind), key=lambda r: r.id)
+            if connector is None:
+                continue
+            try:
+                found = connector.fetch_many(refs)
+            except VendorError as exc:  # the next poll reads them anyway
+                log.warning("read_back_failed", kind=kind, records=len(refs), error=str(exc))
+                continue
+            with self.rt.store.transaction() as tx:
+                for record in (r for r in found.values() if r is not None):
+                    apply_record(tx, self.rt.engine, record, self.rt.clock.now(), self.rt.grace)
+
     def _look_up(self, ref: RecordRef) -> None:
         """Read one record syncd has not seen (a ticket younger than the export) and store it
         as a poll would; a record the vendor does not have stays unknown."""
@@ -289,7 +319,8 @@ class Executor:
         graph = self.rt.settings.graph
         return ActionContext(tx=tx, record=record, people=people,
                              roles=dict(rule.vars) if rule else {},
-                             mailbox=(graph.mailbox or "") if graph else "", now=now)  # fmt: skip
+                             mailbox=(graph.mailbox or "") if graph else "", now=now,
+                             math=rule.math if rule else None)  # fmt: skip
 
     def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
         """Send the operations; True when the vendor refused them for good and the action has
@@ -302,6 +333,7 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
                                     now)  # fmt: skip
+            self.stale |= {ref for op in ops if (ref := written(op)) is not None}
             _log_done(intent, verified=False)
             result.done += 1
             return False
