@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.daemon.people import OPEN_TICKET, ActionError, NothingToDo, People, system_of
+from syncd.daemon.people import (
+    OPEN_TICKET,
+    ActionError,
+    NothingToDo,
+    People,
+    RecordMiss,
+    system_of,
+)
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
-from syncd.rules.conditions import as_instant
+from syncd.rules.conditions import Condition, Context, TimeMath, as_instant, compile_condition
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.schema import LINK
 from syncd.store.db import Tx
@@ -35,6 +42,10 @@ SOBJECTS = {
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
 QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
+# Actions whose operations depend on records other than their own (a queue): the executor
+# plans them after the other intents due in the same pass, so they read those intents' writes.
+READS_OTHERS = frozenset({"dispatch"})
+RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
 
 
 @dataclass
@@ -47,17 +58,25 @@ class ActionContext:
     roles: Mapping[str, Any]  # the rule's vars, for `role:Name` recipients and owners
     mailbox: str
     now: datetime
+    math: TimeMath | None = None  # the rule's calendar, for conditions an action tests
 
 
 Builder = Callable[[ActionContext, Intent], list[Operation]]
 
 
-def operations(ctx: ActionContext, intent: Intent) -> list[Operation]:
-    """The operations that carry `intent` out."""
+def operations(ctx: ActionContext, intent: Intent, refused: str | None = None) -> list[Operation]:
+    """The operations that carry `intent` out; with `refused` (the vendor's reason for refusing
+    them), those of the action's `else` path (FALLBACKS)."""
     builder = BUILDERS.get(intent.action)
     if builder is None:
         raise ActionError(f"unknown action {intent.action!r}")
-    found = builder(ctx, intent)
+    if refused is not None:
+        fallback = FALLBACKS.get(intent.action)
+        if fallback is None:
+            raise ActionError(refused)
+        found = fallback(ctx, intent, refused)
+    else:
+        found = builder(ctx, intent)
     if not found:
         raise NothingToDo("the action has nothing to do")
     return [Operation(op.key, op.system, op.verb, well_formed(op.target),
@@ -96,6 +115,19 @@ def _sobject(ref: RecordRef) -> str:
     if name is None:
         raise ActionError(f"cannot tell the sObject of {ref.kind}")
     return name
+
+
+def written(op: Operation) -> RecordRef | None:
+    """The record an operation changes, when syncd keeps a snapshot of it (read back after the
+    write, so later intents of the cycle see it)."""
+    if op.verb not in RECORD_WRITES:
+        return None
+    if op.system == "zendesk" and op.target.isdigit():
+        return RecordRef("zendesk.ticket", op.target)
+    kinds = {name: kind for kind, name in SOBJECTS.items()}
+    if op.system == "salesforce" and op.target in kinds and op.payload.get("Id"):
+        return RecordRef(kinds[op.target], str(op.payload["Id"]))
+    return None
 
 
 def _ticket(intent: Intent) -> str:
@@ -143,6 +175,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     a failure: the intent is skipped."""
     _on(intent, "zendesk")
     params = intent.params
+    group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
     tickets = ctx.tx.records.by_kind("zendesk.ticket", lambda r: r.fields.get("status") in
@@ -153,10 +186,11 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     queue = [
         QueuedTicket(t.ref.id, t.fields.get("priority"), _instant(t.fields.get("created_at")))
         for t in tickets
-        if t.fields.get("group_name") == params["queue"]
+        if t.fields.get("group_name") == group
         and t.fields.get("assignee_id") is None
         and t.fields.get("status") in QUEUED_TICKET
         and t.ref.id not in ctx.people.dispatched
+        and where.test(Context(t.fields, None, ctx.now, ctx.math))
     ]
     agents = [
         Agent(m, available=users[m].active and not users[m].away, load=load.get(m, 0))
@@ -179,6 +213,14 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
             found.append(_op(intent, "zendesk", "comment", ticket, f"#{ticket}/note",
                              body=str(params["notify_requester"]), public=True))  # fmt: skip
     return found
+
+
+def _queue(spec: Any) -> tuple[str, Condition]:
+    """A dispatch's queue: its group, and the condition its tickets meet (`where`, tested on
+    each ticket as it stands; a bare group name takes every ticket)."""
+    if isinstance(spec, Mapping):
+        return str(spec["group"]), compile_condition(spec.get("where"))
+    return str(spec), compile_condition(None)
 
 
 # -- actions on several systems --------------------------------------------------------------
@@ -336,29 +378,53 @@ def ensure_folder(ctx: ActionContext, intent: Intent) -> list[Operation]:
 def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     """Attach the file to the ticket its name (or path) names; else file it and tell people.
 
-    A number that names no ticket syncd knows (a typo in the meeting's topic, a deleted
-    ticket) is "in doubt" too: the file goes to `else_folder` and `else_notify` is told why,
-    never dropped and never failed. Syncd reads every ticket from the start of the Zendesk
-    export, so a ticket it does not know does not exist (at most it is younger than a poll)."""
+    A number that names no ticket (a typo in the meeting's topic, a deleted ticket), or a
+    ticket of another organisation than the client the file names (`organization`), is "in
+    doubt": the file goes to `else_folder` and `else_notify` is told why, never dropped and
+    never failed. A ticket syncd has not read (younger than the export's last minute) is
+    looked up at Zendesk once before deciding (RecordMiss)."""
     _on(intent, "graph")
-    params, fields = intent.params, ctx.record.fields
+    name, path, ticket = _transcript(ctx, intent)
+    if ticket is None:
+        return _unfiled(ctx, intent, name, path, f"No ticket number found in {name!r}.")
+    ref = RecordRef("zendesk.ticket", ticket)
+    stored = ctx.tx.records.get(ref)
+    if stored is None and ref not in ctx.people.looked_up:
+        raise RecordMiss(ref, f"ticket {ticket} is not known yet")
+    if stored is None or stored.deleted:
+        why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
+            " (deleted)." if stored is not None else ".")  # fmt: skip
+        return _unfiled(ctx, intent, name, path, why)
+    client = str(intent.params.get("organization") or "").strip()
+    owner = str(stored.fields.get("organization_name") or "").strip()
+    if client and owner.casefold() != client.casefold():
+        why = (f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
+               f"belongs to {owner!r}." if owner else
+               f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
+               "belongs to no organisation.")  # fmt: skip
+        return _unfiled(ctx, intent, name, path, why)
+    attachment = {"filename": name, DRIVE_PATH: path}
+    return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
+                public=False, attachments=[attachment])]  # fmt: skip
+
+
+def transcript_refused(ctx: ActionContext, intent: Intent, reason: str) -> list[Operation]:
+    """The ticket refused the attachment (closed, deleted, no permission): the `else` path,
+    with Zendesk's reason, so that no transcript ends only in the dead-letter list."""
+    name, path, ticket = _transcript(ctx, intent)
+    why = f"Zendesk refused to attach {name!r} to ticket {ticket}: {reason}"
+    return _unfiled(ctx, intent, name, path, why)
+
+
+def _transcript(ctx: ActionContext, intent: Intent) -> tuple[str, str, str | None]:
+    """The file's name, its path and the ticket number `ticket_from` finds (name, then path)."""
+    fields = ctx.record.fields
     name, path = str(fields.get("name") or ""), str(fields.get("path") or "")
     if not path:
         raise ActionError(f"{ctx.record.ref} has no path")
-    pattern = re.compile(str(params["ticket_from"]))
+    pattern = re.compile(str(intent.params["ticket_from"]))
     match = pattern.search(name) or pattern.search(path)
-    ticket = match.group(1) if match and match.groups() else None
-    if ticket is None:
-        why = f"No ticket number found in {name!r}."
-    else:
-        stored = ctx.tx.records.get(RecordRef("zendesk.ticket", ticket))
-        if stored is not None and not stored.deleted:
-            attachment = {"filename": name, DRIVE_PATH: path}
-            return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
-                        public=False, attachments=[attachment])]  # fmt: skip
-        why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
-            " (deleted)." if stored is not None else ".")  # fmt: skip
-    return _unfiled(ctx, intent, name, path, why)
+    return name, path, match.group(1) if match and match.groups() else None
 
 
 def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
@@ -385,6 +451,12 @@ def _instant(value: Any) -> datetime:
     found = as_instant(value)
     return found if found is not None else datetime.max.replace(tzinfo=UTC)
 
+
+Fallback = Callable[[ActionContext, Intent, str], list[Operation]]
+
+# Actions with an `else` path: when the vendor refuses the intent's operations for good (not a
+# retry), these build what is done instead, given the vendor's reason.
+FALLBACKS: dict[str, Fallback] = {"file_transcript": transcript_refused}
 
 BUILDERS: dict[str, Builder] = {
     "tag": tag,

@@ -27,15 +27,23 @@ from typing import Any
 
 from syncd.connectors.base import MISS_REFRESH_S
 from syncd.connectors.http import RetryableError, VendorError
-from syncd.daemon.actions import DRIVE_PATH, ActionContext, operations
-from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People
+from syncd.daemon.actions import (
+    DRIVE_PATH,
+    FALLBACKS,
+    READS_OTHERS,
+    ActionContext,
+    operations,
+    written,
+)
+from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
-from syncd.model import Intent, Operation, Outcome
+from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store.db import Tx
 from syncd.store.ledger import RESEND, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
+REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
 BATCH = 100
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
@@ -92,10 +100,24 @@ def frozen(tx: Tx, key: str) -> list[Operation] | None:
             for o in rows[-1].detail["ops"]]  # fmt: skip
 
 
+def refusal(tx: Tx, key: str) -> str | None:
+    """The vendor's reason when the intent's last operations were refused for good and its
+    `else` path (actions.FALLBACKS) is to be prepared next; None otherwise."""
+    rows = [row for row in tx.audit.for_intent(key) if row.event in (PREPARED, REFUSED)]
+    return str(rows[-1].detail["reason"]) if rows and rows[-1].event == REFUSED else None
+
+
+def fell_back(tx: Tx, key: str) -> bool:
+    """Whether the intent's frozen operations are already its `else` path."""
+    rows = [row for row in tx.audit.for_intent(key) if row.event == PREPARED]
+    return bool(rows) and bool(rows[-1].detail.get("refused"))
+
+
 class Executor:
     def __init__(self, rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> None:
         self.rt = rt
         self.stopping = stopping
+        self.stale: set[RecordRef] = set()  # records this pass wrote, not read back yet
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -154,6 +176,7 @@ class Executor:
                 log.warning("kill_switch_holding", file=str(switch), due=result.held)
             return result
         people = People(self.rt.connectors)
+        self.stale = set()
         seen: set[str] = set()
         spacing: dict[str, int] = {}
         while not self.stopping():
@@ -162,12 +185,15 @@ class Executor:
             fresh = [e for e in batch if e.intent.key not in seen]
             if not fresh:
                 break
+            fresh.sort(key=lambda e: e.intent.action in READS_OTHERS)  # queue readers last
             for entry in fresh:
                 if self.stopping():
                     break
                 seen.add(entry.intent.key)
+                self._read_back()
                 try:
-                    self._one(entry, people, spacing, result)
+                    if self._one(entry, people, spacing, result):
+                        seen.discard(entry.intent.key)  # refused: its `else` path, now
                 except Exception as exc:  # a bug or bad data: this intent fails, not the others
                     log.exception(
                         "intent_crashed",
@@ -180,14 +206,15 @@ class Executor:
         return result
 
     def _one(self, entry: LedgerEntry, people: People, spacing: dict[str, int],
-             result: Drained) -> None:  # fmt: skip
+             result: Drained) -> bool:  # fmt: skip
+        """Carry the intent out; True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
         if skip:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
-            return
+            return False
         limit = engine.limit(intent.rule_id)
         if limit is not None:
             with self.rt.store.read() as tx:
@@ -199,29 +226,29 @@ class Executor:
                     result.deferred += tx.ledger.defer(
                         intent.key, until, f"max_actions_per_hour {limit}", now
                     )
-                return
+                return False
         try:
             ops = self._claim(entry, people, now)
         except _Lost:
-            return
+            return False
         except _Refused as exc:
             self._hold(intent, str(exc), result)
-            return
+            return False
         except NothingToDo as exc:
             log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
                      record=str(intent.record), reason=str(exc))  # fmt: skip
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, str(exc), now)
-            return
+            return False
         except (ActionError, VendorError) as exc:
             retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
             self._failed(intent, str(exc), retry, result, getattr(exc, "request_id", None))
-            return
+            return False
         if ops is None:  # every operation was found done at the vendor
             _log_done(intent, verified=True)
             result.done += 1
-        else:
-            self._execute(entry, ops, result)
+            return False
+        return self._execute(entry, ops, result)
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
         """mark_sent with the operations to send (committed before any vendor call); None when
@@ -230,9 +257,9 @@ class Executor:
         (people.py)."""
         intent = entry.intent
         with self.rt.store.read() as tx:
-            ops = frozen(tx, intent.key)
+            ops, refused = frozen(tx, intent.key), refusal(tx, intent.key)
             resend = ops is not None and resend_ordered(tx, intent.key)
-        if ops is not None:  # sent before: verify, send only what is absent
+        if ops is not None and refused is None:  # sent before: verify, send only what is absent
             present = {} if resend else self._verify(intent, ops)
             if present is None:
                 raise RetryableError("syncd", None, "unverified", "a vendor could not verify")
@@ -246,7 +273,12 @@ class Executor:
         reread: set[str] = set()
         while True:
             try:
-                return self._prepare(intent, people, now)
+                return self._prepare(intent, people, now, refused)
+            except RecordMiss as miss:  # look it up at its vendor, outside the transaction
+                if miss.ref in people.looked_up:
+                    raise
+                people.looked_up.add(miss.ref)
+                self._look_up(miss.ref)
             except DirectoryMiss as miss:  # read directories outside the transaction, again
                 stale = set() if miss.cold else set(miss.systems) - reread
                 if not miss.cold and not stale:
@@ -256,18 +288,57 @@ class Executor:
                     people.directories[system] = self.rt.connectors[system].directory(age)
                 reread |= stale
 
-    def _prepare(self, intent: Intent, people: People, now: datetime) -> list[Operation]:
-        """Work out the intent's operations, mark it sent and freeze them, in one transaction."""
+    def _prepare(self, intent: Intent, people: People, now: datetime,
+                 refused: str | None = None) -> list[Operation]:  # fmt: skip
+        """Work out the intent's operations (its `else` path's, after a refusal), mark it sent
+        and freeze them, in one transaction."""
         with self.rt.store.transaction() as tx:
             record = tx.records.get(intent.record)
             if record is None or record.deleted:
                 raise ActionError(f"{intent.record} is {'deleted' if record else 'unknown'}")
-            ops = operations(self._context(tx, record, people, intent, now), intent)
+            ops = operations(self._context(tx, record, people, intent, now), intent, refused)
             if not tx.ledger.mark_sent(intent.key, now):
                 raise _Lost
+            detail: dict[str, Any] = {"ops": to_json(ops)}
+            if refused is not None:
+                detail["refused"] = refused
             tx.audit.append(PREPARED, now, record=intent.record, rule_id=intent.rule_id,
-                            intent_key=intent.key, detail={"ops": to_json(ops)})  # fmt: skip
+                            intent_key=intent.key, detail=detail)  # fmt: skip
         return ops
+
+    def _read_back(self) -> None:
+        """Read your own writes: the records this pass wrote are read again from their vendors
+        and stored as a poll would (the engine sees them), before the next intent is planned.
+        So two requests triaged in one poll are dispatched by the priorities syncd just set."""
+        stale, self.stale = self.stale, set()
+        for kind in sorted({ref.kind for ref in stale}):
+            connector = self.rt.connector_for(kind)
+            refs = sorted((ref for ref in stale if ref.kind == kind), key=lambda r: r.id)
+            if connector is None:
+                continue
+            try:
+                found = connector.fetch_many(refs)
+            except VendorError as exc:  # the next poll reads them anyway
+                log.warning("read_back_failed", kind=kind, records=len(refs), error=str(exc))
+                continue
+            with self.rt.store.transaction() as tx:
+                for record in (r for r in found.values() if r is not None):
+                    apply_record(tx, self.rt.engine, record, self.rt.clock.now(), self.rt.grace)
+
+    def _look_up(self, ref: RecordRef) -> None:
+        """Read one record syncd has not seen (a ticket younger than the export) and store it
+        as a poll would; a record the vendor does not have stays unknown."""
+        connector = self.rt.connector_for(ref.kind)
+        if connector is None:
+            return
+        try:
+            fresh = connector.fetch(ref)
+        except VendorError as exc:
+            log.warning("lookup_failed", record=str(ref), error=str(exc))
+            return
+        if fresh is not None:
+            with self.rt.store.transaction() as tx:
+                apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
 
     def _context(self, tx: Tx, record: Any, people: People, intent: Intent,
                  now: datetime) -> ActionContext:  # fmt: skip
@@ -275,9 +346,12 @@ class Executor:
         graph = self.rt.settings.graph
         return ActionContext(tx=tx, record=record, people=people,
                              roles=dict(rule.vars) if rule else {},
-                             mailbox=(graph.mailbox or "") if graph else "", now=now)  # fmt: skip
+                             mailbox=(graph.mailbox or "") if graph else "", now=now,
+                             math=rule.math if rule else None)  # fmt: skip
 
-    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> None:
+    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
+        """Send the operations; True when the vendor refused them for good and the action has
+        an `else` path (actions.FALLBACKS), to be prepared next with the vendor's reason."""
         intent = entry.intent
         outcomes = self._send_all(ops)
         now = self.rt.clock.now()
@@ -286,9 +360,10 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
                                     now)  # fmt: skip
+            self.stale |= {ref for op in ops if (ref := written(op)) is not None}
             _log_done(intent, verified=False)
             result.done += 1
-            return
+            return False
         error = "; ".join(f"{k}: {o.error}" for k, o in failures.items())
         request_id = next((o.detail["request_id"] for o in failures.values()
                            if o.detail.get("request_id")), None)  # fmt: skip
@@ -299,7 +374,19 @@ class Executor:
             retry = now + backoff(entry.attempts, next(iter(failures.values())))
         else:
             retry = None
+            if intent.action in FALLBACKS:
+                with self.rt.store.transaction() as tx:
+                    if not fell_back(tx, intent.key):
+                        tx.audit.append(REFUSED, now, record=intent.record,
+                                        rule_id=intent.rule_id, intent_key=intent.key,
+                                        detail={"reason": "; ".join(
+                                            str(o.error) for o in failures.values())})  # fmt: skip
+                        tx.ledger.mark_failed(intent.key, error, now, now)
+                        log.warning("intent_refused", intent=intent.key, rule=intent.rule_id,
+                                    record=str(intent.record), error=error)  # fmt: skip
+                        return True
         self._failed(intent, error, retry, result, request_id)
+        return False
 
     def _send_all(self, ops: Sequence[Operation]) -> dict[str, Outcome]:
         """Each operation's outcome, sent in order. Consecutive operations on one system go

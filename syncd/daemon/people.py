@@ -49,6 +49,15 @@ class DirectoryMiss(ActionError):
         self.cold = cold
 
 
+class RecordMiss(ActionError):
+    """The action needs a record syncd has not read (yet): look it up at its vendor once, outside
+    the transaction, then prepare the action again."""
+
+    def __init__(self, ref: RecordRef, message: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 class NothingToDo(ActionError):
     """The intent has no effect to carry out (an unassigned ticket's assignee to tell, tags
     that render empty): skipped with this reason, not failed."""
@@ -74,6 +83,8 @@ class People:
         # tickets `dispatch` handed out in this pass (id -> agent id): the store learns of them
         # only at the next poll, and a second dispatch in the pass must not hand them out again
         self.dispatched: dict[str, str] = {}
+        # records looked up at their vendor in this pass (RecordMiss): not asked for again
+        self.looked_up: set[RecordRef] = set()
 
     def directory(self, system: str) -> Directory:
         if system not in self.connectors:

@@ -199,7 +199,7 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
         if isinstance(raw, Mapping):
             named += [(path, name) for path, name, _ in condition_fields(raw, base)]
     named += [(path, _get(node, path)) for path in (("since",), ("defer", "to"))]
-    for path, name in _raw_actions(node):
+    for path, name in raw_actions(node):
         body = _get(node, path)
         if name in ACTION_KINDS and name not in kind.actions:
             yield Finding(path, f"action {name!r} cannot act on {kind.name} (it works on "
@@ -215,6 +215,9 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
                 named += [((*base, key), key) for key in fields]
         if name == "assign":
             named.append(((*path, "mapping", "field"), _get(body, ("mapping", "field"))))
+        where = _get(body, ("queue", "where")) if name == "dispatch" else None
+        if isinstance(where, Mapping):
+            named += [(p, n) for p, n, _ in condition_fields(where, (*path, "queue", "where"))]
     for path, field in named:
         if isinstance(field, str) and not kind.has_field(field):
             at_key = path[-1] not in ("since", "to", "field")
@@ -222,7 +225,7 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
                           f"{did_you_mean(field, kind.all_fields)}", at_key=at_key)
 
 
-def _raw_actions(node: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
+def raw_actions(node: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
     """(path of the action's body, action name) for each one-key action mapping in the YAML."""
     steps = node.get("steps")
     lists: list[Path_] = [("do",)]

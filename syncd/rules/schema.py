@@ -555,15 +555,35 @@ class FileTranscript(Action):
 
     kind: Literal["file_transcript"] = "file_transcript"
     ticket_from: Regex = Field(description="Regex over name/topic; group 1 is the ticket id")
+    organization: Text | None = Field(
+        None, description="The client the file names (a template; empty: any): a ticket of "
+        "another organisation is not a match")
     else_folder: Text | None = None
     else_notify: list[Recipient] = Field(default_factory=list)
+
+
+def _where(raw: Any) -> dict[str, Any]:
+    """A condition kept as its YAML mapping (an intent param), checked like any other."""
+    parse_condition(raw)
+    return dict(raw)
+
+
+WhereField = Annotated[dict[str, Any], PlainValidator(_where), WithJsonSchema(_ref("Condition"))]
+
+
+class DispatchQueue(Node):
+    """The queue: a group's unassigned new/open tickets, narrowed by a condition."""
+
+    group: Text
+    where: WhereField | None = Field(
+        None, description="Only the tickets this condition holds for (tested as they stand)")
 
 
 class Dispatch(Action):
     """Hand queued tickets to available agents with spare capacity."""
 
     kind: Literal["dispatch"] = "dispatch"
-    queue: Text
+    queue: Text | DispatchQueue = Field(description="A group name, or {group, where}")
     order: list[Literal["priority", "age"]] = Field(default_factory=lambda: ["priority", "age"])
     to: Text = Field(description="Group whose available agents receive tickets")
     capacity: PositiveInt = Field(description="Open tickets per agent")

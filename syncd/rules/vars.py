@@ -24,7 +24,7 @@ from datetime import date
 from typing import Any
 
 from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.lint import CONDITION_KEYS
+from syncd.rules.lint import CONDITION_KEYS, raw_actions
 from syncd.rules.schema import VAR_REFERENCE, Path_
 
 _JINJA = ("{{", "{%", "{#")
@@ -45,18 +45,30 @@ def substitute_vars(rule: Any) -> tuple[Any, list[Problem]]:
         return rule, []
     walk = _Substitution(values)
     out = dict(rule)
-    for path in CONDITION_KEYS:
+    wheres = [(*path, "queue", "where") for path, name in raw_actions(rule) if name == "dispatch"]
+    for path in (*CONDITION_KEYS, *wheres):
         parent = out
-        for key in path[:-1]:  # copy the mappings on the way: `rule` stays as it was
-            child = parent.get(key)
-            if not isinstance(child, Mapping):
+        for key in path[:-1]:  # copy the containers on the way: `rule` stays as it was
+            child = _child(parent, key)
+            if isinstance(child, Mapping):
+                parent[key] = dict(child)
+            elif isinstance(child, list):
+                parent[key] = list(child)
+            else:
                 break
-            parent[key] = dict(child)
             parent = parent[key]
         else:
-            if path[-1] in parent:
+            if isinstance(parent, Mapping) and path[-1] in parent:
                 parent[path[-1]] = walk.condition(parent[path[-1]], path)
     return out, walk.problems
+
+
+def _child(parent: Any, key: str | int) -> Any:
+    if isinstance(parent, Mapping):
+        return parent.get(key)
+    if isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+        return parent[key]
+    return None
 
 
 class _Substitution:

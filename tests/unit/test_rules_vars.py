@@ -339,3 +339,34 @@ def test_doctor_checks_the_groups_a_condition_reads_from_file_vars(tmp_path: Pat
         ("group", "Senior Engineers", "8"),
         ("group", "Support", "7"),
     ]
+
+
+def test_a_dispatch_queue_condition_reads_vars_and_names_known_fields(tmp_path: Path) -> None:
+    rules = """
+    - id: serve
+      on: zendesk.ticket
+      vars: {desk: Dispatch, triage_field: impact}
+      when: {status: new}
+      do:
+        - dispatch:
+            queue: {group: "{{ vars.desk }}", where: {custom.impact: {exists: true}, priority: "{{ vars.level }}"}}
+            to: IT Pros
+            capacity: 3
+    - id: typo
+      on: zendesk.ticket
+      when: {status: new}
+      do:
+        - dispatch: {queue: {group: Dispatch, where: {priorty: {exists: true}}}, to: IT Pros, capacity: 3}
+    """
+    result = load(tmp_path, rules)
+    file = str(tmp_path / "rules.yaml")
+    assert [str(d) for d in result.diagnostics] == [
+        f"{file}:9:94: error: condition reads unknown 'vars.level'",
+        f"{file}:16:53: error: unknown field 'priorty' for zendesk.ticket (did you mean "
+        "'priority'?)",
+    ]
+    fixed = load(tmp_path, rules.replace('"{{ vars.level }}"', "urgent"), "fixed.yaml")
+    serve = next(r for r in fixed.ruleset.rules if r.id == "serve")
+    (action,) = serve.do
+    assert action.params()["queue"] == {
+        "group": "{{ vars.desk }}", "where": {"custom.impact": {"exists": True}, "priority": "urgent"}}
