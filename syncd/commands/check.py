@@ -90,7 +90,7 @@ def schema() -> None:
 
 
 def schema_text() -> str:
-    """The committed `schema/rules.schema.json` must equal this text."""
+    """The shipped `schema/rules.schema.json` (syncd/shipped/) must equal this text."""
     return json.dumps(json_schema(), indent=2) + "\n"
 
 

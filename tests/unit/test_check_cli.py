@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
+from syncd.resources import RULES, shipped
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 runner = CliRunner()
@@ -50,7 +51,7 @@ def test_default_path_is_rules_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 def test_shipped_rules_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.chdir(Path(str(shipped(RULES))).parent)
     result = runner.invoke(app, ["check", "rules/"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: ")
