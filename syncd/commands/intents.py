@@ -38,7 +38,10 @@ RETRY_REASON = "retry requested with `syncd intents --retry`"
 def intents(
     failed: Annotated[
         bool,
-        typer.Option("--failed", help="Only dead-lettered and failed (awaiting retry) intents."),
+        typer.Option(
+            "--failed",
+            help="Only dead-lettered and failed (awaiting retry) intents; exit 1 if any.",
+        ),
     ] = False,
     state: Annotated[
         IntentState | None, typer.Option(help="Only intents in this state.", show_default=False)
@@ -75,13 +78,14 @@ def intents(
                 entries = tx.ledger.list(state=state, record=ref)
     if as_json:
         print_json([entry_json(entry) for entry in entries])
-        return
-    out = console()
-    if not entries:
-        out.print("no intents match")
-        return
-    out.print(_table(entries, settings.syncd.tz))
-    out.print(f"{len(entries)} intent{'' if len(entries) == 1 else 's'}")
+    elif not entries:
+        console().print("no intents match")
+    else:
+        out = console()
+        out.print(_table(entries, settings.syncd.tz))
+        out.print(f"{len(entries)} intent{'' if len(entries) == 1 else 's'}")
+    if failed and entries:  # as `amtool` and `systemctl is-failed`: scripts test the status
+        raise typer.Exit(1)
 
 
 def _retry(store: Store, key: str, tz: tzinfo) -> str:

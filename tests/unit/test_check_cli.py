@@ -63,3 +63,18 @@ def test_schema_prints_the_json_schema() -> None:
     document = json.loads(result.output)
     assert document["$schema"].endswith("2020-12/schema")
     assert set(document["properties"]) == {"calendars", "defaults", "vars", "rules"}
+
+
+def test_check_json_lists_every_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES / "errors")
+    result = runner.invoke(app, ["check", "--json", "unknown_key.yaml", "warnings.yaml"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["ok"] is False and document["errors"] >= 1 and document["warnings"] >= 1
+    assert {"file": "unknown_key.yaml", "line": 4, "col": 5, "severity": "error",
+            "message": "unknown key 'wen' (did you mean 'when'?)"} in document["diagnostics"]
+    clean = runner.invoke(app, ["check", "--json", str(FIXTURES / "clean")])
+    assert clean.exit_code == 0
+    assert json.loads(clean.output) | {"diagnostics": []} == {
+        "ok": True, "errors": 0, "warnings": 0, "rules": 7, "files": 3, "calendars": 1,
+        "diagnostics": []}  # fmt: skip
