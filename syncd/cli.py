@@ -1,25 +1,39 @@
 """syncd: runs a support team's processes across Zendesk, Salesforce and SharePoint."""
 
+from typing import Annotated
+
 import typer
 
+from syncd import __version__
 from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
 from syncd.commands.demo import demo
 from syncd.commands.doctor import doctor
+from syncd.commands.init import init
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="markdown"
-)
+app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"syncd {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
     """Run support processes from YAML rules across Zendesk, Salesforce and SharePoint."""
 
 
+app.command()(init)
 app.command()(sandbox)
 app.command()(check)
 app.command()(schema)

@@ -7,17 +7,21 @@ editors.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from ruamel.yaml import YAML, YAMLError
 from sqlalchemy.engine import make_url
 
 from syncd.commands.audit import configured_store
+from syncd.daemon import rulesets
 from syncd.rules.diagnostics import Diagnostic
-from syncd.rules.loader import RuleSet, load_rules
+from syncd.rules.loader import RULE_SUFFIXES, RuleSet, load_rules
 from syncd.rules.schema import json_schema
 
 DEFAULT_PATHS = [Path("rules")]
@@ -34,10 +38,16 @@ def check(
         Path | None,
         typer.Option(
             "--config",
-            help="Also compare rule ids with what the daemon of this settings file remembers: "
-            "a changed id makes records go through the rule again.",
+            help="Also compare rule ids with the rule set the daemon of this settings file last "
+            "accepted: a changed id makes records go through the rule again.",
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"ok", "errors", "warnings", "rules", "files", '
+                     '"calendars", "diagnostics": [{"file", "line", "col", "severity", '
+                     '"message"}]}.'),
+    ] = False,
 ) -> None:
     """Validate rule files and report every problem at once (exit 1 on any error)."""
     result = load_rules(paths or DEFAULT_PATHS)
@@ -45,11 +55,21 @@ def check(
     if config is not None and not result.errors:
         with configured_store(config) as (settings, store), store.read() as tx:
             state = make_url(settings.syncd.store_url).render_as_string(hide_password=True)
-            diagnostics += id_changes(result.ruleset, tx.memory.rules(), state)
-    for diagnostic in diagnostics:
-        typer.echo(str(diagnostic))
+            saved = rulesets.last_accepted(tx)
+            accepted = accepted_ids(saved) if saved else set(tx.memory.rules())
+            diagnostics += id_changes(result.ruleset, accepted, tx.memory.rules(), state)
     errors = len(result.errors)
     warnings = len(diagnostics) - errors
+    if as_json:
+        ruleset = result.ruleset
+        typer.echo(json.dumps({
+            "ok": not errors, "errors": errors, "warnings": warnings,
+            "rules": len(ruleset.rules), "files": len(result.files),
+            "calendars": len(ruleset.calendars),
+            "diagnostics": [dataclasses.asdict(d) for d in diagnostics]}, indent=2))  # fmt: skip
+        raise typer.Exit(1 if errors else 0)
+    for diagnostic in diagnostics:
+        typer.echo(str(diagnostic))
     if errors:
         typer.echo(f"failed: {_count(errors, 'error')}, {_count(warnings, 'warning')}")
         raise typer.Exit(1)
@@ -61,14 +81,29 @@ def check(
     typer.echo(summary + (f", {_count(warnings, 'warning')}" if warnings else ""))
 
 
-def id_changes(ruleset: RuleSet, remembered: Mapping[str, int], state: str) -> list[Diagnostic]:
-    """Rule ids the daemon has never run, and ids it ran that are gone. The engine remembers
-    per rule id which records went through a rule, so renaming a rule is a new rule: every
-    record still inside its `when` fires again as it next changes, timelines start over."""
-    gone = sorted(set(remembered) - {rule.id for rule in ruleset.rules})
+def accepted_ids(saved: rulesets.Saved) -> set[str]:
+    """The rule ids of the rule set the daemon last accepted (kept in its store)."""
+    ids: set[str] = set()
+    for name, text in saved.files.items():
+        if name.endswith(RULE_SUFFIXES):
+            with contextlib.suppress(YAMLError):  # it loaded when accepted
+                document = YAML(typ="safe").load(text)
+                rules = document.get("rules") if isinstance(document, dict) else None
+                ids |= {r["id"] for r in rules or [] if isinstance(r, dict) and "id" in r}
+    return ids
+
+
+def id_changes(
+    ruleset: RuleSet, accepted: set[str], remembered: Mapping[str, int], state: str
+) -> list[Diagnostic]:
+    """Rule ids not in the rule set the daemon last accepted, and accepted ids that are gone.
+    The engine remembers per rule id which records went through a rule, so renaming a rule is
+    a new rule: every record still inside its `when` fires again as it next changes,
+    timelines start over."""
+    gone = sorted(accepted - {rule.id for rule in ruleset.rules})
     found = []
     for rule in ruleset.rules:
-        if rule.id in remembered:
+        if rule.id in accepted:
             continue
         source = ruleset.sources[rule.id]
         renamed = f"; if it renames {', '.join(map(repr, gone))}, keep the old id" if gone else ""
@@ -77,8 +112,8 @@ def id_changes(ruleset: RuleSet, remembered: Mapping[str, int], state: str) -> l
             f"as they next change or fall due{renamed}")))  # fmt: skip
     found += [
         Diagnostic(state, 0, 0, "warning", (
-            f"rule {rule_id!r} went through {_count(remembered[rule_id], 'record')} and is not "
-            "in these files: a reload stops it and cancels its pending timers"))
+            f"rule {rule_id!r} went through {_count(remembered.get(rule_id, 0), 'record')} and "
+            "is not in these files: a reload stops it and cancels its pending timers"))
         for rule_id in gone
     ]  # fmt: skip
     return found
@@ -90,7 +125,7 @@ def schema() -> None:
 
 
 def schema_text() -> str:
-    """The committed `schema/rules.schema.json` must equal this text."""
+    """The shipped `schema/rules.schema.json` (syncd/shipped/) must equal this text."""
     return json.dumps(json_schema(), indent=2) + "\n"
 
 

@@ -43,7 +43,7 @@ def intents(
     failed: Annotated[
         bool,
         typer.Option("--failed", help="Only dead-lettered, failed (awaiting retry) and unknown "
-                     "(verification refused) intents."),
+                     "(verification refused) intents; exit 1 if any."),
     ] = False,
     state: Annotated[
         IntentState | None, typer.Option(help="Only intents in this state.", show_default=False)
@@ -103,15 +103,18 @@ def intents(
         return
     if as_json:
         print_json([entry_json(entry) for entry in entries])
-        return
-    out = console()
-    if held:
-        out.print(f"{len(held)} record(s) held back after an error: `syncd intents --quarantined`")
-    if not entries:
-        out.print("no intents match")
-        return
-    out.print(_table(entries, settings.syncd.tz))
-    out.print(f"{len(entries)} intent{'' if len(entries) == 1 else 's'}")
+    else:
+        out = console()
+        if held:
+            out.print(f"{len(held)} record(s) held back after an error: "
+                      "`syncd intents --quarantined`")  # fmt: skip
+        if entries:
+            out.print(_table(entries, settings.syncd.tz))
+            out.print(f"{len(entries)} intent{'' if len(entries) == 1 else 's'}")
+        else:
+            out.print("no intents match")
+    if failed and entries:  # as `amtool` and `systemctl is-failed`: scripts test the status
+        raise typer.Exit(1)
 
 
 def _retry(store: Store, key: str, tz: tzinfo) -> str:

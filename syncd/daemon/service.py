@@ -53,6 +53,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.connectors.http import VendorError
+from syncd.daemon.coverage import unpolled_rules
 from syncd.daemon.executor import Executor
 from syncd.daemon.liveness import Liveness
 from syncd.daemon.meters import VendorMeter, store_gauges
@@ -127,6 +128,7 @@ class Service:
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
                 log.info("daemon_started", sources=list(self.rt.connectors),
                          dry_run=self.rt.dry_run)  # fmt: skip
+                self._warn_unpolled()
                 self._main_loop()
         finally:
             self.notifier.stopping("finishing the work in flight")
@@ -136,6 +138,11 @@ class Service:
             if self.metrics_server is not None:
                 self.metrics_server.stop()
             log.info("daemon_stopped")
+
+    def _warn_unpolled(self) -> None:
+        for rule in unpolled_rules(self.rt.engine.ruleset, self.rt.settings):
+            log.warning("rule_unpolled", rule=rule.rule, where=rule.where, why=rule.why,
+                        fix=rule.fix)  # fmt: skip
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -346,5 +353,6 @@ class Service:
         log.info("rules_reloaded", rules=reloaded.rules, removed=reloaded.removed,
                  timers_cancelled=reloaded.timers_cancelled)  # fmt: skip
         self.metrics.reloaded(ok=True)
+        self._warn_unpolled()
         self.status.reload_accepted()
         self.notifier.ready(f"rules reloaded ({reloaded.rules}) | {self.status.line()}")

@@ -1,24 +1,22 @@
-"""The example company in the sandbox: seeded from config/sandbox-seed.yaml, syncd's settings
-pointing at it with a copy of the shipped rules, and the Zendesk API its people use to act and
-to look. Reading goes through the vendors' APIs (and the sandbox's own view of SharePoint and
-Salesforce), never through syncd's store or log: what people would see is the evidence."""
+"""The example company in the sandbox: seeded from the shipped config/sandbox-seed.yaml,
+syncd's settings pointing at it with a copy of the shipped rules, and the Zendesk API its people
+use to act and to look. Reading goes through the vendors' APIs (and the sandbox's own view of
+SharePoint and Salesforce), never through syncd's store or log: what people would see is the
+evidence."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from syncd.connectors.tls import PinnedSession
+from syncd.resources import RULES, SANDBOX_SEED, copy_tree, shipped
 from syncd.sandbox.server import SandboxServer, load_fixture
 from syncd.settings import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "config" / "sandbox-seed.yaml"
-RULES = ROOT / "rules"
 # The SharePoint lists and folders the shipped rules read (docs/processes.md, "What to set up").
 LISTS = ["Releases", "Arrivals", "Weekly Meetings", "Onsite Visits"]
 WATCHED_FOLDERS = ["Transcripts"]
@@ -80,13 +78,13 @@ class Company:
     def __init__(self, server: SandboxServer, workdir: Path) -> None:
         self.server = server
         server.control("POST", "/_sandbox/reset")
-        fixture = load_fixture(SEED)
+        fixture = load_fixture(shipped(SANDBOX_SEED))
         fixture["zendesk"]["settings"] = {"rate_limit_per_minute": FAST,
                                           "incremental_per_minute": FAST}  # fmt: skip
         server.control("POST", "/_sandbox/seed", fixture)
         self.start = datetime.fromisoformat(fixture["clock"])
         self.rules_dir = workdir / "rules"
-        shutil.copytree(RULES, self.rules_dir, dirs_exist_ok=True)
+        copy_tree(shipped(RULES), self.rules_dir)
         self.settings = self._settings(workdir)
         zd = server.info["zendesk"]
         self.http = PinnedSession(verify=server.ca_bundle)

@@ -13,6 +13,7 @@ from syncd.clock import Clock
 from syncd.doctor.local import (
     clock_check,
     credentials_dir,
+    polled_check,
     rules_check,
     secret_check,
     settings_check,
@@ -53,6 +54,7 @@ def diagnose(
     checks = [
         settings_check(systems),
         rules_check(rules, rules_dir),
+        polled_check(rules, settings),
         *[secret_check(settings, s, credentials) for s in systems],
         store_check(settings),
     ]

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from syncd.daemon.coverage import unpolled_rules
 from syncd.doctor.report import Check
 from syncd.doctor.vendors import Found, missing_secrets
 from syncd.rules.loader import LoadResult
@@ -64,6 +65,15 @@ def rules_check(loaded: LoadResult, rules_dir: Path) -> Check:
         f"{len(loaded.ruleset.rules)} rule(s) in {len(loaded.files)} file(s) from {rules_dir}"
         + (f", {warnings} warning(s): see `syncd check`" if warnings else ""),
     )
+
+
+def polled_check(loaded: LoadResult, settings: Settings) -> Check:
+    """Every rule is on something a source polls: else it can never fire."""
+    unpolled = unpolled_rules(loaded.ruleset, settings)
+    if unpolled:
+        fixes = sorted({u.fix for u in unpolled})
+        return Check("polled", "fail", "\n".join(map(str, unpolled)), "; ".join(fixes))
+    return Check("polled", "ok", "every rule is on something a source polls")
 
 
 def secret_check(settings: Settings, system: str, credentials: Path | None) -> Check:

@@ -11,7 +11,7 @@ exist, so they are not collected; the folders rules read from must.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from syncd.daemon.actions import SOBJECTS
 from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.rules.kinds import KINDS
-from syncd.rules.lint import CONDITION_KEYS, condition_fields
+from syncd.rules.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
     VAR_REFERENCE,
@@ -47,7 +47,6 @@ NAMING_FIELDS = {
     ("zendesk.ticket", "assignee_email"): ("zendesk", "user"),
     ("sharepoint.file", "folder"): ("graph", "folder"),
 }
-EQUALITY_OPS = ("eq", "ne", "in", "not_in", "became")
 MAIL_GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:` recipient is looked up
 
 
@@ -146,7 +145,7 @@ class _Scan:
         self.field(name, path)
         named = NAMING_FIELDS.get((self.rule.on, name))
         if named is not None:
-            for at, value in _compared(test, path):
+            for at, value in compared_values(test, path):
                 for resolved in self.var_values(value):
                     self.add((named[0],), named[1], str(resolved), at)
 
@@ -233,17 +232,3 @@ def _get(node: Any, path: Path_) -> Any:
     for key in path:
         node = node.get(key) if isinstance(node, Mapping) else None
     return node
-
-
-def _compared(test: Any, path: Path_) -> Iterator[tuple[Path_, Any]]:
-    """The values a field test compares with for (in)equality: a bare scalar or list, or
-    eq/ne/in/not_in/became."""
-    if isinstance(test, list):
-        for i, value in enumerate(test):
-            yield from _compared(value, (*path, i))
-    elif isinstance(test, Mapping):
-        for op in EQUALITY_OPS:
-            if op in test:
-                yield from _compared(test[op], (*path, op))
-    elif test is not None:
-        yield path, test

@@ -13,14 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.durations import Offset
 from syncd.rules import templates
+from syncd.rules.conditions import as_instant
 from syncd.rules.diagnostics import Severity, did_you_mean
-from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind
+from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind, Values
 from syncd.rules.schema import (
     LINK,
     TIMING_KEYS,
@@ -48,6 +52,8 @@ RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")
 CONDITION_KEYS: tuple[Path_, ...] = (("when",), ("scope",), ("until",), ("since", "became"),
                                      ("defer", "when"))  # fmt: skip
+EQUALITY_OPS = ("eq", "ne", "in", "not_in", "became")  # the operators that compare values
+YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _ACTION: TypeAdapter[Action] = TypeAdapter(ActionField)
 _CONDITION: TypeAdapter[Condition] = TypeAdapter(ConditionField)
 
@@ -98,6 +104,7 @@ def lint(node: Mapping[str, Any], kind: RecordKind, env: Env) -> Iterator[Findin
         yield Finding(("calendar",), unknown_calendar(calendar, env.calendars))
     yield from _shape(node)
     yield from _fields(node, kind)
+    yield from _values(node, kind)
     yield from _business_needs_calendar(parts, env)
     yield from _steps(parts)
     yield from _never_fires(parts)
@@ -223,6 +230,57 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
             at_key = path[-1] not in ("since", "to", "field")
             yield Finding(path, f"unknown field {field!r} for {kind.name}"
                           f"{did_you_mean(field, kind.all_fields)}", at_key=at_key)
+
+
+def _values(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
+    """A compared value the field can never hold: a status that is no status, text compared
+    with a true/false field, a number or instant written as something else."""
+    for base in CONDITION_KEYS:
+        raw = _get(node, base)
+        if not isinstance(raw, Mapping):
+            continue
+        for path, name, test in condition_fields(raw, base):
+            spec = kind.values.get(name)
+            if spec is None:
+                continue
+            for at, value in compared_values(test, path):
+                problem = _value_problem(value, spec)
+                if problem:
+                    yield Finding(at, f"{name} {problem}")
+
+
+def _value_problem(value: Any, spec: Values) -> str | None:
+    if value is None or (isinstance(value, str) and templates.is_template(value)):
+        return None
+    shown = repr(value)
+    if spec.type == "bool" and not isinstance(value, bool):
+        hint = (" (YAML 1.2 reads yes/no/on/off as text: write true or false)"
+                if str(value).lower() in YAML11_BOOLEANS else "")  # fmt: skip
+        return f"is true or false, never {shown}{hint}"
+    if spec.type == "number" and (isinstance(value, bool)
+                                  or not isinstance(value, int | float | Decimal)):  # fmt: skip
+        return f"is a number, never the text {shown} (write it without quotes)"
+    if spec.type == "instant" and not (isinstance(value, date) or (
+            isinstance(value, str) and as_instant(value) is not None)):  # fmt: skip
+        return f"is a date and time, never {shown} (write an ISO date: 2026-03-02T09:00:00Z)"
+    if spec.type == "choice" and value not in spec.choices:
+        return (f"is never {shown}{did_you_mean(str(value), spec.choices)}: it is one of "
+                f"{', '.join(spec.choices)}")  # fmt: skip
+    return None
+
+
+def compared_values(test: Any, path: Path_) -> Iterator[tuple[Path_, Any]]:
+    """The values a field test compares with for (in)equality, with their paths: a bare scalar
+    or list, or eq/ne/in/not_in/became."""
+    if isinstance(test, list):
+        for i, value in enumerate(test):
+            yield from compared_values(value, (*path, i))
+    elif isinstance(test, Mapping):
+        for op in EQUALITY_OPS:
+            if op in test:
+                yield from compared_values(test[op], (*path, op))
+    elif test is not None:
+        yield path, test
 
 
 def raw_actions(node: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
@@ -461,9 +519,15 @@ def _template(
 
 def _recipients(recipients: list[Text], kind: RecordKind, path: Path_) -> Iterator[Finding]:
     for recipient in recipients:
-        if templates.is_template(recipient) or "@" in recipient:
+        if templates.is_template(recipient):
             continue
         prefix = next((p for p in RECIPIENT_PREFIXES if recipient.startswith(p)), None)
+        address = recipient.removeprefix("user:").strip() if prefix in (None, "user:") else ""
+        if "@" in address:
+            problem = _address_problem(address)
+            if problem:
+                yield Finding(path, f"recipient {recipient!r} is not a mail address: {problem}")
+            continue
         if prefix and recipient[len(prefix):].strip():
             continue
         if recipient in SYMBOLIC_RECIPIENTS:
@@ -474,6 +538,15 @@ def _recipients(recipients: list[Text], kind: RecordKind, path: Path_) -> Iterat
                       f"{did_you_mean(recipient, SYMBOLIC_RECIPIENTS)} (expected group:Name, "
                       "user:email, role:Name, assignee, requester, owner, an address or a "
                       "template)")  # fmt: skip
+
+
+def _address_problem(address: str) -> str | None:
+    """Why `address` cannot receive mail (syntax only: no DNS lookup), or None."""
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
 
 
 def _notify(

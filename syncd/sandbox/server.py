@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -509,7 +510,7 @@ mailbox = "{gr['mailbox']}"
 """
 
 
-def load_fixture(path: Path) -> dict[str, Any]:
+def load_fixture(path: Traversable) -> dict[str, Any]:
     """A seed fixture from YAML or JSON (JSON is YAML)."""
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):

@@ -32,3 +32,19 @@ def test_a_renamed_rule_is_flagged_against_what_the_daemon_remembers(world: Worl
     unchanged = CliRunner().invoke(app, ["check", str(world.rules_dir), "--config",
                                          str(world.config)], env=world.env)  # fmt: skip
     assert unchanged.exit_code == 0 and "warning" not in unchanged.output
+
+
+def test_rules_that_have_touched_no_record_are_not_new_to_the_daemon(world: World) -> None:
+    quiet = RULES + """
+  - id: vip-only
+    on: zendesk.ticket
+    when: {tags: {contains: vip}}
+    do: [{tag: [vip-seen]}]
+"""
+    (world.rules_dir / "support.yaml").write_text(quiet)
+    world.sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=30)))
+    assert world.cycle().ok  # accepts the rule set; no ticket is a vip's
+
+    shown = CliRunner().invoke(app, ["check", str(world.rules_dir), "--config",
+                                     str(world.config)], env=world.env)  # fmt: skip
+    assert shown.exit_code == 0 and "warning" not in shown.output, shown.output

@@ -14,9 +14,9 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from syncd.cli import app
+from syncd.resources import RULES, shipped
 from syncd.sandbox.server import SandboxServer
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = {  # rule id -> its file: the rules under test are the shipped ones, as written
     "dev-task-closed-closes-customer-ticket": "development-queue.yaml",
     "category-task-closed-close-ticket": "ticket-categories-sla.yaml",
@@ -30,7 +30,7 @@ def shipped_rules() -> str:
     inherits from its own file (its own entries winning, as the loader merges them)."""
     rules = []
     for rule_id, name in SHIPPED.items():
-        document = YAML(typ="safe").load((ROOT / "rules" / name).read_text())
+        document = YAML(typ="safe").load((Path(str(shipped(RULES))) / name).read_text())
         shared = document.get("vars") or {}
         rules += [
             {**rule, "vars": {**shared, **rule.get("vars", {})}}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from syncd.demo.company import RULES
 from syncd.demo.timeline import SYNCD, rule_processes
+from syncd.resources import RULES, shipped
 
 
 def test_demo_judges_every_shipped_process_from_the_sandbox() -> None:
@@ -20,7 +21,8 @@ def test_demo_judges_every_shipped_process_from_the_sandbox() -> None:
     assert result.exit_code == 0, result.stderr
     assert doc["ok"] is True
     assert len(processes) == 22 and all(p["evidence"] for p in processes)
-    assert {p["process"] for p in processes} == set(rule_processes(RULES).values())
+    shipped_processes = rule_processes(Path(str(shipped(RULES)))).values()
+    assert {p["process"] for p in processes} == set(shipped_processes)
     assert "22/22 processes ✓" in result.stderr  # the table, readable
 
     timeline = doc["timeline"]

@@ -4,19 +4,22 @@ administrator reads in the checklist, and the exit status a script sees."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from e2e_world import World
+from e2e_world import NOW, World, serving, wait_for
 from typer.testing import CliRunner, Result
 
 from syncd.cli import app
-from syncd.clock import FrozenClock
+from syncd.clock import AcceleratedClock, FrozenClock
+from syncd.daemon.runtime import open_runtime
 from syncd.doctor import examine
 from syncd.sandbox.server import SandboxServer
 
@@ -215,3 +218,34 @@ def test_doctor_reports_the_jwt_audience(sandbox: SandboxServer, tmp_path: Path)
     assert "audience https://login.salesforce.com: the org refused this audience" in shown
     fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
     assert "https://test.salesforce.com (a sandbox org)" in fix
+
+
+RELEASES = RULES + r"""
+  - id: release-day
+    on: sharepoint.item
+    when: {list: Releases, fields.ReleaseDate: {exists: true}}
+    do:
+      - notify: {to: [ann@example.com], subject: Released, body: Out today}
+"""
+
+
+def test_a_rule_on_a_list_no_source_polls_fails_and_the_daemon_says_so_at_start(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = setup(sandbox, tmp_path, RELEASES)  # the sandbox's syncd.toml polls no list
+    result = doctor(world)
+    assert result.exit_code == 1, result.output
+    found = line(result.output, "✗", "polled")
+    assert "rule 'release-day' never fires: it is on sharepoint.item and [graph] lists is empty" \
+        in result.output  # fmt: skip
+    assert "support.yaml:" in found  # where the rule is
+    assert "fix: name the lists in [graph] lists" in result.output
+
+    polled = doctor(world, SYNCD_GRAPH__LISTS='["Releases"]')
+    line(polled.output, "✓", "polled")
+
+    rt = open_runtime(world.settings, AcceleratedClock(NOW, factor=1.0))
+    with caplog.at_level(logging.WARNING), serving(rt):
+        wait_for(lambda: any(r.getMessage() == "rule_unpolled" for r in caplog.records))
+    (record,) = [r for r in caplog.records if r.getMessage() == "rule_unpolled"]
+    assert record.syncd_fields["rule"] == "release-day"  # type: ignore[attr-defined]

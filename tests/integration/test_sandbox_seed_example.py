@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from syncd.resources import SANDBOX_SEED, shipped
 from syncd.sandbox.server import SandboxServer, load_fixture
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "sandbox-seed.yaml"
+EXAMPLE = shipped(SANDBOX_SEED)
 
 
 def test_example_fixture_seeds_every_emulator(sandbox: SandboxServer) -> None:

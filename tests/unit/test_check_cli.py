@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
+from syncd.resources import RULES, shipped
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 runner = CliRunner()
@@ -50,7 +51,7 @@ def test_default_path_is_rules_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 def test_shipped_rules_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.chdir(Path(str(shipped(RULES))).parent)
     result = runner.invoke(app, ["check", "rules/"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: ")
@@ -62,3 +63,18 @@ def test_schema_prints_the_json_schema() -> None:
     document = json.loads(result.output)
     assert document["$schema"].endswith("2020-12/schema")
     assert set(document["properties"]) == {"calendars", "defaults", "vars", "rules"}
+
+
+def test_check_json_lists_every_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES / "errors")
+    result = runner.invoke(app, ["check", "--json", "unknown_key.yaml", "warnings.yaml"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["ok"] is False and document["errors"] >= 1 and document["warnings"] >= 1
+    assert {"file": "unknown_key.yaml", "line": 4, "col": 5, "severity": "error",
+            "message": "unknown key 'wen' (did you mean 'when'?)"} in document["diagnostics"]
+    clean = runner.invoke(app, ["check", "--json", str(FIXTURES / "clean")])
+    assert clean.exit_code == 0
+    assert json.loads(clean.output) | {"diagnostics": []} == {
+        "ok": True, "errors": 0, "warnings": 0, "rules": 7, "files": 3, "calendars": 1,
+        "diagnostics": []}  # fmt: skip

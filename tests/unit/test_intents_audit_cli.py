@@ -84,9 +84,9 @@ def _run(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
-def _json(*args: str | Path) -> Any:
+def _json(*args: str | Path, code: int = 0) -> Any:
     result = _run(*args, "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return json.loads(result.output)
 
 
@@ -131,7 +131,7 @@ def test_intents_table_shows_key_rule_record_state_due_and_error(world: World) -
 
 
 def test_intents_filters(world: World) -> None:
-    assert [i["key"] for i in _json("intents", "--failed", "--config", world.config)] == [
+    assert [i["key"] for i in _json("intents", "--failed", "--config", world.config, code=1)] == [
         world.notify,
         world.task,
     ]
@@ -353,3 +353,11 @@ def test_audit_names_the_vendor_and_the_mail_that_answered(world: World) -> None
         assert text in out, text
     intent = next(line for line in out.splitlines() if line.startswith("│ 3 "))
     assert "priority=urgent, status=open" in intent
+
+
+def test_intents_failed_exits_1_when_there_are_failures(world: World) -> None:
+    failing = _run("intents", "--failed", "--config", world.config)
+    assert failing.exit_code == 1 and "2 intents" in failing.output
+    none = _run("intents", "--failed", "--record", "salesforce:001NOPE", "--config", world.config)
+    assert (none.exit_code, none.output.strip()) == (0, "no intents match")
+    assert _run("intents", "--config", world.config).exit_code == 0  # listing all: not a test

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from syncd.durations import Offset
+from syncd.resources import RULES, shipped
 from syncd.rules.loader import RuleSet, Source, load_rules
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
-ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED: dict[tuple[str, ...], list[str]] = {
     ("syntax.yaml",): [
@@ -204,7 +204,7 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
 
 
 def test_the_shipped_rules_directory_is_clean() -> None:
-    result = load_rules([ROOT / "rules"])
+    result = load_rules([Path(str(shipped(RULES)))])
     assert result.diagnostics == []
     assert {"support", "support_weekend"} <= set(result.ruleset.calendars)
 

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from syncd.commands.check import schema_text
 from syncd.durations import Offset
 from syncd.model import RECORD_KINDS
+from syncd.resources import RULES, SCHEMA, shipped
 from syncd.rules import schema
 from syncd.rules.kinds import KINDS
 from syncd.rules.schema import (
@@ -29,7 +30,6 @@ from syncd.rules.schema import (
     parse_condition,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 
 
@@ -179,8 +179,8 @@ def test_kinds_cover_every_record_kind() -> None:
 
 
 def test_committed_schema_equals_generated() -> None:
-    committed = (ROOT / "schema" / "rules.schema.json").read_text()
-    assert committed == schema_text(), "run: syncd schema > schema/rules.schema.json"
+    committed = shipped(SCHEMA).joinpath("rules.schema.json").read_text()
+    assert committed == schema_text(), "run: syncd schema > syncd/shipped/schema/rules.schema.json"
 
 
 @functools.cache
@@ -196,7 +196,7 @@ def _yaml(path: Path) -> object:
 
 @pytest.mark.parametrize(
     "path",
-    [*sorted((FIXTURES / "clean").glob("*.yaml")), ROOT / "rules" / "calendars.yaml"],
+    [*sorted((FIXTURES / "clean").glob("*.yaml")), Path(str(shipped(RULES))) / "calendars.yaml"],
     ids=lambda p: p.name,
 )
 def test_json_schema_accepts_full_examples(path: Path) -> None:

@@ -8,10 +8,10 @@ from typing import get_args
 import pytest
 
 from syncd import settings as settings_module
+from syncd.resources import EXAMPLE_SETTINGS, shipped
 from syncd.settings import SECRET_FILES, Settings, SettingsError, load_settings
 
 NONE = type(None)
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "zd-token-that-must-never-print"
 SF_SECRET = "sf-secret-that-must-never-print"
 GRAPH_SECRET = "graph-secret-that-must-never-print"
@@ -223,7 +223,7 @@ def test_ca_bundle_must_exist(config: Path, tmp_path: Path) -> None:
 
 
 def test_the_example_file_documents_a_loadable_configuration(credentials: Path) -> None:
-    example = REPO / "config" / "syncd.example.toml"
+    example = Path(str(shipped(EXAMPLE_SETTINGS)))
     settings = load_settings(example, {"CREDENTIALS_DIRECTORY": str(credentials)})
     assert isinstance(settings, Settings) and settings.missing_secrets() == []
     text = example.read_text()

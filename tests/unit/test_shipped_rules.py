@@ -18,14 +18,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from syncd import resources
 from syncd.cli import app
+from syncd.resources import shipped
 from syncd.rules.loader import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "rules"
+RULES = Path(str(shipped(resources.RULES)))
 TEMPLATES = RULES / "templates"
 DOCS = ROOT / "docs" / "processes.md"
-SEED = ROOT / "config" / "sandbox-seed.yaml"
+SEED = Path(str(shipped(resources.SANDBOX_SEED)))
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/rules.schema.json"
 NOT_A_PROCESS = {"calendars"}  # shared definitions, not a process
 
@@ -45,7 +47,7 @@ def _rule_ids(path: Path) -> list[str]:
 
 
 def test_check_is_clean_without_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(RULES.parent)
     result = CliRunner().invoke(app, ["check", "rules/"])
     assert result.exit_code == 0, result.output
     assert re.fullmatch(r"ok: \d+ rules in \d+ files, \d+ calendars\n", result.output), \

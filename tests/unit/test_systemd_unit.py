@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2] / "systemd" / "syncd.service"
+from syncd import resources
+from syncd.resources import shipped
+
+UNIT = Path(str(shipped(resources.UNIT)))
 needs_systemd = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here"
 )
