@@ -69,6 +69,9 @@ class SyncdSection(_Section):
     # A source's first poll: "baseline" records what is there without acting on it (instant
     # rules are skipped, audited); "fire" acts on every record as if it had just changed.
     first_sync: Literal["baseline", "fire"] = "baseline"
+    # Timeline steps already past due when the baseline first sees a record: "skip" records
+    # them skipped ("before go-live", audited); "fire" sends them (each rule's `catch_up`).
+    first_sync_catch_up: Literal["skip", "fire"] = "skip"
 
     @model_validator(mode="before")
     @classmethod

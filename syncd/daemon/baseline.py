@@ -6,8 +6,10 @@ sync of years of history would, say, send the satisfaction question for every ti
 solved. While a source's first sync runs, its records are stored and the engine's memory is
 written (the edges are consumed: a solved ticket does not fire when it is next polled), but
 the intents of instant rules are planned `skipped` with reason "baseline", so `syncd audit`
-shows what was held back. Timeline steps are left alone: their timers are kept, future steps
-fire on time and past ones follow each rule's `catch_up`.
+shows what was held back. Timelines keep their timers and future steps fire on time; the steps
+already past due when the first sync reads a record are skipped too, reason "before go-live"
+(a helpdesk's month of overdue escalations is not mailed in minutes), unless
+`[syncd] first_sync_catch_up = "fire"`, when they follow each rule's `catch_up`.
 
 The first sync is the first poll of a source with no cursor, to its end: one that is
 interrupted (SIGTERM, a crash, a vendor error) has left a cursor behind, so a rule-memory row
@@ -32,6 +34,7 @@ from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 
 REASON = "baseline"
+PAST_DUE = "before go-live"
 MARKER = f"{INTERNAL}baseline"  # rule-memory row per source: {"done": bool}
 UNREAD = f"{INTERNAL}unread"  # rule-memory row per record kind: {"since": iso | None}
 
@@ -87,8 +90,20 @@ def caught_up(tx: Tx, kinds: Iterable[str], now: datetime) -> None:
         tx.memory.put(UNREAD, _kind(kind), {"since": None, "caught_up": now.isoformat()}, now)
 
 
-def hold_back(tx: Tx, intents: Iterable[Intent], planned: Iterable[str], now: datetime) -> int:
-    """Skip the just-planned intents of instant rules (timeline steps keep their course)."""
+def skips_past_due(settings: Settings) -> bool:
+    """Whether the first sync skips the timeline steps already due (and so needs not re-read
+    their records before them)."""
+    return settings.syncd.first_sync_catch_up == "skip"
+
+
+def hold_back(tx: Tx, intents: Iterable[Intent], planned: Iterable[str], now: datetime,
+              past_due: bool = False) -> int:  # fmt: skip
+    """Skip the just-planned intents of instant rules and, with `past_due`, the timeline steps
+    already due (every step the engine plans now is due by now)."""
     fresh = set(planned)
-    return sum(tx.ledger.skip(i.key, REASON, now) for i in intents
-               if not i.step and i.key in fresh)  # fmt: skip
+    held = 0
+    for intent in intents:
+        if intent.key not in fresh or (intent.step and not past_due):
+            continue
+        held += tx.ledger.skip(intent.key, PAST_DUE if intent.step else REASON, now)
+    return held

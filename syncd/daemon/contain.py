@@ -30,11 +30,13 @@ def apply_contained(
     now: datetime,
     grace: timedelta,
     baseline: bool = False,
+    past_due: bool = False,
 ) -> Applied | None:
     """`apply_record` for one record of a batch; None when it raised (then it is quarantined)."""
     try:
         with tx.conn.begin_nested():
-            applied = apply_record(tx, engine, record, now, grace, baseline=baseline)
+            applied = apply_record(tx, engine, record, now, grace, baseline=baseline,
+                                   past_due=past_due)  # fmt: skip
     except Exception as exc:  # any failure of this record is this record's alone
         log.exception("record_quarantined", record=str(record.ref), error=type(exc).__name__)
         _hold(rt, tx, record, f"{type(exc).__name__}: {exc}", now)

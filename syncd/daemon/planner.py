@@ -82,9 +82,11 @@ def apply_record(
     now: datetime,
     grace: timedelta,
     baseline: bool = False,
+    past_due: bool = False,
 ) -> Applied:
     """Store `record` and write what the engine makes of it (see the module docstring); with
-    `baseline`, the intents of instant rules are planned skipped (baseline.py)."""
+    `baseline`, the intents of instant rules are planned skipped, and with `past_due` too the
+    timeline steps due by now (baseline.py)."""
     current = merged(record, tx.records.get(record.ref))
     upserted = tx.records.upsert(current)
     stored = _memory(tx, engine, record.ref)
@@ -98,7 +100,7 @@ def apply_record(
     intents = [i for i in result.intents if i.rule_id not in retried]
     applied = Applied(tx.ledger.plan(intents, now), list(result.errors))
     if baseline:
-        applied.held = hold_back(tx, intents, applied.planned, now)
+        applied.held = hold_back(tx, intents, applied.planned, now, past_due)
     for rule_id, before in stored.items():
         if rule_id in retried:
             continue

@@ -76,15 +76,19 @@ def poll_source(
         cursor = tx.cursors.get(source)
         first = baseline.running(tx, rt.settings, source, cursor)
         resumed = baseline.resuming(tx, rt.settings, kinds)
+    # at go-live, steps already due are skipped: no re-read before them
+    past_due = first and baseline.skips_past_due(rt.settings)
     found = Polled(kinds)
     if not kinds:
         return found
     reread = held = 0
     for page in connector.poll_pages(cursor, kinds):
         now = rt.clock.now()
-        with rt.store.read() as tx:
-            due = [r.ref for r in page.records
-                   if not r.deleted and due_by_time(tx, engine, r, now, rt.grace)]  # fmt: skip
+        due = []
+        if not past_due:
+            with rt.store.read() as tx:
+                due = [r.ref for r in page.records
+                       if not r.deleted and due_by_time(tx, engine, r, now, rt.grace)]  # fmt: skip
         fresh = connector.fetch_many(due) if due else {}
         reread += len(fresh)
         with rt.store.transaction() as tx:
@@ -95,7 +99,8 @@ def poll_source(
                 if record is None:  # gone since the page was read
                     record = Record(polled.ref, polled.fields, now, deleted=True)
                 held_back = first or record.ref.kind in resumed
-                applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back)
+                applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back,
+                                          past_due)  # fmt: skip
                 found.saw(changed_at(record))
                 if applied is None:  # quarantined: the page goes on without it
                     continue

@@ -137,3 +137,68 @@ def test_an_interrupted_first_sync_is_still_the_baseline_when_it_resumes(
     assert (first.records, first.planned, resumed.planned, live.planned) == (1, 0, 0, 1)
     assert states == {"1": "skipped", "2": "skipped", "3": "planned"}
     assert live.newest == NOW
+
+
+LADDER_RULES = """
+rules:
+  - id: ladder
+    on: zendesk.ticket
+    when: {status: new}
+    since: created_at
+    steps:
+      - id: h1
+        after: 1h
+        do: [{notify: {to: [requester], subject: "1h: #{{ ticket.id }}", body: Hi}}]
+      - id: h4
+        after: 4h
+        do: [{comment: {body: "Four hours without an answer."}}]
+"""
+
+
+def past_due_world(sandbox: SandboxServer, tmp_path: Path, catch_up: str | None) -> World:
+    """Ticket 1 was created 3 h before go-live (its 1 h step is past due, its 4 h step is not);
+    ticket 2 30 minutes before (nothing due yet)."""
+    world = World(sandbox, tmp_path, LADDER_RULES)
+    world.env.pop("SYNCD_SYNCD__FIRST_SYNC")  # the default
+    if catch_up is not None:
+        world.env["SYNCD_SYNCD__FIRST_SYNC_CATCH_UP"] = catch_up
+    world.settings = load_settings(world.config, env=world.env)
+    history = seed(2, NOW - 30 * MINUTE)
+    history["zendesk"]["tickets"][0]["created_at"] = (NOW - 180 * MINUTE).isoformat()
+    sandbox.control("POST", "/_sandbox/seed", history)
+    return world
+
+
+def test_steps_past_due_at_go_live_are_skipped_and_audited_later_ones_fire_on_time(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = past_due_world(sandbox, tmp_path, None)
+    assert world.settings.syncd.first_sync_catch_up == "skip"
+    assert world.cycle().ok
+    assert world.mail() == [] and world.comments(1)[1:] == []  # no storm at go-live
+    shown = CliRunner().invoke(app, ["audit", "zendesk:1", "--json", "--config",
+                                     str(world.config)], env=world.env)  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    audited = json.loads(shown.output)
+    assert [(r["rule"], r["detail"].get("reason")) for r in audited["audit"]
+            if r["event"] == "skipped"] == [("ladder", "before go-live")]  # fmt: skip
+    assert [(i["step"], i["state"]) for i in audited["intents"]] == [("h1", "skipped")]
+    human = CliRunner().invoke(app, ["audit", "zendesk:1", "--config", str(world.config)],
+                               env=world.env)  # fmt: skip
+    assert "before go-live" in human.output
+
+    world.advance(31 * MINUTE)  # ticket 2's 1 h step falls due after go-live: it fires
+    assert world.cycle().ok
+    assert world.subjects() == ["1h: #2"]
+    world.advance(30 * MINUTE)  # ticket 1's 4 h step, due after go-live, fires on time
+    assert world.cycle().ok
+    assert world.comments(1)[-1] == "Four hours without an answer."
+    assert world.subjects() == ["1h: #2"]  # and the skipped 1 h step never goes out
+
+
+def test_first_sync_catch_up_fire_sends_the_past_due_steps_at_go_live(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = past_due_world(sandbox, tmp_path, "fire")
+    assert world.cycle().ok
+    assert world.subjects() == ["1h: #1"]
