@@ -126,8 +126,11 @@ class Lease:
         with self.store.transaction(fenced=False) as tx:
             tx.conn.execute(
                 update(leases)
-                .where(leases.c.name == self.name, leases.c.epoch == epoch,
-                       leases.c.holder == self.holder)  # fmt: skip
+                .where(
+                    leases.c.name == self.name,
+                    leases.c.epoch == epoch,
+                    leases.c.holder == self.holder,
+                )
                 .values(expires_at=self._now(tx.conn))
             )
 
