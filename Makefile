@@ -16,10 +16,12 @@ demo: $(STAMP)
 	$(BIN)/syncd demo
 
 test: $(STAMP)
+	.ci/install-postgresql
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/python -m pytest -q
 
 test-quick: $(STAMP)
+	.ci/install-postgresql
 	$(BIN)/python -m pytest -q -m 'not crash and not slow'
 
 lint: $(STAMP)

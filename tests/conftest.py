@@ -10,6 +10,7 @@ from pathlib import Path
 import certifi
 import pytest
 import secret_scan
+from postgres import PostgresServer
 from secret_scan import pytest_configure, pytest_sessionfinish  # noqa: F401  (hooks)
 
 from syncd.sandbox.server import SandboxServer
@@ -51,3 +52,20 @@ def _environment_kept() -> Iterator[None]:
         del os.environ[name]  # put back, so that one failure does not become many
     os.environ.update(before)
     assert after == before, f"the test changed the environment: {before} -> {after}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (started on first use)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty state database on each engine the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

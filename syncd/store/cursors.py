@@ -18,12 +18,13 @@ class Cursors:
         return self._conn.scalar(select(cursors.c.cursor).where(cursors.c.source == source))
 
     def set(self, source: str, cursor: str, now: datetime) -> None:
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING
         inserted = self._conn.execute(
-            insert_ignoring_duplicates(self._conn, cursors, "source").values(
-                source=source, cursor=cursor, updated_at=now
-            )
-        )
-        if inserted.rowcount == 0:
+            insert_ignoring_duplicates(self._conn, cursors, "source")
+            .values(source=source, cursor=cursor, updated_at=now)
+            .returning(cursors.c.source)
+        ).first()
+        if inserted is None:
             self._conn.execute(
                 update(cursors)
                 .where(cursors.c.source == source)

@@ -14,9 +14,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from syncd.store.audit import Audit
@@ -25,11 +39,12 @@ from syncd.store.ledger import Ledger
 from syncd.store.memory import RuleMemory
 from syncd.store.quarantine import Quarantine
 from syncd.store.records import Records
-from syncd.store.tables import json_dumps, meta, metadata, quarantine
+from syncd.store.tables import UTCDateTime, json_dumps, meta, metadata, quarantine
 from syncd.store.timers import Timers
 
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "syncd_write"
+MIGRATION_LOCK = 0x73796E6364  # "syncd": the advisory lock migrations take on PostgreSQL
 
 
 class StoreError(RuntimeError):
@@ -37,18 +52,39 @@ class StoreError(RuntimeError):
 
 
 def _initial_schema(conn: Connection) -> None:
-    # Version 1 is today's tables.py. Before a later migration alters a table, freeze the
-    # version-1 definitions here so a fresh database still replays history step by step.
-    metadata.create_all(conn, checkfirst=False)
+    # Version 1 is tables.py but for the tables later migrations altered, frozen below as
+    # version 1 had them, so a fresh database replays history step by step.
+    later = ("leases", "quarantine")
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in later],
+                        checkfirst=False)  # fmt: skip
+    _V1_LEASES.create(conn, checkfirst=False)
+
+
+_V1_LEASES = Table(
+    "leases",
+    MetaData(),
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
 
 
 def _quarantine_table(conn: Connection) -> None:
-    # version 1 databases made since the table joined tables.py already have it
-    quarantine.create(conn, checkfirst=True)
+    """Version 2: records held back after an error (quarantine.py)."""
+    quarantine.create(conn, checkfirst=False)
+
+
+def _lease_epochs(conn: Connection) -> None:
+    """Version 3: leases carry a fencing epoch and since when their holder leads."""
+    instant = UTCDateTime().dialect_impl(conn.dialect).impl.compile(dialect=conn.dialect)
+    conn.exec_driver_sql("ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql(f"ALTER TABLE leases ADD COLUMN acquired_at {instant}")
 
 
 # MIGRATIONS[n - 1] brings a database from version n - 1 to version n.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema, _quarantine_table]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _initial_schema, _quarantine_table, _lease_epochs
+]
 
 
 def schema_version() -> int:
@@ -70,17 +106,29 @@ class Tx:
     quarantine: Quarantine
 
 
+class Fence(Protocol):
+    """Checks, inside a write transaction, that this process may still write (lease.py)."""
+
+    def check(self, conn: Connection) -> None: ...
+
+
 class Store:
     def __init__(self, engine: Engine, max_attempts: int) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
+        # Set by a daemon that leads through a lease: every write transaction then starts by
+        # checking its epoch, so a stale leader's write fails instead of landing.
+        self.fence: Fence | None = None
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
+    def transaction(self, *, fenced: bool = True) -> Iterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises (or
+        if the fence, when there is one, says this process no longer leads)."""
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
+                if fenced and self.fence is not None:
+                    self.fence.check(conn)
                 yield self._tx(conn)
 
     @contextmanager
@@ -122,7 +170,10 @@ def open_store(url: str, *, max_attempts: int = 8) -> Store:
         parent = Path(parsed.database).parent
         if not parent.is_dir():
             raise StoreError(f"{shown}: directory {parent} does not exist (check syncd.state_dir)")
-    engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads)
+    # pre_ping: a connection the server dropped (restart, failover, network cut) is replaced
+    # when taken from the pool instead of failing the next transaction.
+    engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads,
+                           pool_pre_ping=parsed.get_backend_name() != "sqlite")  # fmt: skip
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     store = Store(engine, max_attempts)
@@ -165,7 +216,9 @@ def _stored_version(conn: Connection) -> int:
 def _migrate(store: Store, shown: str) -> None:
     """Bring the database to `schema_version()` in one transaction (all steps or none)."""
     latest = schema_version()
-    with store.transaction() as tx:
+    with store.transaction(fenced=False) as tx:
+        if tx.conn.dialect.name == "postgresql":  # hosts starting together migrate one by one
+            tx.conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         current = _stored_version(tx.conn)
         if current > latest:
             raise StoreError(

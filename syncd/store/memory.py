@@ -43,8 +43,9 @@ class RuleMemory:
                 memory=dict(memory),
                 updated_at=now,
             )
-        )
-        if inserted.rowcount == 0:
+            .returning(rule_memory.c.rule_id)  # psycopg's rowcount is -1 for ON CONFLICT
+        ).first()
+        if inserted is None:
             self._conn.execute(
                 update(rule_memory)
                 .where(*_owner(rule_id, record))

@@ -219,12 +219,16 @@ quarantine = Table(
     PrimaryKeyConstraint("record_kind", "record_id", name="pk_quarantine"),
 )
 
+# One row per lease (lease.py). `epoch` grows by one at every grant to a new holder: the fence
+# every leader's write checks. `acquired_at`: since when the holder leads (for STATUS=).
 leases = Table(
     "leases",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", String(255), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("epoch", Integer, nullable=False, server_default="0"),
+    Column("acquired_at", UTCDateTime),
 )
 
 

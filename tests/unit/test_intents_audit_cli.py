@@ -51,10 +51,10 @@ def _intent(rule: str, record: RecordRef, index: int, action: str, **params: Any
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def world(tmp_path: Path, store_url: str) -> World:
     config = tmp_path / "syncd.toml"
-    config.write_text(f'[syncd]\nstate_dir = "{tmp_path}"\n')
-    db = f"sqlite:///{tmp_path / 'state.db'}"
+    config.write_text(f'[syncd]\nstate_dir = "{tmp_path}"\nstore_url = "{store_url}"\n')
+    db = store_url
     store = open_store(db, max_attempts=3)
     tag = _intent("escalate-urgent", TICKET, 0, "tag", tags=["escalated"])
     notify = _intent("escalate-urgent", TICKET, 1, "notify", to=["group:Supervisors"])

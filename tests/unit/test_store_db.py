@@ -9,14 +9,32 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Integer, column, select, text
+from postgres import PostgresServer
+from sqlalchemy import (
+    Connection,
+    Integer,
+    column,
+    create_engine,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from syncd.model import Intent, Record, RecordRef
 from syncd.store import db
 from syncd.store.db import StoreError, open_store, schema_version
-from syncd.store.tables import cursors, insert_ignoring_duplicates, intents, metadata
+from syncd.store.tables import (
+    cursors,
+    insert_ignoring_duplicates,
+    intents,
+    leases,
+    meta,
+    metadata,
+)
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TICKET = RecordRef("zendesk.ticket", "1")
@@ -96,17 +114,42 @@ def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
-def test_fresh_database_gets_every_table_and_the_current_version(tmp_path: Path) -> None:
-    store = open_store(_url(tmp_path / "state.db"))
-    assert store.version() == schema_version() == 2
-    assert set(metadata.tables) <= set(_tables(tmp_path / "state.db"))
+def _at_version(url: str, version: int) -> None:
+    """A database as the released `version` left it, made by the real migration steps."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for step in db.MIGRATIONS[:version]:
+            step(conn)
+        conn.execute(insert(meta).values(key="schema_version", value=str(version)))
+    engine.dispose()
+
+
+def _set_version(url: str, value: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=value))
+    engine.dispose()
+
+
+def _table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_fresh_database_gets_every_table_and_the_current_version(store_url: str) -> None:
+    store = open_store(store_url)
+    assert store.version() == schema_version() == 3
+    assert set(metadata.tables) <= _table_names(store_url)
     store.close()
 
 
-def test_reopening_is_idempotent(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    open_store(_url(path)).close()
-    store = open_store(_url(path))
+def test_reopening_is_idempotent(store_url: str) -> None:
+    open_store(store_url).close()
+    store = open_store(store_url)
     assert store.version() == schema_version()
     store.close()
 
@@ -128,17 +171,35 @@ def test_v1_fixture_opens_with_its_data_and_the_same_schema_as_a_fresh_one(
     assert _tables(path) == _tables(fresh)
 
 
+def test_a_version_1_lease_gets_an_epoch_on_either_engine(store_url: str) -> None:
+    _at_version(store_url, 1)
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO leases (name, holder, expires_at) "
+                          "VALUES ('leader', 'old-host', :at)"), {"at": NOW})  # fmt: skip
+    engine.dispose()
+    store = open_store(store_url)
+    assert store.version() == 3
+    with store.read() as tx:
+        row = tx.conn.execute(select(leases)).one()
+    assert (row.name, row.holder, row.epoch, row.acquired_at) == ("leader", "old-host", 0, None)
+    store.close()
+
+
 def test_an_older_database_is_migrated_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _v1_file(tmp_path)
+    _at_version(store_url, 1)
 
     def add_priority(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN priority INTEGER NOT NULL DEFAULT 5")
 
+    with open_store(store_url).transaction() as tx:
+        tx.ledger.plan([Intent("triage/1", "triage", TICKET, "tag", {"tags": ["x"]}, NOW)], NOW)
     monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_priority])
-    store = open_store(_url(path))
-    assert store.version() == len(db.MIGRATIONS)
+    _set_version(store_url, str(schema_version()))
+    store = open_store(store_url)
+    assert store.version() == schema_version() + 1
     with store.read() as tx:
         priority = column("priority", Integer)
         assert tx.conn.scalar(select(priority).select_from(intents)) == 5
@@ -146,9 +207,9 @@ def test_an_older_database_is_migrated_in_order(
 
 
 def test_a_failing_migration_leaves_the_database_at_its_old_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _v1_file(tmp_path)
+    _at_version(store_url, 1)
 
     def half_done(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE TABLE half (x INTEGER)")
@@ -156,22 +217,33 @@ def test_a_failing_migration_leaves_the_database_at_its_old_version(
 
     monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, half_done])
     with pytest.raises(RuntimeError, match="migration bug"):
-        open_store(_url(path))
+        open_store(store_url)
     monkeypatch.undo()
-    assert "half" not in _tables(path)
-    store = open_store(_url(path))
+    assert "half" not in _table_names(store_url)
+    assert "acquired_at" not in {c["name"] for c in _columns(store_url, "leases")}
+    store = open_store(store_url)
     assert store.version() == schema_version()
     store.close()
 
 
-def test_a_newer_database_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    path = _v1_file(tmp_path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"schema version 99 is newer .* supports \(2\)"):
-        open_store(_url(path))
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchone() == ("99",)
+def _columns(url: str, table: str) -> list[dict[str, object]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(inspect(conn).get_columns(table))  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def test_a_newer_database_is_refused_with_a_clear_error(store_url: str) -> None:
+    open_store(store_url).close()
+    _set_version(store_url, "99")
+    with pytest.raises(StoreError, match=r"schema version 99 is newer .* supports \(3\)"):
+        open_store(store_url)
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(meta.c.value)) == "99"
+    engine.dispose()
 
 
 def test_a_missing_state_directory_is_named(tmp_path: Path) -> None:
@@ -190,8 +262,8 @@ def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: Path) -> N
     store.close()
 
 
-def test_instants_come_back_aware_utc_whatever_offset_went_in(tmp_path: Path) -> None:
-    store = open_store(_url(tmp_path / "state.db"))
+def test_instants_come_back_aware_utc_whatever_offset_went_in(store_url: str) -> None:
+    store = open_store(store_url)
     paris = timezone(timedelta(hours=1))
     written = datetime(2026, 3, 2, 10, 30, 0, 123456, tzinfo=paris)
     with store.transaction() as tx:
@@ -202,15 +274,15 @@ def test_instants_come_back_aware_utc_whatever_offset_went_in(tmp_path: Path) ->
     store.close()
 
 
-def test_naive_instants_are_refused(tmp_path: Path) -> None:
-    store = open_store(_url(tmp_path / "state.db"))
+def test_naive_instants_are_refused(store_url: str) -> None:
+    store = open_store(store_url)
     with pytest.raises(Exception, match="naive datetime"), store.transaction() as tx:
         tx.cursors.set("zendesk", "c1", datetime(2026, 3, 2, 9, 30))
     store.close()
 
 
-def test_an_exception_mid_page_rolls_back_everything(tmp_path: Path) -> None:
-    store = open_store(_url(tmp_path / "state.db"))
+def test_an_exception_mid_page_rolls_back_everything(store_url: str) -> None:
+    store = open_store(store_url)
     intent = Intent("triage/1", "triage", TICKET, "tag", {"tags": ["x"]}, NOW)
     with pytest.raises(RuntimeError, match="connector died"), store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "new"}, NOW))
@@ -231,8 +303,8 @@ def test_an_exception_mid_page_rolls_back_everything(tmp_path: Path) -> None:
     store.close()
 
 
-def test_read_snapshots_never_write(tmp_path: Path) -> None:
-    store = open_store(_url(tmp_path / "state.db"))
+def test_read_snapshots_never_write(store_url: str) -> None:
+    store = open_store(store_url)
     with store.read() as tx:
         tx.cursors.set("zendesk", "c1", NOW)
     with store.read() as tx:
@@ -289,3 +361,28 @@ def test_json_columns_take_datetimes_and_sets_as_plain_json(tmp_path: Path) -> N
         detail = tx.conn.execute(text("SELECT detail FROM audit")).scalar()
     assert detail == '{"at": "2026-03-02T09:30:00+00:00", "files": ["a.yaml"]}'
     store.close()
+
+
+def test_hosts_starting_together_on_a_fresh_postgresql_database_all_open_it(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    opened: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def host() -> None:
+        start.wait()
+        try:
+            store = open_store(url)
+            opened.append(store.version())
+            store.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=host) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and opened == [schema_version()] * 4

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -34,8 +33,8 @@ def _intent(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'state.db'}", max_attempts=3)
+def store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url, max_attempts=3)
     yield store
     store.close()
 
@@ -116,9 +115,8 @@ def test_an_intent_is_not_sent_before_it_is_due(store: Store) -> None:
         assert tx.ledger.mark_sent(intent.key, NOW + MINUTE)
 
 
-def test_racing_executors_send_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    stores = [open_store(f"sqlite:///{path}") for _ in range(4)]
+def test_racing_executors_send_exactly_once(store_url: str) -> None:
+    stores = [open_store(store_url) for _ in range(4)]
     with stores[0].transaction() as tx:
         tx.ledger.plan([_intent()], NOW)
     wins: list[bool] = []
