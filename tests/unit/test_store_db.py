@@ -197,9 +197,9 @@ def test_an_older_database_is_migrated_in_order(
     with open_store(store_url).transaction() as tx:
         tx.ledger.plan([Intent("triage/1", "triage", TICKET, "tag", {"tags": ["x"]}, NOW)], NOW)
     monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_priority])
-    _set_version(store_url, str(schema_version()))
+    _set_version(store_url, str(len(db.MIGRATIONS) - 1))  # as the code before add_priority
     store = open_store(store_url)
-    assert store.version() == schema_version() + 1
+    assert store.version() == len(db.MIGRATIONS)
     with store.read() as tx:
         priority = column("priority", Integer)
         assert tx.conn.scalar(select(priority).select_from(intents)) == 5
