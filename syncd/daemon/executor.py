@@ -47,7 +47,7 @@ REFUSED = "refused"  # audit event: the vendor refused them for good; the `else`
 BATCH = 100
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
-REFUSED = (401, 403)  # a verify answered so: the effect cannot be seen, not that it is absent
+UNVERIFIABLE = (401, 403)  # a verify answered so: the effect cannot be seen, not that it is absent
 
 
 @dataclass
@@ -158,7 +158,7 @@ class Executor:
                 return None
             if outcome.ok:
                 present[op.key] = dict(outcome.detail)
-            elif outcome.detail.get("status") in REFUSED:
+            elif outcome.detail.get("status") in UNVERIFIABLE:
                 raise _Refused(f"{op.key}: verify refused: {outcome.error}")
             elif outcome.retryable:
                 return None

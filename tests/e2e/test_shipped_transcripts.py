@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from e2e_world import NOW, World, seed
 
+from syncd.resources import RULES
+from syncd.resources import shipped as shipped_file
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = Path(str(shipped_file(RULES)))
 HAL = "hal@support.example"
 
 
@@ -27,8 +29,8 @@ def shipped(world: World, *files: str) -> None:
     """The world runs the shipped rule files `files` (with the calendars and templates)."""
     (world.rules_dir / "support.yaml").unlink()
     for name in ("calendars.yaml", *files):
-        shutil.copy(ROOT / "rules" / name, world.rules_dir / name)
-    shutil.copytree(ROOT / "rules" / "templates", world.rules_dir / "templates")
+        shutil.copy(SHIPPED / name, world.rules_dir / name)
+    shutil.copytree(SHIPPED / "templates", world.rules_dir / "templates")
     world.env["SYNCD_GRAPH__WATCHED_FOLDERS"] = json.dumps(["Transcripts"])
     world.env["SYNCD_GRAPH__LISTS"] = json.dumps(["Arrivals", "Weekly Meetings"])
     world.settings = load_settings(world.config, env=world.env)
