@@ -28,7 +28,10 @@ object, the newest stamp and every (Id, SystemModstamp) seen within the look-bac
 rows already seen are skipped. So a resumed poll repeats nothing and a row committed late with
 an older stamp is still found. Field lists come from `describe` (cached). API usage is read
 from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit
-(`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up).
+(`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up),
+never more than the org says is left times `share` (`api-usage=N/M`), nor more than the
+connected app's own allocation when the org sets one (`per-app-api-usage=N/M`, syncd's alone:
+the budget is then paced to that allocation).
 
 A field list whose GET request line would pass Salesforce's 16,384 bytes (orgs with many
 custom fields) goes in a composite body instead of the URL (`fetch`).
