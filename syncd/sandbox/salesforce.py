@@ -42,6 +42,13 @@ Every key is optional; seeding adds to what is there (`POST /_sandbox/reset` emp
       events:         [{Subject, StartDateTime, DurationInMinutes | EndDateTime, ...}]
       records:        {Opportunity: [...], Task: [...]}   # the same, by sObject name
 
+The objects carry the standard fields the real ones have (`salesforce_objects.json`: Account,
+Contact, Opportunity and Event from describes recorded against a real org, the others from the
+Object Reference), so describe, SOQL and writes accept and refuse what Salesforce does: e.g.
+`LastAmountChangedHistory.Name` on Opportunity is INVALID_FIELD (OpportunityHistory has no
+Name). Objects that are only reference targets (Campaign, Profile, UserRole, OpportunityHistory
+...) are described and queryable but hold no records; a lookup to one takes any id of its type.
+
 Records use API field names (any case) and are validated like API writes, with three
 allowances for describing history: `Id` may be given (15 or 18 characters, the object's key
 prefix: 001 Account, 003 Contact, 005 User, 00G Group, 011 GroupMember, 006 Opportunity,

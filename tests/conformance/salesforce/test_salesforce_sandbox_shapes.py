@@ -49,10 +49,12 @@ SAVE_RESULT = {"type": "object", "required": ["success", "errors"], "additionalP
                               "errors": {"type": "array", "items": RECORD_ERROR},
                               "created": {"type": "boolean"}}}  # fmt: skip
 COLLECTION = {"type": "array", "items": SAVE_RESULT}
-TOKEN = {"type": "object", "required": ["access_token", "instance_url", "id", "token_type"],
+TOKEN = {"type": "object",  # client credentials answers also carry issued_at and signature
+         "required": ["access_token", "scope", "instance_url", "id", "token_type"],
          "additionalProperties": False, "properties": {
-             k: {"type": "string"} for k in ("access_token", "instance_url", "id", "token_type",
-                                             "issued_at", "signature", "scope")}}  # fmt: skip
+             k: {"type": "string"} for k in ("access_token", "scope", "instance_url", "id",
+                                             "token_type", "issued_at", "signature",
+                                             "api_instance_url")}}  # fmt: skip
 OAUTH_ERROR = {"type": "object", "required": ["error", "error_description"],
                "additionalProperties": False,
                "properties": {"error": {"type": "string"},
