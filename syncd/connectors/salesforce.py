@@ -238,6 +238,7 @@ class SalesforceConnector:
         self._sf: Salesforce | None = None
         self.kinds = frozenset(_kind(name) for name in config.objects)
         self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
+        self._redescribed: set[str] = set()  # refused sObjects described afresh since
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "create": self._create,
@@ -349,6 +350,7 @@ class SalesforceConnector:
                     failures.append(answer)
                     log.warning("salesforce_object_poll_failed", sobject=name, error=str(answer))
                     continue
+                self._redescribed.discard(name)
                 while True:
                     fresh = [
                         row
@@ -378,8 +380,13 @@ class SalesforceConnector:
             )
 
     def _refresh_describe_after(self, failures: Sequence[VendorError]) -> None:
-        """A query refused for its fields or type: read describe afresh next time."""
-        if any(e.code in REFUSED_SELECT for e in failures):
+        """A query refused for its fields or type: read describe afresh next time, once per
+        sObject until it polls again (a refusal that describe cannot cure, a wrong
+        `parent_fields` path, must not cost a describe every poll)."""
+        refused = {e.message.partition(":")[0].removeprefix("query of ")
+                   for e in failures if e.code in REFUSED_SELECT}  # fmt: skip
+        if refused - self._redescribed:
+            self._redescribed |= refused
             self._describe = TtlCache(self._load_describe, self.clock,
                                       self.config.directory_ttl_s)  # fmt: skip
 

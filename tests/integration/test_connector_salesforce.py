@@ -351,3 +351,16 @@ def test_the_connected_apps_own_allocation_bounds_the_budget(sandbox: SandboxSer
     bucket = sf.governor.buckets["default"]
     assert bucket.per_minute == 2000 / 1440  # not 100,000 x 0.5 a day
     assert bucket.tokens <= bucket.capacity == pytest.approx(2000 / 24)
+
+
+def test_a_refusal_describe_cannot_cure_costs_one_describe_not_one_per_poll(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, accounts=1)
+    sf = connector(sandbox, objects=("Account", "Task"), parent_fields=("Task.Nope.Name",))
+    for _ in range(4):
+        with pytest.raises(VendorError):
+            poll(sf, None)
+    describes = [r for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
+                 if r["path"].endswith("/describe")]  # fmt: skip
+    assert len(describes) == 2 * 2  # Account and Task: at first, then once more after the refusal
