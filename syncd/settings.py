@@ -141,6 +141,15 @@ class SalesforceSection(_Section):
     # relationship paths polled beyond each parent's name field, e.g. "Task.What.Name"
     parent_fields: list[str] = Field(default_factory=list)
 
+    @field_validator("parent_fields")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if len(path.split(".")) < 3 or not all(path.split(".")):
+                raise ValueError(f"{path!r} is not an sObject, a relationship and a field, "
+                                 "like 'Task.What.Name'")
+        return value
+
 
 class GraphSection(_Section):
     authority: str = "https://login.microsoftonline.com"

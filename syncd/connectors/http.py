@@ -300,6 +300,7 @@ class Bucket:
 
 
 _SF_USAGE = re.compile(r"(?:^|[^-])api-usage=(\d+)/(\d+)")
+_SF_APP_USAGE = re.compile(r"per-app-api-usage=(\d+)/(\d+)")
 
 
 _ZD_ENDPOINT_LIMIT = re.compile(r"remaining=(\d+)")
@@ -319,6 +320,15 @@ def remaining_quota(headers: Mapping[str, str]) -> int | None:
         elif name == "sforce-limit-info" and (usage := _SF_USAGE.search(value)):
             found.append(max(0, int(usage.group(2)) - int(usage.group(1))))
     return min(found) if found else None
+
+
+def app_quota(headers: Mapping[str, str]) -> tuple[int, int] | None:
+    """(used, total) of the connected app's own daily allocation (Salesforce `Sforce-Limit-Info:
+    ...; per-app-api-usage=17/250(appName=x)`): syncd's alone, so no share applies."""
+    for name, value in headers.items():
+        if name.lower() == "sforce-limit-info" and (usage := _SF_APP_USAGE.search(value)):
+            return int(usage.group(1)), int(usage.group(2))
+    return None
 
 
 class Governor:
@@ -417,6 +427,14 @@ class Governor:
             if remaining is not None:
                 target.refill(self.clock.now())
                 target.tokens = min(target.tokens, target.share * remaining)
+            own = app_quota(headers)
+            if own is not None:  # a daily allocation: pace the bucket to it, keep its burst
+                used, total = own
+                target.refill(self.clock.now())
+                burst_minutes = target.capacity / target.per_minute
+                target.per_minute = min(target.per_minute, max(total, 1) / 1440.0)
+                target.capacity = max(1.0, min(target.capacity, target.per_minute * burst_minutes))
+                target.tokens = min(target.tokens, target.capacity, float(max(0, total - used)))
             if status >= 400:
                 self.stats.errors += 1
             if status == 429 or code in THROTTLE_CODES:

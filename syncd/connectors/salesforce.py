@@ -28,7 +28,10 @@ object, the newest stamp and every (Id, SystemModstamp) seen within the look-bac
 rows already seen are skipped. So a resumed poll repeats nothing and a row committed late with
 an older stamp is still found. Field lists come from `describe` (cached). API usage is read
 from `Sforce-Limit-Info` by the governor; the budget is a share of the daily limit
-(`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up).
+(`[salesforce] daily_api_requests` times `share`, spread over the day, an hour's worth saved up),
+never more than the org says is left times `share` (`api-usage=N/M`), nor more than the
+connected app's own allocation when the org sets one (`per-app-api-usage=N/M`, syncd's alone:
+the budget is then paced to that allocation).
 
 A field list whose GET request line would pass Salesforce's 16,384 bytes (orgs with many
 custom fields) goes in a composite body instead of the URL (`fetch`).
@@ -235,6 +238,7 @@ class SalesforceConnector:
         self._sf: Salesforce | None = None
         self.kinds = frozenset(_kind(name) for name in config.objects)
         self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
+        self._redescribed: set[str] = set()  # refused sObjects described afresh since
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "create": self._create,
@@ -346,6 +350,7 @@ class SalesforceConnector:
                     failures.append(answer)
                     log.warning("salesforce_object_poll_failed", sobject=name, error=str(answer))
                     continue
+                self._redescribed.discard(name)
                 while True:
                     fresh = [
                         row
@@ -375,8 +380,13 @@ class SalesforceConnector:
             )
 
     def _refresh_describe_after(self, failures: Sequence[VendorError]) -> None:
-        """A query refused for its fields or type: read describe afresh next time."""
-        if any(e.code in REFUSED_SELECT for e in failures):
+        """A query refused for its fields or type: read describe afresh next time, once per
+        sObject until it polls again (a refusal that describe cannot cure, a wrong
+        `parent_fields` path, must not cost a describe every poll)."""
+        refused = {e.message.partition(":")[0].removeprefix("query of ")
+                   for e in failures if e.code in REFUSED_SELECT}  # fmt: skip
+        if refused - self._redescribed:
+            self._redescribed |= refused
             self._describe = TtlCache(self._load_describe, self.clock,
                                       self.config.directory_ttl_s)  # fmt: skip
 

@@ -10,6 +10,10 @@ Every key is optional; seeding adds to what is there (`POST /_sandbox/reset` emp
         token_lifetime_s: 7200        # access tokens expire this long after issue (sandbox clock)
         daily_api_limit: 15000        # rolling 24 h on the sandbox clock; then 403
                                       # REQUEST_LIMIT_EXCEEDED
+        per_app_api_limit: 250        # the connected app's own allocation (default: none);
+                                      # Sforce-Limit-Info then also says
+                                      # "per-app-api-usage=N/250(appName=...)", and past it 403
+        connected_app_name: syncd     # the appName that header names
         run_as_username: ann@acme.example   # client_credentials acts as this user
                                       # (default: the built-in integration user)
         jwt_public_key_pem: "-----BEGIN PUBLIC KEY-----..."  # RSA public key or certificate
@@ -37,6 +41,13 @@ Every key is optional; seeding adds to what is there (`POST /_sandbox/reset` emp
       tasks:          [{Subject, Status, WhatId, OwnerId, ...}]
       events:         [{Subject, StartDateTime, DurationInMinutes | EndDateTime, ...}]
       records:        {Opportunity: [...], Task: [...]}   # the same, by sObject name
+
+The objects carry the standard fields the real ones have (`salesforce_objects.json`: Account,
+Contact, Opportunity and Event from describes recorded against a real org, the others from the
+Object Reference), so describe, SOQL and writes accept and refuse what Salesforce does: e.g.
+`LastAmountChangedHistory.Name` on Opportunity is INVALID_FIELD (OpportunityHistory has no
+Name). Objects that are only reference targets (Campaign, Profile, UserRole, OpportunityHistory
+...) are described and queryable but hold no records; a lookup to one takes any id of its type.
 
 Records use API field names (any case) and are validated like API writes, with three
 allowances for describing history: `Id` may be given (15 or 18 characters, the object's key
@@ -95,6 +106,8 @@ _FAULT_ERRORS = {
 class Settings:
     token_lifetime_s: int = 7200
     daily_api_limit: int = 15000
+    per_app_api_limit: int | None = None
+    connected_app_name: str = "syncd"
     run_as_username: str | None = None
     jwt_public_key_pem: str | None = None
     org_kind: str = "production"
@@ -106,6 +119,8 @@ class Settings:
             raise ValueError(f"salesforce.settings: unknown keys {sorted(unknown)}")
         merged = Settings(**{**asdict(self), **data})
         merged.custom_fields = {**self.custom_fields, **data.get("custom_fields", {})}
+        if merged.per_app_api_limit is not None and merged.per_app_api_limit <= 0:
+            raise ValueError("salesforce.settings: per_app_api_limit must be > 0")
         if merged.token_lifetime_s <= 0 or merged.daily_api_limit <= 0:
             raise ValueError("salesforce.settings: token_lifetime_s, daily_api_limit must be > 0")
         if merged.jwt_public_key_pem:
@@ -244,14 +259,19 @@ class SalesforceVendor(Vendor):
         return Call(req, version, session.user_id, now)
 
     def _spend(self, now: datetime) -> str:
-        """Count one API request against the rolling 24-hour limit; the Sforce-Limit-Info value."""
-        limit = self.settings.daily_api_limit
+        """Count one API request against the rolling 24-hour limits (the org's and, when set,
+        the connected app's: every call here is syncd's app); the Sforce-Limit-Info value."""
+        limit, app_limit = self.settings.daily_api_limit, self.settings.per_app_api_limit
         while self._calls and self._calls[0] <= now - timedelta(days=1):
             self._calls.popleft()
-        if len(self._calls) >= limit:
+        if len(self._calls) >= min(limit, app_limit or limit):
             raise SfError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         self._calls.append(now)
-        return f"api-usage={len(self._calls)}/{limit}"
+        usage = f"api-usage={len(self._calls)}/{limit}"
+        if app_limit is not None:
+            app = self.settings.connected_app_name
+            usage += f"; per-app-api-usage={len(self._calls)}/{app_limit}(appName={app})"
+        return usage
 
     def _limits(self, call: Call) -> Response:
         if call.req.method not in ("GET", "HEAD"):

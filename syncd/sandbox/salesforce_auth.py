@@ -109,6 +109,7 @@ class Sessions:
                              hashlib.sha256).digest()
         return Response.json(200, {
             "access_token": token,
+            "scope": "api",  # the connected app's selected OAuth scope
             "instance_url": config.instance_url,
             "id": identity,
             "token_type": "Bearer",

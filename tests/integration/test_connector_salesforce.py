@@ -340,3 +340,27 @@ def test_fetch_of_an_object_with_many_custom_fields(sandbox: SandboxServer) -> N
     assert fetched is not None and fetched.fields[many[-1]] == "done"
     requests = sandbox.control("GET", "/_sandbox/requests")["requests"]
     assert 414 not in [r["status"] for r in requests]
+
+
+def test_the_connected_apps_own_allocation_bounds_the_budget(sandbox: SandboxServer) -> None:
+    """Sforce-Limit-Info's per-app-api-usage: syncd spends no more than its app has left,
+    however large the org's daily limit."""
+    seed(sandbox, accounts=1, settings={"per_app_api_limit": 2000, "daily_api_limit": 100000})
+    sf = connector(sandbox, daily_api_requests=100000, rate_share=0.5)
+    assert len(poll(sf, None)[0]) == 1
+    bucket = sf.governor.buckets["default"]
+    assert bucket.per_minute == 2000 / 1440  # not 100,000 x 0.5 a day
+    assert bucket.tokens <= bucket.capacity == pytest.approx(2000 / 24)
+
+
+def test_a_refusal_describe_cannot_cure_costs_one_describe_not_one_per_poll(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, accounts=1)
+    sf = connector(sandbox, objects=("Account", "Task"), parent_fields=("Task.Nope.Name",))
+    for _ in range(4):
+        with pytest.raises(VendorError):
+            poll(sf, None)
+    describes = [r for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
+                 if r["path"].endswith("/describe")]  # fmt: skip
+    assert len(describes) == 2 * 2  # Account and Task: at first, then once more after the refusal

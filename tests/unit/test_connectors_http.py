@@ -267,6 +267,22 @@ def test_remaining_quota_header_slows_down_before_a_429() -> None:
     assert clock.now() == T0 + timedelta(seconds=1)
 
 
+def test_salesforce_per_app_usage_caps_the_budget() -> None:
+    """The connected app's own allocation (documented example header): 233 left of it, while
+    the org has 4,975; the share applies to the org's quota, not to the app's own."""
+    clock = FrozenClock(T0)
+    governor = Governor.per_minute("salesforce", clock, 600.0, share=0.5, burst_minutes=60)
+    header = "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)"
+    governor.observe(200, {"Sforce-Limit-Info": header})
+    bucket = governor.buckets["default"]
+    assert bucket.per_minute == 250 / 1440  # the app's day, spread over the day
+    assert bucket.tokens == bucket.capacity == pytest.approx(250 / 24)  # an hour saved up
+    governor.observe(200, {"Sforce-Limit-Info": "api-usage=26/5000; per-app-api-usage=250/250"})
+    before = clock.now()
+    governor.acquire()
+    assert clock.now() > before  # spent: wait for the refill instead of earning a 403
+
+
 def test_a_429_blocks_every_lane_until_retry_after() -> None:
     clock, governor, _ = make()
     governor.observe(429, {}, retry_after=5)

@@ -234,3 +234,11 @@ def test_the_example_file_documents_a_loadable_configuration(credentials: Path) 
         for key in model.model_fields:
             documented = f"{key} =" in text or SECRET_FILES.get((section, key), "?") in text
             assert documented, f"{section}.{key} is not documented in the example"
+
+
+def test_salesforce_parent_fields_must_be_paths(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text('[salesforce]\nclient_id = "c"\nparent_fields = ["Task.What"]\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(config, env={})
+    assert "parent_fields" in str(info.value) and "'Task.What'" in str(info.value)
