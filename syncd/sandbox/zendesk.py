@@ -296,6 +296,12 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
 _COMPILED = [(m, re.compile(API_PREFIX + p), h, inc) for m, p, h, inc in ROUTES]
 
 
+# Zendesk's 403 (an agent on an admins-only endpoint, such as the incremental exports), as
+# quoted in zenpy issue #336 and dust-tt/dust#8860.
+FORBIDDEN = {"error": "Forbidden", "description": "You do not have access to this page. Please "
+             "contact the account owner of this help desk for further help."}  # fmt: skip
+
+
 class ZendeskVendor(Vendor):
     name: ClassVar[str] = "zendesk"
 
@@ -312,6 +318,8 @@ class ZendeskVendor(Vendor):
         try:
             handler, match, incremental = self._route(req)
             actor = self._authenticate(req)
+            if incremental and actor["role"] != "admin":
+                raise ZendeskError(403, FORBIDDEN)  # "Allowed For: Admins"
         except ZendeskError as exc:
             return exc.response()
         limit_headers, refusal = self._spend_budget(incremental)
@@ -344,7 +352,7 @@ class ZendeskVendor(Vendor):
         shapes: dict[int, dict[str, Any]] = {
             400: _invalid_json_body("The request body could not be parsed"),
             401: {"error": "Couldn't authenticate you"},
-            403: {"error": "Forbidden", "description": "You do not have access to this page."},
+            403: FORBIDDEN,
             404: {"error": "RecordNotFound", "description": "Not found"},
             409: {"error": "UpdateConflict", "description": "The record was updated meanwhile."},
             422: {"error": "RecordInvalid", "description": "Record validation errors",

@@ -502,3 +502,16 @@ def test_list_tickets_filters_by_external_id(sandbox: SandboxServer, wire: Wire)
     found = wire("GET", "/tickets.json?external_id=syncd:k1").json()["tickets"]
     assert [t["subject"] for t in found] == ["Keyed"]
     assert wire("GET", "/tickets.json?external_id=none").json()["tickets"] == []
+
+
+def test_the_incremental_export_is_for_admins_only(sandbox: SandboxServer, wire: Wire) -> None:
+    """"Allowed For: Admins" (incremental exports reference): an agent's API token gets 403,
+    with Zendesk's body (zenpy issue #336, dust-tt/dust#8860), and can still read tickets."""
+    sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"users": [
+        {"name": "syncd", "email": sandbox.info["zendesk"]["email"], "role": "agent"}]}})
+    refused = wire("GET", "/incremental/tickets/cursor.json?start_time=0")
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "Forbidden", "description": "You do not have access to "
+                              "this page. Please contact the account owner of this help desk "
+                              "for further help."}  # fmt: skip
+    assert wire("GET", "/tickets.json").status_code == 200
