@@ -130,6 +130,10 @@ def _ticket_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda t: ticket_view(call.state, t, call.base)
 
 
+def _exported_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda t: ticket_view(call.state, t, call.base, exported=True)
+
+
 def _user_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda u: user_view(call.state, u, call.base)
 
@@ -289,9 +293,9 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", f"/satisfaction_ratings{ID}{J}",
      _one("ratings", "satisfaction_rating", rating_view), False),
     ("GET", f"/search{J}", search, False),
-    ("GET", f"/incremental/tickets/cursor{J}", lambda c: incremental_cursor(c, _ticket_view(c)),
+    ("GET", f"/incremental/tickets/cursor{J}", lambda c: incremental_cursor(c, _exported_view(c)),
      True),
-    ("GET", f"/incremental/tickets{J}", lambda c: incremental_time(c, _ticket_view(c)), True),
+    ("GET", f"/incremental/tickets{J}", lambda c: incremental_time(c, _exported_view(c)), True),
 ]
 _COMPILED = [(m, re.compile(API_PREFIX + p), h, inc) for m, p, h, inc in ROUTES]
 
@@ -420,9 +424,8 @@ class ZendeskVendor(Vendor):
                 {**headers, "Retry-After": str(reset)})
         if incremental:
             export_limit = self.state.settings["incremental_per_minute"]
-            allowed, left, resets = self.ctx.limiter.take("zendesk:incremental", export_limit)
-            headers["zendesk-ratelimit-incremental-exports"] = (
-                f"total={export_limit}; remaining={left}; resets={resets}")
+            # no header tells the export's own budget: real export answers carry none
+            allowed, _, resets = self.ctx.limiter.take("zendesk:incremental", export_limit)
             if not allowed:
                 return headers, Response.json(429, {
                     "error": "APIRateLimitExceeded",
