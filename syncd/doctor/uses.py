@@ -68,6 +68,7 @@ class Uses:
     mail: list[str] = field(default_factory=list)  # where rules send mail (from the mailbox)
     # (sObject, "createable" | "updateable") -> where rules create or update one
     writes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    kinds: set[str] = field(default_factory=set)  # the record kinds rules are `on` (polled)
 
 
 def rule_uses(ruleset: RuleSet) -> Uses:
@@ -75,6 +76,7 @@ def rule_uses(ruleset: RuleSet) -> Uses:
     uses = Uses()
     nodes = _rule_nodes(ruleset)
     for rule in ruleset.rules:
+        uses.kinds.add(rule.on)
         node = nodes.get(rule.id)
         if node is not None:  # None: its file changed since it was loaded
             _Scan(rule, node, ruleset.sources[rule.id].file, uses).run()

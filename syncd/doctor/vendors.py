@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+import jwt
+
 from syncd.clock import Clock
 from syncd.connectors.base import Directory
 from syncd.connectors.graph import GraphConnector
@@ -93,9 +95,9 @@ def probe_vendors(
     """Each vendor's checks, and what was read of those that answered."""
     zd, sf, gr = vendors.zendesk, vendors.salesforce, vendors.graph
     probes = {
-        "zendesk": _zendesk(zd, clock) if zd else None,
+        "zendesk": _zendesk(zd, uses, clock) if zd else None,
         "salesforce": _salesforce(sf, uses, clock) if sf else None,
-        "graph": _graph(gr, clock) if gr else None,
+        "graph": _graph(gr, uses, clock) if gr else None,
     }
     checks: list[Check] = []
     found: dict[str, Found] = {}
@@ -135,29 +137,36 @@ def _skew(governor: Governor, clock: Clock) -> float | None:
     return (date.replace(tzinfo=date.tzinfo or UTC) - clock.now()).total_seconds()
 
 
-def _zendesk(zd: ZendeskConnector, clock: Clock) -> tuple[list[Check], Found | None]:
+def _zendesk(zd: ZendeskConnector, uses: Uses, clock: Clock) -> tuple[list[Check], Found | None]:
     try:
         me = zd.retry.call(zd.client.users.me)
     except VendorError as exc:
         return [_vendor_failed("zendesk", "zendesk", exc)], None
     skew = _skew(zd.governor, clock)
-    checks = [Check("zendesk", "ok", f"signed in as {me.email} ({me.role})")]
-    if me.role in ("agent", "admin"):
-        checks.append(Check("zendesk permissions", "ok", f"{me.role}: reads and updates tickets"))
-    else:
-        checks.append(
-            Check(
-                "zendesk permissions",
-                "fail",
-                f"{me.email} is an {me.role}: syncd cannot read or update tickets",
-                f"make {me.email} an agent or admin (Admin Center > Team members)",
-            )
-        )
+    checks = [Check("zendesk", "ok", f"signed in as {me.email} ({me.role})"),
+              _zendesk_role(me.email, me.role, polls="zendesk.ticket" in uses.kinds)]  # fmt: skip
     try:
         fields = zd.field_names()
         return checks, Found(zd.directory(), fields, skew)
     except VendorError as exc:
         return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
+
+
+def _zendesk_role(email: str, role: str, *, polls: bool) -> Check:
+    """Polling reads the incremental ticket export, which Zendesk allows to admins only (an
+    agent gets 403); writing tickets needs an agent or admin."""
+    name = "zendesk permissions"
+    make = f"make {email} an admin (Admin Center > People > Team members > Role)"
+    if role == "admin":
+        return Check(name, "ok", "admin: reads the incremental export, updates tickets")
+    if role == "agent" and not polls:
+        return Check(name, "ok", "agent: updates tickets (the rules poll no Zendesk tickets)")
+    if role == "agent":
+        return Check(name, "fail", f"{email} is an agent: polling reads the incremental "
+                     "ticket export, which Zendesk allows to admins only (403 for agents)",
+                     f"{make}, or set [zendesk] email to an admin's (and its token)")  # fmt: skip
+    return Check(name, "fail", f"{email} is an {role}: syncd cannot read or update tickets",
+                 f"{make}; an agent suffices when the rules poll no Zendesk tickets")  # fmt: skip
 
 
 def _salesforce(
@@ -225,14 +234,49 @@ def _salesforce_permissions(
     return Check("salesforce permissions", "ok", shown)
 
 
-def _graph(gr: GraphConnector, clock: Clock) -> tuple[list[Check], Found | None]:
+# Application permissions syncd needs, each met by any one of the names given (a broader
+# permission includes a narrower one).
+GRAPH_DRIVE = ("Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All",
+               "Files.ReadWrite.All")  # fmt: skip
+GRAPH_SEND = ("Mail.Send",)
+GRAPH_VERIFY_MAIL = ("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite")  # Sent Items
+
+
+def _graph(gr: GraphConnector, uses: Uses, clock: Clock) -> tuple[list[Check], Found | None]:
     try:
         directory = gr.directory()
+        token = gr._token()
     except VendorError as exc:
         return [_vendor_failed("graph", "graph", exc)], None
     return [
         Check("graph", "ok", f"token for {gr.config.client_id}: {len(directory.users)} user(s)"),
-        Check("graph permissions", "skip", "not checked: Graph cannot tell an app its own "
-              "permissions cheaply; a missing one (Sites.ReadWrite.All, Mail.Send) shows as a "
-              "403 on first use"),
+        _graph_roles(token, drive=bool(gr.config.drive_id),
+                     mail=bool(uses.mail or gr.config.mailbox)),
     ], Found(directory, skew_s=_skew(gr.governor, clock))  # fmt: skip
+
+
+def _graph_roles(token: str, *, drive: bool, mail: bool) -> Check:
+    """The app-only token's `roles` claim: the application permissions an admin consented to.
+    Verification after a lost answer reads Sent Items: without a mail-reading role every such
+    intent is held for a person instead of being verified."""
+    name = "graph permissions"
+    try:
+        granted = set(jwt.decode(token, options={"verify_signature": False}).get("roles") or [])
+    except jwt.PyJWTError:
+        return Check(name, "skip", "not checked: the access token is not a JWT")
+    needed = [(GRAPH_DRIVE, "the drive (folders, files)")] if drive else []
+    if mail:
+        needed += [(GRAPH_SEND, "sending mail"), (GRAPH_VERIFY_MAIL, "verifying sent mail")]
+    missing = [(names, why) for names, why in needed if not granted & set(names)]
+    if missing:
+        shown = "; ".join(f"{_any_of(names)} (for {why})" for names, why in missing)
+        return Check(name, "fail", f"the app's token lacks {shown}",
+                     "in Entra ID > App registrations > API permissions, add the Microsoft "
+                     "Graph application permission " + ", ".join(n[0] for n, _ in missing)
+                     + " and grant admin consent")  # fmt: skip
+    have = ", ".join(sorted(granted)) or "none"
+    return Check(name, "ok", f"roles: {have}")
+
+
+def _any_of(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else " or ".join(names[:2])

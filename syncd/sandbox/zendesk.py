@@ -130,6 +130,10 @@ def _ticket_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda t: ticket_view(call.state, t, call.base)
 
 
+def _exported_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda t: ticket_view(call.state, t, call.base, exported=True)
+
+
 def _user_view(call: Call) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda u: user_view(call.state, u, call.base)
 
@@ -289,11 +293,17 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", f"/satisfaction_ratings{ID}{J}",
      _one("ratings", "satisfaction_rating", rating_view), False),
     ("GET", f"/search{J}", search, False),
-    ("GET", f"/incremental/tickets/cursor{J}", lambda c: incremental_cursor(c, _ticket_view(c)),
+    ("GET", f"/incremental/tickets/cursor{J}", lambda c: incremental_cursor(c, _exported_view(c)),
      True),
-    ("GET", f"/incremental/tickets{J}", lambda c: incremental_time(c, _ticket_view(c)), True),
+    ("GET", f"/incremental/tickets{J}", lambda c: incremental_time(c, _exported_view(c)), True),
 ]
 _COMPILED = [(m, re.compile(API_PREFIX + p), h, inc) for m, p, h, inc in ROUTES]
+
+
+# Zendesk's 403 (an agent on an admins-only endpoint, such as the incremental exports), as
+# quoted in zenpy issue #336 and dust-tt/dust#8860.
+FORBIDDEN = {"error": "Forbidden", "description": "You do not have access to this page. Please "
+             "contact the account owner of this help desk for further help."}  # fmt: skip
 
 
 class ZendeskVendor(Vendor):
@@ -312,6 +322,8 @@ class ZendeskVendor(Vendor):
         try:
             handler, match, incremental = self._route(req)
             actor = self._authenticate(req)
+            if incremental and actor["role"] != "admin":
+                raise ZendeskError(403, FORBIDDEN)  # "Allowed For: Admins"
         except ZendeskError as exc:
             return exc.response()
         limit_headers, refusal = self._spend_budget(incremental)
@@ -344,7 +356,7 @@ class ZendeskVendor(Vendor):
         shapes: dict[int, dict[str, Any]] = {
             400: _invalid_json_body("The request body could not be parsed"),
             401: {"error": "Couldn't authenticate you"},
-            403: {"error": "Forbidden", "description": "You do not have access to this page."},
+            403: FORBIDDEN,
             404: {"error": "RecordNotFound", "description": "Not found"},
             409: {"error": "UpdateConflict", "description": "The record was updated meanwhile."},
             422: {"error": "RecordInvalid", "description": "Record validation errors",
@@ -412,9 +424,8 @@ class ZendeskVendor(Vendor):
                 {**headers, "Retry-After": str(reset)})
         if incremental:
             export_limit = self.state.settings["incremental_per_minute"]
-            allowed, left, resets = self.ctx.limiter.take("zendesk:incremental", export_limit)
-            headers["zendesk-ratelimit-incremental-exports"] = (
-                f"total={export_limit}; remaining={left}; resets={resets}")
+            # no header tells the export's own budget: real export answers carry none
+            allowed, _, resets = self.ctx.limiter.take("zendesk:incremental", export_limit)
             if not allowed:
                 return headers, Response.json(429, {
                     "error": "APIRateLimitExceeded",

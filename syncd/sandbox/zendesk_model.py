@@ -272,7 +272,16 @@ class Call:
 
 
 # -- views ----------------------------------------------------------------------------------
-def ticket_view(state: ZendeskState, t: dict[str, Any], base: str) -> dict[str, Any]:
+# Every account has one system custom ticket status per status category; tickets carry its
+# id in `custom_status_id` (seen in every recorded ticket). The ids are the sandbox's own.
+CUSTOM_STATUS_IDS = {s: 18_000_000 + n for n, s in enumerate(STATUSES, 1)}
+
+
+def ticket_view(
+    state: ZendeskState, t: dict[str, Any], base: str, *, exported: bool = False
+) -> dict[str, Any]:
+    """A ticket as Zendesk renders it; `generated_timestamp` only in the incremental export
+    (recorded: a ticket shown has none)."""
     custom = [
         {"id": f["id"], "value": t["custom_fields"].get(str(f["id"]))}
         for f in state.custom_fields()
@@ -284,7 +293,7 @@ def ticket_view(state: ZendeskState, t: dict[str, Any], base: str) -> dict[str, 
         "via": t["via"],
         "created_at": t["created_at"],
         "updated_at": t["updated_at"],
-        "generated_timestamp": t["generated_timestamp"],
+        **({"generated_timestamp": t["generated_timestamp"]} if exported else {}),
         "type": t["type"],
         "subject": t["subject"],
         "raw_subject": t["subject"],
@@ -309,6 +318,7 @@ def ticket_view(state: ZendeskState, t: dict[str, Any], base: str) -> dict[str, 
         "custom_fields": custom,
         "satisfaction_rating": t["satisfaction_rating"],
         "sharing_agreement_ids": [],
+        "custom_status_id": CUSTOM_STATUS_IDS.get(t["status"], CUSTOM_STATUS_IDS["open"]),
         "fields": [dict(c) for c in custom],
         "followup_ids": [],
         "ticket_form_id": t["ticket_form_id"],
