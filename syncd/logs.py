@@ -21,6 +21,7 @@ headers, form bodies and JSON.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 
+from syncd.redact import install
 from syncd.settings import SECRET_FILES, Settings
 
 LogFormat = Literal["keyvalue", "json"]
@@ -61,6 +63,8 @@ _TOKEN_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1\2{REDACTED}",
     ),
     (re.compile(r"(?i)(\bbearer\s+)[\w\-.~+/]+=*"), rf"\1{REDACTED}"),
+    # HTTP Basic credentials wherever they appear (an error page echoing request headers).
+    (re.compile(r"(?i)(\bbasic\s+)[A-Za-z0-9+/]{6,}=*"), rf"\1{REDACTED}"),
     (
         re.compile(
             r"(?i)(\b(?:" + "|".join(map(re.escape, _SENSITIVE_NAMES)) + r")\b[\"']?\s*[:=]\s*"
@@ -204,7 +208,9 @@ def configure_logging(
     the root logger. Calling it again (a reload with new secrets) replaces that handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
-    handler.addFilter(RedactingFilter(Redactor(secrets)))
+    redactor = Redactor(secrets)
+    install(redactor)  # the same masking for what syncd stores and prints (redact.py)
+    handler.addFilter(RedactingFilter(redactor))
     handler.setFormatter(EventFormatter(fmt))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
@@ -219,9 +225,19 @@ def configure_logging(
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value the settings hold, for `configure_logging(secrets=...)`."""
+    """Every secret value the settings hold, for `configure_logging(secrets=...)`, and the
+    forms clients send them in: HTTP Basic's base64 of `email/token:TOKEN` (zenpy) and of
+    `client_id:client_secret` (OAuth clients); URL-encoded forms are added by `Redactor`."""
     found = (getattr(getattr(settings, section), key, None) for section, key in SECRET_FILES)
-    return [secret.get_secret_value() for secret in found if isinstance(secret, SecretStr)]
+    values = [secret.get_secret_value() for secret in found if isinstance(secret, SecretStr)]
+    pairs = []
+    if settings.zendesk is not None and settings.zendesk.token is not None:
+        pairs.append(f"{settings.zendesk.email}/token:{settings.zendesk.token.get_secret_value()}")
+    for section in (settings.salesforce, settings.graph):
+        secret = getattr(section, "client_secret", None)
+        if isinstance(secret, SecretStr):
+            pairs.append(f"{section.client_id}:{secret.get_secret_value()}")  # type: ignore[union-attr]
+    return values + [base64.b64encode(p.encode()).decode() for p in pairs]
 
 
 def _json_inner(text: str) -> str:

@@ -33,7 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
+from syncd.logs import Redactor, settings_secrets
 from syncd.model import RECORD_KINDS, FieldChange, RecordRef
+from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
 from syncd.store.db import Store, StoreError, Tx, open_store
@@ -92,6 +94,7 @@ def configured_store(config: Path | None) -> Iterator[tuple[Settings, Store]]:
         settings = load_settings(config)
     except SettingsError as exc:
         fail(str(exc))
+    install(Redactor(settings_secrets(settings)))
     url = make_url(settings.syncd.store_url)
     database = url.database
     on_disk = url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
@@ -117,7 +120,7 @@ def show_instant(at: datetime | None, tz: tzinfo) -> str:
 def short(value: Any) -> str:
     """A value on one table line: compact JSON, cut at a readable length."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
@@ -154,7 +157,8 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Rows written before a secret was masked (or by an older syncd) are masked here too."""
+    typer.echo(json.dumps(redact_strings(data), indent=2, ensure_ascii=False, default=str))
 
 
 def console() -> Console:

@@ -93,6 +93,7 @@ from syncd.connectors.http import (
 from syncd.connectors.tls import PinnedSession, httpx_verify
 from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
+from syncd.pathnames import encoded
 
 T = TypeVar("T")
 FRAGMENT = 327_680  # upload-session fragments are multiples of 320 KiB
@@ -142,7 +143,11 @@ def _authority(config: GraphConfig) -> str:
 
 
 def _path(path: str) -> str:
-    return quote(path.strip("/"))
+    """Each segment percent-encoded on its own; an unsafe one is refused (pathnames.py)."""
+    try:
+        return encoded(path)
+    except ValueError as exc:
+        raise PermanentError("graph", None, "invalidName", str(exc)) from None
 
 
 class GraphConnector:

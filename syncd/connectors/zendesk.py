@@ -67,6 +67,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from zenpy import Zenpy
 from zenpy.lib.api import BaseApi
@@ -623,7 +624,9 @@ class ZendeskConnector:
         upload = self._call(
             lambda: self.client.attachments.upload(
                 content,
-                target_name=attachment["filename"],
+                # zenpy pastes `filename=<name>` into the query unencoded: `#`, `&`, `+` and
+                # `%2e` would cut or rename the file. Encoded here, requests keeps it as is.
+                target_name=quote(attachment["filename"], safe=""),
                 content_type=attachment.get("content_type"),
             )
         )

@@ -26,6 +26,7 @@ from syncd.daemon.people import (
 )
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
+from syncd.pathnames import path_problem
 from syncd.rules.conditions import Condition, Context, TimeMath, as_instant, compile_condition
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.schema import LINK
@@ -285,7 +286,15 @@ def _mail(ctx: ActionContext, intent: Intent, to: Any, cc: Any, subject: str, bo
     cc_addresses = [a for a in ctx.people.recipients(_texts(cc), ctx.record, ctx.roles)
                     if a.lower() not in {t.lower() for t in to_addresses}]  # fmt: skip
     return _op(intent, "graph", "send_mail", ctx.mailbox, suffix, to=to_addresses,
-               cc=cc_addresses, subject=subject, body=body)  # fmt: skip
+               cc=cc_addresses, subject=one_line(subject), body=body)  # fmt: skip
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
+
+
+def one_line(text: str) -> str:
+    """A subject is one line: line breaks from data (a ticket subject) become one space."""
+    return _LINE_BREAKS.sub(" ", text).strip()
 
 
 def create_task(ctx: ActionContext, intent: Intent) -> list[Operation]:
@@ -352,7 +361,8 @@ def _wall(text: str) -> timedelta:
 
 def create_ticket(ctx: ActionContext, intent: Intent) -> list[Operation]:
     params = intent.params
-    payload: dict[str, Any] = {"subject": str(params["subject"]), "body": str(params["body"])}
+    payload: dict[str, Any] = {"subject": one_line(str(params["subject"])),
+                               "body": str(params["body"])}  # fmt: skip
     if params.get("requester"):
         found = ctx.people.recipients([str(params["requester"])], ctx.record, ctx.roles)
         if not found:
@@ -372,7 +382,16 @@ def ensure_folder(ctx: ActionContext, intent: Intent) -> list[Operation]:
     if not path:
         raise ActionError("ensure_folder needs a non-empty path")
     subfolders = _texts(intent.params.get("subfolders"))
+    for folder in (path, *(f"{path}/{s.strip('/')}" for s in subfolders)):
+        _safe_path(folder)
     return [_op(intent, "graph", "ensure_folder", path, subfolders=subfolders)]
+
+
+def _safe_path(path: str) -> None:
+    """Refuse a drive path with a segment that is not one safe name (pathnames.py)."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise ActionError(problem)
 
 
 def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
@@ -432,6 +451,11 @@ def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
     """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`."""
     params = intent.params
     folder = str(params.get("else_folder") or "")
+    refused = path_problem(folder) if folder else None
+    if refused is not None:  # a name built from the data: never a copy anywhere else
+        if not _texts(params.get("else_notify")):
+            raise ActionError(f"{why} The else_folder is refused: {refused}.")
+        why, folder = f"{why} The else_folder is refused: {refused}.", ""
     found = []
     if folder:
         found.append(_op(intent, "graph", "copy_file", path, "#copy", destination=folder))

@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import email_validator
+from email_validator import EmailNotValidError, validate_email
+
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
 from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
+from syncd.rules.templates import ADDRESS
 from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 
@@ -35,8 +39,25 @@ ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
 SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
 
 
+# Syntax only: an internal domain (`corp.local`) is a real company's; the mail server decides
+# what is deliverable. (email-validator documents this list as the one to change.)
+email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+
+
 class ActionError(Exception):
     """The intent cannot be carried out as planned; the message is the dead letter's reason."""
+
+
+def one_address(address: str, named: str) -> str:
+    """`address` if it is exactly one mail address (no display name, no second address, no
+    CR/LF: nothing a mail header could be split on), else ActionError saying why."""
+    try:
+        return validate_email(address, check_deliverability=False,
+                              globally_deliverable=False).normalized
+    except EmailNotValidError as exc:
+        source = f" (from {named!r})" if named != address else ""
+        raise ActionError(f"recipient {address!r}{source} is not one mail address: {exc}"
+                          ) from None  # fmt: skip
 
 
 class DirectoryMiss(ActionError):
@@ -118,6 +139,7 @@ class People:
         seen: dict[str, str] = {}
         for name in names:
             for address in self._addresses(str(name).strip(), record, roles, depth=0):
+                address = one_address(address, name)
                 seen.setdefault(address.lower(), address)
         return list(seen.values())
 
@@ -125,7 +147,9 @@ class People:
         self, name: str, record: Record, roles: Mapping[str, Any], depth: int
     ) -> Iterator[str]:
         kind, _, value = name.partition(":")
-        if kind == "group" and value:
+        if name.startswith(ADDRESS):  # a template's output: data, an address and nothing else
+            yield name.removeprefix(ADDRESS)
+        elif kind == "group" and value:
             yield from self._group_emails(value.strip())
         elif kind == "user" and value:
             yield value.strip()

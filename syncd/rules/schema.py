@@ -51,7 +51,7 @@ from syncd import durations
 from syncd.durations import DurationError, Offset
 from syncd.model import RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.templates import Text
+from syncd.rules.templates import RecipientText, Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
@@ -316,7 +316,7 @@ ConditionField = Annotated[
 # --- actions ------------------------------------------------------------------------------
 
 Recipient = Annotated[
-    Text,
+    RecipientText,
     Field(
         description="group:Name, user:email, role:Name, assignee, requester, owner, an address, "
         "or a template"

@@ -67,6 +67,17 @@ class Text(str):
         return cls(value)
 
 
+class RecipientText(Text):
+    """A mail recipient. Literal rule text may name `group:`, `role:`, `user:`, `requester`...;
+    a template's output comes from data (a list item's `HRPartner`), so it is marked as an
+    address and nothing else (`address:...`), which the executor validates as one address."""
+
+    __slots__ = ()
+
+
+ADDRESS = "address:"
+
+
 def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     """`value` (an action's params) with every `Text` rendered; other values as they are."""
     if isinstance(value, Text):
@@ -102,14 +113,15 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render `text`; an unknown variable or an unsafe access raises TemplateProblem."""
     if not is_template(text):
         return text
+    marked = ADDRESS if isinstance(text, RecipientText) else ""
     fast = _fast(text)
     if fast is not None:
         try:
-            return fast(context)
+            return marked + fast(context)
         except Exception:  # outside the fast subset: Jinja answers, or raises its own error
             pass
     try:
-        return compile(text).render(context)
+        return marked + compile(text).render(context)
     except TemplateProblem:
         raise
     except TemplateError as exc:
@@ -153,7 +165,11 @@ def renderer(text: str) -> Renderer | None:
 
     It raises where Jinja might answer differently: the caller then renders with `render`,
     which gives Jinja's answer or error."""
-    return _fast(text) if is_template(text) else None
+    fast = _fast(text) if is_template(text) else None
+    if fast is not None and isinstance(text, RecipientText):
+        plain = fast
+        return lambda context: ADDRESS + plain(context)
+    return fast
 
 
 @lru_cache(maxsize=4096)

@@ -30,7 +30,9 @@ from syncd.sandbox.graph_common import (
 from syncd.sandbox.graph_delta import Feed
 
 QUOTA_TOTAL = 27_487_790_694_400  # 25 TiB, a SharePoint site's default storage
-_ILLEGAL = re.compile(r'["*:<>?/\\|]')
+_ILLEGAL = re.compile(r'["*:<>?/\\|\x00-\x1f\x7f-\x9f]')  # with control characters, as PnP's check
+# names SharePoint reserves ("Restrictions and limitations in OneDrive and SharePoint")
+_RESERVED = re.compile(r"(?i)(\.lock|con|prn|aux|nul|com[0-9]|lpt[0-9]|desktop\.ini)")
 BEHAVIORS = ("fail", "replace", "rename")
 
 # driveItem properties a client may $select (Graph driveItem resource, v1.0).
@@ -131,6 +133,8 @@ def check_name(name: Any) -> str:
         raise bad_request("The name of the item is missing or empty.")
     if _ILLEGAL.search(name) or name != name.strip() or len(name) > 255:
         raise bad_request(f"The provided name '{name}' contains illegal characters or spaces.")
+    if _RESERVED.fullmatch(name) or name.startswith("~$") or "_vti_" in name.lower():
+        raise bad_request(f"The provided name '{name}' is not allowed.")
     return name
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, case, func, select, update
 
 from syncd.model import Intent, RecordRef
+from syncd.redact import redact, redact_strings
 from syncd.store.audit import Audit
 from syncd.store.tables import insert_ignoring_duplicates, intents
 
@@ -166,6 +167,7 @@ class Ledger:
 
     def mark_done(self, key: str, answer: Any, now: datetime) -> bool:
         """Record the vendor's answer (or what `verify` found) for a sent intent."""
+        answer = redact_strings(answer)
         return self._transition(
             key,
             (IntentState.SENT,),
@@ -182,6 +184,7 @@ class Ledger:
         a template reads is missing). A `failed` intent that had been sent has an unknown
         outcome: verify it before sending it again.
         """
+        error = redact(error)  # vendor error text may echo a credential
         attempts = intents.c.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_error": error}
         if retry_at is None:
@@ -255,6 +258,7 @@ class Ledger:
 
     def skip(self, key: str, reason: str, now: datetime) -> bool:
         """Never execute this intent (shadow mode, dry run, catch-up policy, rule removed)."""
+        reason = redact(reason)
         return self._transition(
             key, CLAIMABLE, now, {"state": IntentState.SKIPPED.value}, detail={"reason": reason}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -201,4 +202,7 @@ def test_settings_secrets_lists_every_loaded_secret(tmp_path: Path) -> None:
         '[graph]\ntenant_id = "t"\nclient_id = "c"\n'
     )
     settings = load_settings(config, env={"CREDENTIALS_DIRECTORY": str(credentials)})
-    assert sorted(settings_secrets(settings)) == ["graph-secret-value", "zd-token-value"]
+    basic = [base64.b64encode(b"a@acme.example/token:zd-token-value").decode(),
+             base64.b64encode(b"c:graph-secret-value").decode()]  # as clients send them
+    assert sorted(settings_secrets(settings)) == sorted(
+        ["graph-secret-value", "zd-token-value", *basic])  # fmt: skip
