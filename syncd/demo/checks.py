@@ -347,13 +347,18 @@ def contract_won(seen: Seen, e: Evidence) -> None:
             "a mobilisation task for Bea (business development)")  # fmt: skip
 
 
-@check("weekly-meeting-agenda", "agenda not sent 24 h ahead: the onboarding lead reminded once")
+@check("weekly-meeting-agenda", "agenda not sent: the onboarding lead reminded 48 h ahead, "
+       "their manager told at the 24 h deadline")  # fmt: skip
 def weekly_meeting_agenda_reminder(seen: Seen, e: Evidence) -> None:
-    tue = seen["tue-10:05"]
-    e.equal(tue.mail_to("olivia@support.example"),
-            ["Agenda not sent: Acme Ltd weekly project meeting in 24 hours"], "Olivia reminded")
+    mon, tue = seen["mon-10:00"], seen["tue-10:05"]
+    e.equal(mon.mail_to("olivia@support.example"),
+            ["Agenda due in 24 hours: Acme Ltd weekly project meeting"],
+            "Olivia reminded 48 h before the meeting")  # fmt: skip
+    e.equal(tue.mail_to("onboarding.manager@support.example"),
+            ["Agenda not sent: Acme Ltd weekly project meeting in 24 hours"],
+            "at the deadline, her manager told")  # fmt: skip
     e.equal([m["subject"] for c in seen.values() for m in c.mail
-             if "Agenda" in m["subject"] and c is not tue], [], "and only then")  # fmt: skip
+             if "Agenda" in m["subject"] and c not in (mon, tue)], [], "and only then")
 
 
 @check("onsite-visit", "a ticket with the visit's information and the next defect day; "

@@ -1318,8 +1318,10 @@ class _Renderer:
             context: dict[str, Any] = {
                 self.rule.record_var: fields,
                 "record": fields,
+                "previous": self.run.previous or {},
                 "rule": {"id": self.rule.id, "description": self.rule.description},
                 "now": self.run.now,
+                templates.TIMEZONE: self.rule.math.tz,
             }
             if self.step is not None:
                 context["step"] = {"id": self.step.step.id}

@@ -509,7 +509,7 @@ def _template(
         prefix, line = at(lineno)
         if attribute.startswith("_"):
             yield Finding(path, f"{prefix}template reads private attribute {attribute!r}{line}")
-        elif variable in (kind.var, "record") and not kind.has_field(attribute):
+        elif variable in (kind.var, "record", "previous") and not kind.has_field(attribute):
             yield Finding(path, f"{prefix}template reads unknown field '{variable}.{attribute}' "
                           f"of {kind.name}{did_you_mean(attribute, kind.all_fields)}{line}")
         elif variable in known and attribute not in known[variable]:

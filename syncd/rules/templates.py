@@ -21,11 +21,19 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    nodes,
+    pass_context,
+)
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import GetCoreSchemaHandler
@@ -34,6 +42,53 @@ from pydantic_core import core_schema
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 SUBJECT_PREFIX = "Subject:"
 SUFFIX = ".j2"
+# The rule calendar's timezone in a render context, under a key no template can name (a name
+# cannot hold a dot): what the date filters render in.
+TIMEZONE = "syncd.timezone"
+
+
+def _local(value: Any, tz: tzinfo) -> datetime | date | None:
+    """A date stays the day it is; an instant (aware, naive = UTC, or ISO text) is seen in
+    `tz`. None for an empty value; TemplateProblem for anything else."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise TemplateProblem(f"not a date or an instant: {value!r}") from None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(tz)
+    if isinstance(value, date):
+        return value
+    raise TemplateProblem(f"not a date or an instant: {value!r}")
+
+
+@pass_context
+def localdate(context: Any, value: Any, format: str = "%Y-%m-%d") -> str:
+    """`{{ item.fields.Arrival | localdate }}`: the day an instant falls on in the rule's
+    calendar timezone (Graph stores a date-only column as the UTC instant of local midnight:
+    1 June in London is 2026-05-31T23:00:00Z), or a date as it is. Empty for an empty value."""
+    found = _local(value, context.get(TIMEZONE) or UTC)
+    return "" if found is None else found.strftime(format)
+
+
+@pass_context
+def localtime(context: Any, value: Any, format: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """`{{ item.fields.MeetingStart | localtime }}`: an instant in the rule's calendar timezone
+    (`2026-03-04 10:00 GMT`)."""
+    found = _local(value, context.get(TIMEZONE) or UTC)
+    if found is None:
+        return ""
+    if not isinstance(found, datetime):
+        raise TemplateProblem(f"localtime needs an instant, not the date {value!r}")
+    return found.strftime(format)
+
+
+ENV.filters["localdate"] = localdate
+ENV.filters["localtime"] = localtime
 
 
 class TemplateProblem(ValueError):
@@ -285,11 +340,12 @@ def context_names(
 ) -> frozenset[str]:
     """The variables a template may read; the engine's render context must provide them.
 
-    Always: the record under its kind's short name and as `record`, `rule` (id, description),
-    `vars`, `now`. Timeline steps add `step` (id); repeating and pattern steps add `occurrence`
+    Always: the record under its kind's short name and as `record`, `previous` (the version
+    observed before, `{}` when none), `rule` (id, description), `vars`, `now`. Timeline
+    steps add `step` (id); repeating and pattern steps add `occurrence`
     (0-based); pattern steps add `week` (1-based week since the anchor) and `date`.
     """
-    names = {record_var, "record", "rule", "vars", "now"}
+    names = {record_var, "record", "previous", "rule", "vars", "now"}
     if timeline:
         names.add("step")
     if repeat or pattern:

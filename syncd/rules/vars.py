@@ -13,8 +13,9 @@ on the value (a regex, an offset, a number) is the one the literal gets.
 - a list var may be a whole test (one of its values) or the value of `in`/`not_in`; where one
   value is expected (`eq`, `contains`, `gt`..., an item of a list) it is an error, as a literal
   list there is, rather than a guess between "any" and "all";
-- an unknown or templated var is an error at the reference; any other text with `{{` in a
-  condition is a literal value, as before vars could be read (`"{{ vars.x | lower }}"` too).
+- an unknown or templated var is an error at the reference, and so is any other text with
+  `{{`, `{%` or `{#` in a condition (`"{{ var.x }}"`, `"{{ vars.x | lower }}"`): conditions are
+  never rendered, so such a value is a typo, not a value a record would hold.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ class _Substitution:
         a place that takes only a list or only a single value; None where either will do."""
         match = VAR_REFERENCE.fullmatch(raw) if isinstance(raw, str) else None
         if match is None:
+            if isinstance(raw, str) and any(mark in raw for mark in _JINJA):
+                return self.fail(path, raw, f"condition value {raw!r} looks like a template, "
+                                 "but a condition is never rendered: write a var reference "
+                                 "exactly as \"{{ vars.NAME }}\", or the value itself")  # fmt: skip
             return raw
         name = match[1]
         if name not in self.values:

@@ -3,7 +3,7 @@
 A rule written with vars must behave exactly as the same rule written with the values (same
 intents, same instants, same keys), a list var is a whole `in` test, and a reference the loader
 cannot resolve is a positioned `check` error naming the var. Any other `{{` in a condition is
-still a literal value.
+an error too: conditions are never rendered.
 """
 
 from __future__ import annotations
@@ -173,23 +173,25 @@ def test_unknown_and_templated_vars_are_errors_at_the_reference(tmp_path: Path) 
     assert [rule.id for rule in result.ruleset.rules] == ["good"]
 
 
-def test_other_braces_in_a_condition_are_literal_as_before(tmp_path: Path) -> None:
+def test_other_braces_in_a_condition_are_errors_at_the_value(tmp_path: Path) -> None:
     rules = """
     - id: braces
       on: zendesk.ticket
       vars: {desk: Support}
-      when: {subject: "{{ ticket.subject }}", custom.note: "{{ vars.desk | lower }}"}
+      when: {subject: "{{ ticket.subject }}", custom.note: "{{ vars.desk | lower }}",
+             group_name: {in: [Sales, "{{ var.desk }}"]}, status: "{% if x %}new{% endif %}"}
       do: [{tag: [x]}]
     """
-    run = engine(tmp_path, rules)
-    literal = {"subject": "{{ ticket.subject }}", "custom": {"note": "{{ vars.desk | lower }}"}}
-    assert len(play(run, [(T0, literal)], T0)) == 1
-    rendered = {"subject": "Printer down", "custom": {"note": "support"}}
-    assert play(run, [(T0, rendered)], T0) == []
+    result = load(tmp_path, rules)
+    assert [(d.line, d.col) for d in result.diagnostics] == [(6, 21), (6, 58), (7, 37), (7, 65)]
+    assert all("looks like a template" in d.message for d in result.diagnostics)
+    assert "'{{ var.desk }}'" in result.diagnostics[2].message
+    assert not result.ruleset.rules
 
     result = load(tmp_path, "- {id: t, on: zendesk.ticket, when: {status: {in: '{{ x }}'}},"
                   " do: [{tag: [x]}]}\n", "still-bad.yaml")  # fmt: skip
-    assert [d.message for d in result.diagnostics] == ["'in' takes a non-empty list"]
+    assert [d.message.split(",")[0] for d in result.diagnostics] == [
+        "condition value '{{ x }}' looks like a template"]  # and not also "'in' takes a list"
 
 
 def test_check_judges_a_var_as_it_judges_its_value(tmp_path: Path) -> None:
@@ -349,24 +351,27 @@ def test_a_dispatch_queue_condition_reads_vars_and_names_known_fields(tmp_path: 
       when: {status: new}
       do:
         - dispatch:
-            queue: {group: "{{ vars.desk }}", where: {custom.impact: {exists: true}, priority: "{{ vars.level }}"}}
+            queue:
+              group: "{{ vars.desk }}"
+              where: {custom.impact: {exists: true}, priority: "{{ vars.level }}"}
             to: IT Pros
             capacity: 3
     - id: typo
       on: zendesk.ticket
       when: {status: new}
       do:
-        - dispatch: {queue: {group: Dispatch, where: {priorty: {exists: true}}}, to: IT Pros, capacity: 3}
+        - dispatch: {queue: {group: Dispatch, where: {priorty: {exists: true}}}, to: IT Pros,
+                     capacity: 3}
     """
     result = load(tmp_path, rules)
     file = str(tmp_path / "rules.yaml")
     assert [str(d) for d in result.diagnostics] == [
-        f"{file}:9:94: error: condition reads unknown 'vars.level'",
-        f"{file}:16:53: error: unknown field 'priorty' for zendesk.ticket (did you mean "
+        f"{file}:11:62: error: condition reads unknown 'vars.level'",
+        f"{file}:18:53: error: unknown field 'priorty' for zendesk.ticket (did you mean "
         "'priority'?)",
     ]
     fixed = load(tmp_path, rules.replace('"{{ vars.level }}"', "urgent"), "fixed.yaml")
     serve = next(r for r in fixed.ruleset.rules if r.id == "serve")
     (action,) = serve.do
-    assert action.params()["queue"] == {
-        "group": "{{ vars.desk }}", "where": {"custom.impact": {"exists": True}, "priority": "urgent"}}
+    assert action.params()["queue"] == {"group": "{{ vars.desk }}", "where": {
+        "custom.impact": {"exists": True}, "priority": "urgent"}}  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -49,9 +51,11 @@ def test_static_reads() -> None:
 
 
 def test_context_names() -> None:
-    assert templates.context_names("ticket") == {"ticket", "record", "rule", "vars", "now"}
+    assert templates.context_names("ticket") == {
+        "ticket", "record", "previous", "rule", "vars", "now"}  # fmt: skip
     assert templates.context_names("opportunity", timeline=True, pattern=True) == {
-        "opportunity", "record", "rule", "vars", "now", "step", "occurrence", "week", "date",
+        "opportunity", "record", "previous", "rule", "vars", "now", "step", "occurrence", "week",
+        "date",
     }  # fmt: skip
     assert "occurrence" in templates.context_names("account", timeline=True, repeat=True)
 
@@ -80,3 +84,19 @@ def test_named_template_errors_point_into_the_file(tmp_path: Path) -> None:
     with pytest.raises(TemplateProblem) as caught:
         templates.load_named(path)
     assert caught.value.lineno == 4
+
+
+def test_date_filters_render_in_the_rule_calendar_timezone() -> None:
+    london = {templates.TIMEZONE: ZoneInfo("Europe/London")}
+    # Graph's date-only column: 1 June in London is stored as 31 May 23:00 UTC
+    assert templates.render("{{ d | localdate }}", {**london, "d": "2026-05-31T23:00:00Z"}) == (
+        "2026-06-01")
+    assert templates.render("{{ d | localdate('%-d %B') }}", {**london, "d": "2026-06-01"}) == (
+        "1 June")
+    summer = datetime(2026, 7, 1, 8, 30, tzinfo=UTC)
+    assert templates.render("{{ t | localtime }}", {**london, "t": summer}) == (
+        "2026-07-01 09:30 BST")
+    assert templates.render("{{ t | localdate }}", {"t": "2026-05-31T23:00:00Z"}) == "2026-05-31"
+    assert templates.render("[{{ t | localdate }}]", {**london, "t": None}) == "[]"
+    with pytest.raises(templates.TemplateProblem, match="not a date"):
+        templates.render("{{ t | localdate }}", {**london, "t": "soon"})
