@@ -64,6 +64,9 @@ class SyncdSection(_Section):
     timezone: str = "UTC"
     poll_interval_s: float = Field(30.0, gt=0)
     log_format: Literal["keyvalue", "json"] = "keyvalue"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Reload the rules when a file in rules_dir changes (SIGHUP / `systemctl reload` always do).
+    watch_rules: bool = True
     dry_run: bool = False
     max_attempts: int = Field(8, ge=1)
     # A source's first poll: "baseline" records what is there without acting on it (instant

@@ -19,14 +19,22 @@ from syncd.logs import configure_logging, settings_secrets
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.db import StoreError
 
+LEVELS = ("debug", "info", "warning", "error")
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Settings file (default: $SYNCD_CONFIG, /etc/syncd/syncd.toml)."),
 ]
 
 
+LogLevel = Annotated[
+    str | None,
+    typer.Option("--log-level", help="debug, info, warning or error (default: [syncd] log_level)."),
+]
+
+
 def run(
     config: ConfigOption = None,
+    log_level: LogLevel = None,
     once: Annotated[
         bool, typer.Option("--once", help="One cycle, then exit (1 if anything failed).")
     ] = False,
@@ -35,7 +43,7 @@ def run(
     ] = False,
 ) -> None:
     """Poll, apply the rules and carry out their actions, exactly once."""
-    settings = _settings(config)
+    settings = _settings(config, log_level)
     try:
         rt = open_runtime(settings, SystemClock(), dry_run=dry_run)
     except (RulesRefused, StoreError) as exc:
@@ -71,13 +79,16 @@ def plan(
     typer.echo(json.dumps(found.to_json(), indent=2) if as_json else _text(found))
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, log_level: str | None = None) -> Settings:
+    if log_level is not None and log_level.lower() not in LEVELS:
+        raise typer.BadParameter(f"one of {', '.join(LEVELS)}", param_hint="--log-level")
     try:
         settings = load_settings(config)
     except SettingsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.syncd.log_format, "INFO", settings_secrets(settings))
+    level = (log_level or settings.syncd.log_level).upper()
+    configure_logging(settings.syncd.log_format, level, settings_secrets(settings))
     return settings
 
 

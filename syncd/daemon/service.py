@@ -202,7 +202,8 @@ class Service:
         """Reloads (SIGHUP, a changed rules directory) and watchdog pings, until stopped."""
         tick = min(TICK_S, self.ping_every / 2) if self.ping_every else TICK_S
         while not self._stop.wait(tick):
-            if self._reload.is_set() or self.watcher.changed():
+            watched = self.rt.settings.syncd.watch_rules and self.watcher.changed()
+            if self._reload.is_set() or watched:
                 self._reload.clear()
                 self._apply_reload()
             self._watch_jobs()
