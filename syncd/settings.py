@@ -152,10 +152,13 @@ class GraphSection(_Section):
     lists: list[str] = Field(default_factory=list)
 
 
+METRICS_PORT = 9841  # not 9464, the OpenTelemetry Prometheus exporter's default
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(9464, ge=1, le=65535)
+    port: int = Field(METRICS_PORT, ge=1, le=65535)
 
 
 class SecretsSection(_Section):

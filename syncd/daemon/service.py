@@ -88,6 +88,9 @@ class Service:
         self.liveness = Liveness(max(HUNG_AFTER_S, 4 * (self.ping_every or 0)))
         self.watcher = RulesWatcher(rt.settings.syncd.rules_dir)
         self.meter = VendorMeter(self.metrics)
+        self.metrics.watch(kill_switch=lambda: rt.kill_switch,
+                           fallback=lambda: rt.rules_refused is not None)  # fmt: skip
+        self._started = threading.Event()  # jobs running: /-/ready
         self.status = Status(rt.settings.syncd.tz)
         if rt.rules_refused:
             self.status.rules_refused_at_start(rt.rules_refused)
@@ -125,6 +128,7 @@ class Service:
         try:
             if self._await_vendors():
                 self._start_jobs()
+                self._started.set()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
                 log.info("daemon_started", sources=list(self.rt.connectors),
                          dry_run=self.rt.dry_run)  # fmt: skip
@@ -156,7 +160,9 @@ class Service:
         if not settings.enabled:
             return None
         try:
-            return self.metrics.serve(settings.host, settings.port)
+            return self.metrics.serve(settings.host, settings.port,
+                                      healthy=lambda: not self.liveness.hung(),
+                                      ready=self._started.is_set)  # fmt: skip
         except OSError as exc:  # a taken port must not keep the daemon from working
             log.warning("metrics_unavailable", host=settings.host, port=settings.port,
                         error=str(exc))  # fmt: skip
