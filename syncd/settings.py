@@ -6,8 +6,10 @@ file per secret, and are held as `SecretStr` so that no log line, repr or dump s
 secret in the TOML file or the environment is refused: those end up in backups, unit files and
 `/proc/*/environ`.
 
-`load_settings` merges the layers itself (rather than through pydantic-settings' own sources)
-so that every error names the file or variable and the key that caused it.
+`load_settings` merges the layers itself, with pydantic validating the result, so that every
+error names the file or variable and the key that caused it. (pydantic-settings is not used:
+its sources cannot say which layer a bad value came from, and its secrets directory maps files
+to top-level fields only, not `zendesk_token` to `[zendesk] token`.)
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
 ENV_PREFIX = "SYNCD_"
@@ -165,10 +166,10 @@ class SecretsSection(_Section):
     dir: Path | None = None  # used when $CREDENTIALS_DIRECTORY is not set
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything syncd reads at start-up. Vendor sections are None when not configured."""
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     syncd: SyncdSection = SyncdSection()
     secrets: SecretsSection = SecretsSection()
@@ -178,17 +179,6 @@ class Settings(BaseSettings):
     salesforce: SalesforceSection | None = None
     graph: GraphSection | None = None
     metrics: MetricsSection = MetricsSection()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # load_settings has merged file, environment and secrets
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""
