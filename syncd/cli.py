@@ -9,6 +9,7 @@ from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
 from syncd.commands.demo import demo
 from syncd.commands.doctor import doctor
+from syncd.commands.explain import explain
 from syncd.commands.init import init
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
@@ -39,6 +40,7 @@ app.command()(check)
 app.command()(schema)
 app.command()(intents)
 app.command()(audit)
+app.command()(explain)
 app.command()(run)
 app.command()(plan)
 app.command()(demo)
