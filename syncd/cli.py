@@ -14,6 +14,7 @@ from syncd.commands.init import init
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
+from syncd.commands.silence import app as silence
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")
 
@@ -45,6 +46,7 @@ app.command()(run)
 app.command()(plan)
 app.command()(demo)
 app.command()(doctor)
+app.add_typer(silence, name="silence")
 
 if __name__ == "__main__":
     app()

@@ -84,7 +84,7 @@ def plan(
     Repeats of one rule's step on one record are shown as one line (first, last, count)."""
     ref = parse_record(record) if record else None
     settings = _settings(config)
-    until = _instant(at) if at else None
+    until = instant(at) if at else None
     try:
         found = preview(settings, SystemClock(), until)
     except (RulesRefused, StoreError) as exc:
@@ -121,11 +121,12 @@ def _refused(exc: RulesRefused | StoreError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _instant(text: str) -> datetime:
+def instant(text: str, option: str = "--at") -> datetime:
+    """An option's ISO-8601 instant (UTC when it names no offset)."""
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"not an ISO-8601 instant: {text!r}", param_hint="--at") from None
+        raise typer.BadParameter(f"not an ISO-8601 instant: {text!r}", param_hint=option) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

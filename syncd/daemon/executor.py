@@ -29,6 +29,7 @@ from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome
+from syncd.store import silences
 from syncd.store.db import Tx
 from syncd.store.ledger import LedgerEntry
 
@@ -79,6 +80,7 @@ class Executor:
     def __init__(self, rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> None:
         self.rt = rt
         self.stopping = stopping
+        self._silences: list[silences.Silence] = []  # read at the start of each drain
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -131,6 +133,8 @@ class Executor:
                 log.warning("kill_switch_holding", file=str(switch), due=result.held)
             return result
         people = People(self.rt.connectors)
+        with self.rt.store.read() as tx:
+            self._silences = silences.active(tx, self.rt.clock.now())
         seen: set[str] = set()
         spacing: dict[str, int] = {}
         while not self.stopping():
@@ -161,6 +165,8 @@ class Executor:
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
+        skip = skip or next((s.reason() for s in self._silences
+                             if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
         if skip:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
