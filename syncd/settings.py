@@ -162,6 +162,13 @@ class MetricsSection(_Section):
     port: int = Field(METRICS_PORT, ge=1, le=65535)
 
 
+class StoreSection(_Section):
+    # Field history, audit rows, settled intents and ended timers older than this go (0: keep
+    # everything); what a pending timer or an open intent needs stays (store/retention.py).
+    keep_days: int = Field(400, ge=0)
+    prune_every_s: float = Field(3600.0, gt=0)
+
+
 class SecretsSection(_Section):
     dir: Path | None = None  # used when $CREDENTIALS_DIRECTORY is not set
 
@@ -179,6 +186,7 @@ class Settings(BaseModel):
     salesforce: SalesforceSection | None = None
     graph: GraphSection | None = None
     metrics: MetricsSection = MetricsSection()
+    store: StoreSection = StoreSection()
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""

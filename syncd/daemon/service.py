@@ -66,6 +66,7 @@ from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
+from syncd.store.retention import prune
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
 TICK_S = 1.0  # the main loop's turn: reloads, rules directory, watchdog
@@ -74,6 +75,7 @@ VENDOR_RETRY_S = 10.0  # before READY: how long to wait before asking a silent v
 # two minutes of back-off plus the requests' own timeouts).
 HUNG_AFTER_S = 600.0
 WORK = "work"
+PRUNE = "prune"
 
 
 class Service:
@@ -104,6 +106,7 @@ class Service:
             executors={
                 "default": ThreadPoolExecutor(1),
                 "poll": ThreadPoolExecutor(max(1, len(rt.connectors))),
+                PRUNE: ThreadPoolExecutor(1),  # retention: never in the way of work or polls
             },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
@@ -202,6 +205,10 @@ class Service:
                 next_run_time=now,
             )
         self.scheduler.add_job(self._work, "date", run_date=now, id=WORK)
+        if self.rt.settings.store.keep_days:
+            every = self._real_s(self.rt.settings.store.prune_every_s)
+            self.scheduler.add_job(self._prune, IntervalTrigger(seconds=every), id=PRUNE,
+                                   executor=PRUNE, next_run_time=now)  # fmt: skip
         self.scheduler.start()
 
     def _main_loop(self) -> None:
@@ -278,6 +285,17 @@ class Service:
                     self._again = True
                     return
             self._wake(after)
+
+    def _prune(self) -> None:
+        """Delete what retention lets go (store/retention.py), a small batch at a time."""
+        cutoff = self.rt.clock.now() - timedelta(days=self.rt.settings.store.keep_days)
+        try:
+            pruned = prune(self.rt.store, cutoff, stopping=self.stopping)
+        except Exception:  # retention failing must not stop the daemon's work
+            log.exception("prune_failed")
+            return
+        if pruned.total:
+            log.info("pruned", cutoff=cutoff.isoformat(), **pruned.rows)
 
     def _work(self) -> None:
         """Settle, fire, execute; then sleep until the next due instant. Always reschedules
