@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/syncd demo
 
-test: $(STAMP)
+# promtool for the alert rules' test, from Debian's package (monitoring/get-promtool)
+$(BIN)/promtool: | $(STAMP)
+	sh monitoring/get-promtool $(BIN) || echo "promtool unavailable: tests/unit/test_monitoring.py skips its promtool test outside CI"
+
+test: $(STAMP) $(BIN)/promtool
 	.ci/install-postgresql
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/python -m pytest -q
@@ -31,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api_calls.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

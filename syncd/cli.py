@@ -9,10 +9,12 @@ from syncd.commands.audit import audit
 from syncd.commands.check import check, schema
 from syncd.commands.demo import demo
 from syncd.commands.doctor import doctor
+from syncd.commands.explain import explain
 from syncd.commands.init import init
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
+from syncd.commands.silence import app as silence
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")
 
@@ -39,10 +41,12 @@ app.command()(check)
 app.command()(schema)
 app.command()(intents)
 app.command()(audit)
+app.command()(explain)
 app.command()(run)
 app.command()(plan)
 app.command()(demo)
 app.command()(doctor)
+app.add_typer(silence, name="silence")
 
 if __name__ == "__main__":
     app()

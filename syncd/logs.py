@@ -9,7 +9,9 @@ JSON (`[syncd] log_format`), with every secret replaced by `***` before it is wr
 
     ts=2026-03-02T09:00:00.123Z level=info event=poll_done logger=syncd.daemon source=zendesk ...
 
-Every line starts with `ts level event logger`, then the event's fields; third-party libraries'
+Every line starts with `ts level event logger`, then the event's fields (under journald, after
+the line's syslog priority, `<3>` for an error, `<4>` a warning, `<6>` info, which journald
+strips and keeps as the entry's priority: `journalctl -p warning -u syncd`); third-party libraries'
 records (httpx, apscheduler) come out the same way with their message as `event`. The
 redaction runs as a filter on the handler, so it covers those too: it rewrites the message
 (after %-formatting its arguments), the fields and the exception and stack text, replacing
@@ -24,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -145,12 +148,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class EventFormatter(logging.Formatter):
-    """`ts level event logger` + fields (+ `exc`, `stack`) on one line, logfmt or JSON."""
+# syslog(3) priorities by logging level, for journald's `<N>` line prefix
+SYSLOG_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6,
+                   logging.DEBUG: 7}  # fmt: skip
 
-    def __init__(self, fmt: LogFormat = "keyvalue") -> None:
+
+def writes_to_journal(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """True when `stream` is the journal stream systemd connected ($JOURNAL_STREAM names its
+    device and inode), as sd_journal_stream_fd's users check."""
+    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        stat = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return f"{stat.st_dev}:{stat.st_ino}" == f"{device}:{inode}"
+
+
+class EventFormatter(logging.Formatter):
+    """`ts level event logger` + fields (+ `exc`, `stack`) on one line, logfmt or JSON; with
+    `priority`, after the syslog priority prefix journald reads."""
+
+    def __init__(self, fmt: LogFormat = "keyvalue", priority: bool = False) -> None:
         super().__init__()
         self._json = fmt == "json"
+        self._priority = priority
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
@@ -169,8 +190,13 @@ class EventFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = record.stack_info
         if self._json:
-            return json.dumps(line, ensure_ascii=False, default=str)
-        return " ".join(f"{_logfmt_key(key)}={_logfmt_value(value)}" for key, value in line.items())
+            text = json.dumps(line, ensure_ascii=False, default=str)
+        else:
+            text = " ".join(f"{_logfmt_key(k)}={_logfmt_value(v)}" for k, v in line.items())
+        if self._priority:
+            level = max((n for n in SYSLOG_PRIORITY if n <= record.levelno), default=logging.DEBUG)
+            return f"<{SYSLOG_PRIORITY[level]}>{text}"
+        return text
 
 
 class EventLogger(logging.LoggerAdapter[logging.Logger]):
@@ -203,15 +229,19 @@ def configure_logging(
     level: int | str = "INFO",
     secrets: Iterable[str | SecretStr] = (),
     stream: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> logging.Handler:
     """Route every log record (syncd's, libraries', warnings) through one redacting handler on
-    the root logger. Calling it again (a reload with new secrets) replaces that handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    the root logger. Calling it again (a reload with new secrets) replaces that handler. Lines
+    carry syslog priorities when the stream is systemd's journal stream (`env`: os.environ)."""
+    stream = stream or sys.stderr
+    journal = writes_to_journal(stream, os.environ if env is None else env)
+    handler = logging.StreamHandler(stream)
     handler.set_name(HANDLER_NAME)
     redactor = Redactor(secrets)
     install(redactor)  # the same masking for what syncd stores and prints (redact.py)
     handler.addFilter(RedactingFilter(redactor))
-    handler.setFormatter(EventFormatter(fmt))
+    handler.setFormatter(EventFormatter(fmt, priority=journal))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)

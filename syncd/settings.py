@@ -6,8 +6,10 @@ file per secret, and are held as `SecretStr` so that no log line, repr or dump s
 secret in the TOML file or the environment is refused: those end up in backups, unit files and
 `/proc/*/environ`.
 
-`load_settings` merges the layers itself (rather than through pydantic-settings' own sources)
-so that every error names the file or variable and the key that caused it.
+`load_settings` merges the layers itself, with pydantic validating the result, so that every
+error names the file or variable and the key that caused it. (pydantic-settings is not used:
+its sources cannot say which layer a bad value came from, and its secrets directory maps files
+to top-level fields only, not `zendesk_token` to `[zendesk] token`.)
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
 ENV_PREFIX = "SYNCD_"
@@ -64,6 +65,9 @@ class SyncdSection(_Section):
     timezone: str = "UTC"
     poll_interval_s: float = Field(30.0, gt=0)
     log_format: Literal["keyvalue", "json"] = "keyvalue"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Reload the rules when a file in rules_dir changes (SIGHUP / `systemctl reload` always do).
+    watch_rules: bool = True
     dry_run: bool = False
     max_attempts: int = Field(8, ge=1)
     # A source's first poll: "baseline" records what is there without acting on it (instant
@@ -165,20 +169,30 @@ class GraphSection(_Section):
     lists: list[str] = Field(default_factory=list)
 
 
+METRICS_PORT = 9841  # not 9464, the OpenTelemetry Prometheus exporter's default
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(9464, ge=1, le=65535)
+    port: int = Field(METRICS_PORT, ge=1, le=65535)
+
+
+class StoreSection(_Section):
+    # Field history, audit rows, settled intents and ended timers older than this go (0: keep
+    # everything); what a pending timer or an open intent needs stays (store/retention.py).
+    keep_days: int = Field(400, ge=0)
+    prune_every_s: float = Field(3600.0, gt=0)
 
 
 class SecretsSection(_Section):
     dir: Path | None = None  # used when $CREDENTIALS_DIRECTORY is not set
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything syncd reads at start-up. Vendor sections are None when not configured."""
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     syncd: SyncdSection = SyncdSection()
     secrets: SecretsSection = SecretsSection()
@@ -188,17 +202,7 @@ class Settings(BaseSettings):
     salesforce: SalesforceSection | None = None
     graph: GraphSection | None = None
     metrics: MetricsSection = MetricsSection()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # load_settings has merged file, environment and secrets
+    store: StoreSection = StoreSection()
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""

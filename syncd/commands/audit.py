@@ -15,6 +15,7 @@ the configured store without creating one, and rendering instants and intents.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ RECORD_HELP = (
 )
 CONFIG_HELP = "Settings file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)."
 _SHOWN_CHARS = 80
+UNWRAPPED = 10_000  # columns of a console that is not a terminal
 
 
 def parse_record(text: str) -> RecordRef:
@@ -162,8 +164,12 @@ def print_json(data: Any) -> None:
 
 
 def console() -> Console:
-    """A console on the current stdout; data is shown as text, never parsed as rich markup."""
-    return Console(highlight=False, markup=False, emoji=False)
+    """A console on the current stdout; data is shown as text, never parsed as rich markup.
+    Into a pipe or a file (and no $COLUMNS), lines are as wide as they need: nothing wraps."""
+    out = Console(highlight=False, markup=False, emoji=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = UNWRAPPED
+    return out
 
 
 def audit(
@@ -283,7 +289,7 @@ def _memories(tx: Tx, ref: RecordRef) -> list[_Memory]:
     return [_Memory(row.rule_id, row.memory, row.updated_at) for row in tx.conn.execute(query)]
 
 
-# reason entries `_because` words itself; `due_at` is the intent's own due instant, shown apart
+# reason entries `because` words itself; `due_at` is the intent's own due instant, shown apart
 _REASON_INSTANTS = {
     "entered_at": "entered",
     "anchor": "anchor",
@@ -292,7 +298,7 @@ _REASON_INSTANTS = {
 _REASON_SHOWN = {"when", "due_at", "caught_up_after_s", *_REASON_INSTANTS}
 
 
-def _because(reason: Mapping[str, Any], tz: tzinfo) -> str:
+def because(reason: Mapping[str, Any], tz: tzinfo) -> str:
     """An intent's reason in words: the field values that made `when` hold, then the instants
     (in `tz`) it counted from, and how late a missed step was caught up."""
     parts = [f"{name}={short(value)}" for name, value in (reason.get("when") or {}).items()]
@@ -399,7 +405,7 @@ class _Story:
                 action = f"{d.get('action')} {short(d.get('params', {}))}"
                 text = f"{step}{action}, due {d.get('due_at')}"
                 if d.get("reason"):
-                    text += f", because {_because(d['reason'], self.tz)}"
+                    text += f", because {because(d['reason'], self.tz)}"
                 return text + (" (shadow)" if d.get("shadow") else "")
             case "sent":
                 return f"after {attempts} failed attempts" if attempts else ""
@@ -457,7 +463,7 @@ class _Story:
                 entry.state.value + (" (shadow)" if intent.shadow else ""),
                 str(entry.attempts),
                 show_instant(intent.due_at, self.tz),
-                _because(intent.reason, self.tz),
+                because(intent.reason, self.tz),
                 outcome,
             )
         return table

@@ -31,7 +31,8 @@ def check(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Rule files or directories (searched for *.yaml, *.yml).", show_default="rules/"
+            help="Rule files or directories (searched for *.yaml, *.yml).",
+            show_default="rules/, or [syncd] rules_dir with --config",
         ),
     ] = None,
     config: Annotated[
@@ -50,14 +51,20 @@ def check(
     ] = False,
 ) -> None:
     """Validate rule files and report every problem at once (exit 1 on any error)."""
-    result = load_rules(paths or DEFAULT_PATHS)
-    diagnostics = list(result.diagnostics)
-    if config is not None and not result.errors:
-        with configured_store(config) as (settings, store), store.read() as tx:
-            state = make_url(settings.syncd.store_url).render_as_string(hide_password=True)
-            saved = rulesets.last_accepted(tx)
-            accepted = accepted_ids(saved) if saved else set(tx.memory.rules())
-            diagnostics += id_changes(result.ruleset, accepted, tx.memory.rules(), state)
+    with contextlib.ExitStack() as stack:
+        configured = stack.enter_context(configured_store(config)) if config else None
+        # with --config, what the daemon loads (the unit's ExecReload runs this before SIGHUP)
+        default = [configured[0].syncd.rules_dir] if configured else DEFAULT_PATHS
+        targets = paths or default
+        result = load_rules(targets)
+        diagnostics = list(result.diagnostics)
+        if configured is not None and not result.errors:
+            settings, store = configured
+            with store.read() as tx:
+                state = make_url(settings.syncd.store_url).render_as_string(hide_password=True)
+                saved = rulesets.last_accepted(tx)
+                accepted = accepted_ids(saved) if saved else set(tx.memory.rules())
+                diagnostics += id_changes(result.ruleset, accepted, tx.memory.rules(), state)
     errors = len(result.errors)
     warnings = len(diagnostics) - errors
     if as_json:

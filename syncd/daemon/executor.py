@@ -39,6 +39,7 @@ from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People,
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome, RecordRef
+from syncd.store import silences
 from syncd.store.db import Tx
 from syncd.store.ledger import RESEND, LedgerEntry
 
@@ -118,6 +119,7 @@ class Executor:
         self.rt = rt
         self.stopping = stopping
         self.stale: set[RecordRef] = set()  # records this pass wrote, not read back yet
+        self._silences: list[silences.Silence] = []  # read at the start of each drain
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -177,6 +179,8 @@ class Executor:
             return result
         people = People(self.rt.connectors)
         self.stale = set()
+        with self.rt.store.read() as tx:
+            self._silences = silences.active(tx, self.rt.clock.now())
         seen: set[str] = set()
         spacing: dict[str, int] = {}
         while not self.stopping():
@@ -211,6 +215,8 @@ class Executor:
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
+        skip = skip or next((s.reason() for s in self._silences
+                             if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
         if skip:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)

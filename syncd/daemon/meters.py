@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from syncd.connectors.base import Connector
 from syncd.connectors.http import DEFAULT_BUCKET, ApiStats, Bucket
 from syncd.daemon.metrics import Metrics
 from syncd.store.db import Tx
 from syncd.store.ledger import IntentState
-from syncd.store.tables import timers
+from syncd.store.tables import intents, timers
 from syncd.store.timers import TimerState
 
 
@@ -53,7 +53,8 @@ class VendorMeter:
                                         retries=now.retries - last.retries)  # fmt: skip
                 self._last[vendor] = now
                 budget = governor.buckets[DEFAULT_BUCKET]
-                self.metrics.budget_remaining(vendor, remaining(budget, governor.clock.now()))
+                self.metrics.budget_remaining(vendor, remaining(budget, governor.clock.now()),
+                                              budget.capacity)  # fmt: skip
 
 
 def timers_due(tx: Tx, now: datetime) -> int:
@@ -64,10 +65,25 @@ def timers_due(tx: Tx, now: datetime) -> int:
     ) or 0)  # fmt: skip
 
 
+def rule_intents(tx: Tx, now: datetime) -> dict[tuple[str, str], int]:
+    """(rule, state) -> count of intents that need a look: failed, dead, and held (planned,
+    due, not carried out: the kill switch, max_actions_per_hour, a backlog)."""
+    held = (intents.c.state == IntentState.PLANNED.value) & (intents.c.due_at <= now)
+    state = case((held, "held"), else_=intents.c.state)
+    query = (
+        select(intents.c.rule_id, state, func.count())
+        .where(held | intents.c.state.in_([IntentState.FAILED.value, IntentState.DEAD.value]))
+        .group_by(intents.c.rule_id, state)
+    )
+    return {(rule, str(kind)): count for rule, kind, count in tx.conn.execute(query)}
+
+
 def store_gauges(tx: Tx, metrics: Metrics, now: datetime) -> dict[IntentState, int]:
-    """Intents by state and timers due, into the metrics; returns the intent counts."""
+    """Intents by state (and per rule, those that need a look) and timers due, into the
+    metrics; returns the intent counts."""
     counts = tx.ledger.count_by_state()
     metrics.set_intents(counts)
+    metrics.set_rule_intents(rule_intents(tx, now))
     metrics.set_timers_due(timers_due(tx, now))
     metrics.set_quarantined(tx.quarantine.count())
     return counts

@@ -14,28 +14,50 @@ one), so a reload or a test builds a fresh set without "duplicated timeseries" e
             metrics.set_intents(tx.ledger.count_by_state())
         metrics.set_timers_due(len(due_timers))
     metrics.reloaded(ok=False)
+    metrics.watch(kill_switch=lambda: ..., fallback=lambda: ...)  # read when scraped
     server.stop()
 
 Lag is computed when scraped (now minus the newest change seen), so a stalled poller shows as
-growing lag instead of a frozen value. Sources and vendors named up front are exported at zero
-before their first event, so `rate()` and absence alerts work from the start.
+growing lag instead of a frozen value; alert on the age of the last successful poll instead
+(`time() - syncd_last_successful_poll_timestamp_seconds`): lag also grows on a quiet night.
+Sources and vendors named up front are exported at zero before their first event, so `rate()`
+and absence alerts work from the start. The process collector (CPU, memory, open files, start
+time) and `syncd_build_info` come along; `_created` series are off (they only double the
+series count). The endpoint serves `/metrics` and nothing else there, plus `/-/healthy` (200
+while no job hangs) and `/-/ready` (200 once the daemon has started its jobs), as Prometheus
+and Alertmanager do; other paths are 404. monitoring/ has alerts and a dashboard on these.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    make_wsgi_app,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
 
+from syncd import __version__
 from syncd.clock import Clock, SystemClock
+from syncd.settings import METRICS_PORT
 
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+PER_RULE_STATES = ("held", "failed", "dead")  # held: due, not carried out (kill switch, limit)
+Probe = Callable[[], bool]
 
 
 @dataclass
@@ -62,12 +84,38 @@ class Metrics:
         vendors: Iterable[str] = (),
         clock: Clock | None = None,
     ) -> None:
+        disable_created_metrics()  # process-wide: _created doubles every counter's series
         self.registry = CollectorRegistry()
         self._clock = clock or SystemClock()
         self._newest: dict[str, datetime] = {}
         self._lock = threading.Lock()
         r = self.registry
+        ProcessCollector(registry=r)
+        build = Gauge("syncd_build_info", "Always 1; the running version.",
+                      ["version", "python_version"], registry=r)  # fmt: skip
+        build.labels(__version__, platform.python_version()).set(1)
         self._polls = Counter("syncd_polls", "Polls per source.", ["source"], registry=r)
+        self._last_poll = Gauge(
+            "syncd_last_successful_poll_timestamp_seconds",
+            "When the source last answered a poll (Unix time; alert on its age).",
+            ["source"],
+            registry=r,
+        )
+        self._kill_switch = Gauge(
+            "syncd_kill_switch_engaged", "1 while the kill switch file holds every action.",
+            registry=r,
+        )
+        self._fallback = Gauge(
+            "syncd_rules_fallback",
+            "1 while the rules directory is refused and the last accepted rule set runs.",
+            registry=r,
+        )
+        self._by_rule = Gauge(
+            "syncd_rule_intents",
+            "Intents per rule that need a look: held (due, not carried out), failed, dead.",
+            ["rule", "state"],
+            registry=r,
+        )
         self._poll_errors = Counter(
             "syncd_poll_errors", "Polls that failed, per source.", ["source"], registry=r
         )
@@ -104,6 +152,12 @@ class Metrics:
             ["vendor"],
             registry=r,
         )
+        self._budget_capacity = Gauge(
+            "syncd_api_budget_capacity",
+            "Most API calls the vendor's budget holds (remaining / capacity: how spent it is).",
+            ["vendor"],
+            registry=r,
+        )
         self._reloads = Counter(
             "syncd_reloads", "Rule reloads by result (ok | refused).", ["result"], registry=r
         )
@@ -121,12 +175,29 @@ class Metrics:
                 counter.labels(vendor)
         for result in ("ok", "refused"):
             self._reloads.labels(result)
+        self._known_rule_states: set[tuple[str, str]] = set()
 
     def polled(self, source: str, *, failed: bool = False) -> None:
         """Count one poll of `source`, and a poll error if it failed."""
         self._polls.labels(source).inc()
         if failed:
             self._poll_errors.labels(source).inc()
+        else:
+            self._last_poll.labels(source).set(self._clock.now().timestamp())
+
+    def watch(self, *, kill_switch: Probe, fallback: Probe) -> None:
+        """Gauges read when scraped: the kill switch file, the fallback rule set."""
+        self._kill_switch.set_function(lambda: float(kill_switch()))
+        self._fallback.set_function(lambda: float(fallback()))
+
+    def set_rule_intents(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """(rule, state) -> count, for PER_RULE_STATES; a rule no longer listed drops to 0."""
+        for labels in list(self._known_rule_states):
+            if labels not in counts:
+                self._by_rule.labels(*labels).set(0)
+        for (rule, state), count in counts.items():
+            self._by_rule.labels(rule, state).set(count)
+        self._known_rule_states |= set(counts)
 
     def saw_change(self, source: str, at: datetime) -> None:
         """Note a change from `source` made at `at` (the vendor's updated/modified instant);
@@ -166,8 +237,10 @@ class Metrics:
         """Count one retry of a call to `vendor` (after a 429, 5xx or timeout)."""
         self._retries.labels(vendor).inc()
 
-    def budget_remaining(self, vendor: str, calls: float) -> None:
+    def budget_remaining(self, vendor: str, calls: float, capacity: float | None = None) -> None:
         self._budget.labels(vendor).set(calls)
+        if capacity is not None:
+            self._budget_capacity.labels(vendor).set(capacity)
 
     def reloaded(self, *, ok: bool) -> None:
         """Count a rules reload: accepted, or refused (old rules kept running)."""
@@ -181,13 +254,48 @@ class Metrics:
         """The text exposition format, as `/metrics` serves it."""
         return generate_latest(self.registry)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 9464) -> MetricsServer:
-        """Serve `/metrics` from a daemon thread until `stop()`; port 0 picks a free port.
-        Raises OSError when the address is taken or not local to this host."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = METRICS_PORT,
+        healthy: Probe = lambda: True,
+        ready: Probe = lambda: True,
+    ) -> MetricsServer:
+        """Serve `/metrics`, `/-/healthy` and `/-/ready` from a daemon thread until `stop()`;
+        port 0 picks a free port. Raises OSError when the address is taken or not local."""
+        app = _endpoints(make_wsgi_app(self.registry), healthy, ready)
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
         return MetricsServer(server, thread)
 
     def _lag_seconds(self, source: str) -> float:
         with self._lock:
             newest = self._newest[source]
         return max(0.0, (self._clock.now() - newest).total_seconds())
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds are not news."""
+
+
+def _endpoints(metrics_app: Any, healthy: Probe, ready: Probe) -> Any:
+    """`/metrics` to prometheus-client's app; the probes as 200 or 503 with a line of text."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes] | list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        probes = {"/-/healthy": (healthy, "healthy", "a job hangs"),
+                  "/-/ready": (ready, "ready", "starting")}  # fmt: skip
+        if path not in probes:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: /metrics, /-/healthy, /-/ready\n"]
+        probe, yes, no = probes[path]
+        ok = probe()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain")])  # fmt: skip
+        return [f"syncd is {yes}\n".encode() if ok else f"syncd is not {yes}: {no}\n".encode()]
+
+    return app

@@ -66,6 +66,7 @@ from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
+from syncd.store.retention import prune
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
 TICK_S = 1.0  # the main loop's turn: reloads, rules directory, watchdog
@@ -74,6 +75,7 @@ VENDOR_RETRY_S = 10.0  # before READY: how long to wait before asking a silent v
 # two minutes of back-off plus the requests' own timeouts).
 HUNG_AFTER_S = 600.0
 WORK = "work"
+PRUNE = "prune"
 
 
 class Service:
@@ -88,6 +90,9 @@ class Service:
         self.liveness = Liveness(max(HUNG_AFTER_S, 4 * (self.ping_every or 0)))
         self.watcher = RulesWatcher(rt.settings.syncd.rules_dir)
         self.meter = VendorMeter(self.metrics)
+        self.metrics.watch(kill_switch=lambda: rt.kill_switch,
+                           fallback=lambda: rt.rules_refused is not None)  # fmt: skip
+        self._started = threading.Event()  # jobs running: /-/ready
         self.status = Status(rt.settings.syncd.tz)
         if rt.rules_refused:
             self.status.rules_refused_at_start(rt.rules_refused)
@@ -101,6 +106,7 @@ class Service:
             executors={
                 "default": ThreadPoolExecutor(1),
                 "poll": ThreadPoolExecutor(max(1, len(rt.connectors))),
+                PRUNE: ThreadPoolExecutor(1),  # retention: never in the way of work or polls
             },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
@@ -125,6 +131,7 @@ class Service:
         try:
             if self._await_vendors():
                 self._start_jobs()
+                self._started.set()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
                 log.info("daemon_started", sources=list(self.rt.connectors),
                          dry_run=self.rt.dry_run)  # fmt: skip
@@ -156,7 +163,9 @@ class Service:
         if not settings.enabled:
             return None
         try:
-            return self.metrics.serve(settings.host, settings.port)
+            return self.metrics.serve(settings.host, settings.port,
+                                      healthy=lambda: not self.liveness.hung(),
+                                      ready=self._started.is_set)  # fmt: skip
         except OSError as exc:  # a taken port must not keep the daemon from working
             log.warning("metrics_unavailable", host=settings.host, port=settings.port,
                         error=str(exc))  # fmt: skip
@@ -196,13 +205,18 @@ class Service:
                 next_run_time=now,
             )
         self.scheduler.add_job(self._work, "date", run_date=now, id=WORK)
+        if self.rt.settings.store.keep_days:
+            every = self._real_s(self.rt.settings.store.prune_every_s)
+            self.scheduler.add_job(self._prune, IntervalTrigger(seconds=every), id=PRUNE,
+                                   executor=PRUNE, next_run_time=now)  # fmt: skip
         self.scheduler.start()
 
     def _main_loop(self) -> None:
         """Reloads (SIGHUP, a changed rules directory) and watchdog pings, until stopped."""
         tick = min(TICK_S, self.ping_every / 2) if self.ping_every else TICK_S
         while not self._stop.wait(tick):
-            if self._reload.is_set() or self.watcher.changed():
+            watched = self.rt.settings.syncd.watch_rules and self.watcher.changed()
+            if self._reload.is_set() or watched:
                 self._reload.clear()
                 self._apply_reload()
             self._watch_jobs()
@@ -271,6 +285,17 @@ class Service:
                     self._again = True
                     return
             self._wake(after)
+
+    def _prune(self) -> None:
+        """Delete what retention lets go (store/retention.py), a small batch at a time."""
+        cutoff = self.rt.clock.now() - timedelta(days=self.rt.settings.store.keep_days)
+        try:
+            pruned = prune(self.rt.store, cutoff, stopping=self.stopping)
+        except Exception:  # retention failing must not stop the daemon's work
+            log.exception("prune_failed")
+            return
+        if pruned.total:
+            log.info("pruned", cutoff=cutoff.isoformat(), **pruned.rows)
 
     def _work(self) -> None:
         """Settle, fire, execute; then sleep until the next due instant. Always reschedules

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
 
 from syncd.demo.company import Company, drive_items
 from syncd.demo.story import CAST, Step
@@ -43,7 +43,7 @@ def rule_processes(rules_dir: Path) -> dict[str, str]:
     """Rule id -> process id (its rule file's name)."""
     found: dict[str, str] = {}
     for path in sorted(rules_dir.glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = YAML(typ="safe").load(path.read_text()) or {}
         found |= {rule["id"]: path.stem for rule in doc.get("rules") or []}
     return found
 

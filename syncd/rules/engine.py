@@ -82,6 +82,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple
 
+from syncd.calendars import Calendar
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
@@ -263,6 +264,7 @@ class _Action:
     fixed: dict[str, Any] | None  # the final params when nothing depends on the record
     plan: tuple[tuple[str, int, Any], ...] | None  # (name, how, what) per param; None: generic
     link: bool  # params[schema.LINK] names the record written to: checked once rendered
+    window: Calendar | None = None  # deliver: {within: ...}: due only in its open hours
 
 
 # how a param of `_Action.plan` is made (see `_plan`)
@@ -293,7 +295,9 @@ class _Step:
 class _Rule:
     """A rule compiled for the hot loop: no pydantic attribute access per record."""
 
-    def __init__(self, rule: schema.Rule, position: int, math: cond.TimeMath) -> None:
+    def __init__(self, rule: schema.Rule, position: int, math: cond.TimeMath,
+                 calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
+        calendars = calendars or {}
         self.id = rule.id
         self.position = position
         self.kind = rule.on
@@ -316,7 +320,7 @@ class _Rule:
         # left to test when the record's index key selected the rule (None: nothing left)
         self.inline_gate = self.inline_since = False
         self.rest: cond.Test | None = self.gate_test
-        self.actions = tuple(_actions(rule.do or []))
+        self.actions = tuple(_actions(rule.do or [], calendars))
         self.timeline = rule.steps is not None
         self.since_field = rule.since if isinstance(rule.since, str) else None
         self.since = (
@@ -334,7 +338,8 @@ class _Rule:
         self.defer_to = rule.defer.to if rule.defer else ""
         deferred_from = _index_of(rule.steps or [], rule.defer.from_step) if rule.defer else None
         self.steps = tuple(
-            _step(step, rule.catch_up, deferred_from is not None and n >= deferred_from)
+            _step(step, rule.catch_up, deferred_from is not None and n >= deferred_from,
+                  calendars)
             for n, step in enumerate(rule.steps or [])
         )
         self.defer_lead = self.steps[deferred_from].lead if deferred_from is not None else None
@@ -395,15 +400,19 @@ def _index_of(steps: Sequence[schema.Step], step_id: str) -> int:
     return next(n for n, step in enumerate(steps) if step.id == step_id)
 
 
-def _actions(actions: Sequence[schema.Action]) -> Iterator[_Action]:
+def _actions(
+    actions: Sequence[schema.Action], calendars: Mapping[str, Calendar]
+) -> Iterator[_Action]:
     for index, action in enumerate(actions):
+        window = calendars.get(action.deliver.within) if action.deliver else None
         params = action.params()
         templated = _has_text(params)
         fixed = None
         if not templated and not _ANCHORED & params.keys() and not params.get("template"):
             fixed = {k: _constant(v) for k, v in params.items()}
         plan = None if params.get("template") else tuple(_plan(k, v) for k, v in params.items())
-        yield _Action(index, action.kind, params, templated, fixed, plan, action.link is not None)
+        yield _Action(index, action.kind, params, templated, fixed, plan,
+                      action.link is not None, window)  # fmt: skip
 
 
 def _plan(name: str, value: Any) -> tuple[str, int, Any]:
@@ -447,7 +456,8 @@ def _has_text(value: Any) -> bool:
     return False
 
 
-def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool) -> _Step:
+def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool,
+          calendars: Mapping[str, Calendar]) -> _Step:  # fmt: skip
     catch_up = step.catch_up or rule_catch_up
     late_us: int | None = None  # fire
     if catch_up.policy == "skip" or (
@@ -465,7 +475,7 @@ def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool) ->
         start=step.from_,
         end=step.to,
         catch_up=catch_up,
-        actions=tuple(_actions(step.do)),
+        actions=tuple(_actions(step.do, calendars)),
         deferrable=deferrable,
         lead=step.after if step.every is None else step.from_,
         late_us=late_us,
@@ -657,7 +667,7 @@ class Engine:
         calendars = getattr(ruleset, "calendars", {}) or {}
         maths = {name: cond.TimeMath(calendar) for name, calendar in calendars.items()}
         rules = [
-            _Rule(rule, n, maths.get(rule.calendar or "", cond.UTC_MATH))
+            _Rule(rule, n, maths.get(rule.calendar or "", cond.UTC_MATH), calendars)
             for n, rule in enumerate(ruleset.rules)
         ]
         self.rules = {rule.id: rule for rule in rules}
@@ -972,7 +982,7 @@ class _Run(cond.Context):
                     ref,
                     action.kind,
                     params,
-                    due_at,
+                    action.window.next_open(due_at) if action.window else due_at,
                     step,
                     occurrence,
                     shadow,

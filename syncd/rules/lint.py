@@ -448,6 +448,9 @@ def _action(
 ) -> Iterator[Finding]:
     if action.kind not in parts.kind.actions:
         return  # reported by _fields
+    if action.deliver is not None and action.deliver.within not in env.calendars:
+        yield Finding((*path, "deliver", "within"),
+                      unknown_calendar(action.deliver.within, env.calendars))  # fmt: skip
     for sub, text in _texts(action):
         yield from _template(text, names, parts, (*path, *sub))
     if isinstance(action, Notify):

@@ -324,10 +324,20 @@ Recipient = Annotated[
 ]
 
 
+class Deliver(Node):
+    """When an action may go out: an instant rule's mail planned at 3 a.m. waits for the next
+    open minute of the calendar."""
+
+    within: str = Field(description="Calendar whose open hours the action waits for")
+
+
 class Action(Node):
     """Base of the action models; `kind` is the YAML key and the intent's action name."""
 
     kind: str
+    deliver: Deliver | None = Field(
+        None, description="Delivery window: due outside the calendar's hours, it waits"
+    )
     body_key: ClassVar[str | None] = None  # actions whose YAML body is a list/mapping, not keys
 
     def params(self) -> dict[str, Any]:
@@ -335,7 +345,7 @@ class Action(Node):
         return {
             name: _plain(value)
             for name, value in self
-            if name != "kind" and value is not None
+            if name not in ("kind", "deliver") and value is not None
         }
 
     @property

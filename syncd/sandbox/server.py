@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
-import yaml
+from ruamel.yaml import YAML
 
 from syncd.sandbox.core import (
     BadJson,
@@ -511,8 +511,8 @@ mailbox = "{gr['mailbox']}"
 
 
 def load_fixture(path: Traversable) -> dict[str, Any]:
-    """A seed fixture from YAML or JSON (JSON is YAML)."""
-    data = yaml.safe_load(path.read_text())
+    """A seed fixture from YAML 1.2 or JSON (JSON is YAML), read as syncd reads rule files."""
+    data = YAML(typ="safe").load(path.read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a seed fixture is a mapping of vendor sections")
     return data

@@ -82,3 +82,11 @@ def test_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "syncd.toml").read_text() == "# mine\n"
     assert runner.invoke(app, ["init", "--force", str(tmp_path)]).exit_code == 0
     assert (tmp_path / "syncd.toml").read_text() != "# mine\n"
+
+
+def test_the_example_settings_say_what_dry_run_does_to_what_it_plans() -> None:
+    from syncd.resources import EXAMPLE_SETTINGS, shipped
+
+    text = shipped(EXAMPLE_SETTINGS).read_text()
+    before = text.split("\ndry_run = false", 1)[0].rsplit("\n\n", 1)[-1]
+    assert "skipped for good" in before and "not carried out later" in before

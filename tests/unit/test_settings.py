@@ -78,7 +78,7 @@ def test_file_values_defaults_and_state_dir_templates(config: Path, tmp_path: Pa
     assert settings.salesforce.api_version == "59.0" and settings.salesforce.lookback_s == 300
     assert settings.graph is not None and settings.graph.watched_folders == ["Clients"]
     assert settings.graph.base_url == "https://graph.microsoft.com/v1.0"
-    assert (settings.metrics.host, settings.metrics.port) == ("127.0.0.1", 9464)
+    assert (settings.metrics.host, settings.metrics.port) == ("127.0.0.1", 9841)
     assert settings.tls.ca_bundle is None and settings.proxy.https is None
 
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from syncd import resources
@@ -42,7 +42,7 @@ def _all_text() -> str:
 
 
 def _rule_ids(path: Path) -> list[str]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
     return [rule["id"] for rule in data.get("rules") or []]
 
 
@@ -102,7 +102,7 @@ def test_every_named_template_is_used() -> None:
 
 
 def test_fields_the_rules_read_exist_in_the_sandbox_company() -> None:
-    seed = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    seed = YAML(typ="safe").load(SEED.read_text(encoding="utf-8"))
     text = _all_text()
 
     zendesk = {f.get("key") or f["title"] for f in seed["zendesk"]["ticket_fields"]}

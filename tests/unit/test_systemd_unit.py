@@ -27,6 +27,15 @@ def test_unit_reads_secrets_from_credentials_not_from_its_text() -> None:
     assert not re.search(r"(?i)^Environment=.*(token|secret|password)", text, re.M)
 
 
+def test_reload_checks_the_configured_rules_before_signalling() -> None:
+    text = UNIT.read_text()
+    (start,) = re.findall(r"^ExecStart=(\S+) run (--config \S+)$", text, re.M)
+    assert re.findall(r"^ExecReload=(.*)$", text, re.M) == [
+        f"{start[0]} check {start[1]}",  # a refused rule set fails `systemctl reload`
+        "/bin/kill -HUP $MAINPID",
+    ]
+
+
 @needs_systemd
 def test_security_exposure_is_at_most_1_5() -> None:
     out = subprocess.run(
