@@ -702,3 +702,19 @@ def test_bad_input_gets_graph_errors(
 def test_unknown_drive_and_app_only_me_are_rejected(graph: httpx.Client) -> None:
     graph_error(graph.get("/drives/b!unknown/root"), 404, "itemNotFound")
     graph_error(graph.get("/me/drive"), 400, "BadRequest")
+
+
+def test_sandbox_mail_log_keeps_sub_second_instants_graph_keeps_whole_seconds(
+    sandbox: Any, graph: httpx.Client
+) -> None:
+    """Benchmarks measure latency from `/_sandbox/mail`'s `sent_at`; Graph's wire format
+    (sentDateTime) stays whole seconds."""
+    mailbox = sandbox.info["graph"]["mailbox"]
+    sandbox.control("POST", "/_sandbox/clock", {"now": "2026-03-02T10:00:00.250000+00:00"})
+    message = {"subject": "Tick", "body": {"contentType": "Text", "content": "x"},
+               "toRecipients": [{"emailAddress": {"address": "ana@acme.example"}}]}  # fmt: skip
+    assert graph.post(f"/users/{mailbox}/sendMail", json={"message": message}).status_code == 202
+    [logged] = sandbox.control("GET", "/_sandbox/mail")["mail"]
+    assert logged["sent_at"] == "2026-03-02T10:00:00.250000Z"
+    [kept] = graph.get(f"/users/{mailbox}/mailFolders/SentItems/messages").json()["value"]
+    assert kept["sentDateTime"] == "2026-03-02T10:00:00Z"
