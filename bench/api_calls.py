@@ -1,8 +1,8 @@
-"""API calls syncd makes over one simulated day of a 5,000-ticket support desk, against the
-minimum the vendors' APIs allow and against a naive script.
+"""API calls syncd makes over one simulated day of a 5,000-ticket support desk, against what a
+competent zenpy script makes for the same effects and against the minimum the vendors' APIs
+allow, at the vendors' real rate limits.
 
     .venv/bin/python bench/api_calls.py [--seed N] [--tickets N] [--new N] [--updates N]
-                                        [--baseline-polls N]
 
 The desk, its activity and its rules are in bench/common.py: 5,000 existing tickets, 600 new
 ones (triage: tag, assign in turn, mail the group), a no-action ladder (re-read the ticket, then
@@ -15,6 +15,17 @@ records), and syncd's side effects are checked against the activity (every
 expected mail, tag, assignment and note exactly once), so a low count cannot come from skipped
 work.
 
+Rate limits: the sandbox enforces the vendors' real ones (Zendesk 700 a minute on the
+Enterprise plan syncd's defaults assume, its incremental export 10, Graph 600), counted on the
+simulated clock (`limits_on_sandbox_clock`), and the 429s it answers are counted.
+
+The baseline: the script a competent engineer writes with zenpy for the same process, polling
+as often: zenpy's cursor-based incremental export for what changed (`tickets.incremental`),
+then one ticket at a time: triage as one ticket update (the tag list with syncd-triaged added
+to what it read, and the assignee), the ticket's audits read before a ladder step, the same
+mails through Graph, requesters' emails read once each. It runs alongside syncd, in a process
+and sandbox of its own, on the same activity and limits, and its effects are checked too.
+
 The minimum, per purpose (computed from the scripted activity, not from what syncd did):
 - detecting changes: one incremental-export call per poll (a page holds 1,000 changes; no
   poll of this day comes near); nothing for Graph, since no rule reads SharePoint;
@@ -23,31 +34,16 @@ The minimum, per purpose (computed from the scripted activity, not from what syn
 - before a step fires, the ticket is re-read (the issue requires it): its audits (one call per
   ticket: an agent's action is only visible there) and its fields (`tickets/show_many`, 100 a
   call, per poll);
-- Zendesk writes, with the forms Zendesk documents: tags are added without replacing others
-  only by the tag endpoint or `update_many`'s `additional_tags` (a ticket's own update
+- Zendesk writes, in two forms, both printed. Documented: tags are added without replacing
+  others only by the tag endpoint or `update_many`'s `additional_tags` (a ticket's own update
   replaces the list), so triage's tag and assignment are two calls, or one `update_many`
-  entry; the 4 h note one update. A poll with t triaged tickets and n notes costs
-  min(2t + n, 2*ceil((t + n)/100)) (one call each, or `update_many` jobs of 100 plus one
-  job-status read each);
+  entry; a poll with t triaged tickets and n notes costs min(2t + n, 2*ceil((t + n)/100))
+  (one call each, or `update_many` jobs of 100 plus one job-status read each). As the script
+  does it: one ticket update carrying the whole tag list and the assignee (which overwrites a
+  tag added meanwhile): min(t + n, 2*ceil((t + n)/100));
 - one `sendMail` per mail; one Graph token per token lifetime (3,599 s) in which mail is sent.
 
-The baseline: a naive zenpy script doing the same process: every poll it lists every ticket
-(cursor pages of 100), then updates tickets one by one (triage's tag + assignee in one PUT),
-reads audits before a step and sends the same mails. Listing 5,600 tickets 2,880 times would
-take three hours here, so it runs `--baseline-polls` of those polls, spread over the day
-(default 6, one every 4 hours), and its list calls are scaled to 2,880 polls; all its other
-calls are counted as made: it decides from what it reads (tags, the audits' timestamps), so
-polling less often changes when it acts, not what it does (a ticket solved before its next
-poll may miss a step, which only lowers the baseline). It runs alongside syncd, in a process
-and sandbox of its own.
-
-Also printed: the busiest simulated minute per vendor limit at the default budget (Zendesk 700
-a minute, its incremental export 10, Graph 600): requests beyond a limit are 429s the real
-vendor would have answered (the sandbox's own windows run on real time and are raised; see
-bench/common.py).
-
-Targets (issue 5): at most 1.1x the minimum, at least 10x fewer calls than the baseline, no
-429 at steady state with the default budget.
+Targets (issue 19): syncd at most 1.0x the competent script's calls, no 429 answered.
 """
 
 from __future__ import annotations
@@ -80,6 +76,7 @@ from common import (
     bench_settings,
     by_category,
     desk_runtime,
+    limits_on_sandbox_clock,
     mail_effects,
     mails,
     make_scenario,
@@ -122,7 +119,8 @@ def run_syncd(scenario: Scenario) -> SyncdRun:
         settings = bench_settings(sandbox, root)
         poll = timedelta(seconds=settings.syncd.poll_interval_s)
         tick = scenario.start - WARMUP
-        sandbox.control("POST", "/_sandbox/seed", scenario.fixture(tick))
+        sandbox.control("POST", "/_sandbox/seed", scenario.fixture(tick, real_limits=True))
+        limits_on_sandbox_clock(sandbox)
         clock = LockstepClock(sandbox, tick)
         activity = Activity(sandbox, scenario, clock)
         rt = desk_runtime(settings, clock)
@@ -172,8 +170,10 @@ class Minimum:
         return sum(self.rows.values())
 
 
-def minimum(scenario: Scenario, poll: timedelta, polls: int) -> Minimum:
-    """What the vendors' APIs allow at least, for this day's activity (module docstring)."""
+def minimum(scenario: Scenario, poll: timedelta, polls: int, triage_calls: int) -> Minimum:
+    """What the vendors' APIs allow at least, for this day's activity (module docstring), with
+    triage's tag and assignment as `triage_calls` calls (2: the documented additive forms; 1:
+    one ticket update replacing the tag list)."""
     expected = scenario.expected(scenario.end)
     start = scenario.start
 
@@ -203,7 +203,8 @@ def minimum(scenario: Scenario, poll: timedelta, polls: int) -> Minimum:
         "reference data": 3,
         "re-read before a step": sum(k + math.ceil(k / 100) for k in rereads.values()),
         "Zendesk writes": sum(
-            min(2 * triaged[t] + notes[t], 2 * math.ceil((triaged[t] + notes[t]) / 100))
+            min(triage_calls * triaged[t] + notes[t],
+                2 * math.ceil((triaged[t] + notes[t]) / 100))
             for t in triaged.keys() | notes.keys()
         ),
         "mail": expected.mails(),
@@ -229,11 +230,11 @@ PURPOSE = {  # syncd's endpoint categories (bench/common.py) -> purpose rows of 
 }
 
 
-# -- the naive baseline ----------------------------------------------------------------------
-class Naive:
-    """The script a support team writes first: list every ticket, act on what it sees, one
-    ticket at a time. It decides from what it reads (tags, audits' timestamps), so that polling
-    less often changes when it acts, not what it does."""
+# -- the competent baseline ------------------------------------------------------------------
+class Script:
+    """The script a competent engineer writes with zenpy (module docstring): the incremental
+    export for what changed, then one ticket at a time. It keeps, in memory, the tickets not
+    solved or closed with their creation instant, to step their ladders between changes."""
 
     def __init__(self, sandbox: SandboxServer, clock: LockstepClock) -> None:
         self.clock = clock
@@ -243,8 +244,10 @@ class Naive:
         pin_host(self.zd, "https", zd["netloc"])  # the sandbox host, as syncd does
         self.http = PinnedSession(verify=sandbox.ca_bundle)
         self.token: tuple[str, datetime] | None = None
+        self.cursor: str | None = None
         self.last: datetime | None = None
         self.seen: dict[int, str] = {}
+        self.live: dict[int, datetime] = {}  # not solved/closed: created_at
         self.done: set[tuple[int, str]] = set()
         self.stopped: set[int] = set()
         self.emails: dict[int, str] = {}
@@ -258,11 +261,17 @@ class Naive:
 
     def poll(self) -> None:
         now = self.clock.now()
-        first = not self.seen
+        first = self.cursor is None
         since, self.last = self.last or now - CATCH_UP, now  # steps due since the last poll
-        for t in list(self.zd.tickets()):
+        export = (self.zd.tickets.incremental(cursor=self.cursor) if self.cursor
+                  else self.zd.tickets.incremental(start_time=0))  # fmt: skip
+        for t in export:
             before = self.seen.get(t.id, None if first else "new")
             self.seen[t.id] = t.status
+            if t.status in ("solved", "closed"):
+                self.live.pop(t.id, None)
+            else:
+                self.live[t.id] = datetime.fromisoformat(t.created_at.replace("Z", "+00:00"))
             if "syncd-triaged" not in (t.tags or []):
                 self.zd.tickets.update(Ticket(
                     id=t.id, tags=[*(t.tags or []), "syncd-triaged"],
@@ -273,24 +282,25 @@ class Naive:
                 if t.requester_id not in self.emails:
                     self.emails[t.requester_id] = self.zd.users(id=t.requester_id).email
                 self.mail([self.emails[t.requester_id]], f"How did we do on #{t.id}?")
-            if t.status not in ("solved", "closed") and t.id not in self.stopped:
-                self.ladder(t, since, now)
+        self.cursor = export.after_cursor or self.cursor
+        for ticket_id, created in list(self.live.items()):
+            if ticket_id not in self.stopped and since < created + STEPS["h4"]:
+                self.ladder(ticket_id, created, since, now)
 
-    def ladder(self, t: Any, since: datetime, now: datetime) -> None:
-        created = datetime.fromisoformat(t.created_at.replace("Z", "+00:00"))
+    def ladder(self, ticket_id: int, created: datetime, since: datetime, now: datetime) -> None:
         for step, offset in STEPS.items():
             due = created + offset
-            if (t.id, step) in self.done or not since < due <= now:
+            if (ticket_id, step) in self.done or not since < due <= now:
                 continue
-            if self.touched_before(t.id, due):
-                self.stopped.add(t.id)
+            if self.touched_before(ticket_id, due):
+                self.stopped.add(ticket_id)
                 return
-            self.done.add((t.id, step))
+            self.done.add((ticket_id, step))
             if step == "h1":
-                self.mail(self.support, f"1h without action: #{t.id}")
+                self.mail(self.support, f"1h without action: #{ticket_id}")
             else:
                 note = Comment(body=H4_NOTE, public=False)
-                self.zd.tickets.update(Ticket(id=t.id, comment=note))
+                self.zd.tickets.update(Ticket(id=ticket_id, comment=note))
 
     def touched_before(self, ticket_id: int, due: datetime) -> bool:
         """An agent's public comment, status change or reassignment before `due`."""
@@ -326,49 +336,36 @@ class Naive:
 
 @dataclass
 class BaselineRun:
-    measured: int  # calls made during the day
-    list_calls: int  # of which: listing every ticket
-    sampled: int  # polls run
-    polls: int  # polls of the day
+    day: list[dict[str, Any]]  # its requests during the day
     effects: dict[str, Counter[int]]
     wall_s: float
 
-    @property
-    def scaled(self) -> int:
-        """The day's calls had it polled every poll interval (list calls scaled)."""
-        return self.measured - self.list_calls + round(self.list_calls * self.polls / self.sampled)
 
-
-def run_baseline(scenario: Scenario, poll: timedelta, sampled: int) -> BaselineRun:
-    """The naive script over the same day, in a sandbox of its own."""
+def run_baseline(scenario: Scenario, poll: timedelta) -> BaselineRun:
+    """The competent script over the same day, in a sandbox of its own."""
     started = time.monotonic()
     with bench_sandbox() as (sandbox, _):
-        sandbox.control("POST", "/_sandbox/seed", scenario.fixture(scenario.start))
-        clock = LockstepClock(sandbox, scenario.start)
+        sandbox.control("POST", "/_sandbox/seed",
+                        scenario.fixture(scenario.start - WARMUP, real_limits=True))
+        limits_on_sandbox_clock(sandbox)
+        clock = LockstepClock(sandbox, scenario.start - WARMUP)
         activity = Activity(sandbox, scenario, clock)
-        naive = Naive(sandbox, clock)
-        naive.poll()  # what it has seen before the day starts
+        script = Script(sandbox, clock)
+        script.poll()  # what it has seen before the day starts
         before = len(request_log(sandbox))
-        polls = math.floor((scenario.end - scenario.start) / poll)
-        stride = max(1, polls // sampled)
-        runs = 0
-        for n in range(1, polls + 1):
-            tick = scenario.start + n * poll
-            upcoming = activity.next_at()
-            if (upcoming is not None and upcoming <= tick) or n % stride == 0:
-                clock.set(tick)
-                activity.until(tick)
-            if n % stride == 0:
-                naive.poll()
-                runs += 1
+        tick = scenario.start
+        while tick < scenario.end:
+            clock.set(tick)
+            activity.until(tick)
+            script.poll()
+            tick += poll
         day = syncd_requests(request_log(sandbox)[before:], activity.made)
         found = mail_effects(mails(sandbox))
-    lists = sum(1 for e in day if e["method"] == "GET" and e["path"] == "/api/v2/tickets.json")
-    return BaselineRun(len(day), lists, runs, polls, found, time.monotonic() - started)
+    return BaselineRun(day, found, time.monotonic() - started)
 
 
 def _baseline_process(args: argparse.Namespace, poll: timedelta, out: Connection) -> None:
-    out.send(run_baseline(scenario_of(args), poll, args.baseline_polls))
+    out.send(run_baseline(scenario_of(args), poll))
     out.close()
 
 
@@ -378,7 +375,8 @@ WHY = {
     "reference data": "agents, groups and memberships read again every 15 minutes "
                       "([zendesk] directory_ttl_s: an agent's away flag is seen within it)",
     "re-read before a step": "tickets due at one poll re-read apart",
-    "Zendesk writes": "polls with several triaged tickets could share one update_many job",
+    "Zendesk writes": "triage's tag goes through the additive tag endpoint, a second call; "
+                      "polls with several triaged tickets could share one update_many job",
     "mail": "",
     "tokens": "msal reads the authority's OpenID configuration once per process",
 }  # fmt: skip
@@ -387,14 +385,7 @@ WHY = {
 def check_effects(run: SyncdRun, scenario: Scenario) -> list[str]:
     """Differences between what syncd did and what the activity requires (empty: all good)."""
     expected = scenario.expected(scenario.end)
-    problems = []
-    for kind, want in (("triage", expected.triage), ("h1", expected.h1), ("csat", expected.csat)):
-        got = run.effects[kind]
-        if set(got) != want:
-            problems.append(f"{kind} mails: {len(set(got) - want)} unexpected, "
-                            f"{len(want - set(got))} missing")  # fmt: skip
-        if any(n > 1 for n in got.values()):
-            problems.append(f"{kind} mails: {sum(n > 1 for n in got.values())} duplicated")
+    problems = mail_problems(run.effects, expected)
     done = run.ledger
     for (rule, action), want_n in {
         ("triage", "tag"): len(expected.triage), ("triage", "assign"): len(expected.triage),
@@ -407,73 +398,98 @@ def check_effects(run: SyncdRun, scenario: Scenario) -> list[str]:
     return problems
 
 
+def mail_problems(effects: dict[str, Counter[int]], expected: Any) -> list[str]:
+    """Differences between the mails sent and the ones the activity requires."""
+    problems = []
+    for kind, want in (("triage", expected.triage), ("h1", expected.h1), ("csat", expected.csat)):
+        got = effects[kind]
+        if set(got) != want:
+            problems.append(f"{kind} mails: {len(set(got) - want)} unexpected, "
+                            f"{len(want - set(got))} missing")  # fmt: skip
+        if any(n > 1 for n in got.values()):
+            problems.append(f"{kind} mails: {sum(n > 1 for n in got.values())} duplicated")
+    return problems
+
+
+def per_purpose(entries: Iterable[dict[str, Any]]) -> Counter[str]:
+    found: Counter[str] = Counter()
+    for label, n in by_category(entries).items():
+        found[PURPOSE.get(label, "other")] += n
+    return found
+
+
 def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta) -> int:
     expected = scenario.expected(scenario.end)
-    least = minimum(scenario, poll, run.polls)
+    documented = minimum(scenario, poll, run.polls, triage_calls=2)
+    one_call = minimum(scenario, poll, run.polls, triage_calls=1)
     cats = by_category(run.day)
-    per_purpose: Counter[str] = Counter()
-    for label, n in cats.items():
-        per_purpose[PURPOSE.get(label, "other")] += n
-    total = sum(cats.values())
-    ratio_min = total / least.total
-    ratio_base = base.scaled / total
+    mine, theirs = per_purpose(run.day), per_purpose(base.day)
+    total, script = sum(mine.values()), sum(theirs.values())
     print(f"syncd API calls over one simulated day: {len(scenario.existing):,} tickets, "
           f"{len(scenario.new):,} new, {sum(e.kind != 'create' for e in scenario.events):,} "
           f"changes; a poll every {poll.total_seconds():g} s ({run.polls:,} polls); "
-          f"default API budgets")  # fmt: skip
+          f"default API budgets; the vendors' real rate limits")  # fmt: skip
     print(f"expected effects: {len(expected.triage)} triaged (tag + assign + mail), "
           f"{len(expected.h1)} 1 h mails, {len(expected.h4)} 4 h notes, "
           f"{len(expected.csat)} satisfaction mails, {len(expected.rereads)} re-reads")
     problems = check_effects(run, scenario)
-    print("effects check: " + ("every expected effect exactly once" if not problems
-                               else "FAILED: " + "; ".join(problems)))  # fmt: skip
+    base_problems = mail_problems(base.effects, expected)
+    print("effects check: syncd " + ("every expected effect exactly once" if not problems
+                                     else "FAILED: " + "; ".join(problems))
+          + "; script " + ("every expected mail exactly once" if not base_problems
+                           else "FAILED: " + "; ".join(base_problems)))  # fmt: skip
     print()
     rows, notes = [], []
-    for purpose, least_n in least.rows.items():
-        n = per_purpose.get(purpose, 0)
+    for purpose, least_n in documented.rows.items():
+        n = mine.get(purpose, 0)
         note = ""
-        if n > least_n and WHY.get(purpose):
+        if n > one_call.rows[purpose] and WHY.get(purpose):
             notes.append(f"  [{len(notes) + 1}] {purpose}: {WHY[purpose]}")
             note = f"[{len(notes)}]"
-        rows.append([purpose, n, least_n, n - least_n, _ratio(n, least_n), note])
-    if per_purpose.get("other"):
-        rows.append(["other", per_purpose["other"], 0, per_purpose["other"], "-", ""])
-    rows.append(["total", total, least.total, total - least.total,
-                 _ratio(total, least.total), ""])  # fmt: skip
-    print(table(rows, ["purpose", "syncd", "minimum", "extra", "ratio", "why"]))
+        rows.append([purpose, n, theirs.get(purpose, 0), least_n, one_call.rows[purpose], note])
+    for other in sorted({"other"} & (mine.keys() | theirs.keys())):
+        rows.append([other, mine.get(other, 0), theirs.get(other, 0), 0, 0, ""])
+    rows.append(["total", total, script, documented.total, one_call.total, ""])
+    rows.append(["syncd / column", "", _ratio(total, script), _ratio(total, documented.total),
+                 _ratio(total, one_call.total), ""])  # fmt: skip
+    rows.append(["script / column", "", "", _ratio(script, documented.total),
+                 _ratio(script, one_call.total), ""])  # fmt: skip
+    print(table(rows, ["purpose", "syncd", "script", "min, triage 2 calls",
+                       "min, triage 1 call", "why"]))  # fmt: skip
+    print("  min, triage 2 calls: the documented additive tag forms (tag endpoint, or one "
+          "update_many entry)")
+    print("  min, triage 1 call: one ticket update with the whole tag list and the assignee, "
+          "as the script does")
     print("\n".join(notes))
     print()
-    print(table(sorted(([c, n] for c, n in cats.items()), key=lambda r: -r[1]),
-                ["syncd's calls by endpoint", "calls"]))  # fmt: skip
+    theirs_by = by_category(base.day)
+    print(table(sorted(([c, cats.get(c, 0), theirs_by.get(c, 0)] for c in cats.keys()
+                        | theirs_by.keys()), key=lambda r: (-r[1], -r[2])),
+                ["calls by endpoint", "syncd", "script"]))  # fmt: skip
     print()
-    print(f"baseline (naive zenpy script): {base.scaled:,} calls for the day "
-          f"({base.list_calls:,} list calls on {base.sampled} of {base.polls:,} polls, "
-          f"scaled x{base.polls / base.sampled:g}; {base.measured - base.list_calls:,} other "
-          f"calls as made); its effects: {len(base.effects['triage'])} triaged, "
-          f"{len(base.effects['h1'])} 1 h mails, {len(base.effects['csat'])} satisfaction mails")
-    peaks = window_peaks(run.day)
-    over = sum(o for _, o in peaks.values())
     answered = sum(1 for e in run.day if e["status"] == 429)
-    print("busiest simulated minute at steady state, default budget: " + ", ".join(
+    answered_base = sum(1 for e in base.day if e["status"] == 429)
+    peaks = window_peaks(run.day)
+    print("sandbox at the vendors' real limits; busiest simulated minute for syncd: " + ", ".join(
         f"{name} {peak}/{limit}" for name, (peak, _) in peaks.items()
         for limit in [VENDOR_LIMITS[name]]))  # fmt: skip
-    print(f"  would-be 429s: {over}; 429s answered: {answered}; throttled seen by the "
-          f"governors: {sum(run.throttled.values())}")
+    print(f"  429s answered by the sandbox: syncd {answered}, script {answered_base}; throttled "
+          f"seen by syncd's governors: {sum(run.throttled.values())}")
     first = len(run.first_start)
     print(f"first start (backfill of {len(scenario.existing):,} tickets, then polls up to the "
           f"day): {first:,} calls")
     print(f"wall time: syncd {run.wall_s:.0f} s (first start {run.first_start_s:.0f} s), "
-          f"baseline {base.wall_s:.0f} s, alongside")
+          f"script {base.wall_s:.0f} s, alongside")
     print()
     verdicts = [
-        ("syncd / minimum", f"{ratio_min:.2f}x", "<= 1.10x", ratio_min <= 1.1),
-        ("baseline / syncd", f"{ratio_base:.1f}x fewer", ">= 10x", ratio_base >= 10),
-        ("429s at steady state", f"{over + answered}", "0", over + answered == 0),
-        ("effects check", "ok" if not problems else "FAILED", "ok", not problems),
-    ]
+        ("syncd / competent script", _ratio(total, script), "<= 1.00x", total <= script),
+        ("429s answered", f"{answered}", "0", answered == 0),
+        ("effects check", "ok" if not (problems or base_problems) else "FAILED", "ok",
+         not (problems or base_problems)),
+    ]  # fmt: skip
     print(table([[n, v, t, "met" if ok else "NOT MET"] for n, v, t, ok in verdicts],
                 ["figure", "value", "target", ""]))
-    return 0 if not problems else 1
+    return 0 if not (problems or base_problems) else 1
 
 
 def _ratio(n: int, least: int) -> str:
@@ -490,8 +506,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=5_000)
     parser.add_argument("--new", type=int, default=600)
     parser.add_argument("--updates", type=int, default=2_000)
-    parser.add_argument("--baseline-polls", type=int, default=6,
-                        help="polls the naive script really makes (spread over the day)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     poll = timedelta(seconds=SyncdSection().poll_interval_s)  # the default
     # the baseline runs alongside, in a process (and sandbox) of its own: two cores, one wait

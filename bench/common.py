@@ -21,9 +21,10 @@ never the count of a run that skipped work.
 
 Clocks. `LockstepClock` is a FrozenClock that moves the sandbox clock with it (each `set`,
 `advance` and every `sleep` of syncd's budget governor): one simulated instant for syncd and
-the vendors. The sandbox's rate-limit windows run on real time, which a simulated day does not,
-so the sandbox's limits are raised and `window_peaks` checks syncd's traffic against the
-vendors' real per-minute limits on the simulated clock instead.
+the vendors. The sandbox's rate-limit windows run on real time, which a simulated day does not:
+`limits_on_sandbox_clock` makes the sandbox count them on its own (lockstep) clock, so that it
+enforces the vendors' real limits over the simulated day and answers 429 past them
+(api_calls.py); a benchmark on an accelerated clock (latency.py) raises them instead.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from typing import Any
 from syncd.clock import Clock, FrozenClock
 from syncd.connectors.tls import PinnedSession
 from syncd.daemon.runtime import Runtime, open_runtime
+from syncd.sandbox.core import RateLimiter
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import Settings, load_settings
 
@@ -159,19 +161,22 @@ class Scenario:
     events: list[Event]
 
     # -- the fixture -------------------------------------------------------------------------
-    def fixture(self, clock: datetime) -> dict[str, Any]:
-        """Staff, customers and the existing tickets, with the sandbox's limits raised (its
-        windows run on real time; see the module docstring)."""
+    def fixture(self, clock: datetime, real_limits: bool = False) -> dict[str, Any]:
+        """Staff, customers and the existing tickets; the sandbox's limits are the vendors'
+        real ones with `real_limits`, else raised out of the way (see the module docstring)."""
         staff = [{"id": a, "name": f"Agent {a}", "email": f"agent{a}@example.com",
                   "role": "agent", "away": a == AWAY} for a in AGENT_IDS]  # fmt: skip
         staff += [{"id": s, "name": f"Supervisor {s}", "email": f"super{s}@example.com",
                    "role": "agent"} for s in SUPERVISOR_IDS]  # fmt: skip
         customers = [{"id": CUSTOMER_BASE + n, "name": f"Customer {n}",
                       "email": customer(n)} for n in range(CUSTOMERS)]  # fmt: skip
+        raised = 1 if real_limits else 10**7
         return {
             "clock": clock.isoformat(),
             "zendesk": {
-                "settings": {"rate_limit_per_minute": 10**7, "incremental_per_minute": 10**7},
+                "settings": {"rate_limit_per_minute": raised * VENDOR_LIMITS["zendesk"],
+                             "incremental_per_minute": raised * VENDOR_LIMITS[
+                                 "zendesk incremental export"]},
                 "users": staff + customers,
                 "groups": [
                     {"name": "Support", "members": [f"agent{a}@example.com" for a in AGENT_IDS]},
@@ -180,7 +185,7 @@ class Scenario:
                 ],
                 "tickets": self.existing,
             },
-            "graph": {"settings": {"rate_limit_per_minute": 10**7}},
+            "graph": {"settings": {"rate_limit_per_minute": raised * VENDOR_LIMITS["graph"]}},
         }
 
     def new_ticket_fixture(self, ticket: NewTicket) -> dict[str, Any]:
@@ -391,6 +396,14 @@ class LockstepClock(FrozenClock):
         self.sandbox.control("POST", "/_sandbox/clock", {"now": self.now().isoformat()})
 
 
+def limits_on_sandbox_clock(sandbox: SandboxServer) -> None:
+    """Have the sandbox count its rate-limit windows on its own clock (see the module docstring):
+    a client that waits moves that clock (LockstepClock), so a 429's `Retry-After` is honoured
+    in simulated time, as the vendor's would be in real time."""
+    ctx = sandbox.sandbox.ctx
+    ctx.limiter = RateLimiter(now=lambda: ctx.clock.now().timestamp())
+
+
 @contextmanager
 def bench_sandbox() -> Iterator[tuple[SandboxServer, Path]]:
     shm = Path("/dev/shm")  # the state database's fsyncs are not what is measured
@@ -401,12 +414,14 @@ def bench_sandbox() -> Iterator[tuple[SandboxServer, Path]]:
             yield sandbox, root
 
 
-def bench_settings(sandbox: SandboxServer, root: Path, **syncd: Any) -> Settings:
-    """The sandbox's syncd.toml with the benchmark's rules, a fresh state directory and every
-    API budget at its default; `syncd` overrides [syncd] keys (poll_interval_s)."""
+def bench_settings(sandbox: SandboxServer, root: Path, rules_text: str = RULES,
+                   **syncd: Any) -> Settings:  # fmt: skip
+    """The sandbox's syncd.toml with the benchmark's rules (`rules_text`, default RULES), a
+    fresh state directory and every API budget at its default; `syncd` overrides [syncd] keys
+    (poll_interval_s)."""
     rules = root / "rules"
     rules.mkdir(exist_ok=True)
-    (rules / "desk.yaml").write_text(textwrap.dedent(RULES))
+    (rules / "desk.yaml").write_text(textwrap.dedent(rules_text))
     env = {
         "SYNCD_SYNCD__RULES_DIR": str(rules),
         "SYNCD_SYNCD__STATE_DIR": str(root / "state"),
@@ -454,7 +469,8 @@ CATEGORIES: list[tuple[str, str, str, str]] = [  # label, vendor, method, path r
     ("Zendesk: incremental export (polls)", "zendesk", "GET", r"/incremental/tickets/"),
     ("Zendesk: directory refresh", "zendesk", "GET",
      r"/api/v2/(users|groups|group_memberships|organizations|ticket_fields)\.json$"),
-    ("Zendesk: emails, organizations", "zendesk", "GET", r"/(users|organizations)/show_many"),
+    ("Zendesk: emails, organizations", "zendesk", "GET",
+     r"/(users|organizations)/(show_many|\d+)\.json$"),
     ("Zendesk: re-read before a step (show)", "zendesk", "GET",
      r"/tickets/(\d+|show_many)\.json$"),
     ("Zendesk: re-read before a step (audits)", "zendesk", "GET", r"/tickets/\d+/audits"),
@@ -464,6 +480,9 @@ CATEGORIES: list[tuple[str, str, str, str]] = [  # label, vendor, method, path r
     ("Graph: drive delta (polls)", "graph", "GET", r"/delta"),
     ("Graph: directory refresh", "graph", "GET", r"/v1\.0/users$"),
     ("Graph: sendMail", "graph", "POST", r"/sendMail$"),
+    ("Graph: drive items", "graph", "GET", r"/items/"),
+    ("Salesforce: composite (polls)", "salesforce", "POST", r"/composite$"),
+    ("Salesforce: describe, token", "salesforce", "", r"/describe$|/oauth2/token$"),
     ("Entra ID: tokens + discovery", "auth", "", r""),
 ]  # fmt: skip
 

@@ -9,8 +9,8 @@ Three pieces, shared by the Zendesk, Salesforce and Graph connectors:
   `maybe_applied` says whether the vendor may have carried out a write despite the error (a
   5xx or a broken connection after the request left): such writes are not repeated blindly,
   the executor verifies them first.
-- `Governor`: a token bucket per vendor quota, refilled from the configured share of the
-  quota per minute, spent in priority lanes (`escalation` > `poll` > `backfill`). It also
+- `Governor`: a sliding-window limit per vendor quota (the configured share of it in any
+  60 s), spent in priority lanes (`escalation` > `poll` > `backfill`). It also
   reads the vendors' remaining-quota headers to slow down before the vendor says 429.
 - `RetryPolicy`: tenacity, with jittered exponential backoff, `Retry-After` honoured, a cap
   on attempts and on total waiting. All waiting goes through the injected Clock.
@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import re
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
@@ -270,33 +272,72 @@ class ApiStats:
     budget_wait_s: float = 0.0
 
 
-@dataclass
 class Bucket:
-    """One quota: `per_minute` tokens a minute, at most `capacity` saved up.
+    """One quota: at most `capacity` calls in any window of `capacity / per_minute` minutes
+    (60 s when the capacity is a minute's rate), counted as the vendors count: a sliding window.
 
-    `share` is the fraction of a vendor-reported remaining quota syncd may spend: when the
-    vendor says only N calls remain, the bucket holds at most share * N tokens.
+    A token bucket that saves up a minute and refills another spends twice its rate in some
+    60 s; this one never does. A call counts from when it is sent; once answered, from its
+    answer (`done`), which is no earlier than the vendor saw it, so the vendor's own window
+    never holds more than `capacity` of them. `share` is the fraction of a vendor-reported
+    remaining quota syncd may spend: when the vendor says only N calls remain, the bucket lets
+    at most share * N more go out in the next window.
     """
 
-    per_minute: float
-    capacity: float
-    share: float = 1.0
-    tokens: float = field(init=False)
-    updated: datetime | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        if self.per_minute <= 0 or self.capacity < 1:
+    def __init__(self, per_minute: float, capacity: float, share: float = 1.0) -> None:
+        if per_minute <= 0 or capacity < 1:
             raise ValueError("a bucket needs a positive rate and room for at least one call")
-        self.tokens = self.capacity
+        self.per_minute = per_minute
+        self.capacity = capacity
+        self.share = share
+        self.window = timedelta(minutes=capacity / per_minute)
+        self._open: deque[datetime] = deque()  # sent, not answered yet: when sent
+        self._closed: deque[datetime] = deque()  # answered (or held back): when
 
-    def refill(self, now: datetime) -> None:
-        if self.updated is not None and now > self.updated:
-            elapsed = (now - self.updated).total_seconds()
-            self.tokens = min(self.capacity, self.tokens + elapsed * self.per_minute / 60.0)
-        self.updated = now if self.updated is None or now > self.updated else self.updated
+    def _expire(self, now: datetime) -> None:
+        start = now - self.window
+        for stamps in (self._open, self._closed):
+            while stamps and stamps[0] <= start:
+                stamps.popleft()
 
-    def seconds_until(self, tokens: float) -> float:
-        return max(0.0, (tokens - self.tokens) * 60.0 / self.per_minute)
+    def available(self, now: datetime) -> float:
+        """Calls that may go out at `now`."""
+        self._expire(now)
+        return self.capacity - len(self._open) - len(self._closed)
+
+    def take(self, now: datetime) -> None:
+        self._open.append(now)
+
+    def done(self, now: datetime) -> None:
+        """A call was answered (or failed): it counts from now on, for a window."""
+        if self._open:
+            self._open.popleft()
+            self._closed.append(max(now, self._closed[-1]) if self._closed else now)
+
+    def hold(self, calls: int, now: datetime) -> None:
+        """Let at most `calls` more go out in the next window (the vendor's remaining quota)."""
+        extra = int(self.available(now) - max(calls, 0))
+        if extra > 0:
+            stamp = max(now, self._closed[-1]) if self._closed else now
+            self._closed.extend([stamp] * extra)
+
+    def pace(self, per_minute: float) -> None:
+        """Slow to `per_minute` (a daily allocation spread over the day), keeping the window:
+        the burst shrinks with the rate."""
+        if per_minute < self.per_minute:
+            self.capacity = max(1.0, per_minute * self.window.total_seconds() / 60.0)
+            self.per_minute = per_minute
+            self.window = timedelta(minutes=self.capacity / per_minute)
+
+    def seconds_until(self, free: float, now: datetime) -> float:
+        """How long until `free` calls may go out (0 if they may now)."""
+        missing = math.ceil(free - self.available(now))
+        if missing <= 0:
+            return 0.0
+        stamps = sorted([*self._open, *self._closed])
+        if missing > len(stamps):
+            return self.window.total_seconds()
+        return max(0.0, (stamps[missing - 1] + self.window - now).total_seconds())
 
 
 _SF_USAGE = re.compile(r"(?:^|[^-])api-usage=(\d+)/(\d+)")
@@ -332,7 +373,7 @@ def app_quota(headers: Mapping[str, str]) -> tuple[int, int] | None:
 
 
 class Governor:
-    """The API budget of one vendor: token buckets (one per quota) spent in priority lanes.
+    """The API budget of one vendor: buckets (one per quota) spent in priority lanes.
 
     A caller in a lower lane waits while a caller in a higher lane waits for the same bucket,
     and `backfill` only spends tokens above `backfill_reserve` of the bucket, so a long
@@ -372,9 +413,9 @@ class Governor:
         burst_minutes: float = 1.0,
         **extra: Bucket,
     ) -> Governor:
-        """A governor whose default bucket refills `rate` a minute (the share already applied)
-        and saves up `burst_minutes` of it: one minute for per-minute quotas (Zendesk), more
-        for daily ones (Salesforce), where spending in bursts is fine."""
+        """A governor whose default bucket allows `rate` a minute (the share already applied),
+        counted over windows of `burst_minutes`: one minute for per-minute quotas (Zendesk,
+        Graph), more for daily ones (Salesforce), where spending in bursts is fine."""
         bucket = Bucket(rate, max(1.0, rate * burst_minutes), share)
         return cls(vendor, clock, {DEFAULT_BUCKET: bucket, **extra})
 
@@ -402,13 +443,15 @@ class Governor:
                 return (self.blocked_until - now).total_seconds()
             if any(self._waiting[name][:rank]):
                 return self.idle_wait_s
-            bucket = self.buckets[name]
-            bucket.refill(now)
-            floor = bucket.capacity * self.backfill_reserve if LANES[rank] == "backfill" else 0.0
-            if bucket.tokens >= floor + 1:
-                bucket.tokens -= 1
+            # a named bucket is an endpoint's quota within the vendor's: both are spent
+            spent = [self.buckets[n] for n in dict.fromkeys((name, DEFAULT_BUCKET))]
+            share = self.backfill_reserve if LANES[rank] == "backfill" else 0.0
+            wait = max(b.seconds_until(b.capacity * share + 1, now) for b in spent)
+            if wait <= 0:
+                for b in spent:
+                    b.take(now)
                 return 0.0
-            return max(bucket.seconds_until(floor + 1), 1e-3)
+            return max(wait, 1e-3)
 
     def observe(
         self,
@@ -423,18 +466,16 @@ class Governor:
             with contextlib.suppress(KeyError, TypeError, ValueError, IndexError):
                 self.vendor_date = parsedate_to_datetime(headers["date"])
             target = self.buckets.get(bucket, self.buckets[DEFAULT_BUCKET])
+            now = self.clock.now()
+            self._answered(bucket, now)
+            own = app_quota(headers)
+            if own is not None:  # a daily allocation: pace the bucket to it, keep its window
+                used, total = own
+                target.pace(max(total, 1) / 1440.0)
+                target.hold(total - used, now)
             remaining = remaining_quota(headers)
             if remaining is not None:
-                target.refill(self.clock.now())
-                target.tokens = min(target.tokens, target.share * remaining)
-            own = app_quota(headers)
-            if own is not None:  # a daily allocation: pace the bucket to it, keep its burst
-                used, total = own
-                target.refill(self.clock.now())
-                burst_minutes = target.capacity / target.per_minute
-                target.per_minute = min(target.per_minute, max(total, 1) / 1440.0)
-                target.capacity = max(1.0, min(target.capacity, target.per_minute * burst_minutes))
-                target.tokens = min(target.tokens, target.capacity, float(max(0, total - used)))
+                target.hold(int(target.share * remaining), now)
             if status >= 400:
                 self.stats.errors += 1
             if status == 429 or code in THROTTLE_CODES:
@@ -444,9 +485,20 @@ class Governor:
                     if self.blocked_until is None or until > self.blocked_until:
                         self.blocked_until = until
 
-    def transport_failed(self) -> None:
+    def remaining(self, bucket: str = DEFAULT_BUCKET) -> float:
+        """Calls the bucket would let go out now (the budget left, for metrics)."""
         with self._lock:
+            return self.buckets[bucket].available(self.clock.now())
+
+    def transport_failed(self, bucket: str = DEFAULT_BUCKET) -> None:
+        with self._lock:
+            self._answered(bucket, self.clock.now())
             self.stats.errors += 1
+
+    def _answered(self, bucket: str, now: datetime) -> None:
+        name = bucket if bucket in self.buckets else DEFAULT_BUCKET
+        for n in dict.fromkeys((name, DEFAULT_BUCKET)):
+            self.buckets[n].done(now)
 
 
 # -- the retry policy ------------------------------------------------------------------------
@@ -564,7 +616,7 @@ class MeteredSession(PinnedSession):
         try:
             resp = super().send(request, **kwargs)
         except requests.RequestException as exc:
-            self.governor.transport_failed()
+            self.governor.transport_failed(bucket)
             raise error_from_transport(self.governor.vendor, method, exc) from None
         error = check_response(self.governor, method, resp, bucket)
         if error is not None:

@@ -179,8 +179,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
-    tickets = ctx.tx.records.by_kind("zendesk.ticket", lambda r: r.fields.get("status") in
-                                     OPEN_TICKET)  # fmt: skip
+    tickets = ctx.tx.records.by_kind("zendesk.ticket", field_in=("status", OPEN_TICKET))
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
     load = Counter([*owners, *ctx.people.dispatched.values()])

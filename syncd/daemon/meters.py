@@ -17,20 +17,12 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 
 from syncd.connectors.base import Connector
-from syncd.connectors.http import DEFAULT_BUCKET, ApiStats, Bucket
+from syncd.connectors.http import ApiStats
 from syncd.daemon.metrics import Metrics
 from syncd.store.db import Tx
 from syncd.store.ledger import IntentState
 from syncd.store.tables import intents, timers
 from syncd.store.timers import TimerState
-
-
-def remaining(bucket: Bucket, now: datetime) -> float:
-    """Calls the bucket would allow at `now`."""
-    if bucket.updated is None or now <= bucket.updated:
-        return bucket.tokens
-    elapsed = (now - bucket.updated).total_seconds()
-    return min(bucket.capacity, bucket.tokens + elapsed * bucket.per_minute / 60.0)
 
 
 class VendorMeter:
@@ -52,9 +44,7 @@ class VendorMeter:
                                         rate_limited=now.throttled - last.throttled,
                                         retries=now.retries - last.retries)  # fmt: skip
                 self._last[vendor] = now
-                budget = governor.buckets[DEFAULT_BUCKET]
-                self.metrics.budget_remaining(vendor, remaining(budget, governor.clock.now()),
-                                              budget.capacity)  # fmt: skip
+                self.metrics.budget_remaining(vendor, governor.remaining())
 
 
 def timers_due(tx: Tx, now: datetime) -> int:

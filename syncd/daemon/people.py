@@ -246,7 +246,8 @@ class People:
         """The member with the fewest open records in the store (plus this pass's picks)."""
         field = ASSIGNEE_FIELD[system]
         load = dict.fromkeys(members, 0)
-        for held in tx.records.by_kind(kind, _is_open):
+        open_only = ("status", OPEN_TICKET) if system == "zendesk" else None  # read in SQL
+        for held in tx.records.by_kind(kind, _is_open, field_in=open_only):
             owner = str(held.fields.get(field) or "")
             if owner in load:
                 load[owner] += 1

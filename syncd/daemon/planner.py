@@ -52,7 +52,8 @@ def merged(record: Record, stored: Record | None) -> Record:
 def _memory(tx: Tx, engine: Engine, ref: RecordRef) -> dict[str, dict[str, Any] | None]:
     """The record's stored memory for every rule of its kind (None: initial state)."""
     ids = [rule_id for rule_id, rule in engine.rules.items() if rule.kind == ref.kind]
-    return {rule_id: tx.memory.get(rule_id, ref) for rule_id in ids}
+    found = tx.memory.of_record(ids, ref)
+    return {rule_id: found.get(rule_id) for rule_id in ids}
 
 
 def _evaluate(engine: Engine, current: Record, previous: Record | None,

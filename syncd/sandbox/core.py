@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -78,41 +78,56 @@ class Response:
 
 
 class SandboxClock:
-    """Follows real time until set; once set it stands still until set or advanced again."""
+    """Follows real time until set; once set it stands still until set or advanced again.
+
+    In-process only (no control call): `follow(source)` reads the time from `source`, so that
+    a benchmark running syncd on an accelerated clock has the sandbox on the same instants
+    without setting it in steps; a `set`, `advance` or `reset` ends it."""
 
     def __init__(self) -> None:
         self._fixed: datetime | None = None
+        self._source: Callable[[], datetime] | None = None
 
     def now(self) -> datetime:
+        if self._source is not None:
+            return self._source()
         return self._fixed if self._fixed is not None else datetime.now(UTC)
+
+    def follow(self, source: Callable[[], datetime]) -> None:
+        self._source = source
 
     def set(self, when: datetime) -> None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
+        self._source = None
         self._fixed = when.astimezone(UTC)
 
     def advance(self, seconds: float) -> None:
         self._fixed = self.now() + timedelta(seconds=seconds)
+        self._source = None
 
     @property
     def is_set(self) -> bool:
-        return self._fixed is not None
+        return self._fixed is not None or self._source is not None
 
     def reset(self) -> None:
         self._fixed = None
+        self._source = None
 
 
 class RateLimiter:
     """Sliding one-minute windows on real elapsed time, so a standing sandbox clock never
-    locks a client out."""
+    locks a client out. `now` (seconds) is replaceable: a benchmark whose simulated day moves
+    the sandbox clock with every wait of its client counts the windows on that clock."""
 
-    def __init__(self, window_s: float = 60.0) -> None:
+    def __init__(self, window_s: float = 60.0, now: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
+        self.now = now
         self._hits: dict[str, deque[float]] = {}
 
     def take(self, key: str, limit: int) -> tuple[bool, int, int]:
         """Spend one request from `key`'s budget: (allowed, remaining, seconds until reset)."""
-        now = time.monotonic()
+        now = self.now()
         hits = self._hits.setdefault(key, deque())
         while hits and now - hits[0] >= self.window_s:
             hits.popleft()

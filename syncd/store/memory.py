@@ -3,11 +3,11 @@ JSON so that edge-triggered rules survive restarts. Written in the page's transa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from syncd.model import RecordRef
 from syncd.store.tables import insert_ignoring_duplicates, rule_memory
@@ -21,6 +21,15 @@ class RuleMemory:
 
     def get(self, rule_id: str, record: RecordRef) -> dict[str, Any] | None:
         return self._conn.scalar(select(rule_memory.c.memory).where(*_owner(rule_id, record)))
+
+    def of_record(self, rule_ids: Collection[str], record: RecordRef) -> dict[str, Any]:
+        """The record's memory of each of `rule_ids` that has one, in one statement (a poll
+        reads it for every record it evaluates)."""
+        if not rule_ids:
+            return {}
+        rows = self._conn.execute(_OF_RECORD, {"kind": record.kind, "id": record.id,
+                                               "rules": list(rule_ids)})  # fmt: skip
+        return {rule_id: memory for rule_id, memory in rows}
 
     def rules(self) -> dict[str, int]:
         """Every rule id the daemon remembers something for, with how many records: a rule
@@ -51,6 +60,13 @@ class RuleMemory:
                 .where(*_owner(rule_id, record))
                 .values(memory=dict(memory), updated_at=now)
             )
+
+
+_OF_RECORD = select(rule_memory.c.rule_id, rule_memory.c.memory).where(
+    rule_memory.c.record_kind == bindparam("kind"),
+    rule_memory.c.record_id == bindparam("id"),
+    rule_memory.c.rule_id.in_(bindparam("rules", expanding=True)),
+)
 
 
 def _owner(rule_id: str, record: RecordRef) -> tuple[Any, ...]:

@@ -735,3 +735,19 @@ def test_tokens_carry_the_seeded_roles_and_a_missing_role_is_refused(sandbox: An
         assert error["message"] == "Access is denied. Check credentials and try again."
         graph_error(http.get("/users"), 403, "Authorization_RequestDenied")
         assert http.get(f"/drives/{sandbox.info['graph']['drive_id']}/root").status_code == 200
+
+
+def test_sandbox_mail_log_keeps_sub_second_instants_graph_keeps_whole_seconds(
+    sandbox: Any, graph: httpx.Client
+) -> None:
+    """Benchmarks measure latency from `/_sandbox/mail`'s `sent_at`; Graph's wire format
+    (sentDateTime) stays whole seconds."""
+    mailbox = sandbox.info["graph"]["mailbox"]
+    sandbox.control("POST", "/_sandbox/clock", {"now": "2026-03-02T10:00:00.250000+00:00"})
+    message = {"subject": "Tick", "body": {"contentType": "Text", "content": "x"},
+               "toRecipients": [{"emailAddress": {"address": "ana@acme.example"}}]}  # fmt: skip
+    assert graph.post(f"/users/{mailbox}/sendMail", json={"message": message}).status_code == 202
+    [logged] = sandbox.control("GET", "/_sandbox/mail")["mail"]
+    assert logged["sent_at"] == "2026-03-02T10:00:00.250000Z"
+    [kept] = graph.get(f"/users/{mailbox}/mailFolders/SentItems/messages").json()["value"]
+    assert kept["sentDateTime"] == "2026-03-02T10:00:00Z"

@@ -234,14 +234,29 @@ def test_remaining_quota_headers() -> None:
 
 
 # -- governor --------------------------------------------------------------------------------
-def test_bucket_spends_its_burst_then_paces_at_the_rate() -> None:
-    clock, governor, _ = make(rate=10.0)  # 10 a minute, burst of 10
-    for _ in range(10):
+def test_bucket_never_spends_more_than_its_rate_in_any_60_seconds() -> None:
+    clock, governor, _ = make(rate=10.0)  # 10 a minute, as the vendor counts: any 60 s
+    sent = []
+    for n in range(35):
         governor.acquire()
-    assert clock.now() == T0
+        sent.append(clock.now())
+        governor.observe(200, {})  # answered at once
+        clock.advance(timedelta(seconds=n % 4))
+    assert sent[10] == T0 + timedelta(minutes=1)  # the 11th waits for the first to leave
+    busiest = max(sum(start <= t < start + timedelta(minutes=1) for t in sent) for start in sent)
+    assert busiest == 10 and sent[-1] < T0 + timedelta(minutes=4)  # and the rate is used
+
+
+def test_a_call_counts_from_its_answer_not_only_from_when_it_was_sent() -> None:
+    clock, governor, _ = make(rate=2.0)
     governor.acquire()
-    assert clock.now() == T0 + timedelta(seconds=6)
-    assert governor.stats.calls == 11 and governor.stats.budget_wait_s == pytest.approx(6)
+    clock.advance(timedelta(seconds=20))  # the answer takes 20 s: the vendor saw it later
+    governor.observe(200, {})
+    governor.acquire()
+    governor.observe(200, {})
+    assert clock.now() == T0 + timedelta(seconds=20)
+    governor.acquire()  # a minute after the first answer, not after the first request
+    assert clock.now() == T0 + timedelta(seconds=80)
 
 
 def test_separate_buckets_do_not_share_tokens() -> None:
@@ -255,6 +270,7 @@ def test_separate_buckets_do_not_share_tokens() -> None:
     before = clock.now()
     governor.acquire()
     assert clock.now() == before
+    assert governor.remaining() == 600 - 3  # an endpoint's calls count in the vendor's quota
 
 
 def test_remaining_quota_header_slows_down_before_a_429() -> None:
@@ -264,7 +280,7 @@ def test_remaining_quota_header_slows_down_before_a_429() -> None:
     governor.acquire()
     assert clock.now() == T0
     governor.acquire()
-    assert clock.now() == T0 + timedelta(seconds=1)
+    assert clock.now() == T0 + timedelta(minutes=1)
 
 
 def test_salesforce_per_app_usage_caps_the_budget() -> None:
@@ -276,7 +292,8 @@ def test_salesforce_per_app_usage_caps_the_budget() -> None:
     governor.observe(200, {"Sforce-Limit-Info": header})
     bucket = governor.buckets["default"]
     assert bucket.per_minute == 250 / 1440  # the app's day, spread over the day
-    assert bucket.tokens == bucket.capacity == pytest.approx(250 / 24)  # an hour saved up
+    assert bucket.capacity == pytest.approx(250 / 24)  # an hour's burst at that pace
+    assert bucket.available(clock.now()) == bucket.capacity
     governor.observe(200, {"Sforce-Limit-Info": "api-usage=26/5000; per-app-api-usage=250/250"})
     before = clock.now()
     governor.acquire()
@@ -297,13 +314,13 @@ def test_backfill_keeps_a_reserve_for_higher_lanes() -> None:
     with lane("backfill"):
         for _ in range(5):
             governor.acquire()
-        assert clock.now() == T0
-        governor.acquire()  # only 5 tokens left: backfill waits for the reserve to refill
-        assert clock.now() == T0 + timedelta(seconds=6)
-    with lane("escalation"):
-        governor.acquire()
-        governor.acquire()
-    assert clock.now() == T0 + timedelta(seconds=6)
+    with lane("escalation"):  # the other half of the minute is kept for higher lanes
+        for _ in range(5):
+            governor.acquire()
+    assert clock.now() == T0
+    with lane("backfill"):
+        governor.acquire()  # waits until half the window has room again
+    assert clock.now() == T0 + timedelta(minutes=1)
 
 
 class ScaledClock(FrozenClock):

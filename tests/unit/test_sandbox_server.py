@@ -10,13 +10,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from syncd.sandbox.core import Request, Response, SandboxContext, Vendor
+from syncd.clock import FrozenClock
+from syncd.sandbox.core import Request, Response, SandboxClock, SandboxContext, Vendor
 from syncd.sandbox.server import SandboxServer
 
 
@@ -240,3 +242,15 @@ def test_cli_prints_ready_line_and_stops_on_sigterm(tmp_path: Path) -> None:
     finally:
         proc.terminate()
     assert proc.wait(timeout=10) == 0
+
+
+def test_sandbox_clock_follows_an_in_process_clock_until_set() -> None:
+    """A benchmark on an accelerated clock has the sandbox on syncd's instants, not in steps."""
+    source = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    clock = SandboxClock()
+    clock.follow(source.now)
+    source.advance(timedelta(seconds=0.25))
+    assert clock.now() == datetime(2026, 3, 2, 9, 0, 0, 250000, tzinfo=UTC) and clock.is_set
+    clock.set(datetime(2026, 1, 1, tzinfo=UTC))
+    source.advance(timedelta(seconds=5))
+    assert clock.now() == datetime(2026, 1, 1, tzinfo=UTC)

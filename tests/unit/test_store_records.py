@@ -130,6 +130,20 @@ def test_by_kind_filters_with_a_callable(store: Store) -> None:
     assert [r.ref.id for r in found] == ["0", "2"]
 
 
+def test_by_kind_selects_on_a_field_in_the_database_as_python_would(store: Store) -> None:
+    """Dispatch and least-loaded read only open tickets, without decoding the solved history."""
+    odd = [{"status": "open"}, {"status": "solved"}, {"status": None}, {}, {"status": 7},
+           {"status": "Open"}, {"status": "hold", "x": "é"}, {"status": ["open"]}]  # fmt: skip
+    with store.transaction() as tx:
+        for n, fields in enumerate(odd):
+            tx.records.upsert(Record(RecordRef("zendesk.ticket", str(n)), fields, T0))
+        tx.records.upsert(Record(RecordRef("salesforce.account", "9"), {"status": "open"}, T0))
+    with store.read() as tx:
+        found = tx.records.by_kind("zendesk.ticket", field_in=("status", {"open", "hold"}))
+    assert [r.ref.id for r in found] == ["0", "6"]
+    assert found[1].fields == {"status": "hold", "x": "é"}
+
+
 def test_rule_memory_round_trips_as_json(store: Store) -> None:
     with store.transaction() as tx:
         assert tx.memory.get("triage", TICKET) is None
