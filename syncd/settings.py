@@ -69,6 +69,10 @@ class SyncdSection(_Section):
     # A source's first poll: "baseline" records what is there without acting on it (instant
     # rules are skipped, audited); "fire" acts on every record as if it had just changed.
     first_sync: Literal["baseline", "fire"] = "baseline"
+    # Several hosts on one PostgreSQL elect one leader (docs/ha.md): it holds a lease of this
+    # term, renewed this often; a standby takes over when the term runs out (real seconds).
+    lease_term_s: float = Field(10.0, gt=0)
+    lease_renew_s: float = Field(3.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -82,6 +86,12 @@ class SyncdSection(_Section):
             if isinstance(value, str | Path):
                 expanded[key] = str(value).replace("{state_dir}", state_dir)
         return expanded
+
+    @model_validator(mode="after")
+    def _renewed_within_the_term(self) -> SyncdSection:
+        if self.lease_renew_s * 2 > self.lease_term_s:
+            raise ValueError("lease_renew_s must be at most half of lease_term_s")
+        return self
 
     @field_validator("timezone")
     @classmethod
