@@ -9,6 +9,7 @@ from syncd.commands.doctor import doctor
 from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
+from syncd.commands.store import app as store
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="markdown"
@@ -29,6 +30,7 @@ app.command()(run)
 app.command()(plan)
 app.command()(demo)
 app.command()(doctor)
+app.add_typer(store, name="store")
 
 if __name__ == "__main__":
     app()
