@@ -15,6 +15,7 @@ from syncd.commands.intents import intents
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 from syncd.commands.silence import app as silence
+from syncd.commands.store import app as store
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")
 
@@ -47,6 +48,7 @@ app.command()(plan)
 app.command()(demo)
 app.command()(doctor)
 app.add_typer(silence, name="silence")
+app.add_typer(store, name="store")
 
 if __name__ == "__main__":
     app()

@@ -76,6 +76,10 @@ class SyncdSection(_Section):
     # Timeline steps already past due when the baseline first sees a record: "skip" records
     # them skipped ("before go-live", audited); "fire" sends them (each rule's `catch_up`).
     first_sync_catch_up: Literal["skip", "fire"] = "skip"
+    # Several hosts on one PostgreSQL elect one leader (docs/ha.md): it holds a lease of this
+    # term, renewed this often; a standby takes over when the term runs out (real seconds).
+    lease_term_s: float = Field(10.0, gt=0)
+    lease_renew_s: float = Field(3.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +93,12 @@ class SyncdSection(_Section):
             if isinstance(value, str | Path):
                 expanded[key] = str(value).replace("{state_dir}", state_dir)
         return expanded
+
+    @model_validator(mode="after")
+    def _renewed_within_the_term(self) -> SyncdSection:
+        if self.lease_renew_s * 2 > self.lease_term_s:
+            raise ValueError("lease_renew_s must be at most half of lease_term_s")
+        return self
 
     @field_validator("timezone")
     @classmethod

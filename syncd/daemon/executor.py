@@ -40,7 +40,8 @@ from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store import silences
-from syncd.store.db import Tx
+from syncd.store.db import Tx, connection_lost
+from syncd.store.lease import Fenced
 from syncd.store.ledger import RESEND, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
@@ -199,6 +200,8 @@ class Executor:
                     if self._one(entry, people, spacing, result):
                         seen.discard(entry.intent.key)  # refused: its `else` path, now
                 except Exception as exc:  # a bug or bad data: this intent fails, not the others
+                    if isinstance(exc, Fenced) or connection_lost(exc):
+                        raise  # not this intent's doing: the whole pass stops
                     log.exception(
                         "intent_crashed",
                         intent=entry.intent.key,
@@ -400,6 +403,8 @@ class Executor:
         each with its own outcome, verified alone after a crash as ever."""
         outcomes: dict[str, Outcome] = {}
         for system, run in groupby(ops, key=lambda op: op.system):
+            if not self.rt.may_send():  # paused past the lease's term: another may lead now
+                raise Fenced("the leader lease's term ran out before a vendor call: not sent")
             batch = list(run)
             connector = self.rt.connectors.get(system)
             if len(batch) == 1 or connector is None or any(

@@ -167,6 +167,19 @@ class Metrics:
             buckets=CYCLE_BUCKETS,
             registry=r,
         )
+        self._leader = Gauge(
+            "syncd_leader", "1 while this daemon holds the leader lease and acts, 0 on a standby.",
+            registry=r,
+        )
+        self._store_up = Gauge(
+            "syncd_store_up", "1 while the state database answers, 0 while reconnecting.",
+            registry=r,
+        )
+        self._store_up.set(1)
+        self._store_lost = Counter(
+            "syncd_store_connection_lost", "Times the state database connection was lost.",
+            registry=r,
+        )
         for source in sources:
             self._polls.labels(source)
             self._poll_errors.labels(source)
@@ -245,6 +258,15 @@ class Metrics:
     def reloaded(self, *, ok: bool) -> None:
         """Count a rules reload: accepted, or refused (old rules kept running)."""
         self._reloads.labels("ok" if ok else "refused").inc()
+
+    def leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)
+
+    def store_reachable(self, up: bool) -> None:
+        """The state database answered (True) or a connection to it was lost (False)."""
+        if not up:
+            self._store_lost.inc()
+        self._store_up.set(1 if up else 0)
 
     def time_cycle(self) -> AbstractContextManager[object]:
         """`with metrics.time_cycle(): ...` observes the block's wall time, even if it raises."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from syncd.daemon import rulesets
 from syncd.daemon.runtime import Runtime, compile_rules
+from syncd.store.lease import Fenced
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,10 @@ def reload_rules(rt: Runtime) -> Reloaded:
     rt.engine = engine  # each job reads it once at its start
     rt.rules_refused = None
     now = rt.clock.now()
-    with rt.store.transaction() as tx:
-        cancelled = sum(tx.timers.cancel_rule(rule_id, now) for rule_id in removed)
-        rulesets.remember(tx, rt.settings.syncd.rules_dir, now)
+    try:
+        with rt.store.transaction() as tx:
+            cancelled = sum(tx.timers.cancel_rule(rule_id, now) for rule_id in removed)
+            rulesets.remember(tx, rt.settings.syncd.rules_dir, now)
+    except Fenced:  # a standby runs the new rules when elected; the leader settles the store
+        cancelled = 0
     return Reloaded(len(engine.rules), removed, cancelled)

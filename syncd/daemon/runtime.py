@@ -7,7 +7,7 @@ set, so each job reads `runtime.engine` once at its start and keeps that rule se
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -65,6 +65,8 @@ class Runtime:
     failures: list[str] = field(default_factory=list)  # this cycle's, for `run --once`
     # the rules directory was refused at start: the first error and which rules run instead
     rules_refused: str | None = None
+    # whether a vendor call may go out now (the service: only while its leader lease is valid)
+    may_send: Callable[[], bool] = lambda: True
 
     @property
     def grace(self) -> timedelta:

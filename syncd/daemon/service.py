@@ -55,6 +55,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.connectors.http import VendorError
 from syncd.daemon.coverage import unpolled_rules
 from syncd.daemon.executor import Executor
+from syncd.daemon.leadership import Leadership
 from syncd.daemon.liveness import Liveness
 from syncd.daemon.meters import VendorMeter, store_gauges
 from syncd.daemon.metrics import Metrics, MetricsServer
@@ -66,6 +67,8 @@ from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
+from syncd.store.db import connection_lost
+from syncd.store.lease import Fenced
 from syncd.store.retention import prune
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
@@ -76,11 +79,12 @@ VENDOR_RETRY_S = 10.0  # before READY: how long to wait before asking a silent v
 HUNG_AFTER_S = 600.0
 WORK = "work"
 PRUNE = "prune"
+LEASE = "lease"
 
 
 class Service:
     def __init__(self, rt: Runtime, notifier: Notifier | None = None,
-                 metrics: Metrics | None = None) -> None:  # fmt: skip
+                 metrics: Metrics | None = None, holder: str | None = None) -> None:  # fmt: skip
         self.rt = rt
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics(sources=list(rt.connectors),
@@ -94,6 +98,11 @@ class Service:
                            fallback=lambda: rt.rules_refused is not None)  # fmt: skip
         self._started = threading.Event()  # jobs running: /-/ready
         self.status = Status(rt.settings.syncd.tz)
+        self.leadership = Leadership(
+            rt, self.metrics, self.status, self.notifier,
+            on_lead=self._led, beat=lambda: self.liveness.finished(LEASE), holder=holder,
+        )  # fmt: skip
+        rt.may_send = self.leadership.may_send
         if rt.rules_refused:
             self.status.rules_refused_at_start(rt.rules_refused)
         self._stop = threading.Event()
@@ -132,6 +141,7 @@ class Service:
             if self._await_vendors():
                 self._start_jobs()
                 self._started.set()
+                self.leadership.start()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
                 log.info("daemon_started", sources=list(self.rt.connectors),
                          dry_run=self.rt.dry_run)  # fmt: skip
@@ -142,6 +152,7 @@ class Service:
             log.info("daemon_stopping")
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)
+            self.leadership.stop()  # after the work in flight: a standby takes over at once
             if self.metrics_server is not None:
                 self.metrics_server.stop()
             log.info("daemon_stopped")
@@ -242,8 +253,24 @@ class Service:
         return turning
 
     # -- jobs --------------------------------------------------------------------------------
+    def _led(self) -> None:
+        """Just elected: work at once (polls come at their interval)."""
+        if self.scheduler.running:
+            self._wake(self.rt.clock.now())
+
+    def _store_trouble(self, exc: Exception) -> bool:
+        """A job's transaction failed for want of the lease or of the database: rolled back,
+        nothing to count against the source or the intents. True if handled."""
+        if isinstance(exc, Fenced):
+            self.leadership.fenced(exc)
+        elif connection_lost(exc):
+            self.leadership.store_lost(exc)
+        else:
+            return False
+        return True
+
     def _poll(self, source: str) -> None:
-        if self.stopping():
+        if self.stopping() or not self.leadership.leading():
             return
         connector = self.rt.connectors[source]
         if not wanted(self.rt.engine, connector):  # no call to make: no sign of life either
@@ -264,6 +291,8 @@ class Service:
         try:
             polled = poll_source(self.rt, source, connector, self._turning(job))
         except Exception as exc:  # one source failing must not stop the others
+            if self._store_trouble(exc):
+                return
             if isinstance(exc, VendorError):
                 log.warning("poll_failed", source=source, error=str(exc),
                             request_id=exc.request_id)  # fmt: skip
@@ -300,8 +329,8 @@ class Service:
     def _work(self) -> None:
         """Settle, fire, execute; then sleep until the next due instant. Always reschedules
         itself: an unexpected error is logged and retried a poll interval later."""
-        if self.stopping():
-            return
+        if self.stopping() or not self.leadership.leading():
+            return  # a standby: woken again when it is elected
         with self._lock:
             self._working, self._again = True, False
         self.liveness.started(WORK)
@@ -311,14 +340,16 @@ class Service:
         try:
             due, failed = self._cycle()
         except Exception as exc:
-            log.exception("work_failed")
-            self.status.error(self.rt.clock.now(), f"work failed: {exc!r}")
+            if not self._store_trouble(exc):
+                log.exception("work_failed")
+                self.status.error(self.rt.clock.now(), f"work failed: {exc!r}")
         finally:
             with self._lock:
                 self._working, again = False, self._again
             self.liveness.finished(WORK)
             self.meter.read(self.rt.connectors)
-        self._wake(self.rt.clock.now() if again else min(due, default=None), failed)
+        if self.leadership.leading():
+            self._wake(self.rt.clock.now() if again else min(due, default=None), failed)
 
     def _cycle(self) -> tuple[list[datetime], bool]:
         """One `work` run; returns the next due instants and whether an intent failed."""

@@ -26,6 +26,8 @@ class Status:
         self._cycle = "no cycle yet"
         self._error = "none"
         self._rules = ""
+        self._role = ""  # "" when not electing (run --once); "leader ..." or "standby ..."
+        self._store = ""  # what is wrong with the state database, while it is
 
     def cycle(self, at: datetime, counts: Mapping[IntentState, int]) -> None:
         pending = sum(counts.get(state, 0) for state in PENDING)
@@ -53,11 +55,36 @@ class Status:
     def reload_accepted(self) -> None:
         with self._lock:
             self._rules = ""
+        self._role = ""  # "" when not electing (run --once); "leader ..." or "standby ..."
+        self._store = ""  # what is wrong with the state database, while it is
+
+    def leading(self, since: datetime | None, epoch: int) -> None:
+        with self._lock:
+            self._role = f"leader since {self._time(since) if since else '?'} (epoch {epoch})"
+
+    def standby(self, holder: str, since: datetime | None) -> None:
+        with self._lock:
+            self._role = (f"standby, leader is {holder} since "
+                          f"{self._time(since) if since else '?'}")  # fmt: skip
+
+    def store_lost(self, at: datetime, error: str, retry_in_s: float) -> None:
+        with self._lock:
+            self._store = (f"state database UNREACHABLE since {self._time(at)} "
+                           f"({_short(error)}); reconnecting in {retry_in_s:.0f} s")  # fmt: skip
+
+    def store_back(self) -> None:
+        with self._lock:
+            self._store = ""
 
     def line(self) -> str:
         with self._lock:
-            text = f"{self._cycle}; last error {self._error}"
-            return f"{text} | {self._rules}" if self._rules else text
+            if self._role.startswith("standby"):
+                parts = [self._role]
+            else:
+                text = f"{self._cycle}; last error {self._error}"
+                parts = [f"{self._role}; {text}" if self._role else text]
+            parts += [part for part in (self._store, self._rules) if part]
+            return " | ".join(parts)
 
     def _time(self, at: datetime) -> str:
         return at.astimezone(self.tz).strftime("%H:%M:%S %Z")

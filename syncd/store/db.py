@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
@@ -85,6 +86,14 @@ def _lease_epochs(conn: Connection) -> None:
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _initial_schema, _quarantine_table, _lease_epochs
 ]
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The database went away (server restart, network cut, failover): the transaction was
+    rolled back and the work is to be retried once it is back, not counted as a failure."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def schema_version() -> int:

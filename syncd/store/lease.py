@@ -94,6 +94,7 @@ class Lease:
         return granted is not None
 
     def _grant(self, conn: Connection, seize: bool) -> int | None:
+        self._bound_pause(conn)
         now = self._now(conn)
         row = conn.execute(
             select(leases).where(leases.c.name == self.name).with_for_update()
@@ -154,6 +155,7 @@ class Lease:
         epoch = self.epoch
         if epoch is None:
             raise Fenced(f"{self.holder} does not hold the {self.name} lease (standby)")
+        self._bound_pause(conn)
         row = conn.execute(
             select(leases.c.holder, leases.c.epoch)
             .where(leases.c.name == self.name)
@@ -164,6 +166,14 @@ class Lease:
             held = f"{row.holder} at epoch {row.epoch}" if row else "nobody"
             raise Fenced(f"{self.holder} lost the {self.name} lease (epoch {epoch}): "
                          f"now held by {held}")  # fmt: skip
+
+    def _bound_pause(self, conn: Connection) -> None:
+        """A process paused inside a transaction keeps its row locks, and a takeover waits for
+        them: PostgreSQL ends such a session after one term (rolling it back), so a frozen
+        leader delays a takeover by at most a term and never blocks it."""
+        if conn.dialect.name == "postgresql":
+            ms = max(1, int(self.term.total_seconds() * 1000))
+            conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
 
     def _now(self, conn: Connection) -> datetime:
         if conn.dialect.name == "postgresql":

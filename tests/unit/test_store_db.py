@@ -22,6 +22,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from syncd.model import Intent, Record, RecordRef
@@ -386,3 +388,21 @@ def test_hosts_starting_together_on_a_fresh_postgresql_database_all_open_it(
     for thread in threads:
         thread.join(timeout=60)
     assert errors == [] and opened == [schema_version()] * 4
+
+
+def test_a_connection_cut_mid_transaction_rolls_it_back_and_the_next_one_reconnects(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    store = open_store(url)
+    intent = Intent("triage/1", "triage", TICKET, "tag", {"tags": ["x"]}, NOW)
+    with pytest.raises(DBAPIError) as cut, store.transaction() as tx:
+        tx.ledger.plan([intent], NOW)
+        tx.cursors.set("zendesk", "page-2", NOW)
+        postgres.disconnect_all(make_url(url).database or "")
+        tx.records.upsert(Record(TICKET, {"status": "new"}, NOW))
+    assert db.connection_lost(cut.value)
+    with store.transaction() as tx:  # a fresh connection; the page is replayed whole
+        assert tx.ledger.get("triage/1") is None and tx.cursors.get("zendesk") is None
+        assert tx.ledger.plan([intent], NOW) == ["triage/1"]
+    store.close()

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from postgres import PostgresServer
+from sqlalchemy.exc import DBAPIError
 
 from syncd.clock import SystemClock
 from syncd.model import Intent, RecordRef
@@ -114,17 +116,15 @@ def test_a_standby_writes_nothing(hosts: tuple[Host, Host]) -> None:
         assert tx.cursors.get("zendesk") is None
 
 
-def test_a_takeover_waits_for_the_old_leaders_transaction_in_flight(
-    hosts: tuple[Host, Host],
-) -> None:
+def test_a_takeover_waits_for_the_old_leaders_transaction_in_flight(store_url: str) -> None:
     """No timing assumption: a write that passed the fence commits before the new epoch
     exists, and the one after it fails. Never both leaders' writes interleaved."""
-    a, b = hosts
+    a, b = Host(store_url, "host-a:1", term_s=30), Host(store_url, "host-b:2", term_s=30)
     assert a.lease.acquire()
     taken = threading.Event()
     with a.store.transaction() as tx:
-        time.sleep(TERM_S + 0.2)  # the term runs out inside a's transaction
-        taker = threading.Thread(target=lambda: b.lease.acquire() and taken.set())
+        # b takes over (seize: no waiting for the term) while a's transaction is open
+        taker = threading.Thread(target=lambda: b.lease.acquire(seize=True) and taken.set())
         taker.start()
         time.sleep(0.5)
         assert not taken.is_set()  # b waits for a's transaction
@@ -135,6 +135,8 @@ def test_a_takeover_waits_for_the_old_leaders_transaction_in_flight(
         tx.cursors.set("zendesk", "from-a-again", NOW)
     with b.store.transaction() as tx:
         assert tx.cursors.get("zendesk") == "from-a"
+    a.close()
+    b.close()
 
 
 def test_validity_ends_with_the_term_on_the_holders_own_clock(store_url: str) -> None:
@@ -176,3 +178,27 @@ def test_hosts_racing_for_a_free_lease_elect_exactly_one(store_url: str) -> None
     assert len(won) == 1
     for host in racers:
         host.close()
+
+
+def test_a_leader_frozen_inside_a_transaction_delays_a_takeover_by_a_term_at_most(
+    postgres: PostgresServer,
+) -> None:
+    """SIGSTOP between a transaction's statements: its locks would stall the takeover for as
+    long as the pause lasts. PostgreSQL ends the frozen session after a term instead."""
+    url = postgres.new_database()
+    a, b = Host(url, "host-a:1", term_s=1.0), Host(url, "host-b:2", term_s=1.0)
+    assert a.lease.acquire()
+    frozen = a.store.engine.connect()
+    tx = frozen.begin()
+    a.store.fence.check(frozen)  # type: ignore[union-attr]  # passed the fence, then froze
+    started = time.monotonic()
+    while not b.lease.acquire():
+        assert time.monotonic() - started < 10, "the takeover stayed blocked"
+        time.sleep(0.1)
+    assert b.lease.epoch == 2 and time.monotonic() - started < 4
+    with pytest.raises(DBAPIError):  # the frozen session was ended: nothing it did commits
+        frozen.exec_driver_sql("SELECT 1")
+        tx.commit()
+    frozen.invalidate()
+    a.close()
+    b.close()
