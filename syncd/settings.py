@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from syncd.model import LIMIT_KINDS
+
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
 ENV_PREFIX = "SYNCD_"
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -156,6 +158,29 @@ class GraphSection(_Section):
     lists: list[str] = Field(default_factory=list)
 
 
+LimitCounts = dict[Literal[LIMIT_KINDS], int]  # type: ignore[valid-type]
+
+
+class LimitsSection(_Section):
+    """Blast-radius limits (daemon/limits.py): past one, intents are held for a person
+    (`syncd intents --held`, `--release RULE`). Kinds: LIMIT_KINDS. `rule_*` apply to each rule
+    on its own (a rule's `limits:` replaces them kind by kind), the others to all rules
+    together; `per_cycle` counts one executor pass, `per_hour` the last 60 minutes."""
+
+    rule_per_cycle: LimitCounts = Field(default_factory=lambda: {"any": 100})
+    rule_per_hour: LimitCounts = Field(default_factory=lambda: {"write": 50, "mail": 50})
+    per_cycle: LimitCounts = Field(default_factory=lambda: {"any": 500})
+    per_hour: LimitCounts = Field(default_factory=lambda: {"write": 1000, "mail": 200})
+
+    @field_validator("rule_per_cycle", "rule_per_hour", "per_cycle", "per_hour")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = sorted(kind for kind, n in value.items() if n < 1)
+        if bad:
+            raise ValueError(f"limits must be 1 or more ({', '.join(bad)})")
+        return value
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -179,6 +204,7 @@ class Settings(BaseSettings):
     salesforce: SalesforceSection | None = None
     graph: GraphSection | None = None
     metrics: MetricsSection = MetricsSection()
+    limits: LimitsSection = LimitsSection()
 
     @classmethod
     def settings_customise_sources(
