@@ -11,6 +11,7 @@ from syncd.commands.demo import demo
 from syncd.commands.doctor import doctor
 from syncd.commands.init import init
 from syncd.commands.intents import intents
+from syncd.commands.replay import replay_command
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 
@@ -41,6 +42,7 @@ app.command()(intents)
 app.command()(audit)
 app.command()(run)
 app.command()(plan)
+app.command("replay")(replay_command)
 app.command()(demo)
 app.command()(doctor)
 

@@ -696,29 +696,36 @@ class Engine:
         rule = self.rules.get(rule_id)
         return rule.limits if rule else ({}, {})
 
-    def stopped(self, rule_id: str, record: Record, now: datetime) -> str | None:
-        """Why the rule no longer acts on `record` at `now` (None: it still does): `scope` and
-        `when` (and a `since: {became}` condition) must hold and `until` must not. The values
-        that decided it are named, e.g. `status=open`."""
+    def why_not(self, rule_id: str, record: Record, now: datetime) -> dict[str, Any] | None:
+        """The values for which the rule does not act on `record` at `now` (None: it does):
+        `scope` and `when` (and a `since: {became}` condition) must hold and `until` must not."""
         rule = self.rules.get(rule_id)
         if rule is None:
-            return "the rule was removed"
+            return {"rule": "not in this rule set"}
         if not rule.enabled:
-            return "the rule is disabled"
+            return {"enabled": False}
         if record.deleted:
-            return "the record was deleted"
+            return {"deleted": True}
         ctx = _Run(self, record, None, now, DEFAULT_GRACE, rule.math)
         for condition in (rule.gate, rule.since):
-            if condition is None:
-                continue
-            holds, why = condition.explain(ctx)
-            if not holds:
-                return _values(why)
+            if condition is not None:
+                holds, why = condition.explain(ctx)
+                if not holds:
+                    return dict(why)
         if rule.until_condition is not None:
             holds, why = rule.until_condition.explain(ctx)
             if holds:
-                return f"`until` holds: {_values(why)}"
+                return {"until": dict(why)}
         return None
+
+    def stopped(self, rule_id: str, record: Record, now: datetime) -> str | None:
+        """`why_not` in words, e.g. `status=open` or `` `until` holds: agent_touched=True ``."""
+        why = self.why_not(rule_id, record, now)
+        if why is None:
+            return None
+        if "until" in why and isinstance(why["until"], Mapping):
+            return f"`until` holds: {_values(why['until'])}"
+        return _values(why)
 
     def evaluate(
         self,
