@@ -12,6 +12,7 @@ from syncd.commands.doctor import doctor
 from syncd.commands.explain import explain
 from syncd.commands.init import init
 from syncd.commands.intents import intents
+from syncd.commands.replay import replay_command
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 from syncd.commands.silence import app as silence
@@ -45,6 +46,7 @@ app.command()(audit)
 app.command()(explain)
 app.command()(run)
 app.command()(plan)
+app.command("replay")(replay_command)
 app.command()(demo)
 app.command()(doctor)
 app.add_typer(silence, name="silence")

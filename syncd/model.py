@@ -24,6 +24,17 @@ RECORD_KINDS: tuple[str, ...] = (
     "sharepoint.item",
 )
 
+# What a blast-radius limit counts (docs/rules.md, `limits`): every intent (`any`), writes to
+# records and folders, mails, or one system's writes.
+LIMIT_KINDS: tuple[str, ...] = (
+    "any",
+    "write",
+    "mail",
+    "zendesk.write",
+    "salesforce.write",
+    "graph.write",
+)
+
 
 @dataclass(frozen=True, order=True)
 class RecordRef:

@@ -34,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.model import LIMIT_KINDS
+
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
 ENV_PREFIX = "SYNCD_"
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -182,6 +184,29 @@ class GraphSection(_Section):
 METRICS_PORT = 9841  # not 9464, the OpenTelemetry Prometheus exporter's default
 
 
+LimitCounts = dict[Literal[LIMIT_KINDS], int]  # type: ignore[valid-type]
+
+
+class LimitsSection(_Section):
+    """Blast-radius limits (daemon/limits.py): past one, intents are held for a person
+    (`syncd intents --held`, `--release RULE`). Kinds: LIMIT_KINDS. `rule_*` apply to each rule
+    on its own (a rule's `limits:` replaces them kind by kind), the others to all rules
+    together; `per_cycle` counts one executor pass, `per_hour` the last 60 minutes."""
+
+    rule_per_cycle: LimitCounts = Field(default_factory=lambda: {"any": 100})
+    rule_per_hour: LimitCounts = Field(default_factory=lambda: {"write": 50, "mail": 50})
+    per_cycle: LimitCounts = Field(default_factory=lambda: {"any": 500})
+    per_hour: LimitCounts = Field(default_factory=lambda: {"write": 1000, "mail": 200})
+
+    @field_validator("rule_per_cycle", "rule_per_hour", "per_cycle", "per_hour")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = sorted(kind for kind, n in value.items() if n < 1)
+        if bad:
+            raise ValueError(f"limits must be 1 or more ({', '.join(bad)})")
+        return value
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -213,6 +238,7 @@ class Settings(BaseModel):
     graph: GraphSection | None = None
     metrics: MetricsSection = MetricsSection()
     store: StoreSection = StoreSection()
+    limits: LimitsSection = LimitsSection()
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""

@@ -1,7 +1,9 @@
 """`syncd intents`: the intents ledger as a table (or JSON), `--retry KEY` to take an
 intent out of the dead letter once its cause is fixed, and for an `unknown` intent (the vendor
 refused to verify it) a person's verdict: `--retry KEY` sends it again (unverified), and
-`--mark-done KEY` records that it happened.
+`--mark-done KEY` records that it happened. Intents held past a blast-radius limit are listed by
+rule with `--held`, and a person lets them go with `--release RULE [--max N]` or discards them
+with `--drop RULE` (each audited with who, when and how many).
 
 Reads go through a read-only snapshot, so listing never blocks the running daemon. A retry
 is one ledger transition (audited like the daemon's own); the running daemon picks the
@@ -10,6 +12,9 @@ intent up at its next executor pass.
 
 from __future__ import annotations
 
+import getpass
+import os
+from collections.abc import Sequence
 from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +42,7 @@ from syncd.store.quarantine import Held
 
 FAILED_STATES = (IntentState.DEAD, IntentState.FAILED, IntentState.UNKNOWN)
 RETRY_REASON = "retry requested with `syncd intents --retry`"
+EXAMPLES = 5  # held intents shown per rule
 
 
 def intents(
@@ -70,12 +76,41 @@ def intents(
         typer.Option("--quarantined",
                      help="List the records held back because evaluating them failed."),
     ] = False,
+    held: Annotated[
+        bool,
+        typer.Option("--held", help="List the intents held past a blast-radius limit, by rule, "
+                     "with examples."),
+    ] = False,
+    release: Annotated[
+        str | None,
+        typer.Option("--release", metavar="RULE",
+                     help="Let the rule's held intents go past its limits (oldest first); each "
+                     "record is re-read first, and skipped if the rule no longer holds."),
+    ] = None,
+    drop: Annotated[
+        str | None,
+        typer.Option("--drop", metavar="RULE", help="Never carry out the rule's held intents."),
+    ] = None,
+    most: Annotated[
+        int | None,
+        typer.Option("--max", min=1, metavar="N", help="With --release or --drop: at most N."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:
     """List the intents ledger (planning order), or retry one intent with --retry KEY."""
+    if release or drop:
+        if (release and drop) or retry or mark_done or failed or state or record or as_json \
+                or quarantined or held:  # fmt: skip
+            raise typer.BadParameter("--release RULE and --drop RULE take no other option "
+                                     "than --max", param_hint="--release")  # fmt: skip
+        with configured_store(config) as (_settings, store):
+            typer.echo(_let_go(store, release or "", drop or "", most))
+        return
+    if most is not None:
+        raise typer.BadParameter("--max goes with --release or --drop", param_hint="--max")
     if (retry or mark_done) and (
-        failed or state or record or as_json or quarantined or (retry and mark_done)
+        failed or state or record or as_json or quarantined or held or (retry and mark_done)
     ):
         raise typer.BadParameter("--retry KEY and --mark-done KEY take no other option",
                                  param_hint="--retry")  # fmt: skip
@@ -90,23 +125,28 @@ def intents(
             typer.echo(_mark_done(store, mark_done))
             return
         with store.read() as tx:
-            held = tx.quarantine.list(ref)
+            back = tx.quarantine.list(ref)
             if quarantined:
                 entries = []
+            elif held:
+                entries = tx.ledger.list(state=IntentState.HELD, record=ref)
             elif failed:
                 entries = [e for s in FAILED_STATES for e in tx.ledger.list(state=s, record=ref)]
                 entries.sort(key=lambda e: e.created_at)
             else:
                 entries = tx.ledger.list(state=state, record=ref)
     if quarantined:
-        _show_held(held, as_json, settings.syncd.tz)
+        _show_held(back, as_json, settings.syncd.tz)
+        return
+    if held:
+        _show_limited(entries, as_json, settings.syncd.tz)
         return
     if as_json:
         print_json([entry_json(entry) for entry in entries])
     else:
         out = console()
-        if held:
-            out.print(f"{len(held)} record(s) held back after an error: "
+        if back:
+            out.print(f"{len(back)} record(s) held back after an error: "
                       "`syncd intents --quarantined`")  # fmt: skip
         if entries:
             out.print(_table(entries, settings.syncd.tz))
@@ -155,6 +195,72 @@ def _mark_done(store: Store, key: str) -> str:
         if not tx.ledger.mark_done_by_person(key, SystemClock().now()):
             fail(f"{key} changed state meanwhile; look again with `syncd intents`")
     return f"{key}: marked done"
+
+
+def who() -> str:
+    """The person running the command, as the audit names them (`bob via sudo`)."""
+    user = getpass.getuser()
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (as {user}, via sudo)" if sudo and sudo != user else user
+
+
+def _let_go(store: Store, release: str, drop: str, most: int | None) -> str:
+    """Release or drop the rule's held intents, oldest first, one audited transition each and
+    one summary audit row (who, when, how many)."""
+    rule, by, now = release or drop, who(), SystemClock().now()
+    with store.transaction() as tx:
+        entries = tx.ledger.list(state=IntentState.HELD, rule_id=rule)[:most]
+        if not entries:
+            fail(f"nothing of {rule} is held (`syncd intents --held` lists what is)")
+        move = tx.ledger.release if release else tx.ledger.drop
+        count = sum(move(e.intent.key, by, now) for e in entries)
+        left = len(tx.ledger.list(state=IntentState.HELD, rule_id=rule))
+        tx.audit.append("release" if release else "drop", now, rule_id=rule,
+                        detail={"by": by, "count": count, "left": left})  # fmt: skip
+    if release:
+        return (f"{count} intents of {rule} released ({left} still held); the daemon sends "
+                "them at its next pass, past the limits, each record re-read first")
+    return f"{count} intents of {rule} dropped ({left} still held)"
+
+
+def _show_limited(entries: Sequence[LedgerEntry], as_json: bool, tz: tzinfo) -> None:
+    """Held intents grouped by rule: how many, the limits that held them, five examples."""
+    groups: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.intent.rule_id, []).append(entry)
+    found = [{
+        "rule": rule,
+        "count": len(group),
+        "limits": sorted({_limit(e) for e in group}),
+        "since": iso(min(e.updated_at for e in group)),
+        "examples": [{"key": e.intent.key, "record": str(e.intent.record),
+                      "action": e.intent.action, "params": dict(e.intent.params),
+                      "due": iso(e.intent.due_at), "reason": dict(e.intent.reason)}
+                     for e in group[:EXAMPLES]],
+    } for rule, group in groups.items()]  # fmt: skip
+    if as_json:
+        print_json(found)
+        return
+    out = console()
+    if not found:
+        out.print("nothing is held by a limit")
+        return
+    table = Table()
+    for column in ("rule", "held", "limit", "examples (record: action, why)"):
+        table.add_column(column, overflow="fold")
+    for group in found:
+        examples = "\n".join(f"{e['record']}: {e['action']} {short(str(e['params']))}, "
+                              f"{short(str(e['reason']))}" for e in group["examples"])  # fmt: skip
+        since = show_instant(min(e.updated_at for e in groups[group["rule"]]), tz)
+        table.add_row(group["rule"], f"{group['count']} held since {since}",
+                      "\n".join(group["limits"]), examples)  # fmt: skip
+    out.print(table)
+    out.print("let them go with `syncd intents --release RULE [--max N]`, or "
+              "`--drop RULE` to never carry them out")  # fmt: skip
+
+
+def _limit(entry: LedgerEntry) -> str:
+    return (entry.last_error or "").removeprefix("held: ")
 
 
 def _show_held(held: list[Held], as_json: bool, tz: tzinfo) -> None:

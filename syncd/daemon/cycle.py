@@ -58,6 +58,6 @@ def run_cycle(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> Cycl
     report.failures = list(rt.failures)
     d = report.drained
     log.info("cycle_done", records=sum(report.polled.values()), timers=report.fired,
-             done=d.done, failed=d.failed, skipped=d.skipped, deferred=d.deferred,
-             held=d.held, problems=len(report.failures))  # fmt: skip
+             done=d.done, failed=d.failed, skipped=d.skipped,
+             held=d.held, limited=d.limited, problems=len(report.failures))  # fmt: skip
     return report

@@ -13,7 +13,9 @@ the intent goes to `unknown`, logged `intent_unverifiable`, and waits for a pers
 Shadow intents are skipped, `--dry-run` skips everything it would have executed (a rehearsal:
 going live later does not replay it, as with shadow rules); the kill switch file holds
 everything (plan and audit go on; execution resumes, in order, when the file is removed).
-`max_actions_per_hour` defers the excess, spread over the hour, without counting an attempt.
+Past a blast-radius limit (limits.py; `max_actions_per_hour` is one) an intent never sent is
+held for a person; one a person released goes past the limits, after its record is re-read:
+if the rule no longer acts on it, it is skipped with the values that say why.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from syncd.daemon.actions import (
     operations,
     written,
 )
+from syncd.daemon.limits import Budget
 from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
@@ -42,7 +45,7 @@ from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store import silences
 from syncd.store.db import Tx, connection_lost
 from syncd.store.lease import Fenced
-from syncd.store.ledger import RESEND, LedgerEntry
+from syncd.store.ledger import RELEASED, RESEND, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
@@ -59,8 +62,8 @@ class Drained:
     done: int = 0
     failed: int = 0
     skipped: int = 0
-    deferred: int = 0
     held: int = 0  # due but held by the kill switch
+    limited: int = 0  # held past a blast-radius limit, for a person to release
     unknown: int = 0  # held for a person: the vendor refused to verify
 
 
@@ -91,6 +94,11 @@ def resend_ordered(tx: Tx, key: str) -> bool:
     events = [row.event for row in tx.audit.for_intent(key)]
     last = max((i for i, e in enumerate(events) if e == RESEND), default=-1)
     return last >= 0 and "sent" not in events[last + 1 :]
+
+
+def released(tx: Tx, key: str) -> bool:
+    """A person released the intent from its limit (`syncd intents --release`)."""
+    return RELEASED in (row.event for row in tx.audit.for_intent(key))
 
 
 def frozen(tx: Tx, key: str) -> list[Operation] | None:
@@ -183,7 +191,9 @@ class Executor:
         with self.rt.store.read() as tx:
             self._silences = silences.active(tx, self.rt.clock.now())
         seen: set[str] = set()
-        spacing: dict[str, int] = {}
+        with self.rt.store.read() as tx:
+            budget = Budget.load(tx, self.rt.settings.limits, self.rt.engine, self.rt.clock.now())
+        limited: dict[str, tuple[int, str]] = {}  # rule -> (held this pass, the first limit)
         while not self.stopping():
             with self.rt.store.read() as tx:
                 batch = tx.ledger.claim_due(self.rt.clock.now(), len(seen) + BATCH)
@@ -197,7 +207,7 @@ class Executor:
                 seen.add(entry.intent.key)
                 self._read_back()
                 try:
-                    if self._one(entry, people, spacing, result):
+                    if self._one(entry, people, budget, limited, result):
                         seen.discard(entry.intent.key)  # refused: its `else` path, now
                 except Exception as exc:  # a bug or bad data: this intent fails, not the others
                     if isinstance(exc, Fenced) or connection_lost(exc):
@@ -210,32 +220,37 @@ class Executor:
                     )
                     retry = self.rt.clock.now() + backoff(entry.attempts)
                     self._failed(entry.intent, f"{type(exc).__name__}: {exc}", retry, result)
+        for rule_id, (count, limit) in sorted(limited.items()):
+            log.warning("intents_held", rule=rule_id, held=count, limit=limit,
+                        fix=f"`syncd intents --held`, then `--release {rule_id}` or "
+                            f"`--drop {rule_id}`")  # fmt: skip
         return result
 
-    def _one(self, entry: LedgerEntry, people: People, spacing: dict[str, int],
-             result: Drained) -> bool:  # fmt: skip
+    def _one(self, entry: LedgerEntry, people: People, budget: Budget,
+             limited: dict[str, tuple[int, str]], result: Drained) -> bool:  # fmt: skip
         """Carry the intent out; True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
         skip = skip or next((s.reason() for s in self._silences
                              if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
+        if skip is None and entry.sent_at is None:  # never sent: the limits apply
+            with self.rt.store.read() as tx:
+                let_go = released(tx, intent.key)
+            if let_go:
+                skip = self._stopped(intent)
+            elif (limit := budget.check(intent)) is not None:
+                with self.rt.store.transaction() as tx:
+                    if tx.ledger.hold(intent.key, limit, now):
+                        result.limited += 1
+                        count, first = limited.get(intent.rule_id, (0, limit))
+                        limited[intent.rule_id] = (count + 1, first)
+                return False
         if skip:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
             return False
-        limit = engine.limit(intent.rule_id)
-        if limit is not None:
-            with self.rt.store.read() as tx:
-                sent = tx.ledger.actions_in_last_hour(intent.rule_id, now)
-            if sent + spacing.get(intent.rule_id, 0) >= limit:
-                held = spacing[intent.rule_id] = spacing.get(intent.rule_id, 0) + 1
-                until = now + timedelta(hours=1) / limit * held
-                with self.rt.store.transaction() as tx:
-                    result.deferred += tx.ledger.defer(
-                        intent.key, until, f"max_actions_per_hour {limit}", now
-                    )
-                return False
+        budget.spend(intent)
         try:
             ops = self._claim(entry, people, now)
         except _Lost:
@@ -443,6 +458,29 @@ class Executor:
             for a in attachments
         ]  # fmt: skip
         return Operation(op.key, op.system, op.verb, op.target, {**op.payload, "attachments": read})
+
+    def _stopped(self, intent: Intent) -> str | None:
+        """A released intent's record, re-read from its vendor (and stored as a poll would): why
+        its rule no longer acts on it, or None to send it. Held for hours, the record may have
+        changed; a failed read sends on what the store knows."""
+        connector = self.rt.connector_for(intent.record.kind)
+        fresh, read = None, False
+        try:
+            fresh = connector.fetch(intent.record) if connector else None
+            read = connector is not None
+        except VendorError as exc:
+            log.warning("refetch_failed", record=str(intent.record), error=str(exc))
+        now = self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            if fresh is not None:
+                apply_record(tx, self.rt.engine, fresh, now, self.rt.grace)
+            record = tx.records.get(intent.record)
+        if record is None or (read and fresh is None):
+            return "released, but the record is gone at its vendor"
+        why = self.rt.engine.stopped(intent.rule_id, record, now)
+        if why is None:
+            return None
+        return f"released, but the rule no longer holds when the record was re-read: {why}"
 
     def _replan(self, intent: Intent) -> None:
         connector = self.rt.connector_for(intent.record.kind)

@@ -76,4 +76,5 @@ def store_gauges(tx: Tx, metrics: Metrics, now: datetime) -> dict[IntentState, i
     metrics.set_rule_intents(rule_intents(tx, now))
     metrics.set_timers_due(timers_due(tx, now))
     metrics.set_quarantined(tx.quarantine.count())
+    metrics.set_held(tx.ledger.held_by_rule())
     return counts

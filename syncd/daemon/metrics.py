@@ -133,6 +133,13 @@ class Metrics:
             "Records held back because evaluating them failed (retried after a backoff).",
             registry=r,
         )
+        self._held = Gauge(
+            "syncd_intents_held",
+            "Intents held past a blast-radius limit, per rule (`syncd intents --held`).",
+            ["rule"],
+            registry=r,
+        )
+        self._held_rules: set[str] = set()
         self._timers_due = Gauge(
             "syncd_timers_due", "Pending timers whose instant has come.", registry=r
         )
@@ -226,6 +233,14 @@ class Metrics:
         """Intents by state, e.g. `ledger.count_by_state()` (which includes the zeros)."""
         for state, count in counts.items():
             self._intents.labels(str(state)).set(count)
+
+    def set_held(self, by_rule: Mapping[str, int]) -> None:
+        """Held intents per rule; a rule released or dropped since goes back to zero."""
+        for rule in self._held_rules - set(by_rule):
+            self._held.labels(rule).set(0)
+        for rule, count in by_rule.items():
+            self._held.labels(rule).set(count)
+        self._held_rules |= set(by_rule)
 
     def set_quarantined(self, count: int) -> None:
         self._quarantined.set(count)

@@ -367,10 +367,10 @@ class Service:
             self.status.error(now, self.rt.failures[-1])
         self.status.cycle(now, counts)
         self.notifier.status(self.status.line())
-        if drained.done or drained.failed or drained.held:
+        if drained.done or drained.failed or drained.held or drained.limited:
             log.info("work_done", done=drained.done, failed=drained.failed,
-                     skipped=drained.skipped, deferred=drained.deferred,
-                     held=drained.held)  # fmt: skip
+                     skipped=drained.skipped,
+                     held=drained.held, limited=drained.limited)  # fmt: skip
         return due, drained.failed > 0
 
     def _wake(self, at: datetime | None, after_failures: bool = False) -> None:

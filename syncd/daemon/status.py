@@ -35,6 +35,8 @@ class Status:
         unknown = counts.get(IntentState.UNKNOWN, 0)
         held = (f", {unknown} unknown (verify refused: `syncd intents --state unknown`)"
                 if unknown else "")  # fmt: skip
+        if limited := counts.get(IntentState.HELD, 0):
+            held += f", {limited} held by limits (`syncd intents --held`)"
         with self._lock:
             self._cycle = (f"last cycle {self._time(at)}: {pending} intents pending, {dead} dead"
                            f"{held}")  # fmt: skip

@@ -53,7 +53,9 @@ decisions, to be copied there):
   step (or the instant rule's entry) is then not remembered as done, so the next evaluation
   emits it again with the same keys (the ledger absorbs the actions that did go out) until it
   renders, or the record leaves `when`.
-- `max_actions_per_hour` is the daemon's (it has the ledger): `Engine.limit(rule_id)`.
+- Blast-radius limits (`limits`, `max_actions_per_hour`) are the daemon's (it has the ledger):
+  `Engine.limits(rule_id)`; `Engine.stopped(...)` tells whether a held intent's rule still acts
+  on a record re-read when a person releases it.
 
 Speed (bench/engine.py: 100,000 tickets x 100 rules; every shortcut is exact, the unit tests
 compare each with the long way):
@@ -304,7 +306,7 @@ class _Rule:
         self.description = rule.description
         self.enabled = rule.enabled
         self.shadow = rule.mode == "shadow"
-        self.limit = rule.max_actions_per_hour
+        self.limits = rule.own_limits()
         self.math = math
         self.vars = dict(rule.vars)
         self.record_var = KINDS[rule.on].var if rule.on in KINDS else "record"
@@ -331,6 +333,7 @@ class _Rule:
         self.since_test = cond.compile_test(self.since) if self.since else None
         self.since_ages = self.since is not None and _has_age(self.since)
         until = cond.compile_condition(rule.until) if rule.until is not None else None
+        self.until_condition = until
         self.until = cond.compile_test(until) if until is not None else None
         self.defer_when = (
             cond.compile_test(cond.compile_condition(rule.defer.when)) if rule.defer else None
@@ -698,10 +701,41 @@ class Engine:
         found = rule.cut = (now, grace, anchor)
         return found
 
-    def limit(self, rule_id: str) -> int | None:
-        """The rule's max_actions_per_hour (None: no limit), for the daemon's ledger check."""
+    def limits(self, rule_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """The rule's own (per cycle, per hour) blast-radius limits by kind (`schema.Limits`)."""
         rule = self.rules.get(rule_id)
-        return rule.limit if rule else None
+        return rule.limits if rule else ({}, {})
+
+    def why_not(self, rule_id: str, record: Record, now: datetime) -> dict[str, Any] | None:
+        """The values for which the rule does not act on `record` at `now` (None: it does):
+        `scope` and `when` (and a `since: {became}` condition) must hold and `until` must not."""
+        rule = self.rules.get(rule_id)
+        if rule is None:
+            return {"rule": "not in this rule set"}
+        if not rule.enabled:
+            return {"enabled": False}
+        if record.deleted:
+            return {"deleted": True}
+        ctx = _Run(self, record, None, now, DEFAULT_GRACE, rule.math)
+        for condition in (rule.gate, rule.since):
+            if condition is not None:
+                holds, why = condition.explain(ctx)
+                if not holds:
+                    return dict(why)
+        if rule.until_condition is not None:
+            holds, why = rule.until_condition.explain(ctx)
+            if holds:
+                return {"until": dict(why)}
+        return None
+
+    def stopped(self, rule_id: str, record: Record, now: datetime) -> str | None:
+        """`why_not` in words, e.g. `status=open` or `` `until` holds: agent_touched=True ``."""
+        why = self.why_not(rule_id, record, now)
+        if why is None:
+            return None
+        if "until" in why and isinstance(why["until"], Mapping):
+            return f"`until` holds: {_values(why['until'])}"
+        return _values(why)
 
     def evaluate(
         self,
@@ -770,6 +804,16 @@ class Engine:
         timers = run.timers
         wake = min([t.due_at for t in timers]) if timers else None
         return Evaluation(run.intents, new_memory, timers, wake, run.errors)
+
+
+def _values(explanation: Any) -> str:
+    """`status=open, priority=low` from a condition's explanation (nested for any/all/not)."""
+    if isinstance(explanation, Mapping):
+        return ", ".join(f"{k}={_values(v)}" if not isinstance(v, Mapping) else _values(v)
+                         for k, v in explanation.items())  # fmt: skip
+    if isinstance(explanation, list | tuple):
+        return ", ".join(_values(v) for v in explanation)
+    return str(explanation)
 
 
 _ENGINES: dict[int, tuple[Any, Engine]] = {}

@@ -49,7 +49,7 @@ from pydantic import (
 
 from syncd import durations
 from syncd.durations import DurationError, Offset
-from syncd.model import RECORD_KINDS
+from syncd.model import LIMIT_KINDS, RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
 from syncd.rules.templates import RecipientText, Text
 
@@ -753,6 +753,19 @@ class Defer(Node):
     to: str = Field(description="Date/datetime field that from_step lands on")
 
 
+LimitCounts = dict[Literal[LIMIT_KINDS], PositiveInt]  # type: ignore[valid-type]
+
+
+class Limits(Node):
+    """Blast-radius limits of one rule: past them its intents are held for a person. Each kind
+    named replaces the `[limits]` default for rules; kinds not named keep it."""
+
+    per_cycle: LimitCounts = Field(default_factory=dict,
+                                   description="Intents per executor pass, by kind")  # fmt: skip
+    per_hour: LimitCounts = Field(default_factory=dict,
+                                  description="Intents sent in any hour, by kind")  # fmt: skip
+
+
 class Rule(Node):
     """An instant rule (`do`) or a timeline rule (`since` + `steps`)."""
 
@@ -762,7 +775,10 @@ class Rule(Node):
     enabled: bool = True
     mode: Literal["live", "shadow"] = Field("live", description="shadow: plan and audit only")
     scope: ConditionField | None = Field(None, description="Records outside it are ignored")
-    max_actions_per_hour: PositiveInt | None = Field(None, description="Excess intents are held")
+    limits: Limits | None = Field(None, description="Blast-radius limits: past them, held")
+    max_actions_per_hour: PositiveInt | None = Field(
+        None, description="Shorthand for limits: {per_hour: {any: N}}"
+    )
     calendar: str | None = Field(None, description="Calendar for business durations")
     vars: dict[str, Value] = Field(
         default_factory=dict,
@@ -782,6 +798,15 @@ class Rule(Node):
     @property
     def is_timeline(self) -> bool:
         return self.steps is not None
+
+    def own_limits(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The rule's (per cycle, per hour) limits by kind, `max_actions_per_hour` included as
+        `any` per hour (`limits` wins when it names `any` too)."""
+        cycle = dict(self.limits.per_cycle) if self.limits else {}
+        hour = dict(self.limits.per_hour) if self.limits else {}
+        if self.max_actions_per_hour is not None:
+            hour.setdefault("any", self.max_actions_per_hour)
+        return cycle, hour
 
     def actions(self) -> Iterator[tuple[Step | None, int, Action]]:
         """Every action with its step (None for an instant rule) and index."""

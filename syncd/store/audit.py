@@ -63,6 +63,11 @@ class Audit:
         )
         return [_entry(row) for row in self._conn.execute(query)]
 
+    def for_rule(self, rule_id: str) -> list[AuditEntry]:
+        """Every row of one rule, oldest first (a person's `--release`/`--drop` among them)."""
+        query = select(audit).where(audit.c.rule_id == rule_id).order_by(audit.c.id)
+        return [_entry(row) for row in self._conn.execute(query)]
+
     def for_intent(self, key: str) -> list[AuditEntry]:
         query = select(audit).where(audit.c.intent_key == key).order_by(audit.c.id)
         return [_entry(row) for row in self._conn.execute(query)]

@@ -10,6 +10,9 @@
     unknown           --mark_done_by_person--> done (`--mark-done KEY`)
     planned | failed  --skip-->        skipped  (shadow, dry run, catch-up policy)
     planned | failed  --defer-->       same state, later next_attempt_at
+    planned | failed  --hold-->        held     (past a blast-radius limit: daemon/limits.py)
+    held              --release-->     planned  (`syncd intents --release RULE`: sent past it)
+    held              --drop-->        skipped  (`syncd intents --drop RULE`)
 
 The unique key absorbs re-planning of the same input. Every transition is a guarded UPDATE
 (`WHERE state IN (expected)`) whose loser gets False, so two executors never both send, and
@@ -23,7 +26,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,10 +46,12 @@ class IntentState(StrEnum):
     DEAD = "dead"  # dead letter: needs `syncd intents --retry KEY`
     SKIPPED = "skipped"
     UNKNOWN = "unknown"  # sent, and the vendor refused to show whether it happened: a person
+    HELD = "held"  # past a blast-radius limit, never sent: a person releases or drops it
 
 
 CLAIMABLE = (IntentState.PLANNED, IntentState.FAILED)
 RESEND = "resend"  # audit event: a person asked to send an unknown intent again, unverified
+RELEASED = "released"  # audit event: a person let a held intent go past its limit
 
 
 def _values(states: Sequence[IntentState]) -> list[str]:
@@ -275,20 +280,46 @@ class Ledger:
             event="deferred",
         )
 
-    def actions_in_last_hour(self, rule_id: str, now: datetime) -> int:
-        """Intents of the rule sent in the hour before `now` (for `max_actions_per_hour`)."""
-        return int(
-            self._conn.scalar(
-                select(func.count())
-                .select_from(intents)
-                .where(
-                    intents.c.rule_id == rule_id,
-                    intents.c.sent_at > now - timedelta(hours=1),
-                    intents.c.sent_at <= now,
-                )
-            )
-            or 0
+    def hold(self, key: str, limit: str, now: datetime) -> bool:
+        """Past a blast-radius limit: never claimed again until a person releases or drops it;
+        its key (and so its idempotency at the vendor) stays the same."""
+        return self._transition(
+            key,
+            CLAIMABLE,
+            now,
+            {"state": IntentState.HELD.value, "last_error": f"held: {limit}"},
+            guards=(intents.c.sent_at.is_(None),),
+            detail={"limit": limit},
         )
+
+    def release(self, key: str, by: str, now: datetime) -> bool:
+        """A person lets a held intent go past its limit: planned again with its own key (its
+        `next_attempt_at` is already past, so it goes at the daemon's next pass)."""
+        return self._transition(
+            key, (IntentState.HELD,), now, {"state": IntentState.PLANNED.value},
+            detail={"by": by}, event=RELEASED,
+        )  # fmt: skip
+
+    def drop(self, key: str, by: str, now: datetime) -> bool:
+        """A person decides a held intent must never be carried out."""
+        return self._transition(
+            key, (IntentState.HELD,), now, {"state": IntentState.SKIPPED.value},
+            detail={"reason": f"dropped by {by}"},
+        )  # fmt: skip
+
+    def sent_since(self, since: datetime) -> builtins.list[Intent]:
+        """Intents sent after `since` (their last claim), for the per-hour limits."""
+        query = select(intents).where(intents.c.sent_at > since)
+        return [_entry(row).intent for row in self._conn.execute(query)]
+
+    def held_by_rule(self) -> dict[str, int]:
+        """Rule id -> intents held by a limit (for metrics)."""
+        query = (
+            select(intents.c.rule_id, func.count())
+            .where(intents.c.state == IntentState.HELD.value)
+            .group_by(intents.c.rule_id)
+        )
+        return {rule_id: count for rule_id, count in self._conn.execute(query)}
 
     def count_by_state(self) -> dict[IntentState, int]:
         """Every state with its count, zeros included (for metrics)."""

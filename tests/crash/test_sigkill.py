@@ -141,6 +141,9 @@ class Daemon:
             "SYNCD_ZENDESK__PLAN_RATE_PER_MINUTE": "100000",
             "SYNCD_SALESFORCE__OBJECTS": '["Opportunity"]',
             "SYNCD_SYNCD__FIRST_SYNC": "fire",  # the seeded records are the scenario
+            # 60 tickets arrive within the hour: more than the default limits let one rule do
+            **{f"SYNCD_LIMITS__{k}": '{"any": 100000}'
+               for k in ("RULE_PER_CYCLE", "RULE_PER_HOUR", "PER_CYCLE", "PER_HOUR")},
         }
 
     def start(self) -> subprocess.Popen[bytes]:

@@ -177,7 +177,7 @@ def test_a_bad_intent_fails_alone_with_its_reason(sandbox: SandboxServer, tmp_pa
     assert world.subjects() == ["New ticket #1"]
 
 
-def test_max_actions_per_hour_holds_the_excess_and_sends_it_later(
+def test_max_actions_per_hour_is_a_limit_that_holds_the_excess_for_a_person(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     world = World(sandbox, tmp_path, """
@@ -190,10 +190,13 @@ def test_max_actions_per_hour_holds_the_excess_and_sends_it_later(
     """)  # fmt: skip
     sandbox.control("POST", "/_sandbox/seed", seed(4, NOW - 5 * MINUTE))
     first = world.cycle()
-    assert (first.drained.done, first.drained.deferred) == (2, 2)
+    assert (first.drained.done, first.drained.limited) == (2, 2)
     world.advance(61 * MINUTE)
-    assert world.cycle().drained.done == 2
-    assert all("seen" in world.ticket(n)["tags"] for n in range(1, 5))
+    assert world.cycle().drained.done == 0  # held, not deferred: a person decides
+    assert ["seen" in world.ticket(n)["tags"] for n in range(1, 5)] == [True, True, False, False]
+    with world.store().read() as tx:
+        assert {e.last_error for e in tx.ledger.list(state="held")} == {
+            "held: rule careful: 2 any per hour"}  # fmt: skip
 
 
 def test_plan_lists_what_is_due_without_touching_the_store_or_vendors(world: World) -> None:

@@ -78,3 +78,24 @@ def test_check_json_lists_every_diagnostic(monkeypatch: pytest.MonkeyPatch) -> N
     assert json.loads(clean.output) | {"diagnostics": []} == {
         "ok": True, "errors": 0, "warnings": 0, "rules": 7, "files": 3, "calendars": 1,
         "diagnostics": []}  # fmt: skip
+
+
+def test_limits_are_checked_with_file_line_and_key(tmp_path: Path) -> None:
+    (tmp_path / "limits.yaml").write_text(
+        "rules:\n"
+        "  - id: close-stale\n"
+        "    on: zendesk.ticket\n"
+        "    limits:\n"
+        "      per_hour: {zendsk.write: 3, write: 0}\n"
+        "      per_day: {any: 4}\n"
+        "    when: {status: new}\n"
+        "    do: [{set: {status: solved}}]\n"
+    )
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    text = result.output.replace(str(tmp_path) + "/", "")
+    assert "limits.yaml:5:32: error: limits.per_hour.zendsk.write.[key]: input should be " \
+        "'any', 'write', 'mail', 'zendesk.write', 'salesforce.write' or 'graph.write', got " \
+        "'zendsk.write'" in text  # fmt: skip
+    assert "limits.yaml:5:42: error: limits.per_hour.write: input should be greater than 0" in text
+    assert "limits.yaml:6:7: error: unknown key 'per_day'" in text

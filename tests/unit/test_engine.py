@@ -212,7 +212,7 @@ def test_shadow_and_disabled_rules(tmp_path: Path) -> None:
     result = engine.evaluate(record, None, kept, utc(2026, 3, 2))
     assert [(i.rule_id, i.shadow) for i in result.intents] == [("quiet", True)]
     assert result.memory["off"] == kept["off"]
-    assert engine.limit("quiet") == 30 and engine.limit("off") is None
+    assert engine.limits("quiet") == ({}, {"any": 30}) and engine.limits("off") == ({}, {})
 
 
 def test_scope_limits_a_rule_and_a_deleted_record_disarms(tmp_path: Path) -> None:

@@ -100,6 +100,16 @@ def test_intents_by_state_and_timers_due_are_gauges(metrics: Metrics) -> None:
     assert samples[("syncd_timers_due", ())] == 0
 
 
+def test_held_intents_per_rule_go_back_to_zero_once_released(metrics: Metrics) -> None:
+    metrics.set_held({"close-stale": 7, "survey": 3})
+    samples = _samples(metrics.render().decode())
+    assert samples[("syncd_intents_held", (("rule", "close-stale"),))] == 7
+    metrics.set_held({"survey": 1})
+    samples = _samples(metrics.render().decode())
+    assert samples[("syncd_intents_held", (("rule", "close-stale"),))] == 0
+    assert samples[("syncd_intents_held", (("rule", "survey"),))] == 1
+
+
 def test_cycle_duration_histogram_observes_each_cycle_even_a_failing_one(
     metrics: Metrics,
 ) -> None:

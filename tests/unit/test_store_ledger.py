@@ -242,7 +242,7 @@ def test_defer_holds_an_intent_without_counting_an_attempt(store: Store) -> None
     assert _events(store, key) == ["planned", "deferred", "sent"]
 
 
-def test_actions_in_last_hour_counts_sends_of_one_rule(store: Store) -> None:
+def test_sent_since_lists_the_intents_sent_in_the_window(store: Store) -> None:
     intents = [_intent(n) for n in range(3)] + [_intent(9, rule="other")]
     _planned(store, *intents)
     with store.transaction() as tx:
@@ -250,11 +250,35 @@ def test_actions_in_last_hour_counts_sends_of_one_rule(store: Store) -> None:
         tx.ledger.mark_sent(intents[1].key, NOW + timedelta(minutes=30))
         tx.ledger.mark_sent(intents[3].key, NOW + timedelta(minutes=30))
     with store.read() as tx:
-        count = tx.ledger.actions_in_last_hour
-        assert count("triage", NOW + timedelta(minutes=30)) == 2
-        assert count("triage", NOW + timedelta(minutes=60)) == 1
-        assert count("triage", NOW + timedelta(minutes=91)) == 0
-        assert count("other", NOW + timedelta(minutes=31)) == 1
+        def sent(minutes: int) -> list[str]:
+            since = NOW + timedelta(minutes=minutes) - timedelta(hours=1)
+            return sorted(i.key for i in tx.ledger.sent_since(since))
+        assert sent(30) == sorted([intents[0].key, intents[1].key, intents[3].key])
+        assert sent(60) == sorted([intents[1].key, intents[3].key])
+        assert sent(91) == []
+
+
+def test_held_intents_wait_for_a_person_to_release_or_drop_them(store: Store) -> None:
+    first, second, sent = _intent(0), _intent(1), _intent(2)
+    _planned(store, first, second, sent)
+    with store.transaction() as tx:
+        assert tx.ledger.mark_sent(sent.key, NOW)
+        assert not tx.ledger.hold(sent.key, "rule triage: 1 any per hour", NOW)  # sent: too late
+        assert tx.ledger.hold(first.key, "rule triage: 1 any per hour", NOW)
+        assert tx.ledger.hold(second.key, "rule triage: 1 any per hour", NOW)
+        assert tx.ledger.claim_due(NOW + timedelta(days=1)) == []
+        assert tx.ledger.next_attempt_at() is None  # nothing wakes the daemon for them
+        assert tx.ledger.held_by_rule() == {"triage": 2}
+        assert tx.ledger.release(first.key, "ann", NOW)
+        assert not tx.ledger.release(first.key, "ann", NOW)
+        assert tx.ledger.drop(second.key, "bob", NOW)
+        assert [e.intent.key for e in tx.ledger.claim_due(NOW)] == [first.key]
+    assert _events(store, first.key) == ["planned", "held", "released"]
+    assert _state(store, second.key) == IntentState.SKIPPED
+    with store.read() as tx:
+        assert tx.audit.for_intent(first.key)[1].detail["limit"] == "rule triage: 1 any per hour"
+        assert tx.audit.for_intent(first.key)[2].detail["by"] == "ann"
+        assert tx.audit.for_intent(second.key)[-1].detail["reason"] == "dropped by bob"
 
 
 def test_count_by_state_and_list_filters(store: Store) -> None:
