@@ -16,6 +16,11 @@ on the value (a regex, an offset, a number) is the one the literal gets.
 - an unknown or templated var is an error at the reference, and so is any other text with
   `{{`, `{%` or `{#` in a condition (`"{{ var.x }}"`, `"{{ vars.x | lower }}"`): conditions are
   never rendered, so such a value is a typo, not a value a record would hold.
+
+Mail recipients read plain vars the same way (`"group:{{ vars.support }}"` is `group:Support`,
+a list var standing alone is its items): they are the admin's own text, so they may name a
+group, a role or a user. A recipient that still renders something (a var that is a template,
+a record's field) is data, which the executor takes as one address and nothing else.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from syncd.rules.schema import VAR_REFERENCE, Path_
 _JINJA = ("{{", "{%", "{#")
 _PLAIN = (str, bool, int, float, date, type(None))
 _LIST_OPS = ("in", "not_in")
+RECIPIENTS = {"notify": ("to", "cc"), "file_transcript": ("else_notify",)}
 
 Problem = tuple[Path_, str]  # (path inside the rule's YAML mapping, message)
 
@@ -61,7 +67,52 @@ def substitute_vars(rule: Any) -> tuple[Any, list[Problem]]:
         else:
             if isinstance(parent, Mapping) and path[-1] in parent:
                 parent[path[-1]] = walk.condition(parent[path[-1]], path)
+    for path, name in raw_actions(rule):
+        for key in RECIPIENTS.get(name, ()):
+            _replace(out, (*path, key), lambda raw: _recipients(raw, values))
     return out, walk.problems
+
+
+def _replace(root: dict[str, Any], path: Path_, change: Any) -> None:
+    """root[path] = change(root[path]), copying the containers on the way: the caller's rule
+    stays as it was."""
+    parent: Any = root
+    for key in path[:-1]:
+        child = _child(parent, key)
+        if not isinstance(child, Mapping | list):
+            return
+        parent[key] = dict(child) if isinstance(child, Mapping) else list(child)
+        parent = parent[key]
+    if isinstance(parent, Mapping) and path[-1] in parent:
+        parent[path[-1]] = change(parent[path[-1]])
+
+
+def _recipients(raw: Any, values: Mapping[str, Any]) -> Any:
+    """Recipients with their plain var references written in; anything else as it was."""
+    if not isinstance(raw, list):
+        return raw  # validation says what is wrong
+    return [out for item in raw for out in _recipient(item, values)]
+
+
+def _recipient(item: Any, values: Mapping[str, Any]) -> list[Any]:
+    if not isinstance(item, str):
+        return [item]
+    names = [m[1] for m in VAR_REFERENCE.finditer(item)]
+    if not names or any(name not in values for name in names):
+        return [item]  # nothing to write in, or an unknown var: rendering reports it
+    if any(mark in VAR_REFERENCE.sub("", item) for mark in _JINJA):
+        return [item]  # it renders more than vars: data
+    found = [values[name] for name in names]
+    if VAR_REFERENCE.fullmatch(item) and isinstance(found[0], list):
+        return [str(v) for v in found[0]] if all(map(_literal, found[0])) else [item]
+    if all(not isinstance(v, list) and _literal(v) for v in found):
+        return [VAR_REFERENCE.sub(lambda m: str(values[m[1]]), item)]
+    return [item]
+
+
+def _literal(value: Any) -> bool:
+    return isinstance(value, _PLAIN) and not (
+        isinstance(value, str) and any(mark in value for mark in _JINJA))
 
 
 def _child(parent: Any, key: str | int) -> Any:

@@ -164,7 +164,8 @@ class Message:
     conversation_id: str = field(default_factory=lambda: "AAQk" + b64url(secrets.token_bytes(24)))
 
     def to_json(self) -> Json:
-        return {**{k: v for k, v in vars(self).items() if k != "sent"}, "sent": iso(self.sent)}
+        kept = {k: v for k, v in vars(self).items() if k != "sent"}
+        return {**kept, "sent": self.sent.isoformat()}  # to the microsecond, as /_sandbox/mail
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Message:

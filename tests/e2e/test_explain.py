@@ -26,9 +26,9 @@ def test_a_ladder_shows_why_each_step_will_or_will_not_fire(world: World) -> Non
     lines = out.splitlines()
     assert lines[0].startswith("rule ladder (") and lines[0].endswith(" on zendesk.ticket:1")
     assert lines[1].startswith("last evaluation, 2026-03-02")
-    assert '  when: true' in lines and '    ✓ status in ["new", "open"]    (is new)' in lines
+    assert '  when: true' in lines and '    ✓ status in ["new", "open"]    (is open)' in lines
     assert '  until: false' in lines
-    assert '    ✗ agent_touched eq true    (is null)' in lines
+    assert '    ✗ agent_touched eq true    (is false)' in lines
     steps = [line for line in lines if line.startswith("step ")]
     assert [s.split(" due")[0] for s in steps] == ["step h1", "step h24", "step h26"]
 
@@ -37,10 +37,7 @@ def test_a_ladder_shows_why_each_step_will_or_will_not_fire(world: World) -> Non
         (last,) = json.loads(out)["evaluations"]  # an instant rule: no pending steps
         return last["conditions"]["when"]
 
-    assert triage_when()["ok"] is True  # the version it fired on
-    world.advance(timedelta(minutes=2))
-    assert world.cycle().ok  # syncd now sees its own tag
-    when = triage_when()
+    when = triage_when()  # syncd read its triage back in the same cycle: its own tag is seen
     assert when["ok"] is False
     assert {"test": 'tags lacks "syncd-triaged"', "ok": False} in [
         {k: v for k, v in t.items() if k != "value"} for t in when["all"]]

@@ -17,12 +17,11 @@ import httpx
 import msal
 import pytest
 from e2e_world import ANN, BOB, NOW, World, seed
-from test_shipped_transcripts import shipped
+from test_shipped_transcripts import SHIPPED, shipped
 
 from syncd.connectors.tls import PinnedSession, httpx_verify
 from syncd.sandbox.server import SandboxServer
 
-ROOT = Path(__file__).resolve().parents[2]
 HARRIET = "harriet@people.example"
 
 
@@ -167,7 +166,7 @@ def test_a_condition_value_like_a_template_that_is_no_var_reference_fails_check(
     tmp_path: Path,
 ) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(SHIPPED, rules)
     path = rules / "case-lifecycle.yaml"
     text = path.read_text()
     assert text.count('"{{ vars.support_group }}"') > 1

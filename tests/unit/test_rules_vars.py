@@ -375,3 +375,32 @@ def test_a_dispatch_queue_condition_reads_vars_and_names_known_fields(tmp_path: 
     (action,) = serve.do
     assert action.params()["queue"] == {"group": "{{ vars.desk }}", "where": {
         "custom.impact": {"exists": True}, "priority": "urgent"}}  # fmt: skip
+
+
+def test_a_recipient_naming_a_plain_var_is_rule_text_one_reading_data_is_an_address(
+    tmp_path: Path,
+) -> None:
+    """`group:{{ vars.support }}` is the admin's own text (shipped rules name their groups once
+    this way): it stays a group. A var rendered from the record is data: only ever an address."""
+    rules = """
+    - id: announce
+      on: zendesk.ticket
+      vars:
+        support: Support
+        cc_list: ["group:Supervisors", ops@example.com]
+        asker: "{{ ticket.requester_email }}"
+      when: {status: new}
+      do:
+        - notify:
+            to: ["group:{{ vars.support }}", "{{ vars.asker }}"]
+            cc: ["{{ vars.cc_list }}"]
+            subject: New
+            body: New case
+    """
+    result = load(tmp_path, rules)
+    assert result.diagnostics == [], [str(d) for d in result.diagnostics]
+    ticket = Record(RecordRef("zendesk.ticket", "1"), {
+        "status": "new", "requester_email": "group:Everyone"}, T0)  # fmt: skip
+    (intent,) = Engine(result.ruleset).evaluate(ticket, None, {}, T0).intents
+    assert intent.params["to"] == ["group:Support", "address:group:Everyone"]
+    assert intent.params["cc"] == ["group:Supervisors", "ops@example.com"]
