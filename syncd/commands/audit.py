@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
-from syncd.model import RECORD_KINDS, FieldChange, RecordRef
+from syncd.model import RECORD_KINDS, FieldChange, Intent, RecordRef
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
 from syncd.store.db import Store, StoreError, Tx, open_store
@@ -285,7 +285,13 @@ _REASON_INSTANTS = {
     "anchor": "anchor",
     "deferred_anchor": "deferred anchor",
 }
-_REASON_SHOWN = {"when", "due_at", "caught_up_after_s", *_REASON_INSTANTS}
+_REASON_SHOWN = {"when", "due_at", "caught_up_after_s", "canary", *_REASON_INSTANTS}
+
+
+def side(intent: Intent) -> str:
+    """` (shadow)`, or for a `mode: canary` rule the side the record fell on."""
+    canary = intent.reason.get("canary")
+    return f" (canary {canary})" if canary else " (shadow)" if intent.shadow else ""
 
 
 def _because(reason: Mapping[str, Any], tz: tzinfo) -> str:
@@ -396,7 +402,9 @@ class _Story:
                 text = f"{step}{action}, due {d.get('due_at')}"
                 if d.get("reason"):
                     text += f", because {_because(d['reason'], self.tz)}"
-                return text + (" (shadow)" if d.get("shadow") else "")
+                canary = (d.get("reason") or {}).get("canary")
+                return text + (f" (canary {canary})" if canary else
+                               " (shadow)" if d.get("shadow") else "")  # fmt: skip
             case "sent":
                 return f"after {attempts} failed attempts" if attempts else ""
             case "prepared":
@@ -450,7 +458,7 @@ class _Story:
                 intent.rule_id,
                 intent.step,
                 f"{intent.action} {short(dict(intent.params))}",
-                entry.state.value + (" (shadow)" if intent.shadow else ""),
+                entry.state.value + side(intent),
                 str(entry.attempts),
                 show_instant(intent.due_at, self.tz),
                 _because(intent.reason, self.tz),
