@@ -65,11 +65,13 @@ def build_store(url: str, tickets: int, changes: int, days: int, seed: int) -> N
         first[n] = (seen, fields)
     later: dict[int, list[datetime]] = {}
     window = days * 24 * 60
-    for _ in range(changes):
+    made = 0
+    while made < changes:  # each on a ticket syncd had seen by then
         n = rng.randrange(1, tickets + 1)
         at = END - timedelta(minutes=rng.randrange(1, window))
-        if at > first[n][0]:
+        if at > first[n][0] and at not in later.get(n, []):
             later.setdefault(n, []).append(at)
+            made += 1
     store = open_store(url)
     try:
         snapshot_rows: list[dict[str, Any]] = []
@@ -78,14 +80,10 @@ def build_store(url: str, tickets: int, changes: int, days: int, seed: int) -> N
             version, current = 1, fields
             history_rows += _rows(n, 1, diff_fields({}, fields, seen))
             for at in sorted(later.get(n, [])):
-                new = change(rng, current)
-                diff = diff_fields(current, new, at)
-                if diff:
-                    version += 1
-                    history_rows += _rows(n, version, diff)
-                    current = {**new, "updated_at": at.isoformat()}
-                    history_rows += _rows(n, version, diff_fields(
-                        {"updated_at": new["updated_at"]}, {"updated_at": at.isoformat()}, at))
+                new = {**change(rng, current), "updated_at": at.isoformat()}
+                version += 1
+                history_rows += _rows(n, version, diff_fields(current, new, at))
+                current = new
             snapshot_rows.append({"kind": "zendesk.ticket", "id": str(n), "fields": current,
                                   "observed_at": max([seen, *later.get(n, [])]),
                                   "deleted": False, "version": version})  # fmt: skip
