@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_calls.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
 from syncd.logs import Redactor, settings_secrets
-from syncd.model import RECORD_KINDS, FieldChange, RecordRef
+from syncd.model import RECORD_KINDS, FieldChange, Intent, RecordRef
 from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
@@ -295,7 +295,13 @@ _REASON_INSTANTS = {
     "anchor": "anchor",
     "deferred_anchor": "deferred anchor",
 }
-_REASON_SHOWN = {"when", "due_at", "caught_up_after_s", *_REASON_INSTANTS}
+_REASON_SHOWN = {"when", "due_at", "caught_up_after_s", "canary", *_REASON_INSTANTS}
+
+
+def side(intent: Intent) -> str:
+    """` (shadow)`, or for a `mode: canary` rule the side the record fell on."""
+    canary = intent.reason.get("canary")
+    return f" (canary {canary})" if canary else " (shadow)" if intent.shadow else ""
 
 
 def because(reason: Mapping[str, Any], tz: tzinfo) -> str:
@@ -406,7 +412,9 @@ class _Story:
                 text = f"{step}{action}, due {d.get('due_at')}"
                 if d.get("reason"):
                     text += f", because {because(d['reason'], self.tz)}"
-                return text + (" (shadow)" if d.get("shadow") else "")
+                canary = (d.get("reason") or {}).get("canary")
+                return text + (f" (canary {canary})" if canary else
+                               " (shadow)" if d.get("shadow") else "")  # fmt: skip
             case "sent":
                 return f"after {attempts} failed attempts" if attempts else ""
             case "prepared":
@@ -460,7 +468,7 @@ class _Story:
                 intent.rule_id,
                 intent.step,
                 f"{intent.action} {short(dict(intent.params))}",
-                entry.state.value + (" (shadow)" if intent.shadow else ""),
+                entry.state.value + side(intent),
                 str(entry.attempts),
                 show_instant(intent.due_at, self.tz),
                 because(intent.reason, self.tz),

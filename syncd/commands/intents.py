@@ -35,6 +35,7 @@ from syncd.commands.audit import (
     print_json,
     short,
     show_instant,
+    side,
 )
 from syncd.store.db import Store
 from syncd.store.ledger import CLAIMABLE, IntentState, LedgerEntry
@@ -297,7 +298,7 @@ def _table(entries: list[LedgerEntry], tz: tzinfo) -> Table:
             intent.rule_id,
             str(intent.record),
             intent.action,
-            entry.state.value + (" (shadow)" if intent.shadow else ""),
+            entry.state.value + side(intent),
             str(entry.attempts),
             show_instant(due, tz),
             short(entry.last_error) if entry.last_error else "",

@@ -132,7 +132,7 @@ def _print(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> None:
         out.print("no difference: the changed rules would have planned the same intents")
         return
     for rule_id, diff in found.differences.items():
-        out.print(f"\n[bold]{rule_id}[/bold]: {len(diff.added)} added, {len(diff.removed)} "
+        out.print(f"\n{rule_id}: {len(diff.added)} added, {len(diff.removed)} "
                   f"removed, {len(diff.moved)} moved")  # fmt: skip
         for sign, items in (("+", diff.added), ("-", diff.removed)):
             for intent, values in items[:EXAMPLES]:

@@ -50,6 +50,7 @@ from syncd.store.ledger import RELEASED, RESEND, LedgerEntry
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
 BATCH = 100
+SHADOW_SIDE = "canary: shadow side"  # a `mode: canary` rule's intent for a record not chosen
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
 UNVERIFIABLE = (401, 403)  # a verify answered so: the effect cannot be seen, not that it is absent
@@ -230,7 +231,8 @@ class Executor:
              limited: dict[str, tuple[int, str]], result: Drained) -> bool:  # fmt: skip
         """Carry the intent out; True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
-        skip = ("shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
+        skip = (SHADOW_SIDE if intent.shadow and intent.reason.get("canary")
+                else "shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
         skip = skip or next((s.reason() for s in self._silences
                              if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip

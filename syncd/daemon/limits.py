@@ -56,7 +56,7 @@ class Budget:
     @classmethod
     def load(cls, tx: Tx, settings: LimitsSection, engine: Engine, now: datetime) -> Budget:
         budget = cls(settings, engine)
-        for intent in tx.ledger.sent_since(now - HOUR):
+        for intent in tx.ledger.sent_since(now - HOUR, engine.rules):
             budget._count(budget.hour, intent)
         return budget
 

@@ -37,7 +37,8 @@ errors is refused (logged with file:line, counted, shown in STATUS; the old rule
 
 Metrics (metrics.py, served on `[metrics] host:port` when enabled): polls, poll errors and lag
 per source after each poll; API calls, 429s, retries and budget per vendor after each job
-(meters.py); intents by state, timers due and the cycle's duration after each `work` run.
+(meters.py); intents by state (and those held by a limit, per rule), timers due and the
+cycle's duration after each `work` run.
 """
 
 from __future__ import annotations

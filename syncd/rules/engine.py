@@ -47,8 +47,10 @@ decisions, to be copied there):
   `to - from_step's offset` (so from_step lands on the `to` date); keys use that anchor and a
   fired step is never fired again whichever anchor it was fired under.
 - `mode: shadow` intents carry shadow=True and consume the edge like live ones (going live
-  later does not replay what shadow planned). `enabled: false` evaluates nothing and keeps the
-  rule's memory.
+  later does not replay what shadow planned). `mode: canary` plans live on the records its
+  `canary` picks (a percent of a stable hash, `canary_bucket`, or a `scope` condition) and in
+  shadow on the rest; the intent's reason says which side (`canary: live|shadow`).
+  `enabled: false` evaluates nothing and keeps the rule's memory.
 - A template or evaluation error is reported in `errors` for that rule and record only; the
   step (or the instant rule's entry) is then not remembered as done, so the next evaluation
   emits it again with the same keys (the ledger absorbs the actions that did go out) until it
@@ -82,6 +84,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from hashlib import blake2b
 from typing import Any, NamedTuple
 
 from syncd.calendars import Calendar
@@ -306,6 +309,11 @@ class _Rule:
         self.description = rule.description
         self.enabled = rule.enabled
         self.shadow = rule.mode == "shadow"
+        canary = rule.canary if rule.mode == "canary" else None
+        self.canary = canary is not None
+        self.canary_share = round(canary.percent * 100) if canary and canary.percent else None
+        self.canary_scope = (cond.compile_test(cond.compile_condition(canary.scope))
+                             if canary and canary.scope is not None else None)  # fmt: skip
         self.limits = rule.own_limits()
         self.math = math
         self.vars = dict(rule.vars)
@@ -806,6 +814,14 @@ class Engine:
         return Evaluation(run.intents, new_memory, timers, wake, run.errors)
 
 
+def canary_bucket(rule_id: str, ref: RecordRef) -> int:
+    """The record's place, 0-9999, in the rule's canary order: a hash of the rule id and the
+    record, so the share is stable across restarts and a wider percent keeps the records it
+    had (each rule picks its own records)."""
+    digest = blake2b(f"{rule_id}\x1f{ref.kind}\x1f{ref.id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000
+
+
 def _values(explanation: Any) -> str:
     """`status=open, priority=low` from a condition's explanation (nested for any/all/not)."""
     if isinstance(explanation, Mapping):
@@ -994,6 +1010,11 @@ class _Run(cond.Context):
         (and an error per action) when some templates do not render."""
         step, occurrence = ("", 0) if due is None else (due.step.id, due.occurrence)
         rule_id, ref, shadow, intents = rule.id, self.ref, rule.shadow, self.intents
+        if rule.canary:
+            live = (canary_bucket(rule_id, ref) < rule.canary_share if rule.canary_share
+                    else bool(rule.canary_scope(ctx)))  # type: ignore[misc]  # fmt: skip
+            shadow = not live
+            reason = {**reason, "canary": "live" if live else "shadow"}
         render: _Renderer | None = None
         ok = True
         for action in actions:

@@ -51,7 +51,7 @@ from syncd.rules.templates import NamedTemplate
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")
 CONDITION_KEYS: tuple[Path_, ...] = (("when",), ("scope",), ("until",), ("since", "became"),
-                                     ("defer", "when"))  # fmt: skip
+                                     ("defer", "when"), ("canary", "scope"))  # fmt: skip
 EQUALITY_OPS = ("eq", "ne", "in", "not_in", "became")  # the operators that compare values
 YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _ACTION: TypeAdapter[Action] = TypeAdapter(ActionField)

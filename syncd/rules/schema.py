@@ -766,6 +766,20 @@ class Limits(Node):
                                   description="Intents sent in any hour, by kind")  # fmt: skip
 
 
+class Canary(Node):
+    """Which records a `mode: canary` rule acts on live; on the others it plans in shadow."""
+
+    percent: float | None = Field(None, gt=0, lt=100,
+                                  description="A stable, hash-chosen share of the records")
+    scope: ConditionField | None = Field(None, description="The records it acts on live")
+
+    @model_validator(mode="after")
+    def _one(self) -> Canary:
+        if (self.percent is None) == (self.scope is None):
+            raise ValueError("a canary needs exactly one of 'percent' and 'scope'")
+        return self
+
+
 class Rule(Node):
     """An instant rule (`do`) or a timeline rule (`since` + `steps`)."""
 
@@ -773,7 +787,10 @@ class Rule(Node):
     description: str = ""
     on: Literal[RECORD_KINDS] = Field(description="Record kind")  # type: ignore[valid-type]
     enabled: bool = True
-    mode: Literal["live", "shadow"] = Field("live", description="shadow: plan and audit only")
+    mode: Literal["live", "shadow", "canary"] = Field(
+        "live", description="shadow: plan and audit only; canary: live on `canary` records only"
+    )
+    canary: Canary | None = Field(None, description="mode: canary: the records it acts on live")
     scope: ConditionField | None = Field(None, description="Records outside it are ignored")
     limits: Limits | None = Field(None, description="Blast-radius limits: past them, held")
     max_actions_per_hour: PositiveInt | None = Field(
@@ -827,6 +844,10 @@ class Rule(Node):
         present = {key for key in ("do", "steps", *self.TIMELINE_KEYS) if getattr(self, key)}
         step_ids = [step.id for step in self.steps or []]
         problems = shape_problems(present, step_ids, self.defer.from_step if self.defer else None)
+        if (self.mode == "canary") != (self.canary is not None):
+            problems.append((("canary",), "'canary' goes with 'mode: canary'", True)
+                             if self.canary else ((), "mode: canary needs 'canary: {percent: N}' "
+                                                      "or 'canary: {scope: ...}'", False))
         if problems:
             raise LocatedError(problems)
         return self

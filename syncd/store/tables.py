@@ -184,7 +184,7 @@ intents = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("sent_at", UTCDateTime),  # last planned->sent transition; feeds max_actions_per_hour
+    Column("sent_at", UTCDateTime),  # last planned->sent transition; feeds the per-hour limits
     UniqueConstraint("key", name="uq_intents_key"),
     Index("ix_intents_claim", "state", "next_attempt_at"),
     Index("ix_intents_record", "record_kind", "record_id"),

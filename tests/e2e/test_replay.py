@@ -107,6 +107,17 @@ def test_replay_lists_added_removed_and_moved_intents_and_exits_1(
     assert moved["examples"][0]["to"] == "2026-03-02T11:55:00+00:00"
     assert rules["ladder"]["removed"]["count"] == 1  # ticket 1: solved before the new instant
     assert rules["ladder"]["removed"]["examples"][0]["values"] == {"status": "solved"}
+    text = CliRunner().invoke(app, [
+        "replay", "--rules", str(tmp_path / "candidate"), "--config", str(world.config),
+        "--since", "2026-03-01T00:00:00Z", "--until", "2026-03-03T12:00:00Z",
+    ], env={**world.env, "COLUMNS": "200"})  # fmt: skip
+    assert text.exit_code == 1
+    lines = text.output.splitlines()
+    assert "urgent: 1 added, 0 removed, 0 moved" in lines
+    assert "  + zendesk.ticket:3 tag 2026-03-02 10:22:00 UTC (priority=high)" in lines
+    assert "  - zendesk.ticket:1 comment 2026-03-02 10:55:00 UTC (status=solved)" in lines
+    assert ("  ~ zendesk.ticket:2 comment 2026-03-02 10:55:00 UTC -> 2026-03-02 11:55:00 UTC"
+            in lines)  # fmt: skip
 
 
 def test_replay_of_a_narrowed_rule_lists_what_it_would_no_longer_do(

@@ -99,3 +99,30 @@ def test_limits_are_checked_with_file_line_and_key(tmp_path: Path) -> None:
         "'zendsk.write'" in text  # fmt: skip
     assert "limits.yaml:5:42: error: limits.per_hour.write: input should be greater than 0" in text
     assert "limits.yaml:6:7: error: unknown key 'per_day'" in text
+
+
+def test_canary_mode_is_checked(tmp_path: Path) -> None:
+    rule = "  - id: {id}\n    on: zendesk.ticket\n{extra}    when: {{status: new}}\n" \
+        "    do: [{{tag: [x]}}]\n"  # fmt: skip
+    extras = {
+        "a": "    mode: canary\n",
+        "b": "    canary: {percent: 10}\n",
+        "c": "    mode: canary\n    canary: {percent: 10, scope: {tags: {contains: x}}}\n",
+        "d": "    mode: canary\n    canary: {scope: {statsu: new}}\n",
+        "e": "    mode: canary\n    canary: {percent: 100}\n",
+        "f": "    mode: canary\n    canary: {percent: 12.5}\n",
+    }
+    (tmp_path / "canary.yaml").write_text(
+        "rules:\n" + "".join(rule.format(id=k, extra=v) for k, v in extras.items()))
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    lines = [line.replace(str(tmp_path) + "/", "") for line in result.output.splitlines()]
+    assert lines == [
+        "canary.yaml:2:5: error: mode: canary needs 'canary: {percent: N}' or "
+        "'canary: {scope: ...}'",
+        "canary.yaml:9:5: error: 'canary' goes with 'mode: canary'",
+        "canary.yaml:15:13: error: a canary needs exactly one of 'percent' and 'scope'",
+        "canary.yaml:21:22: error: unknown field 'statsu' for zendesk.ticket (did you mean "
+        "'status'?)",
+        "canary.yaml:27:23: error: canary.percent: input should be less than 100, got 100",
+        "failed: 5 errors, 0 warnings",
+    ]

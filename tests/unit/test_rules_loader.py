@@ -26,7 +26,8 @@ EXPECTED: dict[tuple[str, ...], list[str]] = {
         "interpret input, got 'maybe'",
         "wrong_type.yaml:5:27: error: max_actions_per_hour: input should be a valid integer, "
         "unable to parse string as an integer, got 'lots'",
-        "wrong_type.yaml:6:11: error: mode: input should be 'live' or 'shadow', got 'dry'",
+        "wrong_type.yaml:6:11: error: mode: input should be 'live', 'shadow' or 'canary', "
+        "got 'dry'",
         "wrong_type.yaml:8:34: error: do.unassign.keep_group: input should be a valid boolean, "
         "unable to interpret input, got 3",
     ],

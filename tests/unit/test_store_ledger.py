@@ -252,10 +252,11 @@ def test_sent_since_lists_the_intents_sent_in_the_window(store: Store) -> None:
     with store.read() as tx:
         def sent(minutes: int) -> list[str]:
             since = NOW + timedelta(minutes=minutes) - timedelta(hours=1)
-            return sorted(i.key for i in tx.ledger.sent_since(since))
+            return sorted(i.key for i in tx.ledger.sent_since(since, ["triage", "other"]))
         assert sent(30) == sorted([intents[0].key, intents[1].key, intents[3].key])
         assert sent(60) == sorted([intents[1].key, intents[3].key])
         assert sent(91) == []
+        assert [i.key for i in tx.ledger.sent_since(NOW, ["other"])] == [intents[3].key]
 
 
 def test_held_intents_wait_for_a_person_to_release_or_drop_them(store: Store) -> None:
