@@ -7,6 +7,7 @@ from syncd.commands.check import check, schema
 from syncd.commands.demo import demo
 from syncd.commands.doctor import doctor
 from syncd.commands.intents import intents
+from syncd.commands.rehearse import rehearse_command
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
 
@@ -28,6 +29,7 @@ app.command()(audit)
 app.command()(run)
 app.command()(plan)
 app.command()(demo)
+app.command("rehearse")(rehearse_command)
 app.command()(doctor)
 
 if __name__ == "__main__":

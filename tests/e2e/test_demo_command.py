@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from syncd.cli import app
 from syncd.demo.company import RULES
-from syncd.demo.timeline import SYNCD, rule_processes
+from syncd.rehearsal.timeline import SYNCD, rule_processes
 
 
 def test_demo_judges_every_shipped_process_from_the_sandbox() -> None:
