@@ -4,6 +4,7 @@ live: the demo's accelerated clock (syncd/rehearsal/runner.py) on your own world
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from datetime import datetime
@@ -57,10 +58,13 @@ def rehearse_command(
     a cycle reported a failure."""
     console = Console(stderr=json_out == "-", highlight=False)
     client = SandboxClient.from_directory(sandbox) if sandbox.is_dir() else None
+    scratch: Path | None = None  # syncd's state, when no --state-dir keeps it
     try:
         if client is None:
             raise NotASandbox(f"{sandbox}: no such directory")
         clock = client.ensure_sandbox()
+        if state_dir is None:
+            state_dir = scratch = Path(tempfile.mkdtemp(prefix="syncd-rehearse-"))
         settings = _settings(config or sandbox / "syncd.toml", rules, state_dir, first_sync)
         elsewhere = _elsewhere(settings, client.url)
         if elsewhere:
@@ -73,6 +77,8 @@ def rehearse_command(
         steps = load_script(script, client) if script else []
     except (NotASandbox, ScriptError) as exc:
         console.print(f"[red]error:[/] {exc}")
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise typer.Exit(2) from None
     if end < begin:
         raise typer.BadParameter("--until is before --from", param_hint="--until")
@@ -89,6 +95,8 @@ def rehearse_command(
         raise typer.Exit(2) from None
     finally:
         client.close()
+        if scratch is not None:  # a fresh state per rehearsal (--state-dir keeps one)
+            shutil.rmtree(scratch, ignore_errors=True)
     _summary(console, run)
     if json_out:
         doc = {**run.to_json(), "until": end.isoformat(), "sandbox": client.url}
@@ -97,11 +105,11 @@ def rehearse_command(
     raise typer.Exit(1 if run.failures else 0)
 
 
-def _settings(path: Path, rules: Path | None, state: Path | None, first_sync: str) -> Settings:
+def _settings(path: Path, rules: Path | None, state: Path, first_sync: str) -> Settings:
     if first_sync not in ("fire", "baseline"):
         raise typer.BadParameter("'fire' or 'baseline'", param_hint="--first-sync")
     env = {
-        "SYNCD_SYNCD__STATE_DIR": str(state or Path(tempfile.mkdtemp(prefix="syncd-rehearse-"))),
+        "SYNCD_SYNCD__STATE_DIR": str(state),
         "SYNCD_SYNCD__FIRST_SYNC": first_sync,
         "SYNCD_METRICS__ENABLED": "false",
     }
