@@ -12,6 +12,7 @@ from syncd.commands.doctor import doctor
 from syncd.commands.explain import explain
 from syncd.commands.init import init
 from syncd.commands.intents import intents
+from syncd.commands.rehearse import rehearse_command
 from syncd.commands.replay import replay_command
 from syncd.commands.run import plan, run
 from syncd.commands.sandbox import sandbox
@@ -48,6 +49,7 @@ app.command()(run)
 app.command()(plan)
 app.command("replay")(replay_command)
 app.command()(demo)
+app.command("rehearse")(rehearse_command)
 app.command()(doctor)
 app.add_typer(silence, name="silence")
 app.add_typer(store, name="store")

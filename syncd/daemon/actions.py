@@ -43,9 +43,11 @@ SOBJECTS = {
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
 QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
-# Actions whose operations depend on records other than their own (a queue): the executor
-# plans them after the other intents due in the same pass, so they read those intents' writes.
-READS_OTHERS = frozenset({"dispatch"})
+# Actions that hand out a queue: the executor plans them after the other intents due in the
+# same pass, so they read those intents' writes (a dispatch after a triage).
+QUEUE_READERS = frozenset({"dispatch"})
+# Actions whose operations read records other than their own (the queue, agents' loads).
+READS_OTHERS = frozenset({*QUEUE_READERS, "assign"})
 RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
 
 

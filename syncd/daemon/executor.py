@@ -32,6 +32,7 @@ from syncd.connectors.http import RetryableError, VendorError
 from syncd.daemon.actions import (
     DRIVE_PATH,
     FALLBACKS,
+    QUEUE_READERS,
     READS_OTHERS,
     ActionContext,
     operations,
@@ -201,12 +202,13 @@ class Executor:
             fresh = [e for e in batch if e.intent.key not in seen]
             if not fresh:
                 break
-            fresh.sort(key=lambda e: e.intent.action in READS_OTHERS)  # queue readers last
+            fresh.sort(key=lambda e: e.intent.action in QUEUE_READERS)  # queue readers last
             for entry in fresh:
                 if self.stopping():
                     break
                 seen.add(entry.intent.key)
-                self._read_back()
+                if entry.intent.record in self.stale or entry.intent.action in READS_OTHERS:
+                    self._read_back()
                 try:
                     if self._one(entry, people, budget, limited, result):
                         seen.discard(entry.intent.key)  # refused: its `else` path, now
@@ -334,8 +336,10 @@ class Executor:
 
     def _read_back(self) -> None:
         """Read your own writes: the records this pass wrote are read again from their vendors
-        and stored as a poll would (the engine sees them), before the next intent is planned.
-        So two requests triaged in one poll are dispatched by the priorities syncd just set."""
+        and stored as a poll would (the engine sees them), before an intent that reads them is
+        planned (one on a written record, or an action reading others: a dispatch, an assign).
+        So two requests triaged in one poll are dispatched by the priorities syncd just set.
+        What no later intent reads waits for the next poll."""
         stale, self.stale = self.stale, set()
         for kind in sorted({ref.kind for ref in stale}):
             connector = self.rt.connector_for(kind)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from syncd.demo.checks import Result
 from syncd.demo.runner import Run
-from syncd.demo.timeline import SYNCD, Event
+from syncd.rehearsal.timeline import SYNCD, Event
 
 _SYSTEM_STYLE = {"Zendesk": "green", "Salesforce": "blue", "SharePoint": "magenta",
                  "Mail": "yellow"}  # fmt: skip

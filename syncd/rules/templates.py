@@ -87,7 +87,16 @@ def localtime(context: Any, value: Any, format: str = "%Y-%m-%d %H:%M %Z") -> st
     return found.strftime(format)
 
 
+@pass_context
+def localday(context: Any, value: Any) -> date | None:
+    """`{% set today = now | localday %}`: the local day as a date, for date arithmetic
+    (`today.weekday()`, `today.toordinal()`)."""
+    found = _local(value, context.get(TIMEZONE) or UTC)
+    return found.date() if isinstance(found, datetime) else found
+
+
 ENV.filters["localdate"] = localdate
+ENV.filters["localday"] = localday
 ENV.filters["localtime"] = localtime
 
 

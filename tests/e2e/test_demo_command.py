@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from syncd.cli import app
-from syncd.demo.timeline import SYNCD, rule_processes
+from syncd.rehearsal.timeline import SYNCD, rule_processes
 from syncd.resources import RULES, shipped
 
 

@@ -113,6 +113,11 @@ def test_a_transcript_for_a_closed_ticket_is_filed_and_the_manager_told_why(
     assert "A copy is in Transcripts/Unmatched." in body
     assert "Transcript not filed: Acme Ltd - ZD-7 review.vtt" in mails
     assert dead_letters(world) == []
+    world.advance(timedelta(minutes=5))
+    assert world.cycle().ok  # the else path is taken once: nothing sent again
+    assert len([m for m in world.mail() if HAL in m["to"]]) == 2
+    with world.store().read() as tx:
+        assert {str(e.state) for e in tx.ledger.list()} == {"done"}
 
 
 def test_a_bare_hash_number_in_a_meeting_title_is_not_a_ticket_reference(
@@ -168,3 +173,28 @@ def test_a_ticket_younger_than_the_export_is_looked_up_before_deciding(
     shows = [r["path"] for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
              if r["method"] == "GET" and "/tickets/show_many" in r["path"]]  # fmt: skip
     assert len(shows) == 1
+
+
+def test_the_else_path_after_a_refusal_is_carried_out_exactly_once(
+    world: World, sandbox: SandboxServer
+) -> None:
+    sandbox.control("POST", "/_sandbox/seed", customers(
+        [{"id": 7, "subject": "Old printer case", "requester": "amy@acme.example",
+          "status": "closed"}],
+        ["ZD-7 printer follow-up.vtt"],
+    ))  # fmt: skip
+    # the manager's mail is sent, but the answer is lost: an unknown outcome
+    world.faults({"vendor": "graph", "method": "POST", "path": "sendMail",
+                  "kind": "apply_then_drop", "times": 1})  # fmt: skip
+    world.cycle()
+    for _ in range(3):
+        world.advance(timedelta(minutes=2))
+        world.cycle()
+    log = sandbox.control("GET", "/_sandbox/requests")["requests"]
+    assert next(r["status"] for r in log if r["path"].endswith("/sendMail")) is None  # dropped
+    mails = [m["subject"] for m in world.mail() if HAL in m["to"]]
+    assert mails == ["Transcript not filed: ZD-7 printer follow-up.vtt"]
+    assert "Transcripts/Unmatched/ZD-7 printer follow-up.vtt" in paths(sandbox)
+    assert attachments(world, 7) == []
+    with world.store().read() as tx:
+        assert {str(e.state) for e in tx.ledger.list()} == {"done"}

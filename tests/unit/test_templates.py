@@ -98,5 +98,7 @@ def test_date_filters_render_in_the_rule_calendar_timezone() -> None:
         "2026-07-01 09:30 BST")
     assert templates.render("{{ t | localdate }}", {"t": "2026-05-31T23:00:00Z"}) == "2026-05-31"
     assert templates.render("[{{ t | localdate }}]", {**london, "t": None}) == "[]"
+    late = datetime(2026, 6, 1, 23, 30, tzinfo=UTC)  # already Tuesday in London
+    assert templates.render("{{ (t | localday).weekday() }}", {**london, "t": late}) == "1"
     with pytest.raises(templates.TemplateProblem, match="not a date"):
         templates.render("{{ t | localdate }}", {**london, "t": "soon"})

@@ -1,10 +1,11 @@
 """The timeline: what happened in the vendors, told as events (simulated time, process, system,
-what, record). It is read from what the vendors show, not from syncd's log: the sandbox's
-request log says which vendors were written to since the last look; then new mail
-(`/_sandbox/mail`), new Zendesk ticket audits, Salesforce tasks and SharePoint paths are read
-and compared with the last look. A change names its process through the syncd key the vendor
-keeps with it (mail header, audit metadata, ticket external id, the task's Syncd_Key__c), or
-else through the story's cast of records.
+what, record). It is read from what the vendors show, over HTTPS (client.py), not from syncd's
+log: the sandbox's request log (`/_sandbox/requests`) says which vendors were written to since
+the last look; then new mail (`/_sandbox/mail`), new Zendesk ticket audits, Salesforce tasks
+(SOQL) and SharePoint paths (the drive's delta) are read and compared with the last look. A
+change names its process (the rule file's name) through the syncd key the vendor keeps with it
+(mail header, audit metadata, ticket external id, the task's Syncd_Key__c), or else through a
+cast of records (the demo's story names its own).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from syncd.demo.company import Company, drive_items
-from syncd.demo.story import CAST, Step
+from syncd.rehearsal.client import SandboxClient
 
 SYNCD = "syncd"
 _SEND_MAIL = "/sendMail"
@@ -48,45 +48,52 @@ def rule_processes(rules_dir: Path) -> dict[str, str]:
     return found
 
 
-def person_event(step: Step) -> Event:
-    return Event(step.at, step.process, step.system, step.what, step.record, by=step.who)
-
-
 class Timeline:
-    """Compares what the vendors show with the last look; `observe` returns what changed."""
+    """Compares what the vendors show with the last look; `observe` returns what changed.
 
-    def __init__(self, company: Company) -> None:
-        self.co = company
-        self.processes = rule_processes(company.rules_dir)
-        self.field_titles = {str(f["id"]): f["title"] for f in company.fields.values()}
-        self.group_names = {gid: name for name, gid in company.groups.items()}
+    `cast`: record names (ticket subjects, opportunity names, paths' parts) -> process, for
+    changes that carry no syncd key (a person's, a folder)."""
+
+    def __init__(self, client: SandboxClient, rules_dir: Path, at: datetime,
+                 cast: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.client = client
+        self.cast = cast or {}
+        self.processes = rule_processes(rules_dir)
+        fields = client.zendesk_all("/ticket_fields.json", "ticket_fields")
+        self.field_titles = {str(f["id"]): f["title"] for f in fields}
+        self.group_names = {g["id"]: g["name"] for g in client.zendesk_all("/groups.json",
+                                                                           "groups")}  # fmt: skip
+        self.people = {u["id"]: u["name"] for u in client.zendesk_all("/users.json", "users")}
         self._tickets: dict[int, dict[str, Any]] = {}  # by id, as of the last audits read
         self._requests = 0
         self._mail = 0
         self._audit = 0
         self._tasks: dict[str, dict[str, Any]] = {}
+        self._task_key = True  # the Task has Syncd_Key__c (else it is read without)
         self._paths: dict[str, bool] = {}
-        self._baseline(company.start)
+        self._drive: str | None = None  # the drive's delta link as of the last look
+        self._drive_items: dict[str, tuple[str, str | None, bool]] = {}  # id: name, parent, dir
+        self._baseline(at)
 
     def _baseline(self, at: datetime) -> None:
-        """The seeded state is where the story starts, not news."""
-        snapshot = self.co.server.sandbox.snapshot()
+        """What the sandbox holds when the rehearsal starts is where it starts, not news."""
+        self._requests = len(self.client.control("GET", "requests")["requests"])
         self._zendesk(at)
-        self._salesforce(at, snapshot)
-        self._sharepoint(at, snapshot)
+        self._salesforce(at)
+        self._sharepoint(at)
         self._new_mail(at)
-        self._requests = len(self.co.server.sandbox.requests)
 
     def observe(self, at: datetime) -> list[Event]:
         """Events for every change the vendors show since the last call."""
-        log = self.co.server.sandbox.requests
+        log = self.client.control("GET", "requests")["requests"]
         writes = [r for r in log[self._requests :] if _took_effect(r)]
         self._requests = len(log)
         vendors = {r["vendor"] for r in writes if not r["path"].endswith(_SEND_MAIL)}
         events = self._zendesk(at) if "zendesk" in vendors else []
-        if {"salesforce", "graph"} & vendors:
-            snapshot = self.co.server.sandbox.snapshot()
-            events += self._salesforce(at, snapshot) + self._sharepoint(at, snapshot)
+        if "salesforce" in vendors:
+            events += self._salesforce(at)
+        if "graph" in vendors:
+            events += self._sharepoint(at)
         if any(r["path"].endswith(_SEND_MAIL) for r in writes):
             events += self._new_mail(at)
         return events
@@ -94,11 +101,17 @@ class Timeline:
     def _process(self, key: str | None, *names: str) -> str:
         if key and "/" in key:
             return self.processes.get(key.split("/", 1)[0], "")
-        return next((CAST[n] for n in names if n in CAST), "")
+        return next((self.cast[n] for n in names if n in self.cast), "")
+
+    def person(self, user_id: int | None) -> str:
+        if user_id not in self.people:
+            self.people.update({u["id"]: u["name"] for u in self.client.zendesk_all(
+                "/users.json", "users")})  # fmt: skip
+        return str(self.people.get(user_id, user_id))
 
     # -- mail --------------------------------------------------------------------------------
     def _new_mail(self, at: datetime) -> list[Event]:
-        mail = self.co.mail()
+        mail = self.client.control("GET", "mail")["mail"]
         new, self._mail = mail[self._mail :], len(mail)
         return [Event(at, self._process(m["headers"].get("x-syncd-key")), "Mail",
                       f"mailed “{m['subject']}”", _recipients(m)) for m in new]  # fmt: skip
@@ -108,7 +121,8 @@ class Timeline:
         audits: list[dict[str, Any]] = []
         page = 1
         while True:  # newest first: read until an audit already seen
-            found = self.co.get("/ticket_audits.json", page=page, per_page=100)["audits"]
+            found = self.client.call("zendesk", "GET", "/ticket_audits.json",
+                                     params={"page": page, "per_page": 100})["audits"]
             fresh = [a for a in found if a["id"] > self._audit]
             audits += fresh
             if len(fresh) < 100:
@@ -117,7 +131,7 @@ class Timeline:
         if not audits:
             return []
         self._audit = max(a["id"] for a in audits)
-        self._tickets = {t["id"]: t for t in self.co.get("/tickets.json")["tickets"]}
+        self._tickets = {t["id"]: t for t in self.client.zendesk_all("/tickets.json", "tickets")}
         told: dict[tuple[str, str], list[str]] = {}  # a ticket's changes told as one
         for audit in sorted(audits, key=lambda a: a["id"]):
             process, record, what = self._audit_change(audit)
@@ -147,7 +161,7 @@ class Timeline:
             added = [f"+{t}" for t in value or [] if t not in (before or [])]
             return "tags " + " ".join(added + [f"−{t}" for t in before or [] if t not in value])
         if name == "assignee_id":
-            return f"assigned to {self.co.person(int(value))}" if value else "unassigned"
+            return f"assigned to {self.person(int(value))}" if value else "unassigned"
         if name == "group_id":
             return f"group {self.group_names.get(int(value), value)}" if value else "no group"
         if name in ("status", "priority"):
@@ -155,12 +169,12 @@ class Timeline:
         return f"{self.field_titles.get(str(name), name)} → {value}"
 
     # -- Salesforce --------------------------------------------------------------------------
-    def _salesforce(self, at: datetime, snapshot: dict[str, Any]) -> list[Event]:
+    def _salesforce(self, at: datetime) -> list[Event]:
         """New tasks and moved ones, told per record (opportunity) and process."""
-        records = self.co.salesforce(snapshot)
-        opportunities = {o["Id"]: o["Name"] for o in records.get("Opportunity", [])}
-        users = {u["Id"]: u["Name"] for u in records.get("User", [])}
-        tasks = {t["Id"]: t for t in records.get("Task", [])}
+        soql = self.client.soql
+        opportunities = {o["Id"]: o["Name"] for o in soql("SELECT Id, Name FROM Opportunity")}
+        users = {u["Id"]: u["Name"] for u in soql("SELECT Id, Name FROM User")}
+        tasks = {t["Id"]: t for t in self._read_tasks()}
         told: dict[tuple[str, str], list[str]] = {}
         for tid, task in tasks.items():
             old = self._tasks.get(tid)
@@ -177,9 +191,26 @@ class Timeline:
         return [Event(at, process, "Salesforce", _tasks_told(lines), record)
                 for (process, record), lines in told.items()]  # fmt: skip
 
+    def _read_tasks(self) -> list[dict[str, Any]]:
+        fields = "Id, Subject, ActivityDate, WhatId, OwnerId"
+        if self._task_key:
+            try:
+                return self.client.soql(f"SELECT {fields}, Syncd_Key__c FROM Task")
+            except Exception:  # an org without syncd's key field on Task
+                self._task_key = False
+        return self.client.soql(f"SELECT {fields} FROM Task")
+
     # -- SharePoint --------------------------------------------------------------------------
-    def _sharepoint(self, at: datetime, snapshot: dict[str, Any]) -> list[Event]:
-        items = drive_items(snapshot["graph"])
+    def _sharepoint(self, at: datetime) -> list[Event]:
+        changed, self._drive = self.client.drive_changes(self._drive)
+        for item in changed:  # a delta carries no paths: they are built from parents' ids
+            if item.get("deleted") is not None:
+                self._drive_items.pop(item["id"], None)
+            elif item.get("root") is None:
+                parent = (item.get("parentReference") or {}).get("id")
+                folder = item.get("folder") is not None
+                self._drive_items[item["id"]] = (item["name"], parent, folder)
+        items = drive_paths(self._drive_items)
         new = sorted(set(items) - set(self._paths))
         self._paths = items
         events = []
@@ -194,6 +225,17 @@ class Timeline:
             events.append(Event(at, self._process(None, *reversed(path.split("/"))),
                                 "SharePoint", what, path))  # fmt: skip
         return events
+
+
+def drive_paths(items: dict[str, tuple[str, str | None, bool]]) -> dict[str, bool]:
+    """Every drive item's path below the root ('Clients/Acme Ltd/Meetings'): is it a folder?
+    `items`: id -> (name, parent id, folder?), the root left out."""
+
+    def path(item_id: str) -> str:
+        name, parent, _ = items[item_id]
+        return f"{path(parent)}/{name}" if parent in items else name
+
+    return {path(i): folder for i, (_, _, folder) in items.items()}
 
 
 def _took_effect(request: dict[str, Any]) -> bool:
