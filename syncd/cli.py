@@ -46,7 +46,8 @@ app.command()(run)
 app.command()(plan)
 app.command()(demo)
 app.command()(doctor)
-app.add_typer(silence, name="silence")
+app.add_typer(silence, name="silence",
+              help="Hold back a rule's actions for a while: add, list, expire (as amtool does).")
 
 if __name__ == "__main__":
     app()
