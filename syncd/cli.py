@@ -51,7 +51,8 @@ app.command("replay")(replay_command)
 app.command()(demo)
 app.command("rehearse")(rehearse_command)
 app.command()(doctor)
-app.add_typer(silence, name="silence")
+app.add_typer(silence, name="silence",
+              help="Hold back a rule's actions for a while: add, list, expire (as amtool does).")
 app.add_typer(store, name="store")
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def run(*args: str | Path, cwd: Path, timeout: float = 600) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a build, an install from the index and the demo, on a busy host
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", dist, ROOT,
