@@ -447,7 +447,9 @@ class GraphConnector:
         parent = item.get("parentReference") or {}
         if parent.get("path") is not None:
             return unquote(str(parent["path"]).partition("root:")[2]).strip("/")
-        return self._folder_path(str(parent.get("id", "")))
+        if not parent.get("id"):
+            return ""  # no parent named (Graph's documented delta examples): the drive root
+        return self._folder_path(str(parent["id"]))
 
     def _folder_path(self, folder_id: str) -> str:
         """A folder's path from the tracked folders, each unknown one read once (a GET)."""
