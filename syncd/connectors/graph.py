@@ -455,7 +455,9 @@ class GraphConnector:
         """A folder's path from the tracked folders, each unknown one read once (a GET)."""
         names: list[str] = []
         current: str | None = folder_id
-        while current is not None:
+        seen: set[str] = set()
+        while current is not None and current not in seen:  # a cycle would be Graph's bug
+            seen.add(current)
             folder = self._folders.get(current)
             if folder is None:
                 item = self._get_json(f"{self._drive}/items/{quote(current)}")
