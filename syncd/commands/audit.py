@@ -410,6 +410,10 @@ class _Story:
                 return f"attempt {attempts} failed: {short(d.get('error'))}{retry}"
             case "retried":
                 return "planned again, attempts reset"
+            case "unknown":
+                return f"outcome unknown, held for a person: {short(d.get('error'))}"
+            case "resend":
+                return "planned again on a person's word, sent without verifying"
             case "deferred":
                 return f"held until {d.get('until')}: {d.get('reason')}"
             case "timer_fired":
