@@ -198,3 +198,31 @@ def test_sandbox_answers_have_the_recorded_shape(
     assert {h.lower() for h in resp.headers if "rate" in h.lower()} <= real_limits | {
         "rate-limit", "rate-limit-remaining", "rate-limit-reset", "x-rate-limit",
         "x-rate-limit-remaining", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
+
+
+# Endpoints syncd calls whose own answer was not recorded, but whose objects were: the
+# objects must have the recorded shape (recorded answer, its key, sandbox request, its key).
+OBJECTS = [
+    ("ticket_audits", "audits", "/tickets/1/audits.json", "audits"),
+    ("ticket_show", "ticket", "/tickets.json?external_id=ext-1", "tickets"),
+    ("ticket_field_create", "ticket_field", "/ticket_fields.json", "ticket_fields"),
+]
+
+
+@pytest.mark.parametrize("name,key,path,listed", OBJECTS, ids=[o[2] for o in OBJECTS])
+def test_sandbox_objects_have_the_recorded_shape(
+    sandbox: SandboxServer, seeded: tuple[PinnedSession, str, dict[str, int]], name: str,
+    key: str, path: str, listed: str,
+) -> None:
+    http, api, _ = seeded
+    created = http.post(f"{api}/tickets.json", timeout=30, json={"ticket": {
+        "subject": "External", "comment": {"body": "x"}, "external_id": "ext-1"}})
+    assert created.status_code == 201
+    resp = http.get(api + path, timeout=30)
+    assert resp.status_code == 200, resp.text
+    objects = resp.json()[listed]
+    if listed == "ticket_fields":  # the recorded one is a custom text field
+        objects = [f for f in objects if f["removable"] and f["type"] == "text"]
+    assert objects
+    for found in objects:
+        jsonschema.validate(found, shape_schema(_first(RECORDED[name]["body"], key)))
