@@ -413,7 +413,7 @@ class _Story:
             case "unknown":
                 return f"outcome unknown, held for a person: {short(d.get('error'))}"
             case "resend":
-                return "planned again on a person's word, sent without verifying"
+                return "planned again on a person's word: what cannot be verified is sent again"
             case "deferred":
                 return f"held until {d.get('until')}: {d.get('reason')}"
             case "timer_fired":

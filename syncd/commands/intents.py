@@ -55,7 +55,7 @@ def intents(
         typer.Option(
             metavar="KEY",
             help="Plan a dead or failed intent again, to run at the daemon's next pass; an "
-            "unknown one is sent again without verifying.",
+            "unknown one: what the vendor still refuses to verify is sent again.",
         ),
     ] = None,
     mark_done: Annotated[
@@ -110,8 +110,8 @@ def _retry(store: Store, key: str, tz: tzinfo) -> str:
             message = f"{key}: planned again (attempts reset); it runs at the daemon's next pass"
         elif entry.state is IntentState.UNKNOWN:
             moved = tx.ledger.resend(key, now)
-            message = (f"{key}: planned again; it is sent at the daemon's next pass without "
-                       "verifying (its outcome was unknown)")  # fmt: skip
+            message = (f"{key}: planned again; at the daemon's next pass what the vendor "
+                       "still refuses to verify is sent again")  # fmt: skip
         elif entry.state is IntentState.FAILED:
             moved = tx.ledger.defer(key, now, RETRY_REASON, now)
             waited = show_instant(entry.next_attempt_at, tz)
