@@ -1,7 +1,7 @@
 """`syncd intents`: the intents ledger as a table (or JSON), `--retry KEY` to take an
 intent out of the dead letter once its cause is fixed, and for an `unknown` intent (the vendor
-refused to verify it) a person's verdict: `--retry KEY` sends it again (unverified), and
-`--mark-done KEY` records that it happened.
+refused to verify it) a person's verdict: `--retry KEY` sends again what still cannot be
+verified, and `--mark-done KEY` records that it happened.
 
 Reads go through a read-only snapshot, so listing never blocks the running daemon. A retry
 is one ledger transition (audited like the daemon's own); the running daemon picks the
