@@ -433,6 +433,10 @@ class _Story:
                         f"{short(d.get('reason'))}")  # fmt: skip
             case "released":
                 return "record evaluated without error: no longer held back"
+            case "unknown":
+                return f"outcome unknown, held for a person: {short(d.get('error'))}"
+            case "resend":
+                return "planned again on a person's word: what cannot be verified is sent again"
             case "deferred":
                 return f"held until {d.get('until')}: {d.get('reason')}"
             case "timer_fired":

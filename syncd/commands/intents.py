@@ -1,9 +1,9 @@
 """`syncd intents`: the intents ledger as a table (or JSON), `--retry KEY` to take an
 intent out of the dead letter once its cause is fixed, and for an `unknown` intent (the vendor
-refused to verify it) a person's verdict: `--retry KEY` sends it again (unverified), and
-`--mark-done KEY` records that it happened. Intents held past a blast-radius limit are listed by
-rule with `--held`, and a person lets them go with `--release RULE [--max N]` or discards them
-with `--drop RULE` (each audited with who, when and how many).
+refused to verify it) a person's verdict: `--retry KEY` sends again what still cannot be
+verified, and `--mark-done KEY` records that it happened. Intents held past a blast-radius
+limit are listed by rule with `--held`, and a person lets them go with `--release RULE
+[--max N]` or discards them with `--drop RULE` (each audited with who, when and how many).
 
 Reads go through a read-only snapshot, so listing never blocks the running daemon. A retry
 is one ledger transition (audited like the daemon's own); the running daemon picks the
@@ -64,7 +64,7 @@ def intents(
         typer.Option(
             metavar="KEY",
             help="Plan a dead or failed intent again, to run at the daemon's next pass; an "
-            "unknown one is sent again without verifying.",
+            "unknown one: what the vendor still refuses to verify is sent again.",
         ),
     ] = None,
     mark_done: Annotated[
@@ -171,8 +171,8 @@ def _retry(store: Store, key: str, tz: tzinfo) -> str:
             message = f"{key}: planned again (attempts reset); it runs at the daemon's next pass"
         elif entry.state is IntentState.UNKNOWN:
             moved = tx.ledger.resend(key, now)
-            message = (f"{key}: planned again; it is sent at the daemon's next pass without "
-                       "verifying (its outcome was unknown)")  # fmt: skip
+            message = (f"{key}: planned again; at the daemon's next pass what the vendor "
+                       "still refuses to verify is sent again")  # fmt: skip
         elif entry.state is IntentState.FAILED:
             moved = tx.ledger.defer(key, now, RETRY_REASON, now)
             waited = show_instant(entry.next_attempt_at, tz)

@@ -452,13 +452,17 @@ class GraphConnector:
         parent = item.get("parentReference") or {}
         if parent.get("path") is not None:
             return unquote(str(parent["path"]).partition("root:")[2]).strip("/")
-        return self._folder_path(str(parent.get("id", "")))
+        if not parent.get("id"):
+            return ""  # no parent named (Graph's documented delta examples): the drive root
+        return self._folder_path(str(parent["id"]))
 
     def _folder_path(self, folder_id: str) -> str:
         """A folder's path from the tracked folders, each unknown one read once (a GET)."""
         names: list[str] = []
         current: str | None = folder_id
-        while current is not None:
+        seen: set[str] = set()
+        while current is not None and current not in seen:  # a cycle would be Graph's bug
+            seen.add(current)
             folder = self._folders.get(current)
             if folder is None:
                 item = self._get_json(f"{self._drive}/items/{quote(current)}")

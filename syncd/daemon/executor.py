@@ -8,7 +8,8 @@ applied write) has its exact operations on record: each is verified at the vendo
 only the absent ones are sent again, never a fresh choice (round robin would pick someone else).
 A verification the vendor refuses (401/403: the app may not read Sent Items) is not an absence:
 the intent goes to `unknown`, logged `intent_unverifiable`, and waits for a person
-(`syncd intents --retry KEY` sends it again unverified, `--mark-done KEY` records it done).
+(`syncd intents --retry KEY` sends again what still cannot be verified, `--mark-done KEY`
+records it done).
 
 Shadow intents are skipped, `--dry-run` skips everything it would have executed (a rehearsal:
 going live later does not replay it, as with shadow rules); the kill switch file holds
@@ -156,9 +157,11 @@ class Executor:
                 else:
                     tx.ledger.mark_failed(key, "sent, not found at the vendor", now, now)
 
-    def _verify(self, intent: Intent, ops: Sequence[Operation]) -> dict[str, Any] | None:
+    def _verify(self, intent: Intent, ops: Sequence[Operation], *,
+                refused_is_absent: bool = False) -> dict[str, Any] | None:  # fmt: skip
         """Op key -> what the vendor shows, for the operations present; None if a vendor could
-        not tell (verify again later)."""
+        not tell (verify again later). A refused read raises `_Refused`, unless a person said
+        to send again (`refused_is_absent`): then what can be verified is still not resent."""
         present: dict[str, Any] = {}
         for op in ops:
             connector = self.rt.connectors.get(op.system)
@@ -171,7 +174,7 @@ class Executor:
                 return None
             if outcome.ok:
                 present[op.key] = dict(outcome.detail)
-            elif outcome.detail.get("status") in UNVERIFIABLE:
+            elif outcome.detail.get("status") in UNVERIFIABLE and not refused_is_absent:
                 raise _Refused(f"{op.key}: verify refused: {outcome.error}")
             elif outcome.retryable:
                 return None
@@ -288,7 +291,7 @@ class Executor:
             ops, refused = frozen(tx, intent.key), refusal(tx, intent.key)
             resend = ops is not None and resend_ordered(tx, intent.key)
         if ops is not None and refused is None:  # sent before: verify, send only what is absent
-            present = {} if resend else self._verify(intent, ops)
+            present = self._verify(intent, ops, refused_is_absent=resend)
             if present is None:
                 raise RetryableError("syncd", None, "unverified", "a vendor could not verify")
             with self.rt.store.transaction() as tx:

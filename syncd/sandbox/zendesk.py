@@ -71,6 +71,7 @@ import base64
 import binascii
 import hmac
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -259,7 +260,8 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("DELETE", rf"/uploads/(?P<token>[\w-]+){J}", delete_upload, False),
     ("GET", f"/attachments{ID}{J}", _attachment, False),
     ("GET", f"/users{J}", _users, False),
-    ("GET", f"/users/me{J}", lambda c: Response.json(200, {"user": _user_view(c)(c.actor)}),
+    ("GET", f"/users/me{J}", lambda c: Response.json(200, {"user": {
+        **_user_view(c)(c.actor), "authenticity_token": secrets.token_urlsafe(64)}}),
      False),
     ("GET", f"/users/show_many{J}", lambda c: show_many(
         c, "users", c.state.users, _user_view(c)), False),

@@ -341,6 +341,9 @@ def user_view(state: ZendeskState, u: dict[str, Any], base: str) -> dict[str, An
         "time_zone": u["time_zone"],
         "iana_time_zone": u["iana_time_zone"],
         "phone": u["phone"],
+        "shared_phone_number": None,
+        "photo": None,
+        "report_csv": u["role"] == "admin",
         "locale": "en-US",
         "locale_id": 1,
         "organization_id": u["organization_id"],
@@ -387,12 +390,15 @@ def organization_view(o: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 def ticket_field_view(f: dict[str, Any], base: str) -> dict[str, Any]:
+    """As recorded: `custom_field_options` only on fields that have options."""
+    shown = {k: v for k, v in f.items() if k != "custom_field_options" or v is not None}
     return {
         "url": f"{base}/api/v2/ticket_fields/{f['id']}.json",
-        **f,
+        **shown,
         "raw_title": f["title"],
         "raw_description": f["description"],
         "title_in_portal": f["title"],
+        "raw_title_in_portal": f["title"],
         "visible_in_portal": not f["removable"],
         "editable_in_portal": False,
         "required_in_portal": False,

@@ -230,8 +230,7 @@ def job_view(job: dict[str, Any], base: str) -> dict[str, Any]:
     completed_at = parse_ts(job["created_at"])
     return {
         "id": job["id"],
-        "url": f"{base}/api/v2/job_statuses/{job['id']}.json",
-        "job_type": job["job_type"],
+        "url": f"{base}/api/v2/job_statuses/{job['id']}.json",  # no job_type (recorded)
         "total": job["total"],
         "progress": job["total"] if done else (job["total"] // 2 if job["polls"] else None),
         "status": status,

@@ -6,7 +6,7 @@
                                          `--> dead     (max_attempts reached, or not retryable)
     dead              --retry-->       planned  (`syncd intents --retry KEY`)
     sent | planned | failed --mark_unknown--> unknown (the vendor refused the verifying read)
-    unknown           --resend-->      planned  (`--retry KEY`: sent again, not verified)
+    unknown           --resend-->      planned  (`--retry KEY`: the unverifiable is sent again)
     unknown           --mark_done_by_person--> done (`--mark-done KEY`)
     planned | failed  --skip-->        skipped  (shadow, dry run, catch-up policy)
     planned | failed  --defer-->       same state, later next_attempt_at
@@ -221,8 +221,8 @@ class Ledger:
         )
 
     def resend(self, key: str, now: datetime) -> bool:
-        """A person says an unknown intent did not happen: planned again and sent without
-        verifying (audited `resend`; the executor honours it for one send). Its
+        """A person says an unknown intent did not happen: planned again, and what the vendor
+        still refuses to verify is sent (audited `resend`; the executor honours it once). Its
         `next_attempt_at` is already past (it was due when it was held), so it goes at the
         daemon's next pass, whatever the daemon's clock."""
         return self._transition(
