@@ -30,12 +30,14 @@ from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Intent, Operation, Outcome
 from syncd.store.db import Tx
-from syncd.store.ledger import LedgerEntry
+from syncd.store.ledger import IntentState, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 BATCH = 100
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
+# an earlier action of the same `do:` list in one of these states holds the later ones back
+WAITING = (IntentState.PLANNED, IntentState.SENT, IntentState.FAILED)
 
 
 @dataclass
@@ -165,6 +167,8 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
             return
+        if engine.stops_on_failure(intent.rule_id) and self._waits(entry, now, result):
+            return
         limit = engine.limit(intent.rule_id)
         if limit is not None:
             with self.rt.store.read() as tx:
@@ -196,6 +200,28 @@ class Executor:
             result.done += 1
         else:
             self._execute(entry, ops, result)
+
+    def _waits(self, entry: LedgerEntry, now: datetime, result: Drained) -> bool:
+        """A `do:` list stops at its first failed action for the record: a later action waits
+        while an earlier one is retried, and fails (dead, saying which) once one is dead, so
+        the "folder ready" mail never follows a folder that was not made."""
+        intent = entry.intent
+        with self.rt.store.read() as tx:
+            earlier = tx.ledger.earlier_in_list(intent)
+        dead = next((e for e in earlier if e.state is IntentState.DEAD), None)
+        if dead is not None:
+            why = (f"not sent: the earlier action {dead.intent.action} of rule "
+                   f"{intent.rule_id} failed ({dead.intent.key}: {dead.last_error})")  # fmt: skip
+            self._failed(intent, why, None, result)
+            return True
+        pending = [e for e in earlier if e.state in WAITING]
+        if not pending:
+            return False
+        until = max(now, min(e.next_attempt_at for e in pending)) + timedelta(seconds=1)
+        with self.rt.store.transaction() as tx:
+            result.deferred += tx.ledger.defer(
+                intent.key, until, f"waits for the earlier action {pending[0].intent.key}", now)
+        return True
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
         """mark_sent with the operations to send (committed before any vendor call); None when

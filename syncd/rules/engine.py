@@ -301,6 +301,7 @@ class _Rule:
         self.enabled = rule.enabled
         self.shadow = rule.mode == "shadow"
         self.limit = rule.max_actions_per_hour
+        self.on_failure = rule.on_failure
         self.math = math
         self.vars = dict(rule.vars)
         self.record_var = KINDS[rule.on].var if rule.on in KINDS else "record"
@@ -692,6 +693,11 @@ class Engine:
         """The rule's max_actions_per_hour (None: no limit), for the daemon's ledger check."""
         rule = self.rules.get(rule_id)
         return rule.limit if rule else None
+
+    def stops_on_failure(self, rule_id: str) -> bool:
+        """Whether the rule's `do:` list stops at its first failed action (`on_failure`)."""
+        rule = self.rules.get(rule_id)
+        return rule is None or rule.on_failure == "stop"
 
     def evaluate(
         self,

@@ -733,6 +733,9 @@ class Rule(Node):
     mode: Literal["live", "shadow"] = Field("live", description="shadow: plan and audit only")
     scope: ConditionField | None = Field(None, description="Records outside it are ignored")
     max_actions_per_hour: PositiveInt | None = Field(None, description="Excess intents are held")
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="stop: a do: list's later actions wait for, and fail with, an "
+        "earlier one for the record; continue: each action on its own")
     calendar: str | None = Field(None, description="Calendar for business durations")
     vars: dict[str, Value] = Field(
         default_factory=dict,

@@ -27,11 +27,12 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.meta import find_undeclared_variables
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+from syncd.rules.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
+
+ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 SUBJECT_PREFIX = "Subject:"
 SUFFIX = ".j2"
 
@@ -97,9 +98,13 @@ def is_template(text: str) -> bool:
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> nodes.Template:
     try:
-        return ENV.parse(text)
+        tree = ENV.parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    problem = cost_problem(tree)
+    if problem is not None:
+        raise TemplateProblem(problem)
+    return tree
 
 
 @lru_cache(maxsize=4096)
@@ -121,9 +126,11 @@ def render(text: str, context: Mapping[str, Any]) -> str:
         except Exception:  # outside the fast subset: Jinja answers, or raises its own error
             pass
     try:
-        return marked + compile(text).render(context)
+        return marked + render_bounded(compile(text), context)
     except TemplateProblem:
         raise
+    except TooCostly as exc:
+        raise TemplateProblem(str(exc)) from None
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}", getattr(exc, "lineno", None)) from None
 
