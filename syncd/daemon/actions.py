@@ -48,6 +48,7 @@ class ActionContext:
     roles: Mapping[str, Any]  # the rule's vars, for `role:Name` recipients and owners
     mailbox: str
     now: datetime
+    max_attachment_bytes: int = 50 * 1000 * 1000  # `[syncd] max_attachment_mb`
 
 
 Builder = Callable[[ActionContext, Intent], list[Operation]]
@@ -365,7 +366,12 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     pattern = re.compile(str(params["ticket_from"]))
     match = pattern.search(name) or pattern.search(path)
     ticket = match.group(1) if match and match.groups() else None
-    if ticket is None:
+    size = fields.get("size")
+    too_big = isinstance(size, int) and size > ctx.max_attachment_bytes  # never read it whole
+    if too_big:
+        why = (f"{name!r} is {size:,} bytes, over the {ctx.max_attachment_bytes:,} syncd "
+               "attaches or copies ([syncd] max_attachment_mb).")
+    elif ticket is None:
         why = f"No ticket number found in {name!r}."
     else:
         stored = ctx.tx.records.get(RecordRef("zendesk.ticket", ticket))
@@ -375,14 +381,15 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
                         public=False, attachments=[attachment])]  # fmt: skip
         why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
             " (deleted)." if stored is not None else ".")  # fmt: skip
-    return _unfiled(ctx, intent, name, path, why)
+    return _unfiled(ctx, intent, name, path, why, copy=not too_big)
 
 
-def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
-             why: str) -> list[Operation]:  # fmt: skip
-    """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`."""
+def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str, why: str,
+             copy: bool = True) -> list[Operation]:  # fmt: skip
+    """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`. A file
+    too large to attach is not copied either (a copy reads it whole): it stays where it is."""
     params = intent.params
-    folder = str(params.get("else_folder") or "")
+    folder = str(params.get("else_folder") or "") if copy else ""
     refused = path_problem(folder) if folder else None
     if refused is not None:  # a name built from the data: never a copy anywhere else
         if not _texts(params.get("else_notify")):

@@ -274,7 +274,10 @@ class Executor:
         graph = self.rt.settings.graph
         return ActionContext(tx=tx, record=record, people=people,
                              roles=dict(rule.vars) if rule else {},
-                             mailbox=(graph.mailbox or "") if graph else "", now=now)  # fmt: skip
+                             mailbox=(graph.mailbox or "") if graph else "", now=now,
+                             max_attachment_bytes=int(
+                                 self.rt.settings.syncd.max_attachment_mb * 1000 * 1000),
+                             )  # fmt: skip
 
     def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> None:
         intent = entry.intent

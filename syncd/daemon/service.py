@@ -65,6 +65,7 @@ from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
+from syncd.settings import metrics_exposed
 
 MIN_WAKE_S = 0.05  # real seconds: never spin on a due instant that keeps coming back
 TICK_S = 1.0  # the main loop's turn: reloads, rules directory, watchdog
@@ -148,6 +149,9 @@ class Service:
         settings = self.rt.settings.metrics
         if not settings.enabled:
             return None
+        exposed = metrics_exposed(self.rt.settings)
+        if exposed is not None:
+            log.warning("metrics_exposed", reason=exposed)
         try:
             return self.metrics.serve(settings.host, settings.port)
         except OSError as exc:  # a taken port must not keep the daemon from working

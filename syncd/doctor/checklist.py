@@ -13,6 +13,7 @@ from syncd.clock import Clock
 from syncd.doctor.local import (
     clock_check,
     credentials_dir,
+    metrics_check,
     rules_check,
     secret_check,
     settings_check,
@@ -55,6 +56,7 @@ def diagnose(
         rules_check(rules, rules_dir),
         *[secret_check(settings, s, credentials) for s in systems],
         store_check(settings),
+        metrics_check(settings),
     ]
     probed, found = probe_vendors(vendors, systems, uses, clock)
     checks += probed

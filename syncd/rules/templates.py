@@ -70,13 +70,27 @@ class Text(str):
 
 class RecipientText(Text):
     """A mail recipient. Literal rule text may name `group:`, `role:`, `user:`, `requester`...;
-    a template's output comes from data (a list item's `HRPartner`), so it is marked as an
-    address and nothing else (`address:...`), which the executor validates as one address."""
+    a template that reads the record (a list item's `HRPartner`) renders data, so its output
+    is marked as an address and nothing else (`address:...`), which the executor validates as
+    one address; one that reads only the rule (`{{ vars.leads }}`) is rule text."""
 
     __slots__ = ()
 
 
 ADDRESS = "address:"
+RECIPIENT_KINDS = ("group:", "role:", "user:")  # what only literal rule text may name
+
+
+RULE_NAMES = frozenset({"vars", "rule", "now", "step", "occurrence", "week", "date"})
+
+
+def _from_data(text: str) -> bool:
+    """A recipient template whose output may come from the record (it reads more than the
+    rule's own text and its kind is not written out): an address and nothing else.
+    `group:{{ vars.team }}` and `{{ vars.leads }}` are rule text; `{{ item.fields.HRPartner }}`
+    is data."""
+    return (isinstance(text, RecipientText) and not text.lstrip().startswith(RECIPIENT_KINDS)
+            and bool(variables(text) - RULE_NAMES))  # fmt: skip
 
 
 def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
@@ -118,7 +132,7 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render `text`; an unknown variable or an unsafe access raises TemplateProblem."""
     if not is_template(text):
         return text
-    marked = ADDRESS if isinstance(text, RecipientText) else ""
+    marked = ADDRESS if _from_data(text) else ""
     fast = _fast(text)
     if fast is not None:
         try:
@@ -173,7 +187,7 @@ def renderer(text: str) -> Renderer | None:
     It raises where Jinja might answer differently: the caller then renders with `render`,
     which gives Jinja's answer or error."""
     fast = _fast(text) if is_template(text) else None
-    if fast is not None and isinstance(text, RecipientText):
+    if fast is not None and _from_data(text):
         plain = fast
         return lambda context: ADDRESS + plain(context)
     return fast

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import trustme
 import yaml
 
+from syncd.files import private_dir, write_private
 from syncd.sandbox.core import (
     BadJson,
     Request,
@@ -403,17 +404,16 @@ class SandboxServer:
     def write_files(self) -> None:
         """sandbox.json, syncd.toml and the credentials directory, for people and scripts."""
         assert self.directory is not None
-        (self.directory / "sandbox.json").write_text(json.dumps(self.info, indent=2) + "\n")
+        write_private(self.directory / "sandbox.json", json.dumps(self.info, indent=2) + "\n")
         creds = self.directory / "credentials"
-        creds.mkdir(exist_ok=True)
+        private_dir(creds)
         for name, value in (
             ("zendesk_token", self.info["zendesk"]["token"]),
             ("salesforce_client_secret", self.info["salesforce"]["client_secret"]),
             ("graph_client_secret", self.info["graph"]["client_secret"]),
         ):
             path = creds / name
-            path.write_text(value)
-            path.chmod(0o600)
+            write_private(path, value)
         (self.directory / "syncd.toml").write_text(syncd_toml(self.info, self.directory))
 
     def start(self) -> SandboxServer:
@@ -433,7 +433,7 @@ class SandboxServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.persist and self.directory is not None:
-            self.state_path.write_text(json.dumps(self.sandbox.snapshot()))
+            write_private(self.state_path, json.dumps(self.sandbox.snapshot()))
 
     def __enter__(self) -> SandboxServer:
         return self.start()

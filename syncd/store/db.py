@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, update
 from sqlalchemy.engine import make_url
 
+from syncd.files import private_file
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
 from syncd.store.ledger import Ledger
@@ -122,6 +123,11 @@ def open_store(url: str, *, max_attempts: int = 8) -> Store:
         parent = Path(parsed.database).parent
         if not parent.is_dir():
             raise StoreError(f"{shown}: directory {parent} does not exist (check syncd.state_dir)")
+        # 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(parsed.database + suffix)
+            if not suffix or path.exists():
+                private_file(path)
     engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

@@ -187,3 +187,12 @@ def test_settings_and_rule_errors_name_where_they_are(
     result = doctor(world)
     assert result.exit_code == 1
     assert f"{world.rules_dir / 'support.yaml'}:4:" in line(result.output, "✗", "rules")
+
+
+def test_metrics_on_every_interface_is_a_warning(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path, RULES)
+    result = doctor(world, "--json", SYNCD_METRICS__ENABLED="true", SYNCD_METRICS__HOST="0.0.0.0")
+    (check,) = [c for c in json.loads(result.output)["checks"] if c["name"] == "metrics"]
+    assert (check["status"], check["ok"]) == ("warn", True)
+    assert "0.0.0.0" in check["detail"] and "127.0.0.1" in check["fix"]
+    assert result.exit_code == 0  # a warning, not a failure

@@ -145,3 +145,22 @@ def test_a_recipient_from_data_is_one_address_or_the_intent_fails_saying_why(
     assert mail["subject"] == "Arrival: Dana Bcc: x@evil.example"  # one line
     (failure,) = report.failures
     assert "is not one mail address" in failure
+
+
+def test_a_transcript_over_the_size_cap_is_left_in_place_and_reported(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, ATTACH)
+    world.env["SYNCD_SYNCD__MAX_ATTACHMENT_MB"] = "0.001"  # 1,000 bytes
+    world.settings = load_settings(world.config, env=world.env)
+    created = (NOW - timedelta(minutes=5)).isoformat()
+    sandbox.control("POST", "/_sandbox/seed", {**seed(1, NOW - timedelta(minutes=30)), "graph": {
+        "files": [{"path": "Transcripts/ZD-1 long.vtt", "content": "WEBVTT\n" + "x" * 2000,
+                   "created_at": created}]}})  # fmt: skip
+    before = drive_paths(sandbox)
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert attachments(world, 1) == [] and drive_paths(sandbox) == before
+    (mail,) = world.mail()
+    assert mail["subject"] == "Transcript not filed: ZD-1 long.vtt"
+    assert "2,007 bytes, over the 1,000" in mail["body"] and "left where it is" in mail["body"]
