@@ -35,6 +35,7 @@ from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
 from syncd.logs import Redactor, settings_secrets
 from syncd.model import RECORD_KINDS, FieldChange, RecordRef
+from syncd.printable import SafeConsole
 from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
@@ -163,7 +164,7 @@ def print_json(data: Any) -> None:
 
 def console() -> Console:
     """A console on the current stdout; data is shown as text, never parsed as rich markup."""
-    return Console(highlight=False, markup=False, emoji=False)
+    return SafeConsole()
 
 
 def audit(

@@ -16,6 +16,7 @@ from syncd.daemon.preview import Preview, preview
 from syncd.daemon.runtime import RulesRefused, open_runtime
 from syncd.daemon.service import Service
 from syncd.logs import configure_logging, settings_secrets
+from syncd.printable import printable
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.db import StoreError
 
@@ -44,7 +45,7 @@ def run(
         if once:
             report = run_cycle(rt)
             for failure in report.failures:
-                typer.echo(f"failed: {failure}", err=True)
+                typer.echo(f"failed: {printable(failure)}", err=True)  # one line each
             raise typer.Exit(0 if report.ok else 1)
         Service(rt).serve()
     finally:
@@ -103,4 +104,4 @@ def _text(found: Preview) -> str:
         lines.append(f"{item['due_at']}  {item['rule']}  {item['record']}  {item['action']}"
                      f"{flags}  {json.dumps(item['params'], ensure_ascii=False)}")  # fmt: skip
         lines.append(f"    because {json.dumps(item['reason'], ensure_ascii=False)}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

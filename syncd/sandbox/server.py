@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ipaddress
 import json
 import logging
 import secrets
@@ -44,6 +45,16 @@ from syncd.sandbox.faults import FaultSpecError, FaultTable
 log = logging.getLogger("syncd.sandbox")
 
 CONTROL_PREFIX = "/_sandbox/"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a client address is this host's loopback (127.0.0.0/8, ::1, v4-mapped)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 def make_credentials(url: str, ca_path: str) -> dict[str, Any]:
@@ -272,6 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
             base_url=f"https://{host}",
         )
         if req.path.startswith(CONTROL_PREFIX):
+            if not is_loopback(self.client_address[0]):  # no auth: loopback is the guard
+                self._send(Response.json(403, {"error": "the control API answers loopback "
+                                                        "clients only"}))  # fmt: skip
+                return
             self._send(sandbox.control(req))
             return
         vendor = sandbox.route(req.path)
