@@ -26,7 +26,7 @@ def segment_problem(name: str) -> str | None:
     bad = sorted({c for c in name if c in _FORBIDDEN_CHARS})
     if bad:
         return f"{name!r} contains {' '.join(bad)}"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
         return f"{name!r} contains control or formatting characters"
     if name != name.strip():
         return f"{name!r} starts or ends with a space"
