@@ -24,11 +24,11 @@ def test_audit_intents_and_plan_show_customer_text_escaped(world: World) -> None
     ticket = world.new_ticket(HOSTILE)
     world.cycle()
     runner = CliRunner()
-    env = {**world.env, "SYNCD_CONFIG": str(world.config)}
+    env = {**world.env, "SYNCD_CONFIG": str(world.config), "COLUMNS": "1000"}  # no wrapping
     outputs = {
         "audit": runner.invoke(app, ["audit", f"zendesk:{ticket}"], env=env),
         "intents": runner.invoke(app, ["intents"], env=env),
-        "plan": runner.invoke(app, ["plan", "--config", str(world.config)], env=world.env),
+        "plan": runner.invoke(app, ["plan", "--config", str(world.config)], env=env),
     }
     for name, result in outputs.items():
         assert result.exit_code == 0, (name, result.output)
