@@ -51,7 +51,7 @@ from syncd import durations
 from syncd.durations import DurationError, Offset
 from syncd.model import RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.templates import RecipientText, Text
+from syncd.rules.templates import PathText, RecipientText, Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
@@ -546,8 +546,8 @@ class EnsureFolder(Action):
     """Create a SharePoint folder (and subfolders) unless it exists."""
 
     kind: Literal["ensure_folder"] = "ensure_folder"
-    path: Text
-    subfolders: list[Text] = Field(default_factory=list)
+    path: PathText
+    subfolders: list[PathText] = Field(default_factory=list)
 
 
 class FileTranscript(Action):
@@ -555,7 +555,7 @@ class FileTranscript(Action):
 
     kind: Literal["file_transcript"] = "file_transcript"
     ticket_from: Regex = Field(description="Regex over name/topic; group 1 is the ticket id")
-    else_folder: Text | None = None
+    else_folder: PathText | None = None
     else_notify: list[Recipient] = Field(default_factory=list)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,9 +31,11 @@ from jinja2.meta import find_undeclared_variables
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from syncd.pathnames import DATA_SLASH
 from syncd.rules.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
 
-ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                         finalize=lambda value: _finalize(value))
 SUBJECT_PREFIX = "Subject:"
 SUFFIX = ".j2"
 
@@ -75,6 +78,24 @@ class RecipientText(Text):
     one address; one that reads only the rule (`{{ vars.leads }}`) is rule text."""
 
     __slots__ = ()
+
+
+class PathText(Text):
+    """A drive path (`ensure_folder`, `else_folder`): the `/` written in the template separate
+    folders; a `/` or `\\` printed by an expression (an account named "A/B") is data and is
+    marked (`pathnames.DATA_SLASH`), so the path check refuses it instead of nesting folders."""
+
+    __slots__ = ()
+
+
+_PATH: ContextVar[bool] = ContextVar("syncd_path_template", default=False)
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value, as Jinja prints it; in a path template, separators marked."""
+    if _PATH.get() and isinstance(value, str | int | float):
+        return str(value).replace("/", DATA_SLASH).replace("\\", DATA_SLASH)
+    return value
 
 
 ADDRESS = "address:"
@@ -133,14 +154,24 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     if not is_template(text):
         return text
     marked = ADDRESS if _from_data(text) else ""
+    if isinstance(text, PathText):  # Jinja only: its finalize marks what expressions print
+        token = _PATH.set(True)
+        try:
+            return _render_jinja(text, context)
+        finally:
+            _PATH.reset(token)
     fast = _fast(text)
     if fast is not None:
         try:
             return marked + fast(context)
         except Exception:  # outside the fast subset: Jinja answers, or raises its own error
             pass
+    return marked + _render_jinja(text, context)
+
+
+def _render_jinja(text: str, context: Mapping[str, Any]) -> str:
     try:
-        return marked + render_bounded(compile(text), context)
+        return render_bounded(compile(text), context)
     except TemplateProblem:
         raise
     except TooCostly as exc:
@@ -186,7 +217,7 @@ def renderer(text: str) -> Renderer | None:
 
     It raises where Jinja might answer differently: the caller then renders with `render`,
     which gives Jinja's answer or error."""
-    fast = _fast(text) if is_template(text) else None
+    fast = _fast(text) if is_template(text) and not isinstance(text, PathText) else None
     if fast is not None and _from_data(text):
         plain = fast
         return lambda context: ADDRESS + plain(context)

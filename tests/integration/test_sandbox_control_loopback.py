@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 import requests
 
 from syncd.sandbox.server import SandboxServer, is_loopback
@@ -18,6 +19,7 @@ def _outward_address() -> str:
         return str(probe.getsockname()[0])
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_the_control_api_refuses_a_client_that_is_not_loopback(tmp_path: Path) -> None:
     address = _outward_address()
     assert not is_loopback(address), f"this host has no address beside loopback: {address}"
