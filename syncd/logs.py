@@ -36,6 +36,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 
+from syncd.printable import escape_json_text
 from syncd.redact import install
 from syncd.settings import SECRET_FILES, Settings
 
@@ -189,8 +190,8 @@ class EventFormatter(logging.Formatter):
             line["exc"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        if self._json:
-            text = json.dumps(line, ensure_ascii=False, default=str)
+        if self._json:  # one event, one line, whatever a reader takes for a line break
+            text = escape_json_text(json.dumps(line, ensure_ascii=False, default=str))
         else:
             text = " ".join(f"{_logfmt_key(k)}={_logfmt_value(v)}" for k, v in line.items())
         if self._priority:
@@ -297,4 +298,4 @@ def _logfmt_value(value: Any) -> str:
     else:
         text = str(value)
     needs_quotes = not text or not text.isprintable() or any(c in text for c in ' ="\\')
-    return json.dumps(text, ensure_ascii=False) if needs_quotes else text
+    return escape_json_text(json.dumps(text, ensure_ascii=False)) if needs_quotes else text

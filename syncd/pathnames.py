@@ -17,16 +17,21 @@ from urllib.parse import quote
 _FORBIDDEN_CHARS = frozenset('"*:<>?/\\|')
 _RESERVED = re.compile(r"(?i)(\.lock|con|prn|aux|nul|com[0-9]|lpt[0-9]|desktop\.ini)")
 MAX_SEGMENT = 255
+# A `/` (or `\\`) printed by a path template's expression: data, not structure (templates.py)
+DATA_SLASH = "\ue000"
 
 
 def segment_problem(name: str) -> str | None:
     """Why `name` is not one safe path segment, or None if it is."""
+    if DATA_SLASH in name:
+        shown = name.replace(DATA_SLASH, "/")
+        return f"{shown!r}: a value from the record contains '/' or '\\\\'"
     if name in ("", ".", ".."):
         return "empty" if not name else f"{name!r} is a relative path step"
     bad = sorted({c for c in name if c in _FORBIDDEN_CHARS})
     if bad:
         return f"{name!r} contains {' '.join(bad)}"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
         return f"{name!r} contains control or formatting characters"
     if name != name.strip():
         return f"{name!r} starts or ends with a space"

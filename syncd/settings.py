@@ -20,10 +20,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -82,6 +83,9 @@ class SyncdSection(_Section):
     # term, renewed this often; a standby takes over when the term runs out (real seconds).
     lease_term_s: float = Field(10.0, gt=0)
     lease_renew_s: float = Field(3.0, gt=0)
+    # The largest file syncd attaches to a ticket (read into memory, then uploaded): Zendesk
+    # takes up to 50 MB per attachment. A larger transcript takes the rule's else path.
+    max_attachment_mb: float = Field(50.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -124,11 +128,22 @@ class ProxySection(_Section):
     https: str | None = None
 
 
+def _https(value: str | None) -> str | None:
+    """Credentials go to every vendor URL (a Basic token, a client secret, a bearer token):
+    plain http would send them in clear."""
+    if value is not None and not value.lower().startswith("https://"):
+        raise ValueError("must be an https:// URL: syncd sends credentials there, never in clear")
+    return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https)]
+
+
 class ZendeskSection(_Section):
     subdomain: str
     email: str
     token: SecretStr | None = None
-    scheme: Literal["https", "http"] = "https"
+    scheme: Literal["https"] = Field("https", description="only https: the token goes along")
     netloc: str | None = None  # custom host (or sandbox) instead of {subdomain}.zendesk.com
     rate_share: float = Field(0.5, gt=0, le=1)
     plan_rate_per_minute: int = Field(700, gt=0)
@@ -139,12 +154,12 @@ class ZendeskSection(_Section):
 
 
 class SalesforceSection(_Section):
-    token_url: str = "https://login.salesforce.com/services/oauth2/token"
+    token_url: HttpsUrl = "https://login.salesforce.com/services/oauth2/token"
     client_id: str
     client_secret: SecretStr | None = None
     username: str | None = None  # with private_key: JWT bearer flow
     private_key: SecretStr | None = None
-    instance_url: str | None = None
+    instance_url: HttpsUrl | None = None
     api_version: str = "59.0"
     lookback_s: int = Field(300, ge=0)
     objects: list[str] = Field(default_factory=lambda: ["Opportunity", "Account", "Task"])
@@ -168,11 +183,11 @@ class SalesforceSection(_Section):
 
 
 class GraphSection(_Section):
-    authority: str = "https://login.microsoftonline.com"
+    authority: HttpsUrl = "https://login.microsoftonline.com"
     tenant_id: str
     client_id: str
     client_secret: SecretStr | None = None
-    base_url: str = "https://graph.microsoft.com/v1.0"
+    base_url: HttpsUrl = "https://graph.microsoft.com/v1.0"
     scope: str = "https://graph.microsoft.com/.default"
     site_id: str | None = None
     drive_id: str | None = None
@@ -218,6 +233,18 @@ class StoreSection(_Section):
     # everything); what a pending timer or an open intent needs stays (store/retention.py).
     keep_days: int = Field(400, ge=0)
     prune_every_s: float = Field(3600.0, gt=0)
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def metrics_exposed(settings: Settings) -> str | None:
+    """Why `/metrics` is reachable beyond this host (`[metrics] host`), or None."""
+    metrics = settings.metrics
+    if not metrics.enabled or metrics.host in LOOPBACK or metrics.host.startswith("127."):
+        return None
+    return (f"[metrics] host = {metrics.host!r}: /metrics (record counts, vendors, rule "
+            f"activity) is served on port {metrics.port} to whoever can reach this host")
 
 
 class SecretsSection(_Section):

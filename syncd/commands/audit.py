@@ -36,6 +36,7 @@ from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
 from syncd.logs import Redactor, settings_secrets
 from syncd.model import RECORD_KINDS, FieldChange, Intent, RecordRef
+from syncd.printable import SafeConsole
 from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
@@ -166,7 +167,7 @@ def print_json(data: Any) -> None:
 def console() -> Console:
     """A console on the current stdout; data is shown as text, never parsed as rich markup.
     Into a pipe or a file (and no $COLUMNS), lines are as wide as they need: nothing wraps."""
-    out = Console(highlight=False, markup=False, emoji=False)
+    out = SafeConsole()
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = UNWRAPPED
     return out

@@ -15,7 +15,8 @@ from syncd.commands.audit import CONFIG_HELP, console, print_json
 from syncd.doctor import Check, examine, settings_failed
 from syncd.settings import SettingsError, load_settings
 
-MARKS = {"ok": ("✓", "green"), "fail": ("✗", "bold red"), "skip": ("–", "dim")}
+MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red"),
+         "skip": ("–", "dim")}  # fmt: skip
 
 
 def doctor(

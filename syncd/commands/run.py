@@ -17,6 +17,7 @@ from syncd.daemon.preview import Preview, preview
 from syncd.daemon.runtime import RulesRefused, open_runtime
 from syncd.daemon.service import Service
 from syncd.logs import configure_logging, settings_secrets
+from syncd.printable import printable
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.db import StoreError
 from syncd.store.ledger import LedgerEntry
@@ -54,7 +55,7 @@ def run(
         if once:
             report = run_cycle(rt)
             for failure in report.failures:
-                typer.echo(f"failed: {failure}", err=True)
+                typer.echo(f"failed: {printable(failure)}", err=True)  # one line each
             raise typer.Exit(0 if report.ok else 1)
         Service(rt).serve()
     finally:
@@ -153,7 +154,7 @@ def _text(found: Preview, tz: tzinfo) -> str:
         params = json.dumps(dict(entries[0].intent.params), ensure_ascii=False)
         lines.append(f"{when}  {rule}  {record}  {action}{flags}  {short(params)}")
         lines.append(f"    because {because(entries[0].intent.reason, tz)}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _tsv(found: Preview, tz: tzinfo) -> str:
@@ -165,5 +166,5 @@ def _tsv(found: Preview, tz: tzinfo) -> str:
         cells = [show_instant(_due(entry), tz), i.rule_id, str(i.record), i.action, i.step,
                  str(i.shadow).lower(), json.dumps(dict(i.params), ensure_ascii=False),
                  because(i.reason, tz)]  # fmt: skip
-        rows.append("\t".join(" ".join(c.split()) for c in cells))
+        rows.append("\t".join(printable(" ".join(c.split())) for c in cells))
     return "\n".join(rows)

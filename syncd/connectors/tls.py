@@ -15,10 +15,15 @@ import requests
 
 
 class PinnedSession(requests.Session):
-    """A requests session whose `verify` (CA bundle path or True) survives the environment."""
+    """A requests session whose `verify` (CA bundle path or True) survives the environment.
+
+    Like syncd's httpx client (`trust_env=False`), it ignores the ambient environment:
+    HTTP(S)_PROXY, NO_PROXY and ~/.netrc (whose credentials requests would otherwise send to
+    a vendor's login host). The one proxy every client uses is `[proxy] https`."""
 
     def __init__(self, verify: str | bool = True, proxies: dict[str, str] | None = None) -> None:
         super().__init__()
+        self.trust_env = False
         self.verify = verify
         if proxies:
             self.proxies.update(proxies)

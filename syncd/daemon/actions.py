@@ -62,6 +62,7 @@ class ActionContext:
     mailbox: str
     now: datetime
     math: TimeMath | None = None  # the rule's calendar, for conditions an action tests
+    max_attachment_bytes: int = 50 * 1000 * 1000  # `[syncd] max_attachment_mb`
 
 
 Builder = Callable[[ActionContext, Intent], list[Operation]]
@@ -405,6 +406,11 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     looked up at Zendesk once before deciding (RecordMiss)."""
     _on(intent, "graph")
     name, path, ticket = _transcript(ctx, intent)
+    size = ctx.record.fields.get("size")
+    if isinstance(size, int) and size > ctx.max_attachment_bytes:  # never read it whole
+        why = (f"{name!r} is {size:,} bytes, over the {ctx.max_attachment_bytes:,} syncd "
+               "attaches or copies ([syncd] max_attachment_mb).")  # fmt: skip
+        return _unfiled(ctx, intent, name, path, why, copy=False)
     if ticket is None:
         return _unfiled(ctx, intent, name, path, f"No ticket number found in {name!r}.")
     ref = RecordRef("zendesk.ticket", ticket)
@@ -447,11 +453,12 @@ def _transcript(ctx: ActionContext, intent: Intent) -> tuple[str, str, str | Non
     return name, path, match.group(1) if match and match.groups() else None
 
 
-def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str,
-             why: str) -> list[Operation]:  # fmt: skip
-    """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`."""
+def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str, why: str,
+             copy: bool = True) -> list[Operation]:  # fmt: skip
+    """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`. A file
+    too large to attach is not copied either (a copy reads it whole): it stays where it is."""
     params = intent.params
-    folder = str(params.get("else_folder") or "")
+    folder = str(params.get("else_folder") or "") if copy else ""
     refused = path_problem(folder) if folder else None
     if refused is not None:  # a name built from the data: never a copy anywhere else
         if not _texts(params.get("else_notify")):

@@ -47,7 +47,7 @@ from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store import silences
 from syncd.store.db import Tx, connection_lost
 from syncd.store.lease import Fenced
-from syncd.store.ledger import RELEASED, RESEND, LedgerEntry
+from syncd.store.ledger import RELEASED, RESEND, IntentState, LedgerEntry
 
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
@@ -56,6 +56,8 @@ SHADOW_SIDE = "canary: shadow side"  # a `mode: canary` rule's intent for a reco
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
 UNVERIFIABLE = (401, 403)  # a verify answered so: the effect cannot be seen, not that it is absent
+# an earlier action of the same `do:` list in one of these states holds the later ones back
+WAITING = (IntentState.PLANNED, IntentState.SENT, IntentState.FAILED)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Drained:
     held: int = 0  # due but held by the kill switch
     limited: int = 0  # held past a blast-radius limit, for a person to release
     unknown: int = 0  # held for a person: the vendor refused to verify
+    deferred: int = 0  # waiting for an earlier action of its `do:` list
 
 
 class _Lost(Exception):
@@ -241,6 +244,9 @@ class Executor:
                 else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
         skip = skip or next((s.reason() for s in self._silences
                              if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
+        if skip is None and engine.stops_on_failure(intent.rule_id) and self._waits(
+                entry, now, result):  # fmt: skip
+            return False
         if skip is None and entry.sent_at is None:  # never sent: the limits apply
             with self.rt.store.read() as tx:
                 let_go = released(tx, intent.key)
@@ -280,6 +286,28 @@ class Executor:
             result.done += 1
             return False
         return self._execute(entry, ops, result)
+
+    def _waits(self, entry: LedgerEntry, now: datetime, result: Drained) -> bool:
+        """A `do:` list stops at its first failed action for the record: a later action waits
+        while an earlier one is retried, and fails (dead, saying which) once one is dead, so
+        the "folder ready" mail never follows a folder that was not made."""
+        intent = entry.intent
+        with self.rt.store.read() as tx:
+            earlier = tx.ledger.earlier_in_list(intent)
+        dead = next((e for e in earlier if e.state is IntentState.DEAD), None)
+        if dead is not None:
+            why = (f"not sent: the earlier action {dead.intent.action} of rule "
+                   f"{intent.rule_id} failed ({dead.intent.key}: {dead.last_error})")  # fmt: skip
+            self._failed(intent, why, None, result)
+            return True
+        pending = [e for e in earlier if e.state in WAITING]
+        if not pending:
+            return False
+        until = max(now, min(e.next_attempt_at for e in pending)) + timedelta(seconds=1)
+        with self.rt.store.transaction() as tx:
+            result.deferred += tx.ledger.defer(
+                intent.key, until, f"waits for the earlier action {pending[0].intent.key}", now)
+        return True
 
     def _claim(self, entry: LedgerEntry, people: People, now: datetime) -> list[Operation] | None:
         """mark_sent with the operations to send (committed before any vendor call); None when
@@ -380,7 +408,10 @@ class Executor:
         return ActionContext(tx=tx, record=record, people=people,
                              roles=dict(rule.vars) if rule else {},
                              mailbox=(graph.mailbox or "") if graph else "", now=now,
-                             math=rule.math if rule else None)  # fmt: skip
+                             math=rule.math if rule else None,
+                             max_attachment_bytes=int(
+                                 self.rt.settings.syncd.max_attachment_mb * 1000 * 1000),
+                             )  # fmt: skip
 
     def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
         """Send the operations; True when the vendor refused them for good and the action has

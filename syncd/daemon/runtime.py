@@ -15,6 +15,7 @@ from pathlib import Path
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon import rulesets
+from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
 from syncd.redact import install, redact
 from syncd.rules.diagnostics import Diagnostic
@@ -121,7 +122,7 @@ def open_runtime(
     install(Redactor(settings_secrets(settings)))
     own = store_url is None
     if own:
-        Path(settings.syncd.state_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(settings.syncd.state_dir))
     store = open_store(store_url or settings.syncd.store_url,
                        max_attempts=settings.syncd.max_attempts)  # fmt: skip
     try:

@@ -68,6 +68,7 @@ from syncd.daemon.sources import wanted
 from syncd.daemon.status import Status
 from syncd.daemon.timers import fire_due
 from syncd.daemon.watch import RulesWatcher
+from syncd.settings import metrics_exposed
 from syncd.store.db import connection_lost
 from syncd.store.lease import Fenced
 from syncd.store.retention import prune
@@ -174,6 +175,9 @@ class Service:
         settings = self.rt.settings.metrics
         if not settings.enabled:
             return None
+        exposed = metrics_exposed(self.rt.settings)
+        if exposed is not None:
+            log.warning("metrics_exposed", reason=exposed)
         try:
             return self.metrics.serve(settings.host, settings.port,
                                       healthy=lambda: not self.liveness.hung(),

@@ -13,6 +13,7 @@ from syncd.clock import Clock
 from syncd.doctor.local import (
     clock_check,
     credentials_dir,
+    metrics_check,
     polled_check,
     rules_check,
     secret_check,
@@ -57,6 +58,7 @@ def diagnose(
         polled_check(rules, settings),
         *[secret_check(settings, s, credentials) for s in systems],
         store_check(settings),
+        metrics_check(settings),
     ]
     probed, found = probe_vendors(vendors, systems, uses, clock)
     checks += probed

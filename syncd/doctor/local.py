@@ -14,7 +14,7 @@ from syncd.daemon.coverage import unpolled_rules
 from syncd.doctor.report import Check
 from syncd.doctor.vendors import Found, missing_secrets
 from syncd.rules.loader import LoadResult
-from syncd.settings import CREDENTIALS_ENV, Settings, SettingsError
+from syncd.settings import CREDENTIALS_ENV, Settings, SettingsError, metrics_exposed
 from syncd.store.db import StoreError, open_store
 from syncd.store.tables import meta
 
@@ -35,6 +35,17 @@ def settings_failed(exc: SettingsError) -> Check:
 def credentials_dir(settings: Settings, env: Mapping[str, str]) -> Path | None:
     """Where secrets are read from: systemd's $CREDENTIALS_DIRECTORY, else `[secrets] dir`."""
     return Path(env[CREDENTIALS_ENV]) if env.get(CREDENTIALS_ENV) else settings.secrets.dir
+
+
+def metrics_check(settings: Settings) -> Check:
+    """`/metrics` on every interface tells anyone who can reach the host what syncd does."""
+    exposed = metrics_exposed(settings)
+    if exposed is None:
+        where = "disabled" if not settings.metrics.enabled else settings.metrics.host
+        return Check("metrics", "ok", f"/metrics: {where}")
+    return Check("metrics", "warn", exposed,
+                 'set [metrics] host = "127.0.0.1" and scrape through a proxy or an SSH tunnel, '
+                 "or firewall the port")  # fmt: skip
 
 
 def settings_check(configured: list[str]) -> Check:

@@ -38,6 +38,8 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import regex
+
 from syncd.durations import Offset, apply_offset
 from syncd.rules import schema
 
@@ -687,12 +689,31 @@ class Lacks(Contains):
         return self.present(value) is not True
 
 
+MATCH_SECONDS = 0.1  # per search of one value: customers write the text a `matches:` reads
+
+
+def bounded_search(pattern: Any) -> Callable[[str], Any]:
+    """`pattern.search`, run by the `regex` package (Python's `re` syntax: its version 0) with
+    a time limit: a pattern that backtracks catastrophically on a customer's text (`(a+)+$`
+    on 30 `a`s and a `b`, `.*x.*y` on a megabyte) fails that one evaluation, never the cycle."""
+    compiled = regex.compile(pattern.pattern, regex.VERSION0)
+
+    def search(text: str) -> Any:
+        try:
+            return compiled.search(text, timeout=MATCH_SECONDS)
+        except TimeoutError:
+            raise ValueError(f"`matches: {pattern.pattern}` took over {MATCH_SECONDS} s on a "
+                             f"value of {len(text):,} characters") from None
+
+    return search
+
+
 class Matches(FieldTest):
     __slots__ = ("search",)
 
     def __init__(self, path: str, pattern: Any) -> None:
         super().__init__(path)
-        self.search = pattern.search
+        self.search = bounded_search(pattern)
 
     def check(self, value: Any, ctx: Context) -> bool:
         if value is None:

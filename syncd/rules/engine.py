@@ -315,6 +315,7 @@ class _Rule:
         self.canary_scope = (cond.compile_test(cond.compile_condition(canary.scope))
                              if canary and canary.scope is not None else None)  # fmt: skip
         self.limits = rule.own_limits()
+        self.on_failure = rule.on_failure
         self.math = math
         self.vars = dict(rule.vars)
         self.record_var = KINDS[rule.on].var if rule.on in KINDS else "record"
@@ -744,6 +745,11 @@ class Engine:
         if "until" in why and isinstance(why["until"], Mapping):
             return f"`until` holds: {_values(why['until'])}"
         return _values(why)
+
+    def stops_on_failure(self, rule_id: str) -> bool:
+        """Whether the rule's `do:` list stops at its first failed action (`on_failure`)."""
+        rule = self.rules.get(rule_id)
+        return rule is None or rule.on_failure == "stop"
 
     def evaluate(
         self,

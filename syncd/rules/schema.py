@@ -51,7 +51,7 @@ from syncd import durations
 from syncd.durations import DurationError, Offset
 from syncd.model import LIMIT_KINDS, RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.templates import RecipientText, Text
+from syncd.rules.templates import PathText, RecipientText, Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
@@ -556,8 +556,8 @@ class EnsureFolder(Action):
     """Create a SharePoint folder (and subfolders) unless it exists."""
 
     kind: Literal["ensure_folder"] = "ensure_folder"
-    path: Text
-    subfolders: list[Text] = Field(default_factory=list)
+    path: PathText
+    subfolders: list[PathText] = Field(default_factory=list)
 
 
 class FileTranscript(Action):
@@ -568,7 +568,7 @@ class FileTranscript(Action):
     organization: Text | None = Field(
         None, description="The client the file names (a template; empty: any): a ticket of "
         "another organisation is not a match")
-    else_folder: Text | None = None
+    else_folder: PathText | None = None
     else_notify: list[Recipient] = Field(default_factory=list)
 
 
@@ -796,6 +796,9 @@ class Rule(Node):
     max_actions_per_hour: PositiveInt | None = Field(
         None, description="Shorthand for limits: {per_hour: {any: N}}"
     )
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="stop: a do: list's later actions wait for, and fail with, an "
+        "earlier one for the record; continue: each action on its own")
     calendar: str | None = Field(None, description="Calendar for business durations")
     vars: dict[str, Value] = Field(
         default_factory=dict,

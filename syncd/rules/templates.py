@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
@@ -35,11 +36,14 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.meta import find_undeclared_variables
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+from syncd.pathnames import DATA_SLASH
+from syncd.rules.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
+
+ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                         finalize=lambda value: _finalize(value))
 SUBJECT_PREFIX = "Subject:"
 SUFFIX = ".j2"
 # The rule calendar's timezone in a render context, under a key no template can name (a name
@@ -133,13 +137,45 @@ class Text(str):
 
 class RecipientText(Text):
     """A mail recipient. Literal rule text may name `group:`, `role:`, `user:`, `requester`...;
-    a template's output comes from data (a list item's `HRPartner`), so it is marked as an
-    address and nothing else (`address:...`), which the executor validates as one address."""
+    a template that reads the record (a list item's `HRPartner`) renders data, so its output
+    is marked as an address and nothing else (`address:...`), which the executor validates as
+    one address; one that reads only the rule (`{{ vars.leads }}`) is rule text."""
 
     __slots__ = ()
 
 
+class PathText(Text):
+    """A drive path (`ensure_folder`, `else_folder`): the `/` written in the template separate
+    folders; a `/` or `\\` printed by an expression (an account named "A/B") is data and is
+    marked (`pathnames.DATA_SLASH`), so the path check refuses it instead of nesting folders."""
+
+    __slots__ = ()
+
+
+_PATH: ContextVar[bool] = ContextVar("syncd_path_template", default=False)
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value, as Jinja prints it; in a path template, separators marked."""
+    if _PATH.get() and isinstance(value, str | int | float):
+        return str(value).replace("/", DATA_SLASH).replace("\\", DATA_SLASH)
+    return value
+
+
 ADDRESS = "address:"
+RECIPIENT_KINDS = ("group:", "role:", "user:")  # what only literal rule text may name
+
+
+RULE_NAMES = frozenset({"vars", "rule", "now", "step", "occurrence", "week", "date"})
+
+
+def _from_data(text: str) -> bool:
+    """A recipient template whose output may come from the record (it reads more than the
+    rule's own text and its kind is not written out): an address and nothing else.
+    `group:{{ vars.team }}` and `{{ vars.leads }}` are rule text; `{{ item.fields.HRPartner }}`
+    is data."""
+    return (isinstance(text, RecipientText) and not text.lstrip().startswith(RECIPIENT_KINDS)
+            and bool(variables(text) - RULE_NAMES))  # fmt: skip
 
 
 def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
@@ -161,9 +197,13 @@ def is_template(text: str) -> bool:
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> nodes.Template:
     try:
-        return ENV.parse(text)
+        tree = ENV.parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    problem = cost_problem(tree)
+    if problem is not None:
+        raise TemplateProblem(problem)
+    return tree
 
 
 @lru_cache(maxsize=4096)
@@ -177,17 +217,29 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render `text`; an unknown variable or an unsafe access raises TemplateProblem."""
     if not is_template(text):
         return text
-    marked = ADDRESS if isinstance(text, RecipientText) else ""
+    marked = ADDRESS if _from_data(text) else ""
+    if isinstance(text, PathText):  # Jinja only: its finalize marks what expressions print
+        token = _PATH.set(True)
+        try:
+            return _render_jinja(text, context)
+        finally:
+            _PATH.reset(token)
     fast = _fast(text)
     if fast is not None:
         try:
             return marked + fast(context)
         except Exception:  # outside the fast subset: Jinja answers, or raises its own error
             pass
+    return marked + _render_jinja(text, context)
+
+
+def _render_jinja(text: str, context: Mapping[str, Any]) -> str:
     try:
-        return marked + compile(text).render(context)
+        return render_bounded(compile(text), context)
     except TemplateProblem:
         raise
+    except TooCostly as exc:
+        raise TemplateProblem(str(exc)) from None
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}", getattr(exc, "lineno", None)) from None
 
@@ -229,8 +281,8 @@ def renderer(text: str) -> Renderer | None:
 
     It raises where Jinja might answer differently: the caller then renders with `render`,
     which gives Jinja's answer or error."""
-    fast = _fast(text) if is_template(text) else None
-    if fast is not None and isinstance(text, RecipientText):
+    fast = _fast(text) if is_template(text) and not isinstance(text, PathText) else None
+    if fast is not None and _from_data(text):
         plain = fast
         return lambda context: ADDRESS + plain(context)
     return fast

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ipaddress
 import json
 import logging
 import secrets
@@ -31,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import trustme
 from ruamel.yaml import YAML
 
+from syncd.files import private_dir, write_private
 from syncd.sandbox.core import (
     BadJson,
     Request,
@@ -44,6 +46,16 @@ from syncd.sandbox.faults import FaultSpecError, FaultTable
 log = logging.getLogger("syncd.sandbox")
 
 CONTROL_PREFIX = "/_sandbox/"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a client address is this host's loopback (127.0.0.0/8, ::1, v4-mapped)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 def make_credentials(url: str, ca_path: str) -> dict[str, Any]:
@@ -272,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
             base_url=f"https://{host}",
         )
         if req.path.startswith(CONTROL_PREFIX):
+            if not is_loopback(self.client_address[0]):  # no auth: loopback is the guard
+                self._send(Response.json(403, {"error": "the control API answers loopback "
+                                                        "clients only"}))  # fmt: skip
+                return
             self._send(sandbox.control(req))
             return
         vendor = sandbox.route(req.path)
@@ -404,17 +420,16 @@ class SandboxServer:
     def write_files(self) -> None:
         """sandbox.json, syncd.toml and the credentials directory, for people and scripts."""
         assert self.directory is not None
-        (self.directory / "sandbox.json").write_text(json.dumps(self.info, indent=2) + "\n")
+        write_private(self.directory / "sandbox.json", json.dumps(self.info, indent=2) + "\n")
         creds = self.directory / "credentials"
-        creds.mkdir(exist_ok=True)
+        private_dir(creds)
         for name, value in (
             ("zendesk_token", self.info["zendesk"]["token"]),
             ("salesforce_client_secret", self.info["salesforce"]["client_secret"]),
             ("graph_client_secret", self.info["graph"]["client_secret"]),
         ):
             path = creds / name
-            path.write_text(value)
-            path.chmod(0o600)
+            write_private(path, value)
         (self.directory / "syncd.toml").write_text(syncd_toml(self.info, self.directory))
 
     def start(self) -> SandboxServer:
@@ -434,7 +449,7 @@ class SandboxServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.persist and self.directory is not None:
-            self.state_path.write_text(json.dumps(self.sandbox.snapshot()))
+            write_private(self.state_path, json.dumps(self.sandbox.snapshot()))
 
     def __enter__(self) -> SandboxServer:
         return self.start()

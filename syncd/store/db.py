@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from syncd.files import private_file
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
 from syncd.store.ledger import Ledger
@@ -179,6 +180,11 @@ def open_store(url: str, *, max_attempts: int = 8) -> Store:
         parent = Path(parsed.database).parent
         if not parent.is_dir():
             raise StoreError(f"{shown}: directory {parent} does not exist (check syncd.state_dir)")
+        # 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(parsed.database + suffix)
+            if not suffix or path.exists():
+                private_file(path)
     # pre_ping: a connection the server dropped (restart, failover, network cut) is replaced
     # when taken from the pool instead of failing the next transaction.
     engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads,

@@ -335,6 +335,25 @@ class Ledger:
         row = self._conn.execute(select(intents).where(intents.c.key == key)).first()
         return _entry(row) if row is not None else None
 
+    def earlier_in_list(self, intent: Intent) -> builtins.list[LedgerEntry]:
+        """The intents planned before `intent` by the same `do:` list: same rule, record, step,
+        occurrence and due instant, in planning order."""
+        mine = select(intents.c.id).where(intents.c.key == intent.key).scalar_subquery()
+        query = (
+            select(intents)
+            .where(
+                intents.c.rule_id == intent.rule_id,
+                intents.c.record_kind == intent.record.kind,
+                intents.c.record_id == intent.record.id,
+                intents.c.step == intent.step,
+                intents.c.occurrence == intent.occurrence,
+                intents.c.due_at == intent.due_at,
+                intents.c.id < mine,
+            )
+            .order_by(intents.c.id)
+        )
+        return [_entry(row) for row in self._conn.execute(query)]
+
     def list(
         self,
         state: IntentState | str | None = None,

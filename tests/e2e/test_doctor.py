@@ -249,3 +249,12 @@ def test_a_rule_on_a_list_no_source_polls_fails_and_the_daemon_says_so_at_start(
         wait_for(lambda: any(r.getMessage() == "rule_unpolled" for r in caplog.records))
     (record,) = [r for r in caplog.records if r.getMessage() == "rule_unpolled"]
     assert record.syncd_fields["rule"] == "release-day"  # type: ignore[attr-defined]
+
+
+def test_metrics_on_every_interface_is_a_warning(sandbox: SandboxServer, tmp_path: Path) -> None:
+    world = setup(sandbox, tmp_path, RULES)
+    result = doctor(world, "--json", SYNCD_METRICS__ENABLED="true", SYNCD_METRICS__HOST="0.0.0.0")
+    (check,) = [c for c in json.loads(result.output)["checks"] if c["name"] == "metrics"]
+    assert (check["status"], check["ok"]) == ("warn", True)
+    assert "0.0.0.0" in check["detail"] and "127.0.0.1" in check["fix"]
+    assert result.exit_code == 0  # a warning, not a failure

@@ -145,3 +145,61 @@ def test_a_recipient_from_data_is_one_address_or_the_intent_fails_saying_why(
     assert mail["subject"] == "Arrival: Dana Bcc: x@evil.example"  # one line
     (failure,) = report.failures
     assert "is not one mail address" in failure
+
+
+def test_a_transcript_over_the_size_cap_is_left_in_place_and_reported(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    world = World(sandbox, tmp_path, ATTACH)
+    world.env["SYNCD_SYNCD__MAX_ATTACHMENT_MB"] = "0.001"  # 1,000 bytes
+    world.settings = load_settings(world.config, env=world.env)
+    created = (NOW - timedelta(minutes=5)).isoformat()
+    sandbox.control("POST", "/_sandbox/seed", {**seed(1, NOW - timedelta(minutes=30)), "graph": {
+        "files": [{"path": "Transcripts/ZD-1 long.vtt", "content": "WEBVTT\n" + "x" * 2000,
+                   "created_at": created}]}})  # fmt: skip
+    before = drive_paths(sandbox)
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert attachments(world, 1) == [] and drive_paths(sandbox) == before
+    (mail,) = world.mail()
+    assert mail["subject"] == "Transcript not filed: ZD-1 long.vtt"
+    assert "2,007 bytes, over the 1,000" in mail["body"] and "left where it is" in mail["body"]
+
+
+CLIENT_FOLDER = """
+rules:
+  - id: client-folder
+    on: zendesk.ticket
+    when: {status: new}
+    do:
+      - ensure_folder: {path: "Clients/{{ ticket.subject }}", subfolders: [Meetings]}
+"""
+
+
+def test_a_slash_printed_from_data_is_not_a_path_separator(sandbox: SandboxServer,
+                                                           tmp_path: Path) -> None:
+    """The `/` written in the rule separate folders; one in an account's name does not."""
+    world = World(sandbox, tmp_path, CLIENT_FOLDER)
+    fixture = seed(0, NOW)
+    fixture["zendesk"]["tickets"] = [
+        {"id": n, "subject": s, "status": "new", "requester": "carl@customer.example",
+         "created_at": (NOW - timedelta(minutes=30)).isoformat()}
+        for n, s in ((1, "Kestrel Foods/Meetings"), (2, "A\\B"), (3, "Acme Ltd"))]  # fmt: skip
+    sandbox.control("POST", "/_sandbox/seed", fixture)
+    before = drive_paths(sandbox)
+    report = world.cycle()
+    assert drive_paths(sandbox) - before == {"Clients", "Clients/Acme Ltd",
+                                             "Clients/Acme Ltd/Meetings"}  # fmt: skip
+    assert sorted(f.split(": ", 1)[0] for f in report.failures) == [
+        "client-folder/" + k for k in sorted(
+            e.intent.key.split("/", 1)[1] for e in _dead(world))]  # fmt: skip
+    assert all("a value from the record contains '/'" in f for f in report.failures)
+
+
+def _dead(world: World) -> list[Any]:
+    store = world.store()
+    try:
+        with store.read() as tx:
+            return [e for e in tx.ledger.list() if e.state.value == "dead"]
+    finally:
+        store.close()

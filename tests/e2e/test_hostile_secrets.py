@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from e2e_world import NOW, World, seed
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -92,3 +93,17 @@ def test_an_echoed_basic_credential_is_stored_and_printed_masked(world: World,
     for text in (once.stderr, once.stdout, listed.stdout, explained.stdout, *errors, *details):
         for secret in (basic, token, quote(basic, safe="")):
             assert secret not in text, text
+
+
+def test_every_client_ignores_ambient_proxy_variables(world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One explicit `[proxy] https` for all clients; a host's HTTPS_PROXY (here a port nobody
+    listens on) is ignored alike by zenpy, simple-salesforce, msal and httpx."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    world.sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - timedelta(minutes=30)))
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert "syncd-triaged" in world.ticket(1)["tags"] and world.subjects() == ["New ticket #1"]

@@ -242,3 +242,24 @@ def test_salesforce_parent_fields_must_be_paths(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(config, env={})
     assert "parent_fields" in str(info.value) and "'Task.What'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        ('[zendesk]\nsubdomain = "acme"\nemail = "a@acme.example"', 'scheme = "http"'),
+        ('[salesforce]\nclient_id = "c"', 'token_url = "http://login.example/token"'),
+        ('[salesforce]\nclient_id = "c"', 'instance_url = "http://acme.my.salesforce.com"'),
+        ('[graph]\ntenant_id = "t"\nclient_id = "c"', 'authority = "http://login.example"'),
+        ('[graph]\ntenant_id = "t"\nclient_id = "c"', 'base_url = "http://graph.example/v1.0"'),
+    ],
+)
+def test_a_vendor_url_that_is_not_https_is_refused_at_load(tmp_path: Path, section: str,
+                                                           line: str) -> None:
+    """Each would carry a credential (Basic token, client secret, bearer token) in clear."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[syncd]\nstate_dir = "{tmp_path}"\n{section}\n{line}\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, env={})
+    key = line.split(" =")[0]
+    assert key in str(caught.value) and "https" in str(caught.value)
