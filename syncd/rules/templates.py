@@ -172,10 +172,11 @@ RULE_NAMES = frozenset({"vars", "rule", "now", "step", "occurrence", "week", "da
 def _from_data(text: str) -> bool:
     """A recipient template whose output may come from the record (it reads more than the
     rule's own text and its kind is not written out): an address and nothing else.
-    `group:{{ vars.team }}` and `{{ vars.leads }}` are rule text; `{{ item.fields.HRPartner }}`
-    is data."""
+    `group:{{ rule.id }}` is rule text; `{{ item.fields.HRPartner }}` is data, and so is a
+    `{{ vars.x }}` still here after loading: the loader writes plain vars into recipients
+    (rules/vars.py), so what is left is a var that renders the record."""
     return (isinstance(text, RecipientText) and not text.lstrip().startswith(RECIPIENT_KINDS)
-            and bool(variables(text) - RULE_NAMES))  # fmt: skip
+            and bool(variables(text) - (RULE_NAMES - {"vars"})))  # fmt: skip
 
 
 def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
