@@ -137,6 +137,10 @@ def corpus_world(sandbox: SandboxServer, tmp_path: Path) -> World:
     world = World(sandbox, tmp_path, RULES)
     world.env["SYNCD_GRAPH__LISTS"] = '["Arrivals"]'
     world.env["SYNCD_GRAPH__WATCHED_FOLDERS"] = '["Transcripts"]'
+    # every corpus string is a record: more than the default blast-radius limits let one rule
+    # do in an hour, which is the point of those limits but not of this test
+    world.env.update({f"SYNCD_LIMITS__{k}": '{"any": 100000}'
+                      for k in ("RULE_PER_CYCLE", "RULE_PER_HOUR", "PER_CYCLE", "PER_HOUR")})
     world.settings = load_settings(world.config, env=world.env)
     sandbox.control("POST", "/_sandbox/seed", fixture())
     return world
