@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.daemon.people import OPEN_TICKET, ActionError, NothingToDo, People, system_of
+from syncd.daemon.people import ActionError, NothingToDo, People, system_of
 from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.rules.conditions import as_instant
@@ -127,7 +127,11 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     params = intent.params
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
-    tickets = ctx.tx.records.by_kind("zendesk.ticket", field_in=("status", OPEN_TICKET))
+    served = (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+    if served in ctx.people.served:
+        raise NothingToDo(f"nothing to dispatch: {params['queue']} was served in this pass")
+    ctx.people.served.add(served)
+    tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
     load = Counter([*owners, *ctx.people.dispatched.values()])
