@@ -130,7 +130,6 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     served = (str(params["queue"]), str(params["to"]), str(params["capacity"]))
     if served in ctx.people.served:
         raise NothingToDo(f"nothing to dispatch: {params['queue']} was served in this pass")
-    ctx.people.served.add(served)
     tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
@@ -150,6 +149,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     ]
     plan = plan_dispatch(queue, agents, capacity=int(params["capacity"]),
                          order=params.get("order") or ("priority", "age"))  # fmt: skip
+    ctx.people.served.add(served)
     if not plan.assignments:
         raise NothingToDo("nothing to dispatch: " + (
             f"{len(queue)} queued ticket(s), no agent of {team.name} free" if queue
