@@ -164,7 +164,8 @@ class Message:
     conversation_id: str = field(default_factory=lambda: "AAQk" + b64url(secrets.token_bytes(24)))
 
     def to_json(self) -> Json:
-        return {**{k: v for k, v in vars(self).items() if k != "sent"}, "sent": iso(self.sent)}
+        # to the microsecond, as `/_sandbox/mail` shows it (parse_iso reads both forms)
+        return {**{k: v for k, v in vars(self).items() if k != "sent"}, "sent": _precise(self.sent)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Message:
@@ -180,7 +181,7 @@ class Message:
         """The `/_sandbox/mail` view: what the recipients received, `sent_at` to the
         microsecond (benchmarks measure latency from it; Graph's own fields keep whole seconds)."""
         return {
-            "sent_at": self.sent.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "sent_at": _precise(self.sent),
             "from": self.sender,
             "to": list(self.to),
             "cc": list(self.cc),
@@ -188,6 +189,11 @@ class Message:
             "body": self.content,
             "headers": dict(self.headers),
         }
+
+
+def _precise(when: datetime) -> str:
+    """`when` in UTC to the microsecond, `Z` (the sandbox's own records, not Graph's fields)."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Mailboxes:
