@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check syncd tests bench
 
 bench: $(STAMP)
+	$(BIN)/python bench/daemon_scale.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api_calls.py
 	$(BIN)/python bench/latency.py

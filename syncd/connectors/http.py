@@ -443,13 +443,20 @@ class Governor:
                 return (self.blocked_until - now).total_seconds()
             if any(self._waiting[name][:rank]):
                 return self.idle_wait_s
-            # a named bucket is an endpoint's quota within the vendor's: both are spent
-            spent = [self.buckets[n] for n in dict.fromkeys((name, DEFAULT_BUCKET))]
-            share = self.backfill_reserve if LANES[rank] == "backfill" else 0.0
-            wait = max(b.seconds_until(b.capacity * share + 1, now) for b in spent)
+            # a named bucket is an endpoint's quota within the vendor's: both are spent. The
+            # backfill reserve is kept in the vendor's quota, which every lane shares; an
+            # endpoint's (Zendesk's export) is read by one source, backfill or poll, not both
+            names = list(dict.fromkeys((name, DEFAULT_BUCKET)))
+            backfill = LANES[rank] == "backfill"
+
+            def room(n: str) -> float:
+                kept = self.backfill_reserve if backfill and n == DEFAULT_BUCKET else 0.0
+                return 1 + self.buckets[n].capacity * kept
+
+            wait = max(self.buckets[n].seconds_until(room(n), now) for n in names)
             if wait <= 0:
-                for b in spent:
-                    b.take(now)
+                for n in names:
+                    self.buckets[n].take(now)
                 return 0.0
             return max(wait, 1e-3)
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.daemon.people import (
-    OPEN_TICKET,
     ActionError,
     NothingToDo,
     People,
@@ -182,7 +181,10 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
-    tickets = ctx.tx.records.by_kind("zendesk.ticket", field_in=("status", OPEN_TICKET))
+    served = (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+    if served in ctx.people.served:
+        raise NothingToDo(f"nothing to dispatch: {params['queue']} was served in this pass")
+    tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
     load = Counter([*owners, *ctx.people.dispatched.values()])
@@ -202,6 +204,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     ]
     plan = plan_dispatch(queue, agents, capacity=int(params["capacity"]),
                          order=params.get("order") or ("priority", "age"))  # fmt: skip
+    ctx.people.served.add(served)
     if not plan.assignments:
         raise NothingToDo("nothing to dispatch: " + (
             f"{len(queue)} queued ticket(s), no agent of {team.name} free" if queue

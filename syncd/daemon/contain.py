@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from syncd.connectors.base import Connector
 from syncd.connectors.http import VendorError
-from syncd.daemon.planner import Applied, apply_record
+from syncd.daemon.planner import Applied, Known, apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record
 from syncd.redact import redact
@@ -31,12 +31,13 @@ def apply_contained(
     grace: timedelta,
     baseline: bool = False,
     past_due: bool = False,
+    known: Known | None = None,
 ) -> Applied | None:
     """`apply_record` for one record of a batch; None when it raised (then it is quarantined)."""
     try:
         with tx.conn.begin_nested():
             applied = apply_record(tx, engine, record, now, grace, baseline=baseline,
-                                   past_due=past_due)  # fmt: skip
+                                   past_due=past_due, known=known)  # fmt: skip
     except Exception as exc:  # any failure of this record is this record's alone
         log.exception("record_quarantined", record=str(record.ref), error=type(exc).__name__)
         _hold(rt, tx, record, f"{type(exc).__name__}: {exc}", now)

@@ -106,6 +106,19 @@ class People:
         self.dispatched: dict[str, str] = {}
         # records looked up at their vendor in this pass (RecordMiss): not asked for again
         self.looked_up: set[RecordRef] = set()
+        # queues a dispatch has served in this pass: loads only grow and queues only shrink
+        # within a pass, so a second dispatch of the same queue would hand out nothing
+        self.served: set[tuple[str, ...]] = set()
+        self._open: dict[str, list[Record]] = {}
+
+    def open_records(self, tx: Tx, system: str, kind: str) -> list[Record]:
+        """The kind's open records in the store, read once per pass (in SQL for Zendesk's
+        tickets); this pass's own picks are counted apart (`dispatched`, `_assigned`)."""
+        found = self._open.get(kind)
+        if found is None:
+            open_only = ("status", OPEN_TICKET) if system == "zendesk" else None
+            found = self._open[kind] = tx.records.by_kind(kind, _is_open, field_in=open_only)
+        return found
 
     def directory(self, system: str) -> Directory:
         if system not in self.connectors:
@@ -246,8 +259,7 @@ class People:
         """The member with the fewest open records in the store (plus this pass's picks)."""
         field = ASSIGNEE_FIELD[system]
         load = dict.fromkeys(members, 0)
-        open_only = ("status", OPEN_TICKET) if system == "zendesk" else None  # read in SQL
-        for held in tx.records.by_kind(kind, _is_open, field_in=open_only):
+        for held in self.open_records(tx, system, kind):
             owner = str(held.fields.get(field) or "")
             if owner in load:
                 load[owner] += 1

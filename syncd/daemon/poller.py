@@ -19,7 +19,7 @@ from datetime import datetime
 from syncd.connectors.base import Connector
 from syncd.daemon import baseline
 from syncd.daemon.contain import apply_contained, retry_quarantined
-from syncd.daemon.planner import due_by_time
+from syncd.daemon.planner import Known, due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.daemon.sources import wanted
 from syncd.model import Record
@@ -84,23 +84,26 @@ def poll_source(
     reread = held = 0
     for page in connector.poll_pages(cursor, kinds):
         now = rt.clock.now()
+        refs = [r.ref for r in page.records]
         due = []
         if not past_due:
             with rt.store.read() as tx:
-                due = [r.ref for r in page.records
-                       if not r.deleted and due_by_time(tx, engine, r, now, rt.grace)]  # fmt: skip
+                known = Known(tx, engine, refs)
+                due = [r.ref for r in page.records if not r.deleted
+                       and due_by_time(tx, engine, r, now, rt.grace, known)]  # fmt: skip
         fresh = connector.fetch_many(due) if due else {}
         reread += len(fresh)
         with rt.store.transaction() as tx:
             if first:
                 baseline.begin(tx, source, now)
+            known = Known(tx, engine, refs)
             for polled in page.records:
                 record = fresh.get(polled.ref, polled)
                 if record is None:  # gone since the page was read
                     record = Record(polled.ref, polled.fields, now, deleted=True)
                 held_back = first or record.ref.kind in resumed
                 applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back,
-                                          past_due)  # fmt: skip
+                                          past_due, known)  # fmt: skip
                 found.saw(changed_at(record))
                 if applied is None:  # quarantined: the page goes on without it
                     continue

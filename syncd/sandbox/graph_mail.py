@@ -165,7 +165,7 @@ class Message:
 
     def to_json(self) -> Json:
         kept = {k: v for k, v in vars(self).items() if k != "sent"}
-        return {**kept, "sent": self.sent.isoformat()}  # to the microsecond, as /_sandbox/mail
+        return {**kept, "sent": _precise(self.sent)}  # to the microsecond, as /_sandbox/mail
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Message:
@@ -181,7 +181,7 @@ class Message:
         """The `/_sandbox/mail` view: what the recipients received, `sent_at` to the
         microsecond (benchmarks measure latency from it; Graph's own fields keep whole seconds)."""
         return {
-            "sent_at": self.sent.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "sent_at": _precise(self.sent),
             "from": self.sender,
             "to": list(self.to),
             "cc": list(self.cc),
@@ -189,6 +189,11 @@ class Message:
             "body": self.content,
             "headers": dict(self.headers),
         }
+
+
+def _precise(when: datetime) -> str:
+    """`when` in UTC to the microsecond, `Z` (the sandbox's own records, not Graph's fields)."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Mailboxes:

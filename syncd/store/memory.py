@@ -3,7 +3,7 @@ JSON so that edge-triggered rules survive restarts. Written in the page's transa
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from syncd.model import RecordRef
 from syncd.store.tables import insert_ignoring_duplicates, rule_memory
 
+CHUNK = 500  # ids in one IN (...)
 INTERNAL = "~"  # the daemon's own rows (a source's baseline, round-robin turns): no rule id
 
 
@@ -30,6 +31,18 @@ class RuleMemory:
         rows = self._conn.execute(_OF_RECORD, {"kind": record.kind, "id": record.id,
                                                "rules": list(rule_ids)})  # fmt: skip
         return {rule_id: memory for rule_id, memory in rows}
+
+    def of_records(self, rule_ids: Collection[str], kind: str,
+                   ids: Iterable[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """`of_record` of many records of one kind (id -> rule -> memory), a statement per 500."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted) if rule_ids else 0, CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            params = {"kind": kind, "rules": list(rule_ids), "ids": chunk}
+            for rule_id, record_id, memory in self._conn.execute(_OF_RECORDS, params):
+                found.setdefault(record_id, {})[rule_id] = memory
+        return found
 
     def rules(self) -> dict[str, int]:
         """Every rule id the daemon remembers something for, with how many records: a rule
@@ -65,6 +78,13 @@ class RuleMemory:
 _OF_RECORD = select(rule_memory.c.rule_id, rule_memory.c.memory).where(
     rule_memory.c.record_kind == bindparam("kind"),
     rule_memory.c.record_id == bindparam("id"),
+    rule_memory.c.rule_id.in_(bindparam("rules", expanding=True)),
+)
+
+
+_OF_RECORDS = select(rule_memory.c.rule_id, rule_memory.c.record_id, rule_memory.c.memory).where(
+    rule_memory.c.record_kind == bindparam("kind"),
+    rule_memory.c.record_id.in_(bindparam("ids", expanding=True)),
     rule_memory.c.rule_id.in_(bindparam("rules", expanding=True)),
 )
 

@@ -20,6 +20,8 @@ from syncd.model import RecordRef
 from syncd.store.audit import Audit
 from syncd.store.tables import timers
 
+CHUNK = 500  # ids in one IN (...): well below SQLite's and PostgreSQL's parameter limits
+
 
 class TimerState(StrEnum):
     PENDING = "pending"
@@ -156,6 +158,24 @@ class Timers:
             .order_by(timers.c.due_at, timers.c.id)
         )
         return [_timer(row) for row in self._conn.execute(query)]
+
+    def for_records(self, kind: str, ids: Iterable[str]) -> dict[str, list[Timer]]:
+        """`for_record` of many records of one kind, in a statement per 500."""
+        found: dict[str, list[Timer]] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), CHUNK):
+            query = (
+                select(timers)
+                .where(
+                    timers.c.record_kind == kind,
+                    timers.c.record_id.in_(wanted[start : start + CHUNK]),
+                    timers.c.state == TimerState.PENDING.value,
+                )
+                .order_by(timers.c.due_at, timers.c.id)
+            )
+            for row in self._conn.execute(query):
+                found.setdefault(row.record_id, []).append(_timer(row))
+        return found
 
     def _set(
         self, row: Row[Any], now: datetime, *, event: str, reason: str = "", **values: Any

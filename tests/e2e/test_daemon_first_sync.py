@@ -202,3 +202,49 @@ def test_first_sync_catch_up_fire_sends_the_past_due_steps_at_go_live(
     world = past_due_world(sandbox, tmp_path, "fire")
     assert world.cycle().ok
     assert world.subjects() == ["1h: #1"]
+
+
+class Twice:
+    """One page in which ticket 1 appears twice: solved, then new again (a page of the export
+    can hold two versions of a ticket)."""
+
+    kinds = frozenset({"zendesk.ticket"})
+
+    def poll_pages(
+        self, cursor: str | None, kinds: Collection[str] | None = None
+    ) -> Iterator[Page]:
+        if cursor is None:
+            yield Page([TwoPages._ticket("1", "new", (NOW - 30 * MINUTE).isoformat())], "p1")
+            return
+        solved = TwoPages._ticket("1", "new", NOW.isoformat())
+        solved.fields["status"] = "solved"
+        yield Page([solved, TwoPages._ticket("1", "new", NOW.isoformat())], "p2")
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+        return dict.fromkeys(refs)
+
+
+def test_a_record_twice_in_one_page_is_evaluated_against_its_first_version(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """The page's stored state is read at once; the second version must still see what the
+    first one left."""
+    world = going_live(sandbox, tmp_path)
+    rt = open_runtime(world.settings, world.clock, connectors={})
+    try:
+        poll_source(rt, "zendesk", Twice())  # the baseline: ticket 1, new
+        live = poll_source(rt, "zendesk", Twice())
+        with rt.store.read() as tx:
+            ref = RecordRef("zendesk.ticket", "1")
+            seen = (tx.memory.of_record(["triage", "ladder", "csat"], ref),
+                    [(t.step, t.due_at) for t in tx.timers.for_record(ref)],
+                    [(e.intent.rule_id, str(e.state)) for e in tx.ledger.list()])  # fmt: skip
+    finally:
+        rt.close()
+    memory, timers, intents = seen
+    # as after the last version (new): inside triage's `when`, outside csat's (which the
+    # first version entered: a later solve must send the satisfaction mail again)
+    assert memory["triage"]["in_when"] and not memory["csat"].get("in_when")
+    assert [step for step, _ in timers] == ["h1"]
+    assert sorted(intents) == [("csat", "planned"), ("triage", "skipped")]
+    assert live.records == 2

@@ -323,6 +323,19 @@ def test_backfill_keeps_a_reserve_for_higher_lanes() -> None:
     assert clock.now() == T0 + timedelta(minutes=1)
 
 
+def test_backfill_spends_an_endpoints_own_quota_whole() -> None:
+    """Go-live reads Zendesk's export (10 a minute, its own quota, read by nobody else
+    meanwhile) at the export's pace; the reserve is kept in the vendor's quota only."""
+    clock = FrozenClock(T0)
+    governor = Governor.per_minute("zendesk", clock, 20.0, incremental=Bucket(10, 10))
+    with lane("backfill"):
+        for _ in range(10):
+            governor.acquire("incremental")
+        assert clock.now() == T0
+        governor.acquire()  # the vendor's quota: 10 used of 20, half kept for higher lanes
+        assert clock.now() == T0 + timedelta(minutes=1)
+
+
 class ScaledClock(FrozenClock):
     """Simulated time that really passes, 100 times faster, so threads interleave."""
 
