@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -248,17 +249,27 @@ class Service:
             return False
         return True
 
+    @contextmanager
+    def _store_troubles(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not self._store_trouble(exc):
+                raise
+
     def _poll(self, source: str) -> None:
         if self.stopping() or not self.leadership.leading():
             return
         connector = self.rt.connectors[source]
         if not wanted(self.rt.engine, connector):  # no call to make: no sign of life either
-            note_unread(self.rt, source, connector.kinds)
+            with self._store_troubles():
+                note_unread(self.rt, source, connector.kinds)
             return
         job = f"poll:{source}"
         self.liveness.started(job)
         try:
-            self._poll_once(source, job)
+            with self._store_troubles():  # the store's reads, before and after the page
+                self._poll_once(source, job)
         finally:
             self.liveness.finished(job)
             self.meter.read(self.rt.connectors)
