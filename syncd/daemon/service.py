@@ -31,6 +31,12 @@ watchdog is on, `work` runs at least every quarter of WatchdogSec, so an idle da
 progress too); a STATUS= line after each `work` run (status.py); RELOADING=1 ... READY=1 around
 reloads; STOPPING=1 on shutdown.
 
+Leadership (leadership.py): the jobs act only while this process holds the leader lease; a
+standby's jobs return at once (its lease loop is its sign of life for the watchdog) and `work`
+is woken when it is elected. A job whose transaction is fenced (another process leads now) or
+loses the database is rolled back and counted against nothing; the lease loop says so and
+reconnects. A clean stop releases the lease after the work in flight.
+
 Signals and reloads: SIGTERM/SIGINT stop after the page or intent in flight (exit 0). SIGHUP,
 or a change in the rules directory (watch.py), reloads the rules (reload.py); a rule set with
 errors is refused (logged with file:line, counted, shown in STATUS; the old rules keep running).
@@ -306,8 +312,9 @@ class Service:
             self._wake(after)
 
     def _work(self) -> None:
-        """Settle, fire, execute; then sleep until the next due instant. Always reschedules
-        itself: an unexpected error is logged and retried a poll interval later."""
+        """Settle, fire, execute; then sleep until the next due instant. Reschedules itself
+        while this process leads: an unexpected error is logged and retried a poll interval
+        later."""
         if self.stopping() or not self.leadership.leading():
             return  # a standby: woken again when it is elected
         with self._lock:
