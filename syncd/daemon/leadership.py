@@ -58,6 +58,7 @@ class Leadership:
                            term_s=settings.lease_term_s, monotonic=monotonic)  # fmt: skip
         # On SQLite (one host) the lease is taken at once: the last process is gone or stale.
         self._seize = rt.store.engine.dialect.name == "sqlite"
+        self._acting = False  # on_lead was called since the last step-down
         self._failures = 0  # lease turns failed in a row: the back-off
         self._down_since: datetime | None = None  # since when the database has not answered
         self._shown: tuple[object, ...] = ()
@@ -122,13 +123,17 @@ class Leadership:
         elif was and not leads:
             log.warning("leader_lost", holder=self.lease.holder, leader=self._leader())
         self._show()
-        if leads and not was:
+        # Woken whenever it leads after a step-down too: a job that found this process not
+        # leading (fenced meanwhile, from another thread) did not reschedule itself.
+        acting, self._acting = self._acting, leads
+        if leads and not acting:
             self.on_lead()
         return self.renew_s if leads else STANDBY_TRY_S
 
     def fenced(self, exc: Fenced) -> None:
         """A write failed on the epoch: another process leads now. Stand by."""
         self.lease.step_down()
+        self._acting = False
         log.warning("leader_fenced", holder=self.lease.holder, error=str(exc))
         self._show()
 

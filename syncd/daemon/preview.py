@@ -1,9 +1,9 @@
 """`syncd plan`: what the daemon would do by an instant, computed on a throwaway copy.
 
-The real SQLite store is copied (SQLite's online backup: a consistent snapshot even while the
-daemon writes), the sources are polled into the copy (reads only), timers due by the instant are
-fired each at its own due instant as the daemon would, and every intent still to be carried out
-by then is listed. Nothing is executed and the copy is deleted.
+The real store is copied (SQLite's online backup, or one PostgreSQL snapshot: consistent even
+while the daemon writes), the sources are polled into the copy (reads only), timers due by the
+instant are fired each at its own due instant as the daemon would, and every intent still to be
+carried out by then is listed. Nothing is executed and the copy is deleted.
 
 A timer's record is re-read from its vendor once, as the daemon re-reads it before firing: a
 poll does not carry everything (Zendesk's `agent_touched` is in the ticket's audits), and a
@@ -31,7 +31,8 @@ from syncd.daemon.runtime import Runtime, open_runtime
 from syncd.daemon.timers import Freshen, fetch, fire_due
 from syncd.model import Record, RecordRef
 from syncd.settings import Settings
-from syncd.store.db import StoreError
+from syncd.store.copy import copy_store as copy_all
+from syncd.store.db import open_store
 from syncd.store.ledger import CLAIMABLE, LedgerEntry
 
 
@@ -104,10 +105,17 @@ def preview(
 
 
 def copy_store(url: str, target: Path) -> str:
-    """A SQLite URL for a copy of the store at `url` (an empty one if it does not exist yet)."""
+    """A SQLite URL for a copy of the store at `url` (an empty one if it does not exist yet);
+    a PostgreSQL store is copied in one snapshot (store/copy.py)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        raise StoreError("syncd plan copies SQLite stores only; run it against a SQLite copy")
+        source_store, copy = open_store(url), open_store(f"sqlite:///{target}")
+        try:
+            copy_all(source_store, copy)
+        finally:
+            source_store.close()
+            copy.close()
+        return f"sqlite:///{target}"
     source = Path(parsed.database or "")
     if parsed.database not in (None, "", ":memory:") and source.is_file():
         with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:

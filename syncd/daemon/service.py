@@ -31,6 +31,12 @@ watchdog is on, `work` runs at least every quarter of WatchdogSec, so an idle da
 progress too); a STATUS= line after each `work` run (status.py); RELOADING=1 ... READY=1 around
 reloads; STOPPING=1 on shutdown.
 
+Leadership (leadership.py): the jobs act only while this process holds the leader lease; a
+standby's jobs return at once (its lease loop is its sign of life for the watchdog) and `work`
+is woken when it is elected. A job whose transaction is fenced (another process leads now) or
+loses the database is rolled back and counted against nothing; the lease loop says so and
+reconnects. A clean stop releases the lease after the work in flight.
+
 Signals and reloads: SIGTERM/SIGINT stop after the page or intent in flight (exit 0). SIGHUP,
 or a change in the rules directory (watch.py), reloads the rules (reload.py); a rule set with
 errors is refused (logged with file:line, counted, shown in STATUS; the old rules keep running).
@@ -45,7 +51,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -274,17 +281,27 @@ class Service:
             return False
         return True
 
+    @contextmanager
+    def _store_troubles(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not self._store_trouble(exc):
+                raise
+
     def _poll(self, source: str) -> None:
         if self.stopping() or not self.leadership.leading():
             return
         connector = self.rt.connectors[source]
         if not wanted(self.rt.engine, connector):  # no call to make: no sign of life either
-            note_unread(self.rt, source, connector.kinds)
+            with self._store_troubles():
+                note_unread(self.rt, source, connector.kinds)
             return
         job = f"poll:{source}"
         self.liveness.started(job)
         try:
-            self._poll_once(source, job)
+            with self._store_troubles():  # the store's reads, before and after the page
+                self._poll_once(source, job)
         finally:
             self.liveness.finished(job)
             self.meter.read(self.rt.connectors)
@@ -332,8 +349,9 @@ class Service:
             log.info("pruned", cutoff=cutoff.isoformat(), **pruned.rows)
 
     def _work(self) -> None:
-        """Settle, fire, execute; then sleep until the next due instant. Always reschedules
-        itself: an unexpected error is logged and retried a poll interval later."""
+        """Settle, fire, execute; then sleep until the next due instant. Reschedules itself
+        while this process leads: an unexpected error is logged and retried a poll interval
+        later."""
         if self.stopping() or not self.leadership.leading():
             return  # a standby: woken again when it is elected
         with self._lock:

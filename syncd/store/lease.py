@@ -30,14 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from syncd.clock import Clock
+from syncd.logs import get_logger
 from syncd.store.db import Store
 from syncd.store.tables import leases
 
+log = get_logger("syncd.store")
+
 LEADER = "leader"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
 # Of its term, the share a holder trusts without renewing: the rest absorbs scheduling delays
 # and clock rate differences between this host and the database.
 TRUSTED_SHARE = 0.8
@@ -87,6 +91,11 @@ class Lease:
             with self.store.transaction(fenced=False) as tx:
                 granted = self._grant(tx.conn, seize)
         except IntegrityError:  # another host created the row first
+            granted = None
+        except DBAPIError as exc:  # waited a term for the row: its holder may be frozen
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            self._end_frozen()
             granted = None
         self.epoch = granted
         if granted is not None:
@@ -169,11 +178,31 @@ class Lease:
 
     def _bound_pause(self, conn: Connection) -> None:
         """A process paused inside a transaction keeps its row locks, and a takeover waits for
-        them: PostgreSQL ends such a session after one term (rolling it back), so a frozen
-        leader delays a takeover by at most a term and never blocks it."""
+        them. PostgreSQL ends a transaction left idle for a term; a lock wait gives up after a
+        term (then `_end_frozen` ends a holder frozen halfway through a statement)."""
         if conn.dialect.name == "postgresql":
-            ms = max(1, int(self.term.total_seconds() * 1000))
-            conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
+            ms = str(max(1, int(self.term.total_seconds() * 1000)))
+            conn.execute(select(func.set_config("idle_in_transaction_session_timeout", ms, True),
+                                func.set_config("lock_timeout", ms, True)))  # fmt: skip
+
+    def _end_frozen(self) -> None:
+        """End the sessions that hold the lease row's lock while waiting on their client for
+        longer than a term, inside a transaction: a process frozen (SIGSTOP, a frozen VM)
+        halfway through a statement, which no server timeout ends. Rolled back, they release
+        the row; the process, if it ever wakes, finds its connection gone."""
+        with self.store.engine.connect() as conn, conn.begin():
+            if conn.dialect.name != "postgresql":
+                return
+            ended = conn.execute(text(
+                "SELECT pid FROM pg_stat_activity a, pg_terminate_backend(a.pid) "
+                "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
+                "AND a.xact_start IS NOT NULL AND a.wait_event = 'ClientRead' "
+                "AND clock_timestamp() - a.state_change > make_interval(secs => :term) "
+                "AND EXISTS (SELECT 1 FROM pg_locks l "
+                "            WHERE l.pid = a.pid AND l.relation = 'leases'::regclass)"
+            ), {"term": self.term.total_seconds()}).scalars().all()  # fmt: skip
+        if ended:
+            log.warning("lease_frozen_sessions_ended", pids=list(ended))
 
     def _now(self, conn: Connection) -> datetime:
         if conn.dialect.name == "postgresql":

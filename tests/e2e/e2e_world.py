@@ -118,7 +118,8 @@ def serving(rt: Runtime, notifier: Notifier | None = None) -> Iterator[Service]:
 class World:
     """A sandbox seeded for one test, syncd settings pointing at it, and a shared clock."""
 
-    def __init__(self, sandbox: SandboxServer, tmp_path: Path, rules: str = RULES) -> None:
+    def __init__(self, sandbox: SandboxServer, tmp_path: Path, rules: str = RULES,
+                 store_url: str | None = None) -> None:  # fmt: skip
         self.sandbox = sandbox
         self.clock = FrozenClock(NOW)
         self.rules_dir = tmp_path / "rules"
@@ -132,6 +133,7 @@ class World:
             "SYNCD_ZENDESK__INCREMENTAL_PER_MINUTE": "100000",
             # the seeded records are the scenario: act on them (going live is its own test)
             "SYNCD_SYNCD__FIRST_SYNC": "fire",
+            **({"SYNCD_SYNCD__STORE_URL": store_url} if store_url else {}),
         }
         self.settings: Settings = load_settings(self.config, env=self.env)
         zd = sandbox.info["zendesk"]

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_world import ANN, BOB, NOW, STAFF, TRIAGE, World, seed
 from typer.testing import CliRunner
 
@@ -18,6 +19,12 @@ from syncd.model import Operation, Outcome, RecordRef
 from syncd.sandbox.server import SandboxServer
 
 MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+def world(sandbox: SandboxServer, tmp_path: Path, store_url: str) -> World:
+    """These cycles run on each engine the store supports."""
+    return World(sandbox, tmp_path, store_url=None if store_url.startswith("sqlite") else store_url)
 
 
 def test_triage_tags_assigns_in_turn_and_mails_the_group_once(world: World) -> None:

@@ -202,3 +202,29 @@ def test_a_leader_frozen_inside_a_transaction_delays_a_takeover_by_a_term_at_mos
     frozen.invalidate()
     a.close()
     b.close()
+
+
+def test_a_leader_frozen_halfway_through_a_statement_delays_a_takeover_by_a_term_at_most(
+    postgres: PostgresServer,
+) -> None:
+    """Frozen while sending a batch (psycopg's pipeline, no Sync yet): the server waits in an
+    active statement, which idle_in_transaction_session_timeout does not end."""
+    url = postgres.new_database()
+    a, b = Host(url, "host-a:1", term_s=1.0), Host(url, "host-b:2", term_s=1.0)
+    assert a.lease.acquire()
+    frozen = a.store.engine.connect()
+    frozen.begin()
+    a.store.fence.check(frozen)  # type: ignore[union-attr]
+    raw = frozen.connection.driver_connection
+    pipeline = raw.pipeline()  # type: ignore[union-attr]
+    pipeline.__enter__()
+    raw.execute("UPDATE cursors SET cursor = 'x'")  # type: ignore[union-attr]
+    raw.pgconn.flush()  # type: ignore[union-attr]  # sent, without the Sync that ends it
+    started = time.monotonic()
+    while not b.lease.acquire():
+        assert time.monotonic() - started < 10, "the takeover stayed blocked"
+        time.sleep(0.1)
+    assert b.lease.epoch == 2 and time.monotonic() - started < 4
+    frozen.invalidate()
+    a.close()
+    b.close()
