@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from syncd.clock import FrozenClock
-from syncd.connectors.base import Directory, Page
+from syncd.connectors.base import MISS_REFRESH_S, Directory, DirectoryGroup, DirectoryUser, Page
 from syncd.daemon.executor import Drained, Executor, backoff
 from syncd.daemon.planner import Applied, apply_record, due_by_time, merged
 from syncd.daemon.runtime import Runtime
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.rules.engine import DEFAULT_GRACE, Engine
 from syncd.rules.loader import load_rules
-from syncd.settings import Settings, SyncdSection
+from syncd.settings import LimitsSection, Settings, SyncdSection
 from syncd.store.db import open_store
 from syncd.store.ledger import IntentState, LedgerEntry
 
@@ -443,3 +443,134 @@ def test_a_record_that_leaves_when_cancels_its_timer_saying_so(world: World) -> 
         cancelled = [row.detail for row in tx.audit.for_record(TICKET)
                      if row.event == "timer_cancelled"]  # fmt: skip
     assert [d["reason"] for d in cancelled] == ["`when` no longer held when the record changed"]
+
+
+# -- limits, directories, look-ups, the `else` path -----------------------------------------
+SUPPORT = Directory(
+    users={"11": DirectoryUser("11", "Ann", "ann@example.com")},
+    groups={"100": DirectoryGroup("100", "Support", frozenset({"11"}))},
+)
+MORE_RULES = """
+rules:
+  - id: route
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{assign: {group: Support}}]
+  - id: transcripts
+    on: sharepoint.file
+    when: {name: {matches: "vtt$"}}
+    do: [{file_transcript: {ticket_from: "#(\\\\d+)", else_folder: Unfiled}}]
+"""
+
+
+@dataclass
+class FakeGraph(FakeZendesk):
+    system: str = "graph"
+    kinds: frozenset[str] = frozenset({"sharepoint.file"})
+
+    def download(self, path: str) -> bytes:
+        return b"WEBVTT"
+
+
+def test_past_a_limit_an_intent_is_held_not_sent(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    try:
+        settings = world.rt.settings
+        world.rt.settings = settings.model_copy(
+            update={"limits": LimitsSection(rule_per_cycle={"any": 1})})  # fmt: skip
+        first = only(world.see(status="new"))
+        second = only(world.see(ref=RecordRef("zendesk.ticket", "8"), status="new"))
+        assert world.drain() == Drained(done=1, limited=1)
+        assert world.entry(first).state == IntentState.DONE
+        assert world.entry(second).state == IntentState.HELD
+        assert world.drain() == Drained()  # held for a person, not retried by itself
+    finally:
+        world.close()
+
+
+def test_a_directory_is_read_outside_the_claim_then_the_intent_prepared(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    try:
+        world.rt.engine = engine_of(tmp_path, MORE_RULES, "more")
+        reads: list[float | None] = []
+
+        def directory(max_age_s: float | None = None) -> Directory:
+            reads.append(max_age_s)
+            return SUPPORT
+
+        world.zendesk.directory = directory  # type: ignore[method-assign]
+        key = only(world.see(status="new"))
+        assert world.drain() == Drained(done=1)
+        assert reads == [None]  # read once, when the action first asked for it
+        assert [dict(o.payload) for o in world.zendesk.sent] == [{"group_id": 100}]
+        assert world.entry(key).state == IntentState.DONE
+    finally:
+        world.close()
+
+
+def test_somebody_missing_from_the_directory_is_looked_for_once_more(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    try:
+        world.rt.engine = engine_of(tmp_path, MORE_RULES, "more")
+        reads: list[float | None] = []
+
+        def directory(max_age_s: float | None = None) -> Directory:
+            reads.append(max_age_s)
+            return Directory()  # no group Support, however fresh
+
+        world.zendesk.directory = directory  # type: ignore[method-assign]
+        key = only(world.see(status="new"))
+        assert world.drain() == Drained(failed=1)
+        assert reads == [None, MISS_REFRESH_S]
+        entry = world.entry(key)
+        assert entry.state == IntentState.DEAD and "no zendesk group named 'Support'" in (
+            entry.last_error or "")  # fmt: skip
+    finally:
+        world.close()
+
+
+def transcript_world(tmp_path: Path) -> tuple[World, FakeGraph, str]:
+    world = World(tmp_path)
+    graph = FakeGraph()
+    world.rt.connectors = {"zendesk": world.zendesk, "graph": graph}
+    world.rt.engine = engine_of(tmp_path, MORE_RULES, "more")
+    file = RecordRef("sharepoint.file", "f1")
+    with world.rt.store.transaction() as tx:
+        applied = apply_record(tx, world.rt.engine,
+                               Record(file, {"name": "call #7.vtt", "path": "Calls/call #7.vtt"},
+                                      T0), T0, DEFAULT_GRACE)  # fmt: skip
+    return world, graph, only(applied)
+
+
+def test_a_ticket_not_read_yet_is_looked_up_once_then_the_file_attached(tmp_path: Path) -> None:
+    world, _, key = transcript_world(tmp_path)
+    try:
+        world.zendesk.records[TICKET] = Record(TICKET, {"status": "open"}, T0)
+        assert world.drain() == Drained(done=1)
+        assert world.zendesk.fetched[:1] == [TICKET]
+        [op] = world.zendesk.sent
+        assert (op.verb, op.target, op.payload["public"]) == ("comment", "7", False)
+        assert op.payload["attachments"] == [{"filename": "call #7.vtt",
+                                              "content_b64": "V0VCVlRU"}]  # fmt: skip
+        with world.rt.store.read() as tx:  # the frozen operation names the file, not its bytes
+            prepared = [r.detail for r in tx.audit.for_intent(key) if r.event == "prepared"]
+        assert prepared[0]["ops"][0]["payload"]["attachments"] == [
+            {"filename": "call #7.vtt", "drive_path": "Calls/call #7.vtt"}]
+    finally:
+        world.close()
+
+
+def test_a_refused_attachment_takes_the_else_path_in_the_same_pass(tmp_path: Path) -> None:
+    world, graph, key = transcript_world(tmp_path)
+    try:
+        with world.rt.store.transaction() as tx:
+            tx.records.upsert(Record(TICKET, {"status": "closed"}, T0))
+        world.zendesk.answers = [Outcome(ok=False, error="422 ticket closed")]
+        assert world.drain() == Drained(done=1)
+        assert [(o.key, o.verb, dict(o.payload)) for o in graph.sent] == [
+            (key + "#copy", "copy_file", {"destination": "Unfiled"})]
+        assert world.entry(key).state == IntentState.DONE
+        assert world.events(key) == ["planned", "sent", "prepared", "refused", "failed", "sent",
+                                     "prepared", "done"]  # fmt: skip
+    finally:
+        world.close()
