@@ -32,6 +32,7 @@ from syncd.store.ledger import IntentState, LedgerEntry
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
+H = timedelta(hours=1)
 TICKET = RecordRef("zendesk.ticket", "7")
 RULES = """
 rules:
@@ -572,5 +573,64 @@ def test_a_refused_attachment_takes_the_else_path_in_the_same_pass(tmp_path: Pat
         assert world.entry(key).state == IntentState.DONE
         assert world.events(key) == ["planned", "sent", "prepared", "refused", "failed", "sent",
                                      "prepared", "done"]  # fmt: skip
+    finally:
+        world.close()
+
+
+def test_an_instant_rule_fires_once_per_entry_across_versions(world: World) -> None:
+    """Rule memory is read and written by the planner: a later version still in `when` (a new
+    observed_at, so a new entry instant if the memory were lost) plans nothing."""
+    assert len(world.see(status="new").planned) == 1
+    minutes = timedelta(minutes=10)  # before the ladder's step falls due
+    assert world.see(T0 + minutes, status="new", subject="more").planned == []
+    assert world.see(T0 + 2 * minutes, status="open").planned == []
+    assert len(world.see(T0 + 3 * minutes, status="new").planned) == 1  # a new entry
+
+
+def test_a_step_due_on_first_sight_makes_the_record_due_by_time(world: World) -> None:
+    """No timer exists yet for a record first read late: the engine says a step is due."""
+    record = Record(TICKET, {"status": "open", "created_at": (T0 - 2 * H).isoformat()}, T0)
+    fresh = Record(TICKET, {"status": "open", "created_at": T0.isoformat()}, T0)
+    with world.rt.store.read() as tx:
+        assert due_by_time(tx, world.rt.engine, record, T0, DEFAULT_GRACE)
+        assert not due_by_time(tx, world.rt.engine, fresh, T0, DEFAULT_GRACE)
+
+
+def test_a_baseline_past_due_skips_the_steps_already_due(world: World) -> None:
+    old = Record(TICKET, {"status": "open", "created_at": (T0 - 2 * H).isoformat()}, T0)
+    with world.rt.store.transaction() as tx:
+        kept = apply_record(tx, world.rt.engine, old, T0, DEFAULT_GRACE, baseline=True)
+    assert kept.held == 0 and world.entry(only(kept)).state == IntentState.PLANNED
+    other = Record(RecordRef("zendesk.ticket", "8"), old.fields, T0)
+    with world.rt.store.transaction() as tx:
+        skipped = apply_record(tx, world.rt.engine, other, T0, DEFAULT_GRACE, baseline=True,
+                               past_due=True)  # fmt: skip
+    assert skipped.held == 1 and world.entry(only(skipped)).state == IntentState.SKIPPED
+
+
+def test_an_instant_rule_that_fails_on_a_record_plans_nothing_and_fires_once_fixed(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    try:
+        world.rt.engine = engine_of(tmp_path, """
+rules:
+  - id: first-letter
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{tag: [ok]}, {tag: ["{{ ticket.subject[0] }}"]}]
+  - id: other
+    on: zendesk.ticket
+    when: {status: new}
+    do: [{tag: [other]}]
+""", "failing")  # fmt: skip
+        failed = world.see(status="new", subject="")
+        assert [e.rule_id for e in failed.errors] == ["first-letter"]
+        assert [world.entry(k).intent.rule_id for k in failed.planned] == ["other"]
+        with world.rt.store.read() as tx:
+            assert list(tx.memory.of_record(["first-letter", "other"], TICKET)) == ["other"]
+        fixed = world.see(T0 + H, subject="Printer")
+        assert fixed.errors == []
+        assert [world.entry(k).intent.rule_id for k in fixed.planned] == ["first-letter"] * 2
     finally:
         world.close()
