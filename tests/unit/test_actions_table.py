@@ -21,6 +21,7 @@ from syncd.connectors.base import Directory, DirectoryGroup, DirectoryUser
 from syncd.daemon.actions import BUILDERS, ActionContext, operations, written
 from syncd.daemon.people import ActionError, NothingToDo, People, RecordMiss
 from syncd.model import Intent, Operation, Record, RecordRef
+from syncd.pathnames import path_problem
 from syncd.store.db import Store, open_store
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -47,6 +48,7 @@ SALESFORCE = Directory(
         "005A": DirectoryUser("005A", "Sam", "sam@example.com"),
         "005B": DirectoryUser("005B", "Tia", "tia@example.com"),
     },
+    groups={"00G1": DirectoryGroup("00G1", "Sales", frozenset({"005A"}))},
 )
 TICKET_FIELDS = {
     "status": "open",
@@ -246,6 +248,43 @@ ROWS = [
                         "created_at": f"2026-03-02T0{n - 18}:00:00Z"}, T0)
                 for n, status, prio in [(20, "new", "normal"), (21, "open", "urgent"),
                                         (22, "pending", "urgent"), (23, "new", "low")]]),
+    Row("dispatch counts what agents hold, then the oldest first", "dispatch",
+        {"queue": "Queue", "to": "Support", "capacity": 1},
+        [("#32", "zendesk", "update", "32", {"assignee_id": 12, "group_id": 100})],
+        stored=[Record(RecordRef("zendesk.ticket", "30"),
+                       {"status": "open", "assignee_id": 11, "group_name": "Other"}, T0),
+                Record(RecordRef("zendesk.ticket", "31"),
+                       {"status": "new", "priority": "normal", "group_name": "Queue",
+                        "created_at": "2026-03-02T08:00:00Z"}, T0),
+                Record(RecordRef("zendesk.ticket", "32"),
+                       {"status": "new", "priority": "normal", "group_name": "Queue",
+                        "created_at": "2026-03-02T07:00:00Z"}, T0)]),
+    Row("dispatch a queue's `where`, by age only", "dispatch",
+        {"queue": {"group": "Queue", "where": {"priority": "urgent"}}, "to": "Support",
+         "capacity": 1, "order": ["age"]},
+        [("#42", "zendesk", "update", "42", {"assignee_id": 11, "group_id": 100}),
+         ("#40", "zendesk", "update", "40", {"assignee_id": 12, "group_id": 100})],
+        stored=[Record(RecordRef("zendesk.ticket", str(n)),
+                       {"status": "new", "priority": prio, "group_name": "Queue",
+                        "created_at": f"2026-03-02T0{hour}:00:00Z"}, T0)
+                for n, prio, hour in [(40, "urgent", 9), (41, "low", 7), (42, "urgent", 8)]]),
+    Row("file_transcript: a refused else_folder is never written, people are told",
+        "file_transcript",
+        {"ticket_from": r"#(\d+)", "else_folder": "../Elsewhere",
+         "else_notify": ["ann@example.com"]},
+        [mail(["ann@example.com"], [], "Transcript not filed: call.vtt",
+              "No ticket number found in 'call.vtt'. The else_folder is refused: "
+              + str(path_problem("../Elsewhere")) + ".\n\nTranscript: call.vtt (Calls/call.vtt)\n"
+              "It was left where it is.\nPlease file it where it belongs.", "#notify")],
+        record=FILE, fields={"name": "call.vtt", "path": "Calls/call.vtt"}),
+    Row("file_transcript naming a deleted ticket", "file_transcript",
+        {"ticket_from": r"#(\d+)", "else_notify": ["ann@example.com"]},
+        [mail(["ann@example.com"], [], "Transcript not filed: call #7.vtt",
+              "'call #7.vtt' names ticket 7, but ticket 7 was not found (deleted).\n\n"
+              "Transcript: call #7.vtt (Calls/call #7.vtt)\nIt was left where it is.\n"
+              "Please file it where it belongs.", "#notify")],
+        record=FILE, fields={"name": "call #7.vtt", "path": "Calls/call #7.vtt"},
+        stored=[Record(TICKET, {"status": "open"}, T0, deleted=True)]),
 ]
 
 
@@ -324,6 +363,13 @@ def test_a_second_dispatch_in_the_pass_does_not_hand_out_the_same_ticket(store: 
         (Row("", "set", {"fields": {"Name": "x"}, "record": "1"}, [], record=OPPORTUNITY),
          ActionError, "works on Zendesk tickets only"),
         (Row("", "assign", {"user": "13"}, []), ActionError, "is away and no group"),
+        (Row("", "assign", {"group": "Sales"}, [], record=OPPORTUNITY, fields={}), ActionError,
+         "a Salesforce owner must be a user"),
+        (Row("", "file_transcript", {"ticket_from": r"#(\d+)", "else_folder": "a/../b"}, [],
+             record=FILE, fields={"name": "n", "path": "p"}), ActionError,
+         "No ticket number found in 'n'. The else_folder is refused"),
+        (Row("", "file_transcript", {"ticket_from": r"#(\d+)"}, [], record=FILE,
+             fields={"name": "n", "path": "p"}), ActionError, "No else_folder or else_notify"),
         (Row("", "create_task", {"subject": "s", "owner": "owner"}, [], record=OPPORTUNITY,
              fields={}), ActionError, "has no OwnerId"),
         (Row("", "create_event", {"subject": "s", "start": "2026-03-09T10:00:00+00:00",
@@ -375,6 +421,7 @@ def test_a_refused_attachment_takes_the_else_path(store: Store) -> None:
         (KEY + "#notify", "send_mail", ["ann@example.com"])]
     assert found[0].payload["body"].startswith(
         "Zendesk refused to attach 'call #7.vtt' to ticket 7: ticket is closed")
+    assert found[0].payload["subject"] == "Transcript not filed: call #7.vtt"
     with pytest.raises(ActionError, match="ticket is closed"):  # no else path: dead letter
         build(store, Row("", "comment", {"body": "b"}, []), refused="ticket is closed")
 
