@@ -634,3 +634,105 @@ rules:
         assert [world.entry(k).intent.rule_id for k in fixed.planned] == ["first-letter"] * 2
     finally:
         world.close()
+
+
+def held_world(tmp_path: Path) -> tuple[World, str, str]:
+    """Two tickets triaged in one pass under a limit of one: the second is held."""
+    world = World(tmp_path)
+    world.rt.settings = world.rt.settings.model_copy(
+        update={"limits": LimitsSection(rule_per_cycle={"any": 1})})  # fmt: skip
+    first = only(world.see(status="new"))
+    second = only(world.see(ref=RecordRef("zendesk.ticket", "8"), status="new"))
+    world.drain()
+    assert world.entry(second).state == IntentState.HELD
+    with world.rt.store.transaction() as tx:
+        assert tx.ledger.release(second, "ops@example.com", T0)
+    return world, first, second
+
+
+def test_a_released_intent_goes_past_its_limit_after_its_record_is_re_read(
+    tmp_path: Path,
+) -> None:
+    world, _, second = held_world(tmp_path)
+    try:
+        eight = RecordRef("zendesk.ticket", "8")
+        world.zendesk.records[eight] = Record(eight, {"status": "new", "subject": "fresh"}, T0)
+        assert world.drain() == Drained(done=1)
+        assert world.zendesk.fetched[-1] == eight
+        assert world.entry(second).state == IntentState.DONE
+        with world.rt.store.read() as tx:
+            stored = tx.records.get(eight)
+        assert stored is not None and stored.fields["subject"] == "fresh"
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize(("fresh", "why"), [
+    ({"status": "solved"}, "released, but the rule no longer holds when the record was re-read"),
+    (None, "released, but the record is gone at its vendor"),
+])  # fmt: skip
+def test_a_released_intent_whose_rule_no_longer_acts_is_skipped(
+    tmp_path: Path, fresh: dict[str, Any] | None, why: str
+) -> None:
+    world, _, second = held_world(tmp_path)
+    try:
+        eight = RecordRef("zendesk.ticket", "8")
+        if fresh is not None:
+            world.zendesk.records[eight] = Record(eight, fresh, T0)
+        sent = len(world.zendesk.sent)
+        assert world.drain() == Drained(skipped=1)
+        assert len(world.zendesk.sent) == sent
+        with world.rt.store.read() as tx:
+            skipped = [r.detail for r in tx.audit.for_intent(second) if r.event == "skipped"]
+        assert skipped[0]["reason"].startswith(why)
+    finally:
+        world.close()
+
+
+def test_a_crash_then_a_refused_verification_is_held_for_a_person(world: World) -> None:
+    key = only(world.see(status="new"))
+    world.zendesk.crash = True
+    with pytest.raises(Crash):
+        world.drain()
+    world.zendesk.crash = False
+    world.zendesk.verify_answer = Outcome(ok=False, error="forbidden", detail={"status": 403})
+    Executor(world.rt).recover()
+    entry = world.entry(key)
+    assert entry.state == IntentState.UNKNOWN and "verify refused" in (entry.last_error or "")
+    assert world.rt.failures and len(world.zendesk.sent) == 1
+
+
+def test_a_crash_before_the_write_landed_is_failed_saying_so(world: World) -> None:
+    key = only(world.see(status="new"))
+    world.zendesk.crash = True
+    with pytest.raises(Crash):
+        world.drain()
+    world.zendesk.crash = False
+    world.zendesk.present.clear()
+    Executor(world.rt).recover()
+    assert world.entry(key).last_error == "sent, not found at the vendor"
+
+
+def test_an_else_path_refused_too_is_a_dead_letter_not_a_loop(tmp_path: Path) -> None:
+    world, graph, key = transcript_world(tmp_path)
+    try:
+        with world.rt.store.transaction() as tx:
+            tx.records.upsert(Record(TICKET, {"status": "closed"}, T0))
+        world.zendesk.answers = [Outcome(ok=False, error="422 ticket closed")]
+        graph.answers = [Outcome(ok=False, error="403 no access to Unfiled")]
+        assert world.drain() == Drained(failed=1)
+        assert len(world.zendesk.sent) == 1 and len(graph.sent) == 1
+        entry = world.entry(key)
+        assert entry.state == IntentState.DEAD and "403 no access" in (entry.last_error or "")
+    finally:
+        world.close()
+
+
+def test_a_conflict_stores_the_record_as_re_read(world: World) -> None:
+    only(world.see(status="new"))
+    world.zendesk.records[TICKET] = Record(TICKET, {"status": "new", "subject": "edited"}, T0)
+    world.zendesk.answers = [Outcome(ok=False, error="conflict")]
+    world.drain()
+    with world.rt.store.read() as tx:
+        stored = tx.records.get(TICKET)
+    assert stored is not None and stored.fields["subject"] == "edited"
