@@ -262,3 +262,24 @@ def test_missed_repeats_collapse_into_the_one_due_exactly_now(
     assert result.next_wake == now + H
     before = engine.evaluate(record, None, {}, now - US)
     assert [i.occurrence for i in before.intents] == [missed - 1]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_timer_and_the_intent_of_a_step_share_its_key_and_say_why(
+    tmp_path: Path, variant: str
+) -> None:
+    """The timer set a microsecond early names the step's occurrence (its key is the key the
+    intent will have); the intent's reason is what the audit shows."""
+    engine = engine_of(tmp_path, VARIANTS[variant])
+    record = Record(REF, {"status": "open", "created_at": T0.isoformat()}, T0)
+    early = engine.evaluate(record, None, {}, DUE - US)
+    timers = {t.step: t for t in early.timers}
+    assert set(timers) == {"general": {"one", "later"}, "simple": {"one", "two"},
+                           "became": {"one", "two"}}.get(variant, {"one"})  # fmt: skip
+    timer = timers["one"]
+    assert (timer.rule_id, timer.record, timer.due_at, timer.anchor) == ("r", REF, DUE, T0)
+    [intent] = [i for i in engine.evaluate(record, None, {}, DUE).intents if i.step == "one"]
+    assert (intent.key, intent.occurrence, intent.due_at) == (timer.key, 0, DUE)
+    assert intent.reason["anchor"] == T0.isoformat()
+    assert intent.reason["due_at"] == DUE.isoformat()
+    assert intent.reason["when"] == {"status": "open"}
