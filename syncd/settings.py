@@ -47,6 +47,7 @@ SECRET_FILES: dict[tuple[str, str], str] = {
     ("salesforce", "client_secret"): "salesforce_client_secret",
     ("salesforce", "private_key"): "salesforce_private_key",
     ("graph", "client_secret"): "graph_client_secret",
+    ("webhooks", "signing_secret"): "zendesk_webhook_secret",
 }
 
 
@@ -220,6 +221,26 @@ class StoreSection(_Section):
     prune_every_s: float = Field(3600.0, gt=0)
 
 
+class WebhooksSection(_Section):
+    """Zendesk webhooks as a push source (daemon/push.py): off by default; the export stays."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback: behind a reverse proxy that terminates TLS
+    port: int = Field(8788, ge=1, le=65535)
+    path: str = "/webhooks/zendesk"
+    tls_cert: Path | None = None  # both or neither: syncd serves HTTPS itself
+    tls_key: Path | None = None
+    signing_secret: SecretStr | None = None  # credentials file zendesk_webhook_secret
+    max_age_s: float = Field(300.0, gt=0)  # older signature timestamps are refused
+    batch_s: float = Field(0.5, ge=0)  # how long ticket ids gather before one show_many
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> WebhooksSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
 class SecretsSection(_Section):
     dir: Path | None = None  # used when $CREDENTIALS_DIRECTORY is not set
 
@@ -239,6 +260,7 @@ class Settings(BaseModel):
     metrics: MetricsSection = MetricsSection()
     store: StoreSection = StoreSection()
     limits: LimitsSection = LimitsSection()
+    webhooks: WebhooksSection = WebhooksSection()
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""
@@ -250,6 +272,8 @@ class Settings(BaseModel):
             missing.append("salesforce_client_secret (or username + salesforce_private_key)")
         if self.graph and self.graph.client_secret is None:
             missing.append("graph_client_secret")
+        if self.webhooks.enabled and self.webhooks.signing_secret is None:
+            missing.append("zendesk_webhook_secret")
         return missing
 
 
