@@ -108,7 +108,7 @@ from syncd.sandbox.zendesk_reads import (
 )
 from syncd.sandbox.zendesk_search import search, search_users
 from syncd.sandbox.zendesk_seed import SeedError, ensure_user, seed_state
-from syncd.sandbox.zendesk_webhooks import WebhookSender, WebhookSeedError, audited
+from syncd.sandbox.zendesk_webhooks import WebhookSeedError, WebhookSender, audited
 from syncd.sandbox.zendesk_writes import (
     change_tags,
     create_many,
