@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -26,8 +26,8 @@ SECRET = "sandbox-webhook-secret-0123456789"
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    answers: list[tuple[int, dict[str, str]]] = []
-    seen: list[tuple[dict[str, str], bytes]] = []
+    answers: ClassVar[list[tuple[int, dict[str, str]]]] = []
+    seen: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
