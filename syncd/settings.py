@@ -235,9 +235,12 @@ class WebhooksSection(_Section):
     batch_s: float = Field(0.5, ge=0)  # how long ticket ids gather before one show_many
 
     @model_validator(mode="after")
-    def _cert_and_key(self) -> WebhooksSection:
+    def _complete(self) -> WebhooksSection:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.enabled and self.signing_secret is None:
+            raise ValueError("enabled needs the webhook's signing secret: the file "
+                             "zendesk_webhook_secret in the credentials directory")
         return self
 
 
@@ -272,8 +275,6 @@ class Settings(BaseModel):
             missing.append("salesforce_client_secret (or username + salesforce_private_key)")
         if self.graph and self.graph.client_secret is None:
             missing.append("graph_client_secret")
-        if self.webhooks.enabled and self.webhooks.signing_secret is None:
-            missing.append("zendesk_webhook_secret")
         return missing
 
 

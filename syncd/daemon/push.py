@@ -92,7 +92,7 @@ class PushSource:
     def __init__(self, rt: Runtime, may_act: Callable[[], bool],
                  planned: Callable[[], None]) -> None:  # fmt: skip
         settings = rt.settings.webhooks
-        assert settings.signing_secret is not None  # settings.missing_secrets says so first
+        assert settings.signing_secret is not None  # settings refuse `enabled` without it
         self.rt = rt
         self.settings = settings
         self.inbox = Inbox()
