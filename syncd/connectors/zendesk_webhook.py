@@ -34,6 +34,12 @@ class Refused(ValueError):
     """The request is not acted on; the message says why (it never holds the secret)."""
 
 
+class Replayed(Refused):
+    """A request already accepted, sent again. Genuine twins exist: two changes of a ticket
+    within one second of the timestamp carry the same body and so the same signature (syncd's
+    own tag and assign writes do); the first one's re-read covers them, the export the rest."""
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """Zendesk's signature of `body` sent at `timestamp`."""
     digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
@@ -102,6 +108,6 @@ class Verifier:
             while self._seen and abs(now - next(iter(self._seen.values()))) > self._max_age:
                 self._seen.popitem(last=False)
             if signature in self._seen:
-                raise Refused("replayed: this signature was already accepted")
+                raise Replayed("replayed: this signature was already accepted")
             self._seen[signature] = at
         return found

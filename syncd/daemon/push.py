@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from syncd.connectors.http import VendorError
-from syncd.connectors.zendesk_webhook import Refused, Verifier
+from syncd.connectors.zendesk_webhook import Refused, Replayed, Verifier
 from syncd.daemon import baseline
 from syncd.daemon.contain import apply_contained
 from syncd.daemon.runtime import Runtime, log
@@ -152,8 +152,9 @@ class PushSource:
             return 404, {"error": "not found"}
         try:
             ticket_id = self.verifier.check(headers, body)
-        except Refused as exc:
-            log.warning("webhook_refused", reason=str(exc))
+        except Refused as exc:  # a replay is routine (see Replayed); the others are not
+            (log.info if isinstance(exc, Replayed) else log.warning)("webhook_refused",
+                                                                     reason=str(exc))
             return 401, {"error": str(exc)}
         self.inbox.add(ticket_id)
         return 200, {"accepted": ticket_id}
@@ -162,6 +163,7 @@ class PushSource:
 def _server(settings: WebhooksSection, source: PushSource) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 15  # a client that stalls (or never finishes its TLS handshake) is dropped
 
         def log_message(self, format: str, *args: Any) -> None:  # journald gets our own lines
             pass
@@ -187,5 +189,7 @@ def _server(settings: WebhooksSection, source: PushSource) -> ThreadingHTTPServe
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(settings.tls_cert, settings.tls_key)
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        # the handshake happens in the request's thread, not in the accepting one
+        server.socket = tls.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
     return server
