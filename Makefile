@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api_calls.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/webhook_latency.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/failover.py

@@ -48,6 +48,7 @@ SECRET_FILES: dict[tuple[str, str], str] = {
     ("salesforce", "client_secret"): "salesforce_client_secret",
     ("salesforce", "private_key"): "salesforce_private_key",
     ("graph", "client_secret"): "graph_client_secret",
+    ("webhooks", "signing_secret"): "zendesk_webhook_secret",
 }
 
 
@@ -247,6 +248,29 @@ def metrics_exposed(settings: Settings) -> str | None:
             f"activity) is served on port {metrics.port} to whoever can reach this host")
 
 
+class WebhooksSection(_Section):
+    """Zendesk webhooks as a push source (daemon/push.py): off by default; the export stays."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback: behind a reverse proxy that terminates TLS
+    port: int = Field(8788, ge=1, le=65535)
+    path: str = "/webhooks/zendesk"
+    tls_cert: Path | None = None  # both or neither: syncd serves HTTPS itself
+    tls_key: Path | None = None
+    signing_secret: SecretStr | None = None  # credentials file zendesk_webhook_secret
+    max_age_s: float = Field(300.0, gt=0)  # older signature timestamps are refused
+    batch_s: float = Field(0.5, ge=0)  # how long ticket ids gather before one show_many
+
+    @model_validator(mode="after")
+    def _complete(self) -> WebhooksSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.enabled and self.signing_secret is None:
+            raise ValueError("enabled needs the webhook's signing secret: the file "
+                             "zendesk_webhook_secret in the credentials directory")
+        return self
+
+
 class SecretsSection(_Section):
     dir: Path | None = None  # used when $CREDENTIALS_DIRECTORY is not set
 
@@ -266,6 +290,7 @@ class Settings(BaseModel):
     metrics: MetricsSection = MetricsSection()
     store: StoreSection = StoreSection()
     limits: LimitsSection = LimitsSection()
+    webhooks: WebhooksSection = WebhooksSection()
 
     def missing_secrets(self) -> list[str]:
         """Credential files a configured vendor needs but that were not found."""

@@ -16,6 +16,7 @@ from typing import Any
 from syncd.daemon.baseline import hold_back
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
+from syncd.rules.conditions import as_instant
 from syncd.rules.engine import (
     WAKE_STEP,
     Engine,
@@ -26,6 +27,27 @@ from syncd.rules.engine import (
 )
 from syncd.store.db import Tx
 from syncd.store.timers import Timer, TimerSpec
+
+# the vendor's last-change instant of a record, by source: Zendesk, SharePoint, Salesforce
+CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
+
+
+def changed_at(record: Record) -> datetime | None:
+    """When the vendor says the record last changed (None if it does not say)."""
+    for name in CHANGED_AT:
+        found = as_instant(record.fields.get(name))
+        if found is not None:
+            return found
+    return None
+
+
+def older(record: Record, stored: Record | None) -> bool:
+    """Whether `record` is an older version than the one stored: a poll's page read before a
+    webhook's (or a timer's) re-read and committed after it. It must not replace the newer."""
+    if stored is None or stored.deleted or record.deleted:
+        return False
+    new, old = changed_at(record), changed_at(stored)
+    return new is not None and old is not None and new < old
 
 
 @dataclass
@@ -135,6 +157,8 @@ def apply_record(
     `baseline`, the intents of instant rules are planned skipped, and with `past_due` too the
     timeline steps due by now (baseline.py). `known`: the page's stored state, read at once."""
     found = _stored(tx, engine, record.ref, known)
+    if older(record, found.record):
+        return Applied()
     current = merged(record, found.record)
     upserted = tx.records.upsert(current)
     stored, pending = found.memory, found.timers

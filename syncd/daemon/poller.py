@@ -19,14 +19,10 @@ from datetime import datetime
 from syncd.connectors.base import Connector
 from syncd.daemon import baseline
 from syncd.daemon.contain import apply_contained, retry_quarantined
-from syncd.daemon.planner import Known, due_by_time
+from syncd.daemon.planner import Known, changed_at, due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.daemon.sources import wanted
 from syncd.model import Record
-from syncd.rules.conditions import as_instant
-
-# the vendor's last-change instant of a record, by source: Zendesk, SharePoint, Salesforce
-CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
 
 
 @dataclass
@@ -41,15 +37,6 @@ class Polled:
     def saw(self, at: datetime | None) -> None:
         if at is not None and (self.newest is None or at > self.newest):
             self.newest = at
-
-
-def changed_at(record: Record) -> datetime | None:
-    """When the vendor says the record last changed (None if it does not say)."""
-    for name in CHANGED_AT:
-        found = as_instant(record.fields.get(name))
-        if found is not None:
-            return found
-    return None
 
 
 def note_unread(rt: Runtime, source: str, kinds: frozenset[str]) -> None:

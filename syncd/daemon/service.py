@@ -69,6 +69,7 @@ from syncd.daemon.meters import VendorMeter, store_gauges
 from syncd.daemon.metrics import Metrics, MetricsServer
 from syncd.daemon.notify import Notifier
 from syncd.daemon.poller import note_unread, poll_source
+from syncd.daemon.push import PushSource
 from syncd.daemon.reload import reload_rules
 from syncd.daemon.runtime import RulesRefused, Runtime, log
 from syncd.daemon.sources import wanted
@@ -120,6 +121,7 @@ class Service:
         self._working = False  # `work` is running: a wake-up now would be dropped by
         self._again = False  # max_instances, so it is remembered and honoured when it ends
         self._hung: list[str] = []
+        self.push: PushSource | None = None  # [webhooks] enabled: Zendesk's pushes (push.py)
         self.scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(1),
@@ -149,6 +151,9 @@ class Service:
         try:
             if self._await_vendors():
                 self._start_jobs()
+                if self.rt.settings.webhooks.enabled:
+                    self.push = PushSource(self.rt, self.leadership.leading,
+                                           lambda: self._planned(self.rt.clock.now())).start()
                 self._started.set()
                 self.leadership.start()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
@@ -159,6 +164,8 @@ class Service:
         finally:
             self.notifier.stopping("finishing the work in flight")
             log.info("daemon_stopping")
+            if self.push is not None:
+                self.push.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)
             self.leadership.stop()  # after the work in flight: a standby takes over at once
@@ -331,11 +338,16 @@ class Service:
         with self.rt.store.read() as tx:
             after = tx.ledger.next_attempt_at()
         if after is not None and after != before:
-            with self._lock:
-                if self._working:
-                    self._again = True
-                    return
-            self._wake(after)
+            self._planned(after)
+
+    def _planned(self, at: datetime) -> None:
+        """A poll or a push planned something due at `at`: wake `work` (after its run if it
+        is running now)."""
+        with self._lock:
+            if self._working:
+                self._again = True
+                return
+        self._wake(at)
 
     def _prune(self) -> None:
         """Delete what retention lets go (store/retention.py), a small batch at a time."""

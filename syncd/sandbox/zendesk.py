@@ -62,6 +62,10 @@ already exists is updated, not duplicated.
             - {author: carl@customer.example, body: "It is still burning", public?: true,
                created_at?: "2026-03-01T08:00:00Z"}
 
+      webhooks:                       # outgoing, see zendesk_webhooks.py
+        - {endpoint: "https://127.0.0.1:8788/webhooks/zendesk", signing_secret: "...",
+           id?: "01HV...", status?: active, ca_bundle?: /path/ca.pem}
+
 A fixture's `clock` (top level) is applied before this section, so defaults use it.
 """
 
@@ -105,6 +109,7 @@ from syncd.sandbox.zendesk_reads import (
 )
 from syncd.sandbox.zendesk_search import search, search_users
 from syncd.sandbox.zendesk_seed import SeedError, ensure_user, seed_state
+from syncd.sandbox.zendesk_webhooks import WebhookSeedError, WebhookSender, audited
 from syncd.sandbox.zendesk_writes import (
     change_tags,
     create_many,
@@ -314,6 +319,7 @@ class ZendeskVendor(Vendor):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.state = ZendeskState.empty(self.ctx.clock.now())
+        self.webhooks = WebhookSender()  # outgoing: zendesk_webhooks.py
 
     def matches(self, path: str) -> bool:
         return path.startswith(API_PREFIX + "/") or path.startswith(DOWNLOAD_PREFIX)
@@ -332,6 +338,7 @@ class ZendeskVendor(Vendor):
         if refusal is not None:
             return refusal
         call = Call(self.state, req, match, actor, self.ctx.clock.now())
+        first_id = self.state.next_object_id
         try:
             resp = handler(call)
         except ZendeskError as exc:
@@ -339,6 +346,10 @@ class ZendeskVendor(Vendor):
         except BadJson as exc:
             resp = _invalid_json(str(exc))
         resp.headers.update(limit_headers)
+        if req.method != "GET" and "/imports/" not in req.path:  # triggers skip imports
+            changed = audited(self.state.audits, first_id, self.state.next_object_id)
+            if changed:
+                self.webhooks.invoke(changed, call.now)
         return resp
 
     def error_response(self, status: int, retry_after: int | None = None) -> Response:
@@ -370,10 +381,15 @@ class ZendeskVendor(Vendor):
 
     def reset(self) -> None:
         self.state = ZendeskState.empty(self.ctx.clock.now())
+        self.webhooks.reset()
 
     def seed(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise SeedError("the zendesk section of a fixture is a mapping")
+        try:
+            self.webhooks.seed(data.get("webhooks") or [])
+        except WebhookSeedError as exc:
+            raise SeedError(str(exc)) from None
         seed_state(self.state, data, self.ctx.clock.now(), self._api_email())
 
     def snapshot(self) -> dict[str, Any]:

@@ -263,3 +263,20 @@ def test_a_vendor_url_that_is_not_https_is_refused_at_load(tmp_path: Path, secti
         load_settings(config, env={})
     key = line.split(" =")[0]
     assert key in str(caught.value) and "https" in str(caught.value)
+
+
+def test_webhooks_need_their_signing_secret_and_both_tls_files(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text("[webhooks]\nenabled = true\n")
+    with pytest.raises(SettingsError, match="zendesk_webhook_secret"):
+        load_settings(config, env={})
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "zendesk_webhook_secret").write_text("a-signing-secret-from-zendesk\n")
+    settings = load_settings(config, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert settings.webhooks.signing_secret is not None
+    assert settings.webhooks.signing_secret.get_secret_value() == "a-signing-secret-from-zendesk"
+    assert "a-signing-secret" not in repr(settings)
+    config.write_text('[webhooks]\nenabled = true\ntls_cert = "/etc/x.pem"\n')
+    with pytest.raises(SettingsError, match="tls_cert and tls_key"):
+        load_settings(config, env={"CREDENTIALS_DIRECTORY": str(creds)})
