@@ -84,8 +84,8 @@ class SyncdSection(_Section):
     # term, renewed this often; a standby takes over when the term runs out (real seconds).
     lease_term_s: float = Field(10.0, gt=0)
     lease_renew_s: float = Field(3.0, gt=0)
-    # The largest file syncd attaches to a ticket (read into memory, then uploaded): Zendesk
-    # takes up to 50 MB per attachment. A larger transcript takes the rule's else path.
+    # The largest file syncd attaches to a ticket (streamed through a temporary file) or
+    # copies: Zendesk takes up to 50 MB per attachment. A larger one takes the else path.
     max_attachment_mb: float = Field(50.0, gt=0)
 
     @model_validator(mode="before")

@@ -57,11 +57,12 @@ Verbs (`Operation.target` is a path in the drive, or a mailbox for `send_mail`):
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -263,9 +264,11 @@ class GraphConnector:
         idempotent: bool = True,
         authorize: bool = True,
         passthrough: frozenset[int] = frozenset(),
+        sink: BinaryIO | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One Graph call under the retry policy, with a fresh token after a 401."""
+        """One Graph call under the retry policy, with a fresh token after a 401 (`sink`: the
+        body streamed into it, httpx_send)."""
         extra_headers = dict(kwargs.pop("headers", None) or {})
 
         def once() -> httpx.Response:
@@ -273,7 +276,8 @@ class GraphConnector:
             if authorize:
                 headers["Authorization"] = f"Bearer {self._token()}"
             request = self.http.build_request(method, url, headers=headers, **kwargs)
-            return httpx_send(self.governor, self.http, request, passthrough=passthrough)
+            return httpx_send(self.governor, self.http, request, passthrough=passthrough,
+                              sink=sink)  # fmt: skip
 
         return self.retry.call(once, idempotent=idempotent, reauth=self._drop_token)
 
@@ -396,15 +400,20 @@ class GraphConnector:
     def directory(self, max_age_s: float | None = None) -> Directory:
         return self._directory.get(max_age_s)
 
-    def download(self, path: str) -> bytes:
-        """A file's bytes: Graph answers 302 to a pre-authenticated URL, fetched without our
-        token."""
+    def download_to(self, path: str, sink: BinaryIO) -> None:
+        """A file's bytes streamed into `sink`: Graph answers 302 to a pre-authenticated URL,
+        fetched without our token."""
         with default_lane("escalation"):
-            resp = self._request("GET", f"{self._drive}/root:/{_path(path)}:/content")
-            location = resp.headers.get("Location")
-            if location is None:
-                return resp.content
-            return self._request("GET", location, authorize=False).content
+            url = f"{self._drive}/root:/{_path(path)}:/content"
+            location = self._request("GET", url, sink=sink).headers.get("Location")
+            if location is not None:
+                self._request("GET", location, authorize=False, sink=sink)
+
+    def download(self, path: str) -> bytes:
+        """A (small) file's bytes, in memory."""
+        sink = io.BytesIO()
+        self.download_to(path, sink)
+        return sink.getvalue()
 
     def _record(self, scope: str, item: Mapping[str, Any]) -> Record | None:
         now = self.clock.now()

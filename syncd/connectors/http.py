@@ -36,7 +36,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -656,14 +656,25 @@ def httpx_send(
     request: httpx.Request,
     *,
     passthrough: frozenset[int] = frozenset(),
+    sink: BinaryIO | None = None,
 ) -> httpx.Response:
     """Send one httpx request within the budget; raise the classified error for an error
     answer, except for the statuses in `passthrough`, which the caller handles itself (Graph's
-    410 with a `Location`)."""
+    410 with a `Location`). With `sink`, a successful answer's body is streamed into it (from
+    its start: a retry writes it again) instead of being held in memory."""
     governor.acquire()
     try:
-        resp = client.send(request)
-        resp.read()
+        resp = client.send(request, stream=sink is not None)
+        try:
+            if sink is None or not resp.is_success:
+                resp.read()
+            else:
+                sink.seek(0)
+                sink.truncate()
+                for chunk in resp.iter_bytes():
+                    sink.write(chunk)
+        finally:
+            resp.close()
     except httpx.HTTPError as exc:
         governor.transport_failed()
         raise error_from_transport(governor.vendor, request.method, exc) from None

@@ -66,7 +66,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 from zenpy import Zenpy
@@ -620,10 +620,17 @@ class ZendeskConnector:
         return done(ticket_id=int(op.target), audit_id=getattr(audit.audit, "id", None))
 
     def _upload(self, attachment: Mapping[str, Any]) -> str:
-        content = base64.b64decode(attachment["content_b64"])
+        """An attachment's upload token. A `file` (the executor's spooled copy) is streamed, and
+        read again from its start by a retry."""
+        spool = attachment.get("file")
+
+        def body() -> Any:
+            return _Rewound(spool) if spool is not None else base64.b64decode(
+                attachment["content_b64"])  # fmt: skip
+
         upload = self._call(
             lambda: self.client.attachments.upload(
-                content,
+                body(),
                 # zenpy pastes `filename=<name>` into the query unencoded: `#`, `&`, `+` and
                 # `%2e` would cut or rename the file. Encoded here, requests keeps it as is.
                 target_name=quote(attachment["filename"], safe=""),
@@ -709,3 +716,29 @@ def _is_agent_action(event: Mapping[str, Any]) -> bool:
     if event.get("type") == "Comment":
         return bool(event.get("public"))
     return event.get("type") == "Change" and event.get("field_name") in AGENT_ACTION_FIELDS
+
+
+class _Rewound:
+    """A file handed to zenpy, which closes what it uploads: rewound for each try, never closed
+    here (the executor closes it), with its length so requests sends a Content-Length."""
+
+    def __init__(self, spool: BinaryIO) -> None:
+        self._spool = spool
+        spool.seek(0, 2)
+        self._size = spool.tell()
+        spool.seek(0)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        return self._spool.read(size)
+
+    def tell(self) -> int:
+        return self._spool.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._spool.seek(offset, whence)
+
+    def close(self) -> None:
+        """zenpy closes what it sent; the executor owns the file."""

@@ -21,7 +21,8 @@ if the rule no longer acts on it, it is skipped with the values that say why.
 
 from __future__ import annotations
 
-import base64
+import contextlib
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +53,7 @@ from syncd.store.ledger import RELEASED, RESEND, IntentState, LedgerEntry
 PREPARED = "prepared"  # audit event holding an intent's frozen operations
 REFUSED = "refused"  # audit event: the vendor refused them for good; the `else` path is next
 BATCH = 100
+SPOOL_BYTES = 1 << 20  # an attachment past this goes to a temporary file while it is sent
 SHADOW_SIDE = "canary: shadow side"  # a `mode: canary` rule's intent for a record not chosen
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 3600.0
@@ -478,25 +480,30 @@ class Executor:
         connector = self.rt.connectors.get(op.system)
         if connector is None:
             return Outcome(ok=False, error=f"{op.system} is not configured")
-        try:
-            return connector.execute(self._materialize(op))
-        except VendorError as exc:  # reading an attachment failed before the write
-            return Outcome(ok=False, retryable=isinstance(exc, RetryableError), error=str(exc))
-        except Exception as exc:  # a connector bug: the write may have happened, verify later
-            return Outcome(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+        with contextlib.ExitStack() as files:
+            try:
+                return connector.execute(self._materialize(op, files))
+            except VendorError as exc:  # reading an attachment failed before the write
+                return Outcome(ok=False, retryable=isinstance(exc, RetryableError),
+                               error=str(exc))  # fmt: skip
+            except Exception as exc:  # a connector bug: the write may have happened, verify
+                return Outcome(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
 
-    def _materialize(self, op: Operation) -> Operation:
-        """Attachments named by a SharePoint path are read now, not frozen in the audit."""
+    def _materialize(self, op: Operation, files: contextlib.ExitStack) -> Operation:
+        """Attachments named by a SharePoint path are read now, not frozen in the audit, and
+        streamed through a spooled file (`files` closes it): a transcript of hundreds of MB
+        never sits whole in memory."""
         attachments = op.payload.get("attachments") or []
         if not any(DRIVE_PATH in a for a in attachments):
             return op
         graph: Any = self.rt.connectors["graph"]
-        read = [
-            {"filename": a["filename"],
-             "content_b64": base64.b64encode(graph.download(a[DRIVE_PATH])).decode()}
-            if DRIVE_PATH in a else a
-            for a in attachments
-        ]  # fmt: skip
+        read = []
+        for attachment in attachments:
+            if DRIVE_PATH in attachment:
+                spool = files.enter_context(tempfile.SpooledTemporaryFile(SPOOL_BYTES))  # noqa: SIM115 (the ExitStack closes it)
+                graph.download_to(attachment[DRIVE_PATH], spool)
+                attachment = {"filename": attachment["filename"], "file": spool}
+            read.append(attachment)
         return Operation(op.key, op.system, op.verb, op.target, {**op.payload, "attachments": read})
 
     def _stopped(self, intent: Intent) -> str | None:
