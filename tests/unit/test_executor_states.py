@@ -412,6 +412,19 @@ def test_merged_keeps_what_only_a_single_read_returns() -> None:
     assert merged(polled, Record(TICKET, {"x": 1}, T0, deleted=True)) is polled
 
 
+def test_a_poll_without_a_field_keeps_the_value_a_single_read_stored(world: World) -> None:
+    """Polls leave out `agent_touched` (only a single-ticket read has it): the stored value
+    stays, so the ladder's `until` still holds and the due step does not fire."""
+    world.see(status="open", agent_touched=True)
+    polled = Record(TICKET, {"status": "open", "created_at": T0.isoformat()}, T0 + H)
+    with world.rt.store.transaction() as tx:
+        applied = apply_record(tx, world.rt.engine, polled, T0 + H, DEFAULT_GRACE)
+        stored = tx.records.get(TICKET)
+        assert due_by_time(tx, world.rt.engine, polled, T0 + H, DEFAULT_GRACE) is False
+    assert applied.planned == []
+    assert stored is not None and stored.fields["agent_touched"] is True
+
+
 def test_a_timer_fires_at_its_instant_and_not_a_microsecond_before(world: World) -> None:
     world.see(status="open")
     due = T0 + timedelta(hours=1)
