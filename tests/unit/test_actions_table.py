@@ -268,6 +268,14 @@ ROWS = [
                        {"status": "new", "priority": prio, "group_name": "Queue",
                         "created_at": f"2026-03-02T0{hour}:00:00Z"}, T0)
                 for n, prio, hour in [(40, "urgent", 9), (41, "low", 7), (42, "urgent", 8)]]),
+    Row("dispatch by age only, whatever the priority", "dispatch",
+        {"queue": "Queue", "to": "Support", "capacity": 1, "order": ["age"]},
+        [("#51", "zendesk", "update", "51", {"assignee_id": 11, "group_id": 100}),
+         ("#50", "zendesk", "update", "50", {"assignee_id": 12, "group_id": 100})],
+        stored=[Record(RecordRef("zendesk.ticket", str(n)),
+                       {"status": "new", "priority": prio, "group_name": "Queue",
+                        "created_at": f"2026-03-02T0{hour}:00:00Z"}, T0)
+                for n, prio, hour in [(50, "urgent", 9), (51, "low", 7)]]),
     Row("file_transcript: a refused else_folder is never written, people are told",
         "file_transcript",
         {"ticket_from": r"#(\d+)", "else_folder": "../Elsewhere",

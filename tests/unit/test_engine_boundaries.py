@@ -283,3 +283,35 @@ def test_the_timer_and_the_intent_of_a_step_share_its_key_and_say_why(
     assert intent.reason["anchor"] == T0.isoformat()
     assert intent.reason["due_at"] == DUE.isoformat()
     assert intent.reason["when"] == {"status": "open"}
+    assert "deferred_anchor" not in intent.reason and "caught_up_after_s" not in intent.reason
+
+
+@pytest.mark.parametrize(("weekday", "due"), [
+    ("TUE", [datetime(2026, 3, 2, 20, 0, tzinfo=UTC)]),  # 09:00 NZDT on Tuesday
+    ("MON", []),  # Monday is the UTC date, not a local one in [from, to)
+])  # fmt: skip
+def test_a_pattern_counts_dates_in_the_calendars_timezone(
+    tmp_path: Path, weekday: str, due: list[datetime]
+) -> None:
+    """12:00 UTC on Monday is 01:00 on Tuesday in Auckland: a pattern from 0d to 1d has that
+    local Tuesday only, whatever the host's timezone."""
+    path = tmp_path / "nz.yaml"
+    path.write_text(textwrap.dedent("""
+        calendars:
+          nz: {timezone: Pacific/Auckland, hours: {mon-fri: ["09:00-17:00"]}}
+        defaults: {calendar: nz}
+        rules:
+          - id: r
+            on: zendesk.ticket
+            when: {status: open}
+            since: created_at
+            steps:
+              - {id: one, every: [DAY], from: 0d, to: 1d, at: "09:00", do: [{tag: [a]}]}
+    """).replace("DAY", weekday))
+    result = load_rules([path])
+    assert not result.errors, [str(d) for d in result.errors]
+    anchor = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    record = Record(REF, {"status": "open", "created_at": anchor.isoformat()}, anchor)
+    found = Engine(result.ruleset).evaluate(record, None, {}, anchor)
+    assert [t.due_at for t in found.timers] == due
+    assert found.intents == []  # nor a local Monday before the anchor, caught up

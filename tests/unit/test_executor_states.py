@@ -184,6 +184,7 @@ def test_planned_then_sent_then_done(world: World) -> None:
         (key, "add_tags", "7", {"tags": ["triaged"]})]
     entry = world.entry(key)
     assert (entry.state, entry.attempts, entry.sent_at) == (IntentState.DONE, 0, T0)
+    assert entry.vendor_answer == {key: {"id": 1}}
     assert world.events(key) == ["planned", "sent", "prepared", "done"]
     assert world.zendesk.verified == []  # a first send is not verified
     assert world.drain() == Drained()  # done stays done
@@ -209,6 +210,7 @@ def test_a_retryable_failure_waits_its_backoff_and_is_verified_before_it_is_sent
     assert world.drain() == Drained(failed=1)
     entry = world.entry(key)
     assert (entry.state, entry.attempts) == (IntentState.FAILED, 1)
+    assert entry.last_error == f"{key}: 503"
     assert entry.next_attempt_at == T0 + timedelta(seconds=10)
     world.clock.set(T0 + timedelta(seconds=10) - US)
     assert world.drain() == Drained()  # not yet
@@ -367,7 +369,9 @@ def test_an_intent_on_a_deleted_record_is_failed_for_good(world: World) -> None:
     with world.rt.store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "new"}, T0, deleted=True))
     assert world.drain() == Drained(failed=1)
-    assert world.entry(key).state == IntentState.DEAD and world.zendesk.sent == []
+    entry = world.entry(key)
+    assert entry.state == IntentState.DEAD and world.zendesk.sent == []
+    assert entry.last_error == "zendesk.ticket:7 is deleted"
 
 
 @pytest.mark.parametrize(
@@ -406,6 +410,19 @@ def test_merged_keeps_what_only_a_single_read_returns() -> None:
     assert merged(polled, stored).fields == {"status": "open", "agent_touched": True}
     assert merged(polled, None) is polled
     assert merged(polled, Record(TICKET, {"x": 1}, T0, deleted=True)) is polled
+
+
+def test_a_poll_without_a_field_keeps_the_value_a_single_read_stored(world: World) -> None:
+    """Polls leave out `agent_touched` (only a single-ticket read has it): the stored value
+    stays, so the ladder's `until` still holds and the due step does not fire."""
+    world.see(status="open", agent_touched=True)
+    polled = Record(TICKET, {"status": "open", "created_at": T0.isoformat()}, T0 + H)
+    with world.rt.store.transaction() as tx:
+        applied = apply_record(tx, world.rt.engine, polled, T0 + H, DEFAULT_GRACE)
+        stored = tx.records.get(TICKET)
+        assert due_by_time(tx, world.rt.engine, polled, T0 + H, DEFAULT_GRACE) is False
+    assert applied.planned == []
+    assert stored is not None and stored.fields["agent_touched"] is True
 
 
 def test_a_timer_fires_at_its_instant_and_not_a_microsecond_before(world: World) -> None:
@@ -736,3 +753,35 @@ def test_a_conflict_stores_the_record_as_re_read(world: World) -> None:
     with world.rt.store.read() as tx:
         stored = tx.records.get(TICKET)
     assert stored is not None and stored.fields["subject"] == "edited"
+
+
+def test_a_connector_that_raises_is_a_retryable_failure_verified_before_a_resend(
+    world: World,
+) -> None:
+    key = only(world.see(status="new"))
+
+    def broken(op: Operation) -> Outcome:
+        world.zendesk.sent.append(op)
+        raise RuntimeError("socket closed")
+
+    world.zendesk.execute = broken  # type: ignore[method-assign]
+    assert world.drain() == Drained(failed=1)
+    entry = world.entry(key)
+    assert entry.state == IntentState.FAILED
+    assert entry.last_error == f"{key}: RuntimeError: socket closed"
+
+
+def test_a_person_orders_an_unknown_intent_sent_again_unverified_once(world: World) -> None:
+    key = only(world.see(status="new"))
+    world.zendesk.answers = [Outcome(ok=False, retryable=True, error="503")]
+    world.drain()
+    world.clock.advance(timedelta(minutes=1))
+    world.zendesk.verify_answer = Outcome(ok=False, error="forbidden", detail={"status": 403})
+    world.drain()
+    assert world.entry(key).state == IntentState.UNKNOWN
+    with world.rt.store.transaction() as tx:
+        assert tx.ledger.resend(key, world.clock.now())
+    verified = len(world.zendesk.verified)
+    assert world.drain() == Drained(done=1)
+    assert len(world.zendesk.verified) == verified  # not verified: a person said so
+    assert len(world.zendesk.sent) == 2
