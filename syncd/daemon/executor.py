@@ -502,6 +502,7 @@ class Executor:
             if DRIVE_PATH in attachment:
                 spool = files.enter_context(tempfile.SpooledTemporaryFile(SPOOL_BYTES))  # noqa: SIM115 (the ExitStack closes it)
                 graph.download_to(attachment[DRIVE_PATH], spool)
+                spool.seek(0)
                 attachment = {"filename": attachment["filename"], "file": spool}
             read.append(attachment)
         return Operation(op.key, op.system, op.verb, op.target, {**op.payload, "attachments": read})
