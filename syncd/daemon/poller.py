@@ -68,7 +68,7 @@ def poll_source(
     found = Polled(kinds)
     if not kinds:
         return found
-    reread = held = 0
+    reread = held = pages = 0
     for page in connector.poll_pages(cursor, kinds):
         now = rt.clock.now()
         refs = [r.ref for r in page.records]
@@ -98,6 +98,10 @@ def poll_source(
                 held += applied.held
             tx.cursors.set(source, page.cursor, now)
         found.records += len(page.records)
+        pages += 1
+        if first or resumed:  # a large helpdesk's first sync reads for minutes: say how far
+            log.info("baseline_progress", source=source, pages=pages, records=found.records,
+                     through=found.newest.isoformat() if found.newest else None)  # fmt: skip
         if stopping():
             break
     else:  # read to the end, not stopped: the first sync (if it was one) is complete

@@ -4,10 +4,12 @@ on none of it, while timelines keep their timers."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from e2e_world import NOW, World, seed
 from typer.testing import CliRunner
 
@@ -137,6 +139,30 @@ def test_an_interrupted_first_sync_is_still_the_baseline_when_it_resumes(
     assert (first.records, first.planned, resumed.planned, live.planned) == (1, 0, 0, 1)
     assert states == {"1": "skipped", "2": "skipped", "3": "planned"}
     assert live.newest == NOW
+
+
+def test_a_first_sync_says_how_far_it_has_read_page_by_page(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A large helpdesk's first sync reads for minutes: each page is a line at info, not
+    silence; later polls stay quiet about pages."""
+    world = going_live(sandbox, tmp_path)
+    source = TwoPages()
+    rt = open_runtime(world.settings, world.clock, connectors={})
+    try:
+        with caplog.at_level(logging.INFO, logger="syncd"):
+            poll_source(rt, "zendesk", source)
+            going = [r.syncd_fields for r in caplog.records  # type: ignore[attr-defined]
+                     if r.getMessage() == "baseline_progress"]  # fmt: skip
+            caplog.clear()
+            poll_source(rt, "zendesk", source)
+            later = [r for r in caplog.records if r.getMessage() == "baseline_progress"]
+    finally:
+        rt.close()
+    assert [(f["source"], f["pages"], f["records"]) for f in going] == [
+        ("zendesk", 1, 1), ("zendesk", 2, 2)]
+    assert going[-1]["through"] == (NOW - 30 * MINUTE).isoformat()
+    assert later == []
 
 
 LADDER_RULES = """
