@@ -3,8 +3,8 @@ so an install from the wheel works without the source checkout.
 
 `syncd/shipped/` holds `rules/` (one file per process, calendars, `templates/`), `schema/`
 (the rule files' JSON Schema: their `$schema` comment points at `../schema/`), `config/` (the
-example settings, the processes' settings, the sandbox's example company) and `systemd/` (the
-unit).
+example settings, the processes' settings, the sandbox's example company), `sandbox/` (the
+Salesforce objects the sandbox models) and `systemd/` (the unit).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
+
+from syncd.resources import shipped
 
 TEXT_TYPES = frozenset({"string", "textarea", "picklist", "email", "phone", "url", "combobox"})
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
@@ -206,7 +207,7 @@ PRIORITIES = ("High", "Normal", "Low")
 # The org's objects and their standard fields (salesforce_objects.json: recorded describes
 # and the Object Reference). The sandbox's behaviour adds what describe does not say: which
 # fields a write must carry, the picklist values the store knows, objects without a recycle bin.
-OBJECTS_FILE = Path(__file__).with_name("salesforce_objects.json")
+OBJECTS_FILE = ("sandbox", "salesforce_objects.json")  # in syncd/shipped/ (resources.py)
 _REQUIRED = {
     "Account": ("Name",), "Contact": ("LastName",), "User": ("Username", "LastName", "Email"),
     "Group": ("Name",), "GroupMember": ("GroupId", "UserOrGroupId"),
@@ -245,7 +246,7 @@ def _field_from(sobject: str, spec: Mapping[str, Any]) -> FieldDef:
 @lru_cache(maxsize=1)
 def _standard() -> dict[str, tuple[str, list[FieldDef], dict[str, Any]]]:
     """sObject name -> (key prefix, standard fields, object options)."""
-    data = json.loads(OBJECTS_FILE.read_text(encoding="utf-8"))["objects"]
+    data = json.loads(shipped(OBJECTS_FILE).read_text(encoding="utf-8"))["objects"]
     out: dict[str, tuple[str, list[FieldDef], dict[str, Any]]] = {}
     for name, spec in data.items():
         stub = bool(spec.get("readOnly"))
