@@ -42,8 +42,8 @@ Problem = tuple[Path_, str]  # (path inside the rule's YAML mapping, message)
 
 
 def substitute_vars(rule: Any) -> tuple[Any, list[Problem]]:
-    """`rule` (a rule's YAML mapping as plain values) with its conditions reading its vars, and
-    the references that cannot be resolved. `rule` itself is not modified.
+    """`rule` (a rule's YAML mapping as plain values) with its conditions and mail recipients
+    reading its vars, and the references that cannot be resolved. `rule` itself is not modified.
 
     A rule whose `vars` is not a mapping is returned as it is: validation reports its `vars`.
     """
@@ -52,22 +52,11 @@ def substitute_vars(rule: Any) -> tuple[Any, list[Problem]]:
         return rule, []
     walk = _Substitution(values)
     out = dict(rule)
-    wheres = [(*path, "queue", "where") for path, name in raw_actions(rule) if name == "dispatch"]
+    actions = list(raw_actions(rule))
+    wheres = [(*path, "queue", "where") for path, name in actions if name == "dispatch"]
     for path in (*CONDITION_KEYS, *wheres):
-        parent = out
-        for key in path[:-1]:  # copy the containers on the way: `rule` stays as it was
-            child = _child(parent, key)
-            if isinstance(child, Mapping):
-                parent[key] = dict(child)
-            elif isinstance(child, list):
-                parent[key] = list(child)
-            else:
-                break
-            parent = parent[key]
-        else:
-            if isinstance(parent, Mapping) and path[-1] in parent:
-                parent[path[-1]] = walk.condition(parent[path[-1]], path)
-    for path, name in raw_actions(rule):
+        _replace(out, path, lambda raw, path=path: walk.condition(raw, path))
+    for path, name in actions:
         for key in RECIPIENTS.get(name, ()):
             _replace(out, (*path, key), lambda raw: _recipients(raw, values))
     return out, walk.problems

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,10 @@ from test_sigkill import (
     DAEMON,
     FAULT_KINDS,
     FAULT_TARGETS,
-    KEY_HEADER,
     OPPORTUNITIES,
     RULES,
     SEED,
-    Vendors,
+    assert_every_effect_once,
     fixture,
     wait_until,
 )
@@ -233,16 +231,6 @@ def test_failover_after_sigkill_and_sigstop_loses_and_repeats_nothing(
     woken = log.count("event=leader_fenced") + log.count("event=leader_lost")
     assert woken >= len(takeovers["sigstop"]), "a woken leader did not step down"
 
-    see = Vendors(sandbox)
-    mails = sandbox.control("GET", "/_sandbox/mail")["mail"]
-    per_key = Counter(m["headers"].get(KEY_HEADER) for m in mails)
-    assert len(mails) == TICKETS * 2 and set(per_key.values()) == {1}
-    subjects = Counter(m["subject"] for m in mails)
-    for n in range(1, TICKETS + 1):
-        assert subjects[f"New ticket #{n}"] == subjects[f"Still open: #{n}"] == 1
-        assert see.comments(n).count(f"Thanks for writing in (#{n}).") == 1, n
-        assert "syncd-triaged" in see.ticket(n)["tags"]
-    tasks = Counter(t["Subject"] for t in see.tasks())
-    assert tasks == {f"Kick-off Deal {n}": 1 for n in range(1, OPPORTUNITIES + 1)}
+    assert_every_effect_once(sandbox, TICKETS)
     print(f"{FAILOVERS} failovers, takeover s: {takeovers}, {expected} intents, "
           f"{failed_over:.0f} s of failovers, {time.monotonic() - started:.0f} s in all")

@@ -220,17 +220,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     working = log.count("event=daemon_started") - 1  # killed runs that had started working
     assert working >= KILLS // 2, f"only {working} of {KILLS} kills hit a working daemon"
 
-    see = Vendors(sandbox)
-    mails = sandbox.control("GET", "/_sandbox/mail")["mail"]
-    per_key = Counter(m["headers"].get(KEY_HEADER) for m in mails)
-    assert len(mails) == TICKETS * 2 and set(per_key.values()) == {1}
-    subjects = Counter(m["subject"] for m in mails)
-    for n in range(1, TICKETS + 1):
-        assert subjects[f"New ticket #{n}"] == subjects[f"Still open: #{n}"] == 1
-        assert see.comments(n).count(f"Thanks for writing in (#{n}).") == 1, n
-        assert "syncd-triaged" in see.ticket(n)["tags"]
-    tasks = Counter(t["Subject"] for t in see.tasks())
-    assert tasks == {f"Kick-off Deal {n}": 1 for n in range(1, OPPORTUNITIES + 1)}
+    assert_every_effect_once(sandbox, TICKETS)
     print(
         f"{kills} kills ({working} while working), {expected} intents, "
         f"{verified(daemon)} settled by verifying at the vendor, "
@@ -258,6 +248,22 @@ def verified(daemon: Daemon) -> int:
             return sum("verified" in (e.vendor_answer or {}) for e in tx.ledger.list())
     finally:
         store.close()
+
+
+def assert_every_effect_once(sandbox: SandboxServer, tickets: int) -> None:
+    """What people see at the vendors after the scenario: every mail, comment, tag and task of
+    `tickets` tickets and the opportunities exactly once, whatever was killed meanwhile."""
+    see = Vendors(sandbox)
+    mails = sandbox.control("GET", "/_sandbox/mail")["mail"]
+    per_key = Counter(m["headers"].get(KEY_HEADER) for m in mails)
+    assert len(mails) == tickets * 2 and set(per_key.values()) == {1}
+    subjects = Counter(m["subject"] for m in mails)
+    for n in range(1, tickets + 1):
+        assert subjects[f"New ticket #{n}"] == subjects[f"Still open: #{n}"] == 1
+        assert see.comments(n).count(f"Thanks for writing in (#{n}).") == 1, n
+        assert "syncd-triaged" in see.ticket(n)["tags"]
+    tasks = Counter(t["Subject"] for t in see.tasks())
+    assert tasks == {f"Kick-off Deal {n}": 1 for n in range(1, OPPORTUNITIES + 1)}
 
 
 class Vendors:
