@@ -3,39 +3,37 @@ when the sandbox listens on every interface (the emulated vendor APIs stay reach
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import requests
 
-from syncd.sandbox.server import SandboxServer, is_loopback
+from syncd.sandbox.server import SandboxServer, _HTTPServer, is_loopback
+
+REMOTE = "192.0.2.7"  # TEST-NET-1: how a client on another host would read
 
 
-def _outward_address() -> str:
-    """This host's address on its default route (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing decides, nothing is sent
-        return str(probe.getsockname()[0])
-
-
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-def test_the_control_api_refuses_a_client_that_is_not_loopback(tmp_path: Path) -> None:
-    address = _outward_address()
-    assert not is_loopback(address), f"this host has no address beside loopback: {address}"
+def test_the_control_api_refuses_a_client_that_is_not_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox listens on every interface; a request reaching it from another host's address
+    is refused. Tests send nothing beyond loopback, so the request goes over loopback with
+    verified TLS and the server is handed the address a remote client would have."""
     with SandboxServer(directory=tmp_path, host="0.0.0.0") as server:
         port = server.url.rsplit(":", 1)[1]
-        outside = requests.Session()
-        outside.trust_env = False
-        outside.verify = False  # the certificate names 127.0.0.1; trust is not the point here
-        refused = outside.get(f"https://{address}:{port}/_sandbox/clock", timeout=10)
+        client = requests.Session()
+        client.trust_env = False
+        client.verify = server.ca_bundle
+        real = _HTTPServer.finish_request
+        monkeypatch.setattr(_HTTPServer, "finish_request", lambda self, request, address:
+                            real(self, request, (REMOTE, address[1])))  # fmt: skip
+        refused = client.get(f"https://127.0.0.1:{port}/_sandbox/clock", timeout=10)
         assert refused.status_code == 403
-        assert outside.post(f"https://{address}:{port}/_sandbox/reset", timeout=10
-                            ).status_code == 403  # fmt: skip
-        inside = requests.Session()
-        inside.trust_env = False
-        inside.verify = server.ca_bundle
-        mine = inside.get(f"https://127.0.0.1:{port}/_sandbox/clock", timeout=10)
+        assert client.post(f"https://127.0.0.1:{port}/_sandbox/reset", timeout=10
+                           ).status_code == 403  # fmt: skip
+        client.close()  # that connection was taken as remote; a new one is as it comes
+        monkeypatch.undo()
+        mine = client.get(f"https://127.0.0.1:{port}/_sandbox/clock", timeout=10)
         assert mine.status_code == 200 and mine.json()["now"]  # loopback: as ever
 
 
