@@ -1,16 +1,11 @@
-"""Condition trees compiled once per rule set and evaluated against one record version.
-
-`schema.parse_condition` turns the YAML form of docs/rules.md ("Conditions") into a tree of
-`FieldCondition(field, op, value)`, `AllOf`, `AnyOf` and `Not`; `compile_condition` turns that
-tree (or the raw YAML mapping) into small node objects, so the hot loop does no parsing, no
-regex compilation and no pydantic attribute access. `Condition.test` answers a bare bool,
-`Condition.explain` also returns the field values that decided it (for the intent's `reason` and
-`syncd audit`), and `Condition.thresholds` lists the instants at which an age test changes its
-answer by time alone: `next_change` and `entered` use them to find the exact instant a
-condition starts or stops holding, so the engine wakes up exactly then and keys an entry by
-the instant it really happened. For the hot loop, `compile_test` turns a whole tree into one
-generated function (`Condition.source`: the usual tests inlined, the rest through `fast()`
-closures, which answer as `test`) and `Condition.held` does the same for the explanation.
+"""The compiled condition nodes, one class per operator of docs/rules.md ("Conditions") plus
+`All`, `AnyOf` and `Not`. `Condition.test` answers a bare bool, `Condition.explain` also
+returns the field values that decided it (for the intent's `reason` and `syncd audit`), and
+`Condition.thresholds` lists the instants at which an age test changes its answer by time
+alone: `next_change` and `entered` use them to find the exact instant a condition starts or
+stops holding, so the engine wakes up exactly then and keys an entry by the instant it really
+happened. `fast()` is `test` as one closure; `source` is the node's expression for
+`compile_test`, and `held` the explanation as one closure.
 
 Decisions where the spec (docs/rules.md, "Conditions") is silent:
 - a missing field and a null value are the same (`None`); `eq: null` and `exists: false` match
@@ -32,168 +27,27 @@ Decisions where the spec (docs/rules.md, "Conditions") is silent:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import regex
 
 from syncd.businesstime.durations import Offset
-from syncd.businesstime.spans import UTC_MATH, TimeMath
-from syncd.rules import schema
+from syncd.rules.conditions.context import (
+    Context,
+    Explanation,
+    Test,
+    _parse_date,
+    as_instant,
+    json_safe,
+    resolve,
+)
+from syncd.rules.conditions.generated import _Generator, _plain_held
 
-if TYPE_CHECKING:
-    from syncd.businesstime.calendars import Calendar
-
-_MISSING = object()
-Explanation = dict[str, Any]
-Test = Callable[["Context"], bool]
 _LISTS = frozenset({list, tuple, set, frozenset})
 _US = timedelta(microseconds=1)
-
-
-# ----------------------------------------------------------------------------- context
-
-
-class Context:
-    """One record version as conditions see it: current and previous fields, now, calendar.
-
-    Path lookups and instant parses are memoised per context, because the ~100 rules of a rule
-    set read the same few fields of the same record. `calendar` is a Calendar, None (UTC, wall
-    offsets only) or a ready `TimeMath` shared across records.
-    """
-
-    __slots__ = ("_before", "_instants", "_paths", "fields", "math", "now", "previous", "tz")
-
-    def __init__(
-        self,
-        fields: Mapping[str, Any],
-        previous: Mapping[str, Any] | None,
-        now: datetime,
-        calendar: Calendar | TimeMath | None = None,
-    ) -> None:
-        self.fields = fields
-        self.previous = previous
-        self.now = now
-        self.math = calendar if isinstance(calendar, TimeMath) else _math_for(calendar)
-        self.tz: tzinfo = self.math.tz
-        self._paths: dict[str, Any] = {}
-        self._instants: dict[str, datetime | None] = {}
-        self._before: Context | None = None
-
-    def _sibling(self, math: TimeMath, now: datetime) -> Context:
-        other = Context(self.fields, self.previous, now, math)
-        other._paths = self._paths
-        if math is self.math:
-            other._instants = self._instants
-        return other
-
-    def with_math(self, math: TimeMath) -> Context:
-        """The same record under another rule's calendar (path lookups stay shared)."""
-        return self if math is self.math else self._sibling(math, self.now)
-
-    def at(self, now: datetime) -> Context:
-        """The same record seen at another instant, to find when an age test flips."""
-        return self._sibling(self.math, now)
-
-    def before(self) -> Context | None:
-        """The previous version as a context of its own, for `became`; None without one."""
-        if self.previous is None:
-            return None
-        if self._before is None:
-            self._before = Context(self.previous, None, self.now, self.math)
-        return self._before
-
-    def value(self, path: str) -> Any:
-        found = self._paths.get(path, _MISSING)  # a miss is common: no KeyError to raise
-        if found is _MISSING:
-            found = self._paths[path] = resolve(self.fields, path)
-        return found
-
-    def instant(self, path: str) -> datetime | None:
-        """The field as an aware instant (date: 00:00 in the calendar's timezone), or None."""
-        found = self._instants.get(path, _MISSING)
-        if found is _MISSING:
-            value = self.value(path) if "." in path else self.fields.get(path)  # as resolve()
-            found = self._instants[path] = as_instant(value, self.tz)
-        return found
-
-
-def _math_for(calendar: Calendar | None) -> TimeMath:
-    return UTC_MATH if calendar is None else TimeMath(calendar)
-
-
-def resolve(fields: Mapping[str, Any], path: str) -> Any:
-    """Value at a dotted path (`custom.kind`, `Account.Name`, `fields.0`); None when absent."""
-    value = fields.get(path, _MISSING)
-    if value is not _MISSING:
-        return value
-    if "." not in path:
-        return None
-    current: Any = fields
-    for part in path.split("."):
-        if isinstance(current, Mapping):
-            current = current.get(part)
-        elif isinstance(current, Sequence) and not isinstance(current, str) and part.isdigit():
-            index = int(part)
-            current = current[index] if index < len(current) else None
-        else:
-            return None
-        if current is None:
-            return None
-    return current
-
-
-def as_instant(value: Any, tz: tzinfo = UTC, naive: tzinfo = UTC) -> datetime | None:
-    """An aware datetime from a datetime, a date (00:00 in `tz`) or an ISO string; else None.
-
-    A naive datetime is taken in `naive`: UTC for vendor data, the calendar's zone for rules.
-    """
-    if isinstance(value, str):  # vendor data: ISO text, the common case first
-        if not value[:1].isdigit():
-            return None
-        if len(value) == 10:
-            parsed = _parse_date(value)
-            return None if parsed is None else datetime.combine(parsed, time(0), tz)
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), tz)
-    return None
-
-
-def _parse_date(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def json_safe(value: Any) -> Any:
-    """A value as the audit stores it: datetimes and dates as ISO text, containers recursed."""
-    kind = type(value)
-    if kind in _JSON_PLAIN:
-        return value
-    if kind is list:  # a list of text (tags): the common container
-        return [v if type(v) is str else json_safe(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    return str(value)
-
-
-_JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _freeze(value: Any) -> Any:
@@ -206,9 +60,6 @@ def _is_number(value: Any) -> bool:
 
 def _is_list(value: Any) -> bool:
     return isinstance(value, list | tuple | set | frozenset)
-
-
-# ----------------------------------------------------------------------------- nodes
 
 
 class Condition:
@@ -754,142 +605,6 @@ def _merge(parts: Iterable[Explanation]) -> Explanation:
     for part in parts:
         merged.update(part)
     return merged
-
-
-# ----------------------------------------------------------------------------- code generation
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})  # hashable, `in` cannot raise
-_NUMBERS = frozenset({int, float})
-
-
-class _Generator:
-    """Collects the constants and local names of one generated function."""
-
-    built = 0
-
-    def __init__(self) -> None:
-        self.names: dict[str, Any] = {"_SCALARS": _SCALARS, "_NUMBERS": _NUMBERS}
-        self.count = 0
-
-    def const(self, value: Any) -> str:
-        name = f"_k{len(self.names)}"
-        self.names[name] = value
-        return name
-
-    def var(self) -> str:
-        self.count += 1
-        return f"_v{self.count}"
-
-    def value(self, path: str) -> str:
-        """The field's value, as `resolve` finds it: a plain key straight from the fields, a
-        two-part path (`custom.kind`) through a plain dict inline, deeper ones by `resolve`."""
-        if "." not in path:
-            return f"F.get({path!r})"
-        if path.count(".") > 1:
-            return f"{self.const(resolve)}(F, {path!r})"
-        head, tail = path.split(".")
-        v, w, missing, walk = self.var(), self.var(), self.const(_MISSING), self.const(resolve)
-        inner = (
-            f"({w}.get({tail!r}) if type({w} := F.get({head!r})) is dict else {walk}(F, {path!r}))"
-        )
-        return f"({v} if ({v} := F.get({path!r}, {missing})) is not {missing} else {inner})"
-
-    def call(self, node: Condition) -> str:
-        """The node's own `fast()` closure called on the context."""
-        return f"{self.const(node.fast())}(ctx)"
-
-    def check(self, check: Callable[..., bool], node: Condition, value: str) -> str:
-        """`check(node, value, ctx)`: a FieldTest's own check on a value already looked up."""
-        return f"{self.const(check)}({self.const(node)}, {value}, ctx)"
-
-    def build(self, name: str, body: str, fallback: Callable[..., Any]) -> Any:
-        """def name(ctx): F = ctx.fields; return body -- and on any exception, the answer (or
-        the exception) of `fallback`, the closures the source was generated from."""
-        self.names["_fallback"] = fallback
-        source = (
-            f"def {name}(ctx):\n"
-            f"    F = ctx.fields\n"
-            f"    try:\n"
-            f"        return {body}\n"
-            f"    except Exception:\n"
-            f"        return _fallback(ctx)\n"
-        )
-        _Generator.built += 1  # a file name of its own: profilers tell the functions apart
-        exec(compile(source, f"<condition {name} #{_Generator.built}>", "exec"), self.names)
-        return self.names[name]
-
-
-def compile_test(condition: Condition) -> Test:
-    """`condition.test` as one generated Python function: the usual tests (equality, lists,
-    tags, regexes, numbers, exists) inlined over the record's fields, anything else through its
-    `fast()` closure. Same answers as `test`; should the inlined code raise, the closures answer
-    (so errors too are the closures' own)."""
-    if condition is ALWAYS:
-        return condition.fast()
-    gen = _Generator()
-    body = f"True if {condition.source(gen)} else False"
-    return gen.build("test", body, condition.fast())  # type: ignore[no-any-return]
-
-
-def _plain_held(paths: tuple[str, ...]) -> Callable[[Context], Explanation]:
-    """{path: json_safe(value)} for each path, generated (scalars need no json_safe call)."""
-    gen = _Generator()
-    json = gen.const(json_safe)
-    items = []
-    for path in dict.fromkeys(paths):
-        v = gen.var()
-        items.append(
-            f"{path!r}: ({v} if type({v} := {gen.value(path)}) in _SCALARS else {json}({v}))"
-        )
-    slow = lambda ctx: {path: json_safe(ctx.value(path)) for path in paths}  # noqa: E731
-    return gen.build("held", "{" + ", ".join(items) + "}", slow)  # type: ignore[no-any-return]
-
-
-# ----------------------------------------------------------------------------- compiler
-
-
-def compile_condition(tree: Any) -> Condition:
-    """Compile a schema condition tree, or a raw YAML condition mapping; None is always true.
-
-    Raises `schema.LocatedError` (a ValueError) for a raw mapping that does not parse.
-    """
-    if tree is None:
-        return ALWAYS
-    if not isinstance(tree, schema.FieldCondition | schema.AllOf | schema.AnyOf | schema.Not):
-        tree = schema.parse_condition(tree)
-    return _compile(tree)
-
-
-def _compile(node: schema.Condition) -> Condition:
-    if isinstance(node, schema.AllOf):
-        return All([_compile(child) for child in node.all])
-    if isinstance(node, schema.AnyOf):
-        return AnyOf([_compile(child) for child in node.any])
-    if isinstance(node, schema.Not):
-        return Not(_compile(node.not_))
-    return _field(node)
-
-
-def _field(node: schema.FieldCondition) -> Condition:
-    path, op, value = node.field, node.op, node.value
-    if op in ("gt", "gte", "lt", "lte"):
-        return Compare(path, op, value)
-    if op in ("older_than", "newer_than"):
-        return Age(path, op, value)
-    if op == "became":
-        return Became(path, _compile(value))
-    simple: dict[str, type[FieldTest]] = {
-        "eq": Eq,
-        "ne": Ne,
-        "in": In,
-        "not_in": NotIn,
-        "contains": Contains,
-        "lacks": Lacks,
-        "matches": Matches,
-        "exists": Exists,
-        "changed": Changed,
-    }
-    return simple[op](path, value)  # type: ignore[call-arg]
 
 
 # ----------------------------------------------------------------------------- time
