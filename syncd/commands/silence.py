@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from syncd.businesstime.durations import DurationError, apply_offset, parse_offset
 from syncd.clock import SystemClock
 from syncd.commands.audit import (
     CONFIG_HELP,
@@ -22,7 +23,6 @@ from syncd.commands.audit import (
     show_instant,
 )
 from syncd.commands.run import instant
-from syncd.durations import DurationError, apply_offset, parse_offset
 from syncd.store import silences
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")

@@ -87,8 +87,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
-from syncd.calendars import Calendar
-from syncd.durations import Offset
+from syncd.businesstime.calendars import Calendar
+from syncd.businesstime.durations import Offset
+from syncd.businesstime.spans import UTC_MATH, TimeMath, from_micros, micros
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
 from syncd.rules import schema, templates
@@ -300,7 +301,7 @@ class _Step:
 class _Rule:
     """A rule compiled for the hot loop: no pydantic attribute access per record."""
 
-    def __init__(self, rule: schema.Rule, position: int, math: cond.TimeMath,
+    def __init__(self, rule: schema.Rule, position: int, math: TimeMath,
                  calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
         calendars = calendars or {}
         self.id = rule.id
@@ -435,7 +436,7 @@ def _plan(name: str, value: Any) -> tuple[str, int, Any]:
     if isinstance(value, templates.Text) and templates.is_template(value):
         return name, _TEXT, (value, templates.renderer(value))
     if not _has_text(value):
-        return name, _CONST, _param(name, value, None, cond.UTC_MATH)
+        return name, _CONST, _param(name, value, None, UTC_MATH)
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return (
             name,
@@ -677,9 +678,9 @@ class Engine:
         """`ruleset`: a loader.RuleSet (rules, calendars, named templates)."""
         self.ruleset = ruleset
         calendars = getattr(ruleset, "calendars", {}) or {}
-        maths = {name: cond.TimeMath(calendar) for name, calendar in calendars.items()}
+        maths = {name: TimeMath(calendar) for name, calendar in calendars.items()}
         rules = [
-            _Rule(rule, n, maths.get(rule.calendar or "", cond.UTC_MATH), calendars)
+            _Rule(rule, n, maths.get(rule.calendar or "", UTC_MATH), calendars)
             for n, rule in enumerate(ruleset.rules)
         ]
         self.rules = {rule.id: rule for rule in rules}
@@ -688,12 +689,12 @@ class Engine:
         self.last_iso: tuple[datetime, str] = (_EPOCH, _EPOCH.isoformat())  # see `_Run.iso`
         # the calendar every rule of a kind uses, when they share one (the common case): an
         # evaluation then needs a single context
-        self.maths: dict[str, cond.TimeMath | None] = {}
+        self.maths: dict[str, TimeMath | None] = {}
         for kind, index in self.kinds.items():
             used = {id(r.math): r.math for r in index.rules}
             self.maths[kind] = next(iter(used.values())) if len(used) == 1 else None
             for rule in index.rules:  # evaluate tests these rules' `when` itself
-                plain = not rule.gate_ages and rule.math is (self.maths[kind] or cond.UTC_MATH)
+                plain = not rule.gate_ages and rule.math is (self.maths[kind] or UTC_MATH)
                 rule.inline_gate = plain and not rule.timeline
                 rule.inline_since = plain and rule.timeline and rule.since is None
 
@@ -909,13 +910,13 @@ class _Run(cond.Context):
         previous: Record | None,
         now: datetime,
         grace: timedelta,
-        math: cond.TimeMath | None,
+        math: TimeMath | None,
     ) -> None:
         # Context.__init__, inlined
         self.fields = current.fields
         self.previous = previous.fields if previous is not None and not previous.deleted else None
         self.now = now
-        self.math = math = math or cond.UTC_MATH
+        self.math = math = math or UTC_MATH
         self.tz = math.tz
         self._paths: dict[str, Any] = {}
         self._instants: dict[str, datetime | None] = {}
@@ -926,7 +927,7 @@ class _Run(cond.Context):
         self.observed = current.observed_at
         self.deleted = current.deleted
         self.contexts: dict[int, cond.Context] | None = None
-        self._last: tuple[cond.TimeMath, cond.Context] | None = None
+        self._last: tuple[TimeMath, cond.Context] | None = None
         self._now_us: int | None = None
         self._armed: RuleMemory | None = None  # the last memory field_timeline made
         self.intents: list[Intent] = []
@@ -1182,7 +1183,7 @@ class _Run(cond.Context):
             if token in fired:
                 continue
             if due_us > now_us:
-                at = cond.from_micros(due_us)
+                at = from_micros(due_us)
                 self.timers.append(_tuple(Timer, (rule.id, self.ref, step.id, at, anchor, 0)))
                 continue
             late_us = now_us - due_us
@@ -1190,7 +1191,7 @@ class _Run(cond.Context):
                 continue  # missed, and catch_up says not this late
             if reason is None:
                 reason = {"when": rule.gate_held(ctx), "anchor": self.iso(anchor)}
-            if self.fire(rule, ctx, _Due(step, 0, cond.from_micros(due_us), anchor), reason):
+            if self.fire(rule, ctx, _Due(step, 0, from_micros(due_us), anchor), reason):
                 newly = [token] if newly is None else [*newly, token]
         if newly is None:
             return fired
@@ -1216,12 +1217,12 @@ class _Run(cond.Context):
                 if first in fired:
                     continue
                 if base_us is None or base_us[0] is not base:
-                    base_us = (base, cond.micros(base))
+                    base_us = (base, micros(base))
                 due_us = math.shift_micros(base, base_us[1], step.after)  # type: ignore[arg-type]
                 if step.at is not None:
-                    due_us = cond.micros(self.at_time(rule, step, cond.from_micros(due_us)))
+                    due_us = micros(self.at_time(rule, step, from_micros(due_us)))
                 if due_us > now_us:
-                    at = cond.from_micros(due_us)
+                    at = from_micros(due_us)
                     self.timers.append(Timer(rule.id, self.ref, step.id, at, base))
                     continue
                 late_us = now_us - due_us
@@ -1229,7 +1230,7 @@ class _Run(cond.Context):
                     continue  # missed, and catch_up says not this late
                 if reason is None:
                     reason = {"when": rule.gate_held(ctx), "anchor": self.iso(anchor)}
-                at = cond.from_micros(due_us)
+                at = from_micros(due_us)
                 if self.fire(rule, ctx, _Due(step, 0, at, base), reason, base is not anchor):
                     newly.append(first)
                 continue
@@ -1488,7 +1489,7 @@ def _render(template: tuple[str, templates.Renderer | None], context: dict[str, 
     return templates.render(text, context)
 
 
-def _param(name: str, value: Any, base: datetime | None, math: cond.TimeMath) -> Any:
+def _param(name: str, value: Any, base: datetime | None, math: TimeMath) -> Any:
     """One rendered param as the intent carries it: an anchored offset (`due`, `start`) as the
     local ISO instant from `base`, other offsets and patterns as their text, JSON-safe."""
     if isinstance(value, Offset):

@@ -20,7 +20,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from syncd.durations import Offset
+from syncd.businesstime.durations import Offset
 from syncd.rules import templates
 from syncd.rules.conditions import as_instant
 from syncd.rules.diagnostics import Severity, did_you_mean

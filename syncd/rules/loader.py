@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from syncd.calendars import Calendar, CalendarError
+from syncd.businesstime.calendars import Calendar, CalendarError
 from syncd.rules import lint
 from syncd.rules.diagnostics import Diagnostic, Severity, did_you_mean
 from syncd.rules.kinds import KINDS

@@ -47,8 +47,8 @@ from pydantic import (
     model_validator,
 )
 
-from syncd import durations
-from syncd.durations import DurationError, Offset
+from syncd.businesstime import durations
+from syncd.businesstime.durations import DurationError, Offset
 from syncd.model import LIMIT_KINDS, RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
 from syncd.rules.templates import PathText, RecipientText, Text

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.calendars import Calendar, CalendarError
+from syncd.businesstime.calendars import Calendar, CalendarError
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncd.calendars import Calendar
+from syncd.businesstime.calendars import Calendar
 
 SETTINGS = settings(
     max_examples=60,

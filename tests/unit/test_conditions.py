@@ -9,16 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.calendars import Calendar
-from syncd.durations import Offset, apply_offset
+from syncd.businesstime.calendars import Calendar
+from syncd.businesstime.durations import Offset, apply_offset
+from syncd.businesstime.spans import TimeMath, from_micros, micros
 from syncd.rules.conditions import (
     Context,
-    TimeMath,
     compile_condition,
     compile_test,
     entered,
-    from_micros,
-    micros,
     next_change,
     resolve,
 )

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.calendars import Calendar
-from syncd.durations import (
+from syncd.businesstime.calendars import Calendar
+from syncd.businesstime.durations import (
     DurationError,
     Offset,
     apply_offset,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.durations import Offset
+from syncd.businesstime.durations import Offset
 from syncd.resources import RULES, shipped
 from syncd.rules.loader import RuleSet, Source, load_rules
 

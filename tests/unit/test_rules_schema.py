@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from syncd.businesstime.durations import Offset
 from syncd.commands.check import schema_text
-from syncd.durations import Offset
 from syncd.model import RECORD_KINDS
 from syncd.resources import RULES, SCHEMA, shipped
 from syncd.rules import schema

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from syncd.calendars import Calendar
+    from syncd.businesstime.calendars import Calendar
 
 Unit = Literal[
     "minutes",

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from syncd.durations import DurationError, parse_time_of_day, parse_weekdays
+from syncd.businesstime.durations import DurationError, parse_time_of_day, parse_weekdays
 
 Span = tuple[datetime, datetime]
 """A half-open interval [start, end) of instants."""
