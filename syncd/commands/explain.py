@@ -30,8 +30,8 @@ from syncd.commands.audit import (
 from syncd.model import FieldChange
 from syncd.rules import schema
 from syncd.rules.conditions import Context, compile_condition
-from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.loader import load_rules
+from syncd.rules.language.diagnostics import did_you_mean
+from syncd.rules.language.loader import load_rules
 from syncd.rules.schema import Rule
 
 PARTS = (("scope", ("scope",)), ("when", ("when",)), ("until", ("until",)),

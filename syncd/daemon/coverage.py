@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.daemon.actions import SOBJECTS
-from syncd.rules.loader import RuleSet
+from syncd.rules.language.loader import RuleSet
 from syncd.rules.schema import AllOf, Condition, FieldCondition, Rule
 from syncd.settings import Settings
 

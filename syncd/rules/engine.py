@@ -91,8 +91,9 @@ from syncd.calendars import Calendar
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
-from syncd.rules import schema, templates
+from syncd.rules import schema
 from syncd.rules.kinds import KINDS
+from syncd.rules.language import templates
 
 DEFAULT_GRACE = timedelta(minutes=5)
 WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips

@@ -50,8 +50,8 @@ from pydantic import (
 from syncd import durations
 from syncd.durations import DurationError, Offset
 from syncd.model import LIMIT_KINDS, RECORD_KINDS
-from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.templates import PathText, RecipientText, Text
+from syncd.rules.language.diagnostics import did_you_mean
+from syncd.rules.language.templates import PathText, RecipientText, Text
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"

@@ -18,7 +18,7 @@ import jsonschema
 from syncd.doctor.uses import rule_uses
 from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import Engine
-from syncd.rules.loader import LoadResult, load_rules
+from syncd.rules.language.loader import LoadResult, load_rules
 from syncd.rules.schema import json_schema
 
 H = timedelta(hours=1)

@@ -21,10 +21,11 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.durations import Offset
-from syncd.rules import templates
 from syncd.rules.conditions import as_instant
-from syncd.rules.diagnostics import Severity, did_you_mean
 from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind, Values
+from syncd.rules.language import templates
+from syncd.rules.language.diagnostics import Severity, did_you_mean
+from syncd.rules.language.templates import NamedTemplate
 from syncd.rules.schema import (
     LINK,
     TIMING_KEYS,
@@ -46,7 +47,6 @@ from syncd.rules.schema import (
     default_step_id,
     shape_problems,
 )
-from syncd.rules.templates import NamedTemplate
 
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")

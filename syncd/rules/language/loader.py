@@ -25,9 +25,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from syncd.calendars import Calendar, CalendarError
-from syncd.rules import lint
-from syncd.rules.diagnostics import Diagnostic, Severity, did_you_mean
 from syncd.rules.kinds import KINDS
+from syncd.rules.language import lint
+from syncd.rules.language.diagnostics import Diagnostic, Severity, did_you_mean
+from syncd.rules.language.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
+from syncd.rules.language.vars import substitute_vars
 from syncd.rules.schema import (
     ACTIONS,
     CalendarSpec,
@@ -37,8 +39,6 @@ from syncd.rules.schema import (
     Rule,
     RulesFile,
 )
-from syncd.rules.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
-from syncd.rules.vars import substitute_vars
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")

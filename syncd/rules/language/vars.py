@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.lint import CONDITION_KEYS, raw_actions
+from syncd.rules.language.diagnostics import did_you_mean
+from syncd.rules.language.lint import CONDITION_KEYS, raw_actions
 from syncd.rules.schema import VAR_REFERENCE, Path_
 
 _JINJA = ("{{", "{%", "{#")
