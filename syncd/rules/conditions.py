@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import regex
 
 from syncd.durations import Offset, apply_offset
-from syncd.rules import schema
+from syncd.rules import language as schema
 
 if TYPE_CHECKING:
     from syncd.calendars import Calendar

@@ -91,7 +91,7 @@ from syncd.calendars import Calendar
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
-from syncd.rules import schema
+from syncd.rules import language as schema
 from syncd.rules.kinds import KINDS
 from syncd.rules.language import templates
 

@@ -27,18 +27,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from syncd.calendars import Calendar, CalendarError
 from syncd.rules.kinds import KINDS
 from syncd.rules.language import lint
+from syncd.rules.language.actions import ACTIONS
+from syncd.rules.language.base import LocatedError, Path_
 from syncd.rules.language.diagnostics import Diagnostic, Severity, did_you_mean
+from syncd.rules.language.files import CalendarSpec, Defaults, RulesFile
+from syncd.rules.language.rule import Rule
 from syncd.rules.language.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
 from syncd.rules.language.vars import substitute_vars
-from syncd.rules.schema import (
-    ACTIONS,
-    CalendarSpec,
-    Defaults,
-    LocatedError,
-    Path_,
-    Rule,
-    RulesFile,
-)
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")

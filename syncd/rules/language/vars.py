@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from syncd.rules.language.base import VAR_REFERENCE, Path_
 from syncd.rules.language.diagnostics import did_you_mean
 from syncd.rules.language.lint import CONDITION_KEYS, raw_actions
-from syncd.rules.schema import VAR_REFERENCE, Path_
 
 _JINJA = ("{{", "{%", "{#")
 _PLAIN = (str, bool, int, float, date, type(None))
