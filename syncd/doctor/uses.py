@@ -32,11 +32,12 @@ from syncd.rules.language import (
     FileTranscript,
     Notify,
     Rule,
+    RuleSet,
     SetFields,
 )
 from syncd.rules.language.base import VAR_REFERENCE, Path_
 from syncd.rules.language.lint import CONDITION_KEYS, compared_values, condition_fields
-from syncd.rules.language.loader import RuleSet, locate
+from syncd.rules.language.loader import locate
 from syncd.rules.language.templates import TemplateProblem, Text, render, render_tree
 
 # Condition fields whose compared values name something: (kind, field) -> (system, what).

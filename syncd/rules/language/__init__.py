@@ -44,6 +44,7 @@ from syncd.rules.language.conditions import (
 from syncd.rules.language.files import CalendarSpec, Closure, Defaults, Holidays, RulesFile
 from syncd.rules.language.jsonschema import json_schema
 from syncd.rules.language.rule import Canary, Limits, Rule
+from syncd.rules.language.ruleset import RuleSet, Source
 from syncd.rules.language.timeline import BecameAnchor, CatchUp, Defer, Step, Timing
 
 __all__ = [
@@ -51,6 +52,6 @@ __all__ = [
     "BecameAnchor", "CalendarSpec", "Canary", "CatchUp", "Closure", "Comment", "Condition",
     "CreateEvent", "CreateTask", "CreateTicket", "Defaults", "Defer", "Deliver", "Dispatch",
     "DispatchQueue", "EnsureFolder", "FieldCondition", "FileTranscript", "Holidays", "Limits",
-    "LocatedError", "Not", "Notify", "Rule", "RulesFile", "SetFields", "Step", "Tag", "Timing",
-    "Unassign", "Untag", "json_schema", "parse_condition",
+    "LocatedError", "Not", "Notify", "Rule", "RuleSet", "RulesFile", "SetFields", "Source",
+    "Step", "Tag", "Timing", "Unassign", "Untag", "json_schema", "parse_condition",
 ]
