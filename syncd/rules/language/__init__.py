@@ -2,12 +2,14 @@
 
 One module per section of docs/rules.md: `conditions`, `actions`, `timeline`, `rule`, `files`
 (calendars, defaults, vars), `jsonschema` (for editors), over `base` (the model base, located
-errors, scalar types). Then what turns rule files into the engine's input: `loader`, `vars`,
-`templates` (with `bounded`), `lint`, `diagnostics`. The models are listed here, the language's
-public face (`from syncd.rules.language import Rule`); the rest is read from its module.
+errors, scalar types). Then what turns rule files into the engine's one input, a `RuleSet`
+(`ruleset`): `loader`, `vars`, `templates` (with `bounded`), `lint`, `diagnostics`. The models
+and the `RuleSet` are listed here, the language's public face (`from syncd.rules.language import
+Rule`); the rest is read from its module.
 
-It imports neither the engine nor condition evaluation (`syncd.rules.conditions` reads the
-trees parsed here); the one exception is lint borrowing `as_instant` to test an ISO instant.
+It imports neither the engine nor the daemon, and of condition evaluation
+(`syncd.rules.conditions`, which reads the trees parsed here) only `as_instant`, lint's test of
+an ISO instant.
 """
 
 from syncd.rules.language.actions import (

@@ -113,7 +113,7 @@ def _child(parent: Any, key: str | int) -> Any:
 
 
 class _Substitution:
-    """Walks the YAML shape of a condition (schema._ConditionParser's), resolving references
+    """Walks the YAML shape of a condition (conditions._ConditionParser's), resolving references
     and knowing, at each one, whether a list may stand there."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
