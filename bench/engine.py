@@ -29,7 +29,7 @@ from typing import Any
 
 from syncd.model import Record, RecordRef, intent_key
 from syncd.rules.engine import Engine, RuleMemory
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 
 NOW = datetime(2026, 3, 10, 14, 7, tzinfo=UTC)  # a Tuesday afternoon
 GROUPS = 20

@@ -29,7 +29,8 @@ from sqlalchemy import insert
 
 from syncd.daemon.replay import evaluate_history, recorded, replay
 from syncd.rules.engine import Engine
-from syncd.rules.loader import RuleSet, load_rules
+from syncd.rules.language import RuleSet
+from syncd.rules.language.loader import load_rules
 from syncd.store.db import open_store
 from syncd.store.records import diff_fields
 from syncd.store.tables import field_history, records

@@ -20,9 +20,9 @@ from sqlalchemy.engine import make_url
 
 from syncd.commands.audit import configured_store
 from syncd.daemon import rulesets
-from syncd.rules.diagnostics import Diagnostic
-from syncd.rules.loader import RULE_SUFFIXES, RuleSet, load_rules
-from syncd.rules.schema import json_schema
+from syncd.rules.language import RuleSet, json_schema
+from syncd.rules.language.diagnostics import Diagnostic
+from syncd.rules.language.loader import RULE_SUFFIXES, load_rules
 
 DEFAULT_PATHS = [Path("rules")]
 

@@ -28,11 +28,11 @@ from syncd.commands.audit import (
     show_instant,
 )
 from syncd.model import FieldChange
-from syncd.rules import schema
+from syncd.rules import language
 from syncd.rules.conditions import Context, compile_condition
-from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.loader import load_rules
-from syncd.rules.schema import Rule
+from syncd.rules.language import Rule
+from syncd.rules.language.diagnostics import did_you_mean
+from syncd.rules.language.loader import load_rules
 
 PARTS = (("scope", ("scope",)), ("when", ("when",)), ("until", ("until",)),
          ("since.became", ("since", "became")), ("defer.when", ("defer", "when")))  # fmt: skip
@@ -64,23 +64,23 @@ class Trace:
         return found
 
 
-def trace(node: schema.Condition, ctx: Context) -> Trace:
+def trace(node: language.Condition, ctx: Context) -> Trace:
     """`node` evaluated against `ctx`, test by test."""
-    if isinstance(node, schema.AllOf | schema.AnyOf):
+    if isinstance(node, language.AllOf | language.AnyOf):
         children = tuple(trace(child, ctx) for child in (
-            node.all if isinstance(node, schema.AllOf) else node.any))  # fmt: skip
-        every = isinstance(node, schema.AllOf)
+            node.all if isinstance(node, language.AllOf) else node.any))  # fmt: skip
+        every = isinstance(node, language.AllOf)
         ok = all(c.ok for c in children) if every else any(c.ok for c in children)
         return Trace("all of" if every else "any of", ok, children=children)
-    if isinstance(node, schema.Not):
+    if isinstance(node, language.Not):
         inner = trace(node.not_, ctx)
         return Trace("not", not inner.ok, children=(inner,))
     ok = compile_condition(node).test(ctx)
     return Trace(describe(node), ok, ctx.value(node.field), leaf=True)
 
 
-def describe(node: schema.FieldCondition) -> str:
-    if isinstance(node.value, schema.FieldCondition):  # became: {op: value}
+def describe(node: language.FieldCondition) -> str:
+    if isinstance(node.value, language.FieldCondition):  # became: {op: value}
         inner = describe(node.value).removeprefix(f"{node.field} ")
         return f"{node.field} became {inner}"
     value = json.dumps(node.value, ensure_ascii=False, default=str)
@@ -103,12 +103,14 @@ def previous_fields(fields: Mapping[str, Any], history: list[FieldChange]) -> di
     return before
 
 
-def conditions(rule: Rule) -> Iterator[tuple[str, schema.Condition]]:
+def conditions(rule: Rule) -> Iterator[tuple[str, language.Condition]]:
     for name, path in PARTS:
         node: Any = rule
         for key in path:
             node = getattr(node, key, None)
-        if isinstance(node, schema.FieldCondition | schema.AllOf | schema.AnyOf | schema.Not):
+        if isinstance(
+            node, language.FieldCondition | language.AllOf | language.AnyOf | language.Not
+        ):
             yield name, node
 
 

@@ -17,7 +17,8 @@ from syncd.commands.audit import CONFIG_HELP, configured_store, console, print_j
 from syncd.daemon.replay import EXAMPLES, Difference, Replayed, replay
 from syncd.model import Intent
 from syncd.rules.engine import DEFAULT_GRACE
-from syncd.rules.loader import RuleSet, load_rules
+from syncd.rules.language import RuleSet
+from syncd.rules.language.loader import load_rules
 
 SPAN = re.compile(r"^(\d+)\s*([dhm])$")
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}

@@ -29,7 +29,7 @@ from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.pathnames import path_problem
 from syncd.rules.conditions import Condition, Context, as_instant, compile_condition
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
-from syncd.rules.schema import LINK
+from syncd.rules.language import LINK
 from syncd.store.db import Tx
 
 ZENDESK_FIELDS = frozenset(

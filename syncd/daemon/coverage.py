@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.daemon.actions import SOBJECTS
-from syncd.rules.loader import RuleSet
-from syncd.rules.schema import AllOf, Condition, FieldCondition, Rule
+from syncd.rules.language import AllOf, Condition, FieldCondition, Rule, RuleSet
 from syncd.settings import Settings
 
 GENERIC_SOBJECT = "salesforce.record"  # an object without a kind of its own

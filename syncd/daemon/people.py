@@ -28,7 +28,7 @@ from syncd.connectors.base import Connector, Directory, DirectoryGroup, Director
 from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
-from syncd.rules.templates import ADDRESS
+from syncd.rules.language.templates import ADDRESS
 from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 

@@ -33,8 +33,8 @@ from sqlalchemy import func, select
 
 from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import DEFAULT_GRACE, Engine, RuleMemory
-from syncd.rules.loader import TEMPLATE_DIR, RuleSet
-from syncd.rules.schema import Rule
+from syncd.rules.language import Rule, RuleSet
+from syncd.rules.language.ruleset import TEMPLATE_DIR
 from syncd.store.db import Tx
 from syncd.store.tables import field_history, records
 

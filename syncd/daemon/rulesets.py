@@ -19,8 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from syncd.rules.loader import RULE_SUFFIXES
-from syncd.rules.templates import SUFFIX
+from syncd.rules.language.loader import RULE_SUFFIXES
+from syncd.rules.language.templates import SUFFIX
 from syncd.store.db import Tx
 from syncd.store.tables import meta
 

@@ -18,9 +18,9 @@ from syncd.daemon import rulesets
 from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
 from syncd.redact import install, redact
-from syncd.rules.diagnostics import Diagnostic
 from syncd.rules.engine import DEFAULT_GRACE, Engine
-from syncd.rules.loader import load_rules
+from syncd.rules.language.diagnostics import Diagnostic
+from syncd.rules.language.loader import load_rules
 from syncd.settings import Settings
 from syncd.store.db import Store, open_store
 

@@ -24,7 +24,7 @@ from syncd.doctor.references import mailbox_checks, reference_checks
 from syncd.doctor.report import Check
 from syncd.doctor.uses import rule_uses
 from syncd.doctor.vendors import Vendors, configured, open_vendors, probe_vendors
-from syncd.rules.loader import LoadResult, load_rules
+from syncd.rules.language.loader import LoadResult, load_rules
 from syncd.settings import Settings
 
 

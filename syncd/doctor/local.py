@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd.daemon.coverage import unpolled_rules
 from syncd.doctor.report import Check
 from syncd.doctor.vendors import Found, missing_secrets
-from syncd.rules.loader import LoadResult
+from syncd.rules.language.loader import LoadResult
 from syncd.settings import CREDENTIALS_ENV, Settings, SettingsError, metrics_exposed
 from syncd.store.db import StoreError, open_store
 from syncd.store.tables import meta

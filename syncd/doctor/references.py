@@ -13,7 +13,7 @@ from syncd.doctor.report import Check
 from syncd.doctor.uses import Reference, Uses
 from syncd.doctor.vendors import LABELS, Found
 from syncd.model import Operation
-from syncd.rules.diagnostics import did_you_mean
+from syncd.rules.language.diagnostics import did_you_mean
 from syncd.settings import Settings
 
 SHOWN_NAMES = 10

@@ -22,10 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from syncd.daemon.actions import SOBJECTS
 from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.rules.kinds import KINDS
-from syncd.rules.lint import CONDITION_KEYS, compared_values, condition_fields
-from syncd.rules.loader import RuleSet, locate
-from syncd.rules.schema import (
-    VAR_REFERENCE,
+from syncd.rules.language import (
     Action,
     Assign,
     CreateEvent,
@@ -34,12 +31,14 @@ from syncd.rules.schema import (
     Dispatch,
     FileTranscript,
     Notify,
-    Path_,
     Rule,
+    RuleSet,
     SetFields,
-    Text,
 )
-from syncd.rules.templates import TemplateProblem, render, render_tree
+from syncd.rules.language.base import VAR_REFERENCE, Path_
+from syncd.rules.language.lint import CONDITION_KEYS, compared_values, condition_fields
+from syncd.rules.language.loader import locate
+from syncd.rules.language.templates import TemplateProblem, Text, render, render_tree
 
 # Condition fields whose compared values name something: (kind, field) -> (system, what).
 NAMING_FIELDS = {

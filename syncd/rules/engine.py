@@ -92,8 +92,9 @@ from syncd.businesstime.durations import Offset
 from syncd.businesstime.spans import UTC_MATH, TimeMath, from_micros, micros
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
-from syncd.rules import schema, templates
+from syncd.rules import language as schema
 from syncd.rules.kinds import KINDS
+from syncd.rules.language import RuleSet, templates
 
 DEFAULT_GRACE = timedelta(minutes=5)
 WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips
@@ -674,7 +675,7 @@ def _hashable(value: Any) -> bool:
 class Engine:
     """A rule set compiled for evaluation; build one per (re)load and share it."""
 
-    def __init__(self, ruleset: Any) -> None:
+    def __init__(self, ruleset: RuleSet) -> None:
         """`ruleset`: a loader.RuleSet (rules, calendars, named templates)."""
         self.ruleset = ruleset
         calendars = getattr(ruleset, "calendars", {}) or {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from syncd.daemon.coverage import unpolled_rules
 from syncd.resources import RULES, shipped
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 from syncd.settings import Settings, load_settings
 
 GRAPH = """

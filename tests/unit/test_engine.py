@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from jinja2 import TemplateError
 
 from syncd.model import Intent, Record, RecordRef, intent_key
-from syncd.rules import templates
 from syncd.rules.engine import (
     DEFAULT_GRACE,
     EMPTY,
@@ -27,7 +26,8 @@ from syncd.rules.engine import (
     memory_from_json,
     memory_to_json,
 )
-from syncd.rules.loader import load_rules
+from syncd.rules.language import templates
+from syncd.rules.language.loader import load_rules
 
 CALENDAR = """
 calendars:

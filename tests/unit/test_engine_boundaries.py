@@ -19,7 +19,7 @@ import pytest
 from syncd.daemon.planner import apply_record, due_by_time
 from syncd.model import Record, RecordRef
 from syncd.rules.engine import DEFAULT_GRACE, Engine
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 from syncd.store.db import open_store
 from syncd.store.timers import TimerSpec
 

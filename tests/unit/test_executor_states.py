@@ -25,7 +25,7 @@ from syncd.daemon.planner import Applied, apply_record, due_by_time, merged
 from syncd.daemon.runtime import Runtime
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.rules.engine import DEFAULT_GRACE, Engine
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 from syncd.settings import LimitsSection, Settings, SyncdSection
 from syncd.store.db import open_store
 from syncd.store.ledger import IntentState, LedgerEntry

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from syncd.daemon.replay import differing, recorded
 from syncd.model import Record, RecordRef
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 from syncd.store.db import open_store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

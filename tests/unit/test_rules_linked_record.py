@@ -12,8 +12,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from syncd.model import Record, RecordRef, intent_key
 from syncd.rules.engine import Engine, Evaluation
-from syncd.rules.loader import load_rules
-from syncd.rules.schema import ActionField, Comment, SetFields
+from syncd.rules.language import Comment, SetFields
+from syncd.rules.language.actions import ActionField
+from syncd.rules.language.loader import load_rules
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 TASK = RecordRef("zendesk.ticket", "7")

@@ -8,7 +8,8 @@ import pytest
 
 from syncd.businesstime.durations import Offset
 from syncd.resources import RULES, shipped
-from syncd.rules.loader import RuleSet, Source, load_rules
+from syncd.rules.language import RuleSet, Source
+from syncd.rules.language.loader import load_rules
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 

@@ -17,18 +17,18 @@ from syncd.businesstime.durations import Offset
 from syncd.commands.check import schema_text
 from syncd.model import RECORD_KINDS
 from syncd.resources import RULES, SCHEMA, shipped
-from syncd.rules import schema
+from syncd.rules import language
 from syncd.rules.kinds import KINDS
-from syncd.rules.schema import (
+from syncd.rules.language import (
     AllOf,
     AnyOf,
     FieldCondition,
     LocatedError,
     Not,
     Rule,
-    Text,
     parse_condition,
 )
+from syncd.rules.language.templates import Text
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 
@@ -93,14 +93,14 @@ def test_actions_are_typed_with_the_intent_kind_and_params() -> None:
     assert notify.params() == {"to": ["group:Support"], "cc": [], "subject": "Hi",
                                "body": "{{ ticket.id }}", "via": "mail"}
     assert unassign.params() == {"keep_group": False}
-    assert set(schema.ACTIONS) == {"tag", "untag", "set", "assign", "unassign", "comment",
+    assert set(language.ACTIONS) == {"tag", "untag", "set", "assign", "unassign", "comment",
                                    "notify", "create_task", "create_event", "create_ticket",
                                    "ensure_folder", "file_transcript", "dispatch"}
 
 
 def test_model_form_validates_too() -> None:
     rule = _rule(when={"status": "new"}, do=[{"kind": "tag", "tags": ["a"]}])
-    assert rule.do == [schema.Tag(tags=["a"])]
+    assert rule.do == [language.Tag(tags=["a"])]
 
 
 def test_timeline_rule() -> None:
@@ -123,7 +123,7 @@ def test_timeline_rule() -> None:
     assert pattern.every == frozenset({0, 2}) and pattern.at == time(9, 0) and pattern.is_pattern
     assert (pattern.from_, pattern.to) == (Offset(1, "weeks"), Offset(6, "weeks"))
     assert review.repeat == Offset(6, "months") and review.catch_up.policy == "skip"
-    assert rule.catch_up == schema.CatchUp(policy="fire_if_within", within=timedelta(hours=2))
+    assert rule.catch_up == language.CatchUp(policy="fire_if_within", within=timedelta(hours=2))
     assert rule.is_timeline and rule.since == "CloseDate"
     assert [(s.id if s else None, i, a.kind) for s, i, a in rule.actions()] == [
         ("step-1", 0, "create_task"), ("step-2", 0, "create_task"), ("week6", 0, "create_event"),
@@ -134,7 +134,7 @@ def test_timeline_rule() -> None:
 def test_since_became_anchor() -> None:
     rule = _rule(since={"became": {"status": "pending"}}, steps=[{"after": "2d", "do": [
         {"tag": ["chased"]}]}])  # fmt: skip
-    assert rule.since == schema.BecameAnchor(
+    assert rule.since == language.BecameAnchor(
         became=FieldCondition(field="status", op="eq", value="pending")
     )
 

@@ -18,8 +18,8 @@ import jsonschema
 from syncd.doctor.uses import rule_uses
 from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import Engine
-from syncd.rules.loader import LoadResult, load_rules
-from syncd.rules.schema import json_schema
+from syncd.rules.language import json_schema
+from syncd.rules.language.loader import LoadResult, load_rules
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from syncd import resources
 from syncd.cli import app
 from syncd.resources import shipped
-from syncd.rules.loader import load_rules
+from syncd.rules.language.loader import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = Path(str(shipped(resources.RULES)))

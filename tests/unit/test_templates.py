@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.rules import templates
-from syncd.rules.templates import TemplateProblem, Text
+from syncd.rules.language import templates
+from syncd.rules.language.templates import TemplateProblem, Text
 
 
 def test_render_and_plain_text() -> None:

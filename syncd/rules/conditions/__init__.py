@@ -9,7 +9,7 @@ inlined, the rest through the nodes' closures). `context` holds the record versi
 read (`Context`) and the value helpers they share.
 
 May import the standard library, `regex`, `syncd.businesstime` and the rule language
-(`syncd.rules.schema`); never the engine. The names below are the package's public entry.
+(`syncd.rules.language`); never the engine. The names below are the package's public entry.
 """
 
 from syncd.rules.conditions.compile import compile_condition, compile_test

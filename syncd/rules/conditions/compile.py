@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.rules import schema
+from syncd.rules import language as schema
 from syncd.rules.conditions.context import Test
 from syncd.rules.conditions.generated import _Generator
 from syncd.rules.conditions.nodes import (

@@ -21,32 +21,31 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.businesstime.durations import Offset
-from syncd.rules import templates
 from syncd.rules.conditions import as_instant
-from syncd.rules.diagnostics import Severity, did_you_mean
 from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind, Values
-from syncd.rules.schema import (
+from syncd.rules.language import templates
+from syncd.rules.language.actions import (
     LINK,
-    TIMING_KEYS,
     Action,
     ActionField,
+    CreateEvent,
+    CreateTask,
+    FileTranscript,
+    Notify,
+)
+from syncd.rules.language.base import Path_
+from syncd.rules.language.conditions import (
     AllOf,
     AnyOf,
     Condition,
     ConditionField,
-    CreateEvent,
-    CreateTask,
     FieldCondition,
-    FileTranscript,
     Not,
-    Notify,
-    Path_,
-    Text,
-    Timing,
-    default_step_id,
-    shape_problems,
 )
-from syncd.rules.templates import NamedTemplate
+from syncd.rules.language.diagnostics import Severity, did_you_mean
+from syncd.rules.language.rule import shape_problems
+from syncd.rules.language.templates import NamedTemplate, Text
+from syncd.rules.language.timeline import TIMING_KEYS, Timing, default_step_id
 
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")

@@ -40,7 +40,7 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from syncd.pathnames import DATA_SLASH
-from syncd.rules.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
+from syncd.rules.language.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
 
 ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
                          finalize=lambda value: _finalize(value))
@@ -174,7 +174,7 @@ def _from_data(text: str) -> bool:
     rule's own text and its kind is not written out): an address and nothing else.
     `group:{{ rule.id }}` is rule text; `{{ item.fields.HRPartner }}` is data, and so is a
     `{{ vars.x }}` still here after loading: the loader writes plain vars into recipients
-    (rules/vars.py), so what is left is a var that renders the record."""
+    (vars.py), so what is left is a var that renders the record."""
     return (isinstance(text, RecipientText) and not text.lstrip().startswith(RECIPIENT_KINDS)
             and bool(variables(text) - (RULE_NAMES - {"vars"})))  # fmt: skip
 

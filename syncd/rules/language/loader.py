@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,51 +25,19 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from syncd.businesstime.calendars import Calendar, CalendarError
-from syncd.rules import lint
-from syncd.rules.diagnostics import Diagnostic, Severity, did_you_mean
 from syncd.rules.kinds import KINDS
-from syncd.rules.schema import (
-    ACTIONS,
-    CalendarSpec,
-    Defaults,
-    LocatedError,
-    Path_,
-    Rule,
-    RulesFile,
-)
-from syncd.rules.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
-from syncd.rules.vars import substitute_vars
+from syncd.rules.language import lint
+from syncd.rules.language.actions import ACTIONS
+from syncd.rules.language.base import LocatedError, Path_
+from syncd.rules.language.diagnostics import Diagnostic, Severity, did_you_mean
+from syncd.rules.language.files import CalendarSpec, Defaults, RulesFile
+from syncd.rules.language.rule import Rule
+from syncd.rules.language.ruleset import TEMPLATE_DIR, RuleSet, Source
+from syncd.rules.language.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
+from syncd.rules.language.vars import substitute_vars
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")
-TEMPLATE_DIR = "templates"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a rule is defined (1-based)."""
-
-    file: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """Everything a reload installs: sound rules, calendars, named templates."""
-
-    rules: tuple[Rule, ...] = ()
-    calendars: dict[str, Calendar] = field(default_factory=dict)
-    sources: dict[str, Source] = field(default_factory=dict)  # rule id -> definition
-    templates: dict[Path, dict[str, NamedTemplate]] = field(default_factory=dict)  # by dir
-
-    def template(self, rule_id: str, name: str) -> NamedTemplate | None:
-        """The named template `name` as seen from the directory holding rule `rule_id`."""
-        directory = Path(self.sources[rule_id].file).parent / TEMPLATE_DIR
-        return self.templates.get(directory, {}).get(name)
 
 
 @dataclass(frozen=True)

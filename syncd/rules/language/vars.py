@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from syncd.rules.diagnostics import did_you_mean
-from syncd.rules.lint import CONDITION_KEYS, raw_actions
-from syncd.rules.schema import VAR_REFERENCE, Path_
+from syncd.rules.language.base import VAR_REFERENCE, Path_
+from syncd.rules.language.diagnostics import did_you_mean
+from syncd.rules.language.lint import CONDITION_KEYS, raw_actions
 
 _JINJA = ("{{", "{%", "{#")
 _PLAIN = (str, bool, int, float, date, type(None))
@@ -113,7 +113,7 @@ def _child(parent: Any, key: str | int) -> Any:
 
 
 class _Substitution:
-    """Walks the YAML shape of a condition (schema._ConditionParser's), resolving references
+    """Walks the YAML shape of a condition (conditions._ConditionParser's), resolving references
     and knowing, at each one, whether a list may stand there."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
