@@ -28,9 +28,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
@@ -40,10 +37,8 @@ from syncd.printable import SafeConsole
 from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.store.audit import AuditEntry
-from syncd.store.db import Store, StoreError, Tx, open_store
+from syncd.store.db import STORE_ERRORS, Store, open_store, shown_url, sqlite_file
 from syncd.store.ledger import LedgerEntry
-from syncd.store.memory import INTERNAL
-from syncd.store.tables import rule_memory
 from syncd.store.timers import Timer
 
 # `system:id` shorthands; Salesforce ids tell their object by their first three characters.
@@ -98,18 +93,16 @@ def configured_store(config: Path | None) -> Iterator[tuple[Settings, Store]]:
     except SettingsError as exc:
         fail(str(exc))
     install(Redactor(settings_secrets(settings)))
-    url = make_url(settings.syncd.store_url)
-    database = url.database
-    on_disk = url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if on_disk and not Path(str(database)).is_file():
+    database = sqlite_file(settings.syncd.store_url)
+    if database is not None and not Path(database).is_file():
         fail(
             f"no state database at {database}: syncd has not run with this configuration "
             "yet (see syncd.state_dir / syncd.store_url)"
         )
     try:
         store = open_store(settings.syncd.store_url, max_attempts=settings.syncd.max_attempts)
-    except (StoreError, SQLAlchemyError) as exc:
-        fail(f"{url.render_as_string(hide_password=True)}: {exc}")
+    except STORE_ERRORS as exc:
+        fail(f"{shown_url(settings.syncd.store_url)}: {exc}")
     try:
         yield settings, store
     finally:
@@ -188,7 +181,7 @@ def audit(
         entries = tx.ledger.list(record=ref)
         rows = tx.audit.for_record(ref)
         timers = tx.timers.for_record(ref)
-        memories = _memories(tx, ref)
+        memories = [_Memory(*m) for m in tx.memory.remembered(ref)]
     if not (snapshot or history or entries or rows or timers):
         fail(f"syncd has no trace of {ref}: never polled, no intents, no audit rows, no timers")
     if as_json:
@@ -272,22 +265,6 @@ class _Memory:
         if self.memory.get("anchor"):
             return "running"
         return "inside `when`" if self.memory.get("in_when") else "outside `when`"
-
-
-def _memories(tx: Tx, ref: RecordRef) -> list[_Memory]:
-    """Every rule's memory for the record (not the daemon's own rows). Read from the table:
-    the store's API reads one rule's memory, without the instant it changed, which is what
-    dates a stopped timeline."""
-    query = (
-        select(rule_memory.c.rule_id, rule_memory.c.memory, rule_memory.c.updated_at)
-        .where(
-            rule_memory.c.record_kind == ref.kind,
-            rule_memory.c.record_id == ref.id,
-            rule_memory.c.rule_id.not_like(f"{INTERNAL}%"),
-        )
-        .order_by(rule_memory.c.rule_id)
-    )
-    return [_Memory(row.rule_id, row.memory, row.updated_at) for row in tx.conn.execute(query)]
 
 
 # reason entries `because` words itself; `due_at` is the intent's own due instant, shown apart
