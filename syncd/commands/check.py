@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from ruamel.yaml import YAML, YAMLError
 
-from syncd.commands.audit import configured_store
+from syncd.commands.configured import configured_store
 from syncd.daemon import rulesets
 from syncd.rules.diagnostics import Diagnostic
 from syncd.rules.loader import RULE_SUFFIXES, RuleSet, load_rules
