@@ -49,6 +49,7 @@ from pydantic import (
 
 from syncd import durations
 from syncd.durations import DurationError, Offset
+from syncd.errors import Skippable
 from syncd.model import LIMIT_KINDS, RECORD_KINDS
 from syncd.rules.diagnostics import did_you_mean
 from syncd.rules.templates import PathText, RecipientText, Text
@@ -60,7 +61,7 @@ VAR_REFERENCE = re.compile(r"\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")  # s
 DEFS = "#/$defs/"
 
 
-class LocatedError(ValueError):
+class LocatedError(Skippable, ValueError):
     """Problems found below the field being validated: `(sub-path, message, at_key)` each.
 
     `at_key` points the diagnostic at the mapping key itself (an unknown key) rather than at its

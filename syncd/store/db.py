@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from syncd.errors import Fatal
 from syncd.files import private_file
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
@@ -51,7 +52,7 @@ _WRITE = "syncd_write"
 MIGRATION_LOCK = 0x73796E6364  # "syncd": the advisory lock migrations take on PostgreSQL
 
 
-class StoreError(RuntimeError):
+class StoreError(Fatal, RuntimeError):
     """The store cannot be opened or used as configured."""
 
 
