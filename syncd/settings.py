@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.errors import Fatal
 from syncd.model import LIMIT_KINDS
 
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
@@ -52,7 +53,7 @@ SECRET_FILES: dict[tuple[str, str], str] = {
 }
 
 
-class SettingsError(ValueError):
+class SettingsError(Fatal, ValueError):
     """Settings that cannot be used; the message names the file or variable and the key."""
 
 

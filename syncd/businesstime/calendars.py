@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from syncd.businesstime.durations import DurationError, parse_time_of_day, parse_weekdays
+from syncd.errors import Skippable
 
 Span = tuple[datetime, datetime]
 """A half-open interval [start, end) of instants."""
@@ -40,7 +41,7 @@ _MIDNIGHT = time(0)
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class CalendarError(ValueError):
+class CalendarError(Skippable, ValueError):
     """A calendar that is misconfigured, or that has no working time where some is needed."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
+from syncd.errors import Skippable
+
 if TYPE_CHECKING:
     from syncd.businesstime.calendars import Calendar
 
@@ -29,7 +31,7 @@ Unit = Literal[
 ]
 
 
-class DurationError(ValueError):
+class DurationError(Skippable, ValueError):
     """A duration, period, weekday or time-of-day text that cannot be understood."""
 
 

@@ -8,169 +8,31 @@ pending timers with their due instants, all in the configured time zone. Intents
 another system (a Graph folder or mail for a Zendesk ticket) belong to the record that caused
 them, so they show here.
 
-Also home of what the read-only commands share: record references (`zendesk:123`), opening
-the configured store without creating one, and rendering instants and intents.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from itertools import groupby
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
+from syncd.commands.arguments import CONFIG_HELP, RECORD_HELP, parse_record
+from syncd.commands.configured import configured_store
+from syncd.commands.format import because, entry_json, iso, pairs, short, show_instant, side
+from syncd.commands.output import console, fail, print_json
 from syncd.connectors.graph import KEY_HEADER
 from syncd.daemon.executor import PREPARED
-from syncd.logs import Redactor, settings_secrets
-from syncd.model import RECORD_KINDS, FieldChange, Intent, RecordRef
-from syncd.printable import SafeConsole
-from syncd.redact import install, redact, redact_strings
-from syncd.settings import Settings, SettingsError, load_settings
+from syncd.model import FieldChange
 from syncd.store.audit import AuditEntry
-from syncd.store.db import Store, StoreError, Tx, open_store
 from syncd.store.ledger import LedgerEntry
-from syncd.store.memory import INTERNAL
-from syncd.store.tables import rule_memory
 from syncd.store.timers import Timer
-
-# `system:id` shorthands; Salesforce ids tell their object by their first three characters.
-SHORT_KINDS = {"zendesk": "zendesk.ticket", "sharepoint": "sharepoint.file"}
-SALESFORCE_PREFIXES = {
-    "006": "salesforce.opportunity",
-    "001": "salesforce.account",
-    "00T": "salesforce.task",
-}
-RECORD_HELP = (
-    "A record: zendesk.ticket:123, or zendesk:123, salesforce:006... (object from the id "
-    "prefix: 006 opportunity, 001 account, 00T task), sharepoint:ID."
-)
-CONFIG_HELP = "Settings file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)."
-_SHOWN_CHARS = 80
-UNWRAPPED = 10_000  # columns of a console that is not a terminal
-
-
-def parse_record(text: str) -> RecordRef:
-    """`zendesk.ticket:123` as is; `zendesk:123`, `salesforce:006...`, `sharepoint:ID` expanded."""
-    system, sep, rid = text.partition(":")
-    if not sep or not rid:
-        raise typer.BadParameter(f"{text!r} is not a record (expected e.g. zendesk:123)")
-    if "." in system:
-        ref = RecordRef.parse(text)
-        if ref.kind not in RECORD_KINDS:
-            raise typer.BadParameter(
-                f"unknown kind {ref.kind!r} (one of {', '.join(RECORD_KINDS)})"
-            )
-        return ref
-    if system == "salesforce":
-        return RecordRef(SALESFORCE_PREFIXES.get(rid[:3], "salesforce.record"), rid)
-    if system in SHORT_KINDS:
-        return RecordRef(SHORT_KINDS[system], rid)
-    raise typer.BadParameter(
-        f"unknown system {system!r} (zendesk, salesforce, sharepoint, or a full kind)"
-    )
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def configured_store(config: Path | None) -> Iterator[tuple[Settings, Store]]:
-    """The settings and the store they name. A missing SQLite file is an error rather than
-    created: an empty database made by an administrator's shell (possibly as root) would
-    hide the real one's absence and could be unwritable for the service."""
-    try:
-        settings = load_settings(config)
-    except SettingsError as exc:
-        fail(str(exc))
-    install(Redactor(settings_secrets(settings)))
-    url = make_url(settings.syncd.store_url)
-    database = url.database
-    on_disk = url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if on_disk and not Path(str(database)).is_file():
-        fail(
-            f"no state database at {database}: syncd has not run with this configuration "
-            "yet (see syncd.state_dir / syncd.store_url)"
-        )
-    try:
-        store = open_store(settings.syncd.store_url, max_attempts=settings.syncd.max_attempts)
-    except (StoreError, SQLAlchemyError) as exc:
-        fail(f"{url.render_as_string(hide_password=True)}: {exc}")
-    try:
-        yield settings, store
-    finally:
-        store.close()
-
-
-def show_instant(at: datetime | None, tz: tzinfo) -> str:
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if at else ""
-
-
-def short(value: Any) -> str:
-    """A value on one table line: compact JSON, cut at a readable length."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(redact(text).split())
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
-
-
-def pairs(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{name}={short(value)}" for name, value in values.items())
-
-
-def iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
-
-
-def entry_json(entry: LedgerEntry) -> dict[str, Any]:
-    intent = entry.intent
-    return {
-        "key": intent.key,
-        "rule": intent.rule_id,
-        "record": str(intent.record),
-        "action": intent.action,
-        "params": dict(intent.params),
-        "reason": dict(intent.reason),
-        "step": intent.step,
-        "occurrence": intent.occurrence,
-        "shadow": intent.shadow,
-        "state": entry.state.value,
-        "attempts": entry.attempts,
-        "due_at": iso(intent.due_at),
-        "next_attempt_at": iso(entry.next_attempt_at),
-        "sent_at": iso(entry.sent_at),
-        "last_error": entry.last_error,
-        "vendor_answer": entry.vendor_answer,
-        "created_at": iso(entry.created_at),
-        "updated_at": iso(entry.updated_at),
-    }
-
-
-def print_json(data: Any) -> None:
-    """Rows written before a secret was masked (or by an older syncd) are masked here too."""
-    typer.echo(json.dumps(redact_strings(data), indent=2, ensure_ascii=False, default=str))
-
-
-def console() -> Console:
-    """A console on the current stdout; data is shown as text, never parsed as rich markup.
-    Into a pipe or a file (and no $COLUMNS), lines are as wide as they need: nothing wraps."""
-    out = SafeConsole()
-    if not out.is_terminal and "COLUMNS" not in os.environ:
-        out.width = UNWRAPPED
-    return out
 
 
 def audit(
@@ -188,7 +50,7 @@ def audit(
         entries = tx.ledger.list(record=ref)
         rows = tx.audit.for_record(ref)
         timers = tx.timers.for_record(ref)
-        memories = _memories(tx, ref)
+        memories = [_Memory(*m) for m in tx.memory.remembered(ref)]
     if not (snapshot or history or entries or rows or timers):
         fail(f"syncd has no trace of {ref}: never polled, no intents, no audit rows, no timers")
     if as_json:
@@ -272,50 +134,6 @@ class _Memory:
         if self.memory.get("anchor"):
             return "running"
         return "inside `when`" if self.memory.get("in_when") else "outside `when`"
-
-
-def _memories(tx: Tx, ref: RecordRef) -> list[_Memory]:
-    """Every rule's memory for the record (not the daemon's own rows). Read from the table:
-    the store's API reads one rule's memory, without the instant it changed, which is what
-    dates a stopped timeline."""
-    query = (
-        select(rule_memory.c.rule_id, rule_memory.c.memory, rule_memory.c.updated_at)
-        .where(
-            rule_memory.c.record_kind == ref.kind,
-            rule_memory.c.record_id == ref.id,
-            rule_memory.c.rule_id.not_like(f"{INTERNAL}%"),
-        )
-        .order_by(rule_memory.c.rule_id)
-    )
-    return [_Memory(row.rule_id, row.memory, row.updated_at) for row in tx.conn.execute(query)]
-
-
-# reason entries `because` words itself; `due_at` is the intent's own due instant, shown apart
-_REASON_INSTANTS = {
-    "entered_at": "entered",
-    "anchor": "anchor",
-    "deferred_anchor": "deferred anchor",
-}
-_REASON_SHOWN = {"when", "due_at", "caught_up_after_s", "canary", *_REASON_INSTANTS}
-
-
-def side(intent: Intent) -> str:
-    """` (shadow)`, or for a `mode: canary` rule the side the record fell on."""
-    canary = intent.reason.get("canary")
-    return f" (canary {canary})" if canary else " (shadow)" if intent.shadow else ""
-
-
-def because(reason: Mapping[str, Any], tz: tzinfo) -> str:
-    """An intent's reason in words: the field values that made `when` hold, then the instants
-    (in `tz`) it counted from, and how late a missed step was caught up."""
-    parts = [f"{name}={short(value)}" for name, value in (reason.get("when") or {}).items()]
-    for name, label in _REASON_INSTANTS.items():
-        if isinstance(reason.get(name), str):
-            parts.append(f"{label} {show_instant(datetime.fromisoformat(reason[name]), tz)}")
-    if reason.get("caught_up_after_s"):
-        parts.append(f"caught up {timedelta(seconds=reason['caught_up_after_s'])} late")
-    rest = {k: v for k, v in reason.items() if k not in _REASON_SHOWN}
-    return "; ".join(parts + ([pairs(rest)] if rest else []))
 
 
 def _op_text(op: Mapping[str, Any]) -> str:

@@ -16,13 +16,13 @@ from typing import Annotated
 
 import typer
 from ruamel.yaml import YAML, YAMLError
-from sqlalchemy.engine import make_url
 
-from syncd.commands.audit import configured_store
+from syncd.commands.configured import configured_store
 from syncd.daemon import rulesets
 from syncd.rules.language import RuleSet, json_schema
 from syncd.rules.language.diagnostics import Diagnostic
 from syncd.rules.language.loader import RULE_SUFFIXES, load_rules
+from syncd.store.db import shown_url
 
 DEFAULT_PATHS = [Path("rules")]
 
@@ -61,7 +61,7 @@ def check(
         if configured is not None and not result.errors:
             settings, store = configured
             with store.read() as tx:
-                state = make_url(settings.syncd.store_url).render_as_string(hide_password=True)
+                state = shown_url(settings.syncd.store_url)
                 saved = rulesets.last_accepted(tx)
                 accepted = accepted_ids(saved) if saved else set(tx.memory.rules())
                 diagnostics += id_changes(result.ruleset, accepted, tx.memory.rules(), state)

@@ -11,7 +11,8 @@ import typer
 from rich.text import Text
 
 from syncd.clock import SystemClock
-from syncd.commands.audit import CONFIG_HELP, console, print_json
+from syncd.commands.arguments import CONFIG_HELP
+from syncd.commands.output import console, print_json
 from syncd.doctor import Check, examine, settings_failed
 from syncd.settings import SettingsError, load_settings
 

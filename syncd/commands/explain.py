@@ -17,16 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from syncd.commands.audit import (
-    CONFIG_HELP,
-    RECORD_HELP,
-    configured_store,
-    fail,
-    parse_record,
-    print_json,
-    short,
-    show_instant,
-)
+from syncd.commands.arguments import CONFIG_HELP, RECORD_HELP, parse_record
+from syncd.commands.configured import configured_store
+from syncd.commands.format import short, show_instant
+from syncd.commands.output import fail, print_json
 from syncd.model import FieldChange
 from syncd.rules import language
 from syncd.rules.conditions import Context, compile_condition

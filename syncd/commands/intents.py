@@ -23,20 +23,10 @@ import typer
 from rich.table import Table
 
 from syncd.clock import SystemClock
-from syncd.commands.audit import (
-    CONFIG_HELP,
-    RECORD_HELP,
-    configured_store,
-    console,
-    entry_json,
-    fail,
-    iso,
-    parse_record,
-    print_json,
-    short,
-    show_instant,
-    side,
-)
+from syncd.commands.arguments import CONFIG_HELP, RECORD_HELP, parse_record
+from syncd.commands.configured import configured_store
+from syncd.commands.format import entry_json, iso, short, show_instant, side
+from syncd.commands.output import console, fail, print_json
 from syncd.store.db import Store
 from syncd.store.ledger import CLAIMABLE, IntentState, LedgerEntry
 from syncd.store.quarantine import Held

@@ -13,7 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from syncd.clock import SystemClock
-from syncd.commands.audit import CONFIG_HELP, configured_store, console, print_json, show_instant
+from syncd.commands.arguments import CONFIG_HELP
+from syncd.commands.configured import configured_store
+from syncd.commands.format import show_instant
+from syncd.commands.output import console, print_json
 from syncd.daemon.replay import EXAMPLES, Difference, Replayed, replay
 from syncd.model import Intent
 from syncd.rules.engine import DEFAULT_GRACE

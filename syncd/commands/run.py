@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from syncd.clock import SystemClock
-from syncd.commands.audit import because, parse_record, short, show_instant
+from syncd.commands.arguments import parse_record
+from syncd.commands.format import because, short, show_instant
 from syncd.daemon.cycle import run_cycle
 from syncd.daemon.preview import Preview, preview
 from syncd.daemon.runtime import RulesRefused, open_runtime

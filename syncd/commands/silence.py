@@ -13,15 +13,10 @@ import typer
 
 from syncd.businesstime.durations import DurationError, apply_offset, parse_offset
 from syncd.clock import SystemClock
-from syncd.commands.audit import (
-    CONFIG_HELP,
-    RECORD_HELP,
-    configured_store,
-    fail,
-    parse_record,
-    print_json,
-    show_instant,
-)
+from syncd.commands.arguments import CONFIG_HELP, RECORD_HELP, parse_record
+from syncd.commands.configured import configured_store
+from syncd.commands.format import show_instant
+from syncd.commands.output import fail, print_json
 from syncd.commands.run import instant
 from syncd.store import silences
 

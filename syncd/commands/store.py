@@ -6,26 +6,24 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from syncd.store.copy import copy_store
-from syncd.store.db import Store, StoreError, open_store
+from syncd.store.db import STORE_ERRORS, Store, open_store, shown_url
 
 app = typer.Typer(no_args_is_help=True, help="The state database: copy it to another.")
 
 
 def _shown(url: str) -> str:
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        return shown_url(url)
+    except STORE_ERRORS:  # the URL is not one
         return "(not a database URL)"
 
 
 def _open(url: str, what: str) -> Store:
     try:
         return open_store(url)
-    except (StoreError, SQLAlchemyError, ArgumentError) as exc:
+    except STORE_ERRORS as exc:
         typer.echo(f"error: {what} {_shown(url)}: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(1) from None
 
@@ -42,7 +40,7 @@ def copy(
         dst = _open(destination, "destination")
         try:
             copied = copy_store(src, dst)
-        except (StoreError, SQLAlchemyError) as exc:
+        except STORE_ERRORS as exc:
             typer.echo(f"error: copy to {_shown(destination)}: {str(exc).splitlines()[0]}",
                        err=True)  # fmt: skip
             raise typer.Exit(1) from None

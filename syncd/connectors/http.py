@@ -45,6 +45,7 @@ import tenacity
 
 from syncd.clock import Clock
 from syncd.connectors.tls import PinnedSession
+from syncd.errors import Retryable, Skippable, SyncdError
 
 T = TypeVar("T")
 
@@ -104,7 +105,7 @@ def request_headers(headers: Mapping[str, str]) -> Iterator[None]:
 
 
 # -- errors ----------------------------------------------------------------------------------
-class VendorError(Exception):
+class VendorError(SyncdError):
     """A vendor call that failed; safe to log (no URL query, header or token)."""
 
     def __init__(
@@ -143,11 +144,11 @@ class VendorError(Exception):
         }
 
 
-class RetryableError(VendorError):
+class RetryableError(VendorError, Retryable):
     """Try again later: a 429, a 5xx, a timeout, a dropped connection."""
 
 
-class PermanentError(VendorError):
+class PermanentError(VendorError, Skippable):
     """Will not change by retrying: a 4xx (validation, not found, forbidden), a TLS failure."""
 
 

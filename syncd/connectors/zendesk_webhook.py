@@ -25,12 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.clock import Clock
+from syncd.errors import Skippable
 
 SIGNATURE = "X-Zendesk-Webhook-Signature"
 TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
 
 
-class Refused(ValueError):
+class Refused(Skippable, ValueError):
     """The request is not acted on; the message says why (it never holds the secret)."""
 
 

@@ -35,7 +35,7 @@ def apply_contained(
 ) -> Applied | None:
     """`apply_record` for one record of a batch; None when it raised (then it is quarantined)."""
     try:
-        with tx.conn.begin_nested():
+        with tx.savepoint():
             applied = apply_record(tx, engine, record, now, grace, baseline=baseline,
                                    past_due=past_due, known=known)  # fmt: skip
     except Exception as exc:  # any failure of this record is this record's alone
@@ -53,7 +53,7 @@ def apply_contained(
 def _hold(rt: Runtime, tx: Tx, record: Record, reason: str, now: datetime) -> None:
     reason = redact(reason)[:REASON_MAX]
     try:
-        with tx.conn.begin_nested():
+        with tx.savepoint():
             held = tx.quarantine.hold(record.ref, reason, now)
     except Exception:  # not even its name can be stored: say so, and go on
         log.exception("record_unstorable", record=repr(record.ref.id), reason=reason)

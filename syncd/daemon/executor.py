@@ -44,6 +44,7 @@ from syncd.daemon.limits import Budget
 from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
+from syncd.errors import Skippable
 from syncd.model import Intent, Operation, Outcome, RecordRef
 from syncd.store import silences
 from syncd.store.db import Tx, connection_lost
@@ -75,11 +76,11 @@ class Drained:
     deferred: int = 0  # waiting for an earlier action of its `do:` list
 
 
-class _Lost(Exception):
+class _Lost(Skippable):
     """Another executor claimed the intent first: roll the claim back, do nothing."""
 
 
-class _Refused(Exception):
+class _Refused(Skippable):
     """A vendor refused the read that would show an operation's effect (401/403)."""
 
 

@@ -14,15 +14,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import case, func, select
-
 from syncd.connectors.base import Connector
 from syncd.connectors.http import ApiStats
 from syncd.daemon.metrics import Metrics
 from syncd.store.db import Tx
 from syncd.store.ledger import IntentState
-from syncd.store.tables import intents, timers
-from syncd.store.timers import TimerState
 
 
 class VendorMeter:
@@ -47,34 +43,13 @@ class VendorMeter:
                 self.metrics.budget_remaining(vendor, governor.remaining())
 
 
-def timers_due(tx: Tx, now: datetime) -> int:
-    """Pending timers whose instant has come (a backlog the timer job has not fired yet)."""
-    return int(tx.conn.scalar(
-        select(func.count()).select_from(timers)
-        .where(timers.c.state == TimerState.PENDING.value, timers.c.due_at <= now)
-    ) or 0)  # fmt: skip
-
-
-def rule_intents(tx: Tx, now: datetime) -> dict[tuple[str, str], int]:
-    """(rule, state) -> count of intents that need a look: failed, dead, and held (planned,
-    due, not carried out: the kill switch, max_actions_per_hour, a backlog)."""
-    held = (intents.c.state == IntentState.PLANNED.value) & (intents.c.due_at <= now)
-    state = case((held, "held"), else_=intents.c.state)
-    query = (
-        select(intents.c.rule_id, state, func.count())
-        .where(held | intents.c.state.in_([IntentState.FAILED.value, IntentState.DEAD.value]))
-        .group_by(intents.c.rule_id, state)
-    )
-    return {(rule, str(kind)): count for rule, kind, count in tx.conn.execute(query)}
-
-
 def store_gauges(tx: Tx, metrics: Metrics, now: datetime) -> dict[IntentState, int]:
     """Intents by state (and per rule, those that need a look) and timers due, into the
     metrics; returns the intent counts."""
     counts = tx.ledger.count_by_state()
     metrics.set_intents(counts)
-    metrics.set_rule_intents(rule_intents(tx, now))
-    metrics.set_timers_due(timers_due(tx, now))
+    metrics.set_rule_intents(tx.ledger.needing_a_look(now))
+    metrics.set_timers_due(tx.timers.count_due(now))
     metrics.set_quarantined(tx.quarantine.count())
     metrics.set_held(tx.ledger.held_by_rule())
     return counts

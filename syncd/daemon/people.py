@@ -26,6 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
 from syncd.daemon.runtime import SYSTEM_OF_KIND
+from syncd.errors import Skippable
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
 from syncd.rules.language.templates import ADDRESS
@@ -44,7 +45,7 @@ SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
 email_validator.SPECIAL_USE_DOMAIN_NAMES = []
 
 
-class ActionError(Exception):
+class ActionError(Skippable):
     """The intent cannot be carried out as planned; the message is the dead letter's reason."""
 
 

@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon.cycle import poll_all
@@ -32,7 +30,7 @@ from syncd.daemon.timers import Freshen, fetch, fire_due
 from syncd.model import Record, RecordRef
 from syncd.settings import Settings
 from syncd.store.copy import copy_store as copy_all
-from syncd.store.db import open_store
+from syncd.store.db import is_sqlite, open_store, sqlite_file
 from syncd.store.ledger import CLAIMABLE, LedgerEntry
 
 
@@ -107,8 +105,7 @@ def preview(
 def copy_store(url: str, target: Path) -> str:
     """A SQLite URL for a copy of the store at `url` (an empty one if it does not exist yet);
     a PostgreSQL store is copied in one snapshot (store/copy.py)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if not is_sqlite(url):
         source_store, copy = open_store(url), open_store(f"sqlite:///{target}")
         try:
             copy_all(source_store, copy)
@@ -116,8 +113,9 @@ def copy_store(url: str, target: Path) -> str:
             source_store.close()
             copy.close()
         return f"sqlite:///{target}"
-    source = Path(parsed.database or "")
-    if parsed.database not in (None, "", ":memory:") and source.is_file():
+    database = sqlite_file(url)
+    source = Path(database or "")
+    if database is not None and source.is_file():
         with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
     return f"sqlite:///{target}"

@@ -29,14 +29,11 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import DEFAULT_GRACE, Engine, RuleMemory
 from syncd.rules.language import Rule, RuleSet
 from syncd.rules.language.ruleset import TEMPLATE_DIR
 from syncd.store.db import Tx
-from syncd.store.tables import field_history, records
 
 EXAMPLES = 5
 MAX_WAKES = 10_000  # timers of one version (a runaway repeat cannot loop forever)
@@ -149,25 +146,11 @@ def recorded(tx: Tx, kinds: Sequence[str]) -> Iterator[tuple[RecordRef, bool, li
     """Every stored record of `kinds` with its versions, read in ordered scans. A record's
     first version (every field, in field_history) is the snapshot with the later ones undone:
     only the instant of its first history row is read."""
-    fh = field_history.c
     for kind in kinds:
-        later = tx.conn.execute(
-            select(fh.record_id, fh.version, fh.field, fh.at, fh.old)
-            .where(fh.record_kind == kind, fh.version > 1).order_by(fh.record_id)
-        )  # fmt: skip
+        later = tx.records.later_changes(kind)
         changed = {rid: list(rows) for rid, rows in groupby(later, key=lambda r: r.record_id)}
-        first = dict(tx.conn.execute(
-            select(fh.record_id, func.min(fh.at))
-            .where(fh.record_kind == kind, fh.version == 1,
-                   fh.record_id.in_(select(records.c.id).where(records.c.kind == kind,
-                                                                records.c.version > 1)))
-            .group_by(fh.record_id)
-        ).all())  # fmt: skip
-        snapshots = tx.conn.execute(
-            select(records.c.id, records.c.fields, records.c.observed_at, records.c.deleted)
-            .where(records.c.kind == kind).order_by(records.c.id)
-        )  # fmt: skip
-        for snap in snapshots:
+        first = tx.records.first_seen(kind)
+        for snap in tx.records.snapshots(kind):
             seen = versions(snap.fields, snap.observed_at, changed.get(snap.id, ()),
                             first.get(snap.id))  # fmt: skip
             yield RecordRef(kind, snap.id), snap.deleted, seen

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
-
 from syncd.rules.language.loader import RULE_SUFFIXES
 from syncd.rules.language.templates import SUFFIX
 from syncd.store.db import Tx
-from syncd.store.tables import meta
 
 KEY = "last_accepted_rules"
 SAVED = (*RULE_SUFFIXES, SUFFIX)
@@ -51,13 +48,13 @@ def remember(tx: Tx, rules_dir: Path, now: datetime) -> None:
         return
     value = json.dumps({"at": now.isoformat(), "files": files})
     if saved is None:
-        tx.conn.execute(insert(meta).values(key=KEY, value=value))
+        tx.meta.insert(KEY, value)
     else:
-        tx.conn.execute(update(meta).where(meta.c.key == KEY).values(value=value))
+        tx.meta.update(KEY, value)
 
 
 def last_accepted(tx: Tx) -> Saved | None:
-    value = tx.conn.scalar(select(meta.c.value).where(meta.c.key == KEY))
+    value = tx.meta.get(KEY)
     if value is None:
         return None
     data = json.loads(value)

@@ -15,6 +15,7 @@ from pathlib import Path
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon import rulesets
+from syncd.errors import Fatal
 from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
 from syncd.redact import install, redact
@@ -36,7 +37,7 @@ CONNECTORS: dict[str, tuple[str, str]] = {
 SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
 
 
-class RulesRefused(RuntimeError):
+class RulesRefused(Fatal, RuntimeError):
     """The rules directory has errors; `diagnostics` says where (file:line:col)."""
 
     def __init__(self, rules_dir: Path, diagnostics: list[Diagnostic]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.connectors.tls import PinnedSession
+from syncd.errors import Skippable
 from syncd.resources import RULES, SANDBOX_SEED, copy_tree, shipped
 from syncd.sandbox.server import SandboxServer, load_fixture
 from syncd.settings import Settings, load_settings
@@ -38,7 +39,7 @@ class Checkpoint:
         return [m["subject"] for m in self.mail if address in m["to"]]
 
 
-class NotReached(LookupError):
+class NotReached(Skippable, LookupError):
     """A checkpoint the run stopped before (`syncd demo --until`)."""
 
 

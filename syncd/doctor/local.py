@@ -6,17 +6,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy import update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-
 from syncd.daemon.coverage import unpolled_rules
 from syncd.doctor.report import Check
 from syncd.doctor.vendors import Found, missing_secrets
 from syncd.rules.language.loader import LoadResult
 from syncd.settings import CREDENTIALS_ENV, Settings, SettingsError, metrics_exposed
-from syncd.store.db import StoreError, open_store
-from syncd.store.tables import meta
+from syncd.store.db import STORE_ERRORS, open_store, shown_url, sqlite_file
 
 CLOCK_TOLERANCE_S = 60.0
 
@@ -112,22 +107,21 @@ def secret_check(settings: Settings, system: str, credentials: Path | None) -> C
 def store_check(settings: Settings) -> Check:
     """The store opens and takes a write (rolled back). A SQLite file that does not exist yet
     is not created here: it is fine when syncd can create it on first start."""
-    url = make_url(settings.syncd.store_url)
-    shown = url.render_as_string(hide_password=True)
-    database = url.database
+    shown = shown_url(settings.syncd.store_url)
+    database = sqlite_file(settings.syncd.store_url)
     fix = "point [syncd] state_dir / store_url at a directory the service can write"
-    if url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
-        path = Path(str(database))
+    if database is not None:
+        path = Path(database)
         if not path.exists():
             return _first_run(path, Path(settings.syncd.state_dir), fix)
     try:
         store = open_store(settings.syncd.store_url, max_attempts=settings.syncd.max_attempts)
         try:
             with store.read() as tx:  # rolled back when the block ends
-                tx.conn.execute(update(meta).values(value=meta.c.value))
+                tx.meta.rewrite()
         finally:
             store.close()
-    except (StoreError, SQLAlchemyError) as exc:
+    except STORE_ERRORS as exc:
         return Check("store", "fail", f"{shown}: {exc}".splitlines()[0], fix)
     return Check("store", "ok", f"{shown} opens and takes writes")
 

@@ -15,13 +15,14 @@ import msal
 import requests
 
 from syncd.connectors.tls import PinnedSession, httpx_verify
+from syncd.errors import Fatal
 
 ZENDESK_API = "/api/v2"
 SALESFORCE_API = "/services/data/v59.0"
 VENDORS = ("zendesk", "salesforce", "graph")
 
 
-class NotASandbox(RuntimeError):
+class NotASandbox(Fatal, RuntimeError):
     """The target does not answer the sandbox's control API: rehearsals never touch a real
     vendor."""
 

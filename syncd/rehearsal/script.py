@@ -26,6 +26,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from syncd.errors import Fatal
 from syncd.rehearsal.client import VENDORS, SandboxClient
 from syncd.rehearsal.runner import Scripted
 
@@ -34,7 +35,7 @@ _SYSTEMS = {"zendesk": "Zendesk", "salesforce": "Salesforce", "graph": "SharePoi
 _KEYS = {"at", "who", "what", "record", "process", *_SYSTEMS}
 
 
-class ScriptError(ValueError):
+class ScriptError(Fatal, ValueError):
     """A script that cannot be played: the message names the file, line and field."""
 
 

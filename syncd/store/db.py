@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    NestedTransaction,
     String,
     Table,
     create_engine,
@@ -32,13 +33,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from syncd.errors import Fatal
 from syncd.files import private_file
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
 from syncd.store.ledger import Ledger
 from syncd.store.memory import RuleMemory
+from syncd.store.meta import Meta
 from syncd.store.quarantine import Quarantine
 from syncd.store.records import Records
 from syncd.store.tables import UTCDateTime, json_dumps, meta, metadata, quarantine
@@ -49,8 +52,30 @@ _WRITE = "syncd_write"
 MIGRATION_LOCK = 0x73796E6364  # "syncd": the advisory lock migrations take on PostgreSQL
 
 
-class StoreError(RuntimeError):
+class StoreError(Fatal, RuntimeError):
     """The store cannot be opened or used as configured."""
+
+
+# What opening or using a store raises: syncd's own refusals, and the database's errors as
+# SQLAlchemy wraps them (a URL that is not one included).
+STORE_ERRORS: tuple[type[Exception], ...] = (StoreError, SQLAlchemyError)
+
+
+def shown_url(url: str) -> str:
+    """The database URL as it may be shown: its password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file an SQLite URL names; None for an in-memory one or another engine."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
 
 
 def _initial_schema(conn: Connection) -> None:
@@ -114,6 +139,11 @@ class Tx:
     memory: RuleMemory
     audit: Audit
     quarantine: Quarantine
+    meta: Meta
+
+    def savepoint(self) -> NestedTransaction:
+        """A block inside the transaction that, if it raises, is rolled back alone."""
+        return self.conn.begin_nested()
 
 
 class Fence(Protocol):
@@ -166,6 +196,7 @@ class Store:
             memory=RuleMemory(conn),
             audit=audit,
             quarantine=Quarantine(conn, audit),
+            meta=Meta(conn),
         )
 
 
@@ -176,13 +207,14 @@ def open_store(url: str, *, max_attempts: int = 8) -> Store:
     """
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parent = Path(parsed.database).parent
+    database = sqlite_file(url)
+    if database is not None:
+        parent = Path(database).parent
         if not parent.is_dir():
             raise StoreError(f"{shown}: directory {parent} does not exist (check syncd.state_dir)")
         # 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
         for suffix in ("", "-wal", "-shm"):
-            path = Path(parsed.database + suffix)
+            path = Path(database + suffix)
             if not suffix or path.exists():
                 private_file(path)
     # pre_ping: a connection the server dropped (restart, failover, network cut) is replaced

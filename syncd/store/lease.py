@@ -34,6 +34,7 @@ from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from syncd.clock import Clock
+from syncd.errors import Fatal
 from syncd.logs import get_logger
 from syncd.store.db import Store
 from syncd.store.tables import leases
@@ -47,7 +48,7 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
 TRUSTED_SHARE = 0.8
 
 
-class Fenced(RuntimeError):
+class Fenced(Fatal, RuntimeError):
     """This process no longer holds the lease (a newer epoch exists): it must step down."""
 
 

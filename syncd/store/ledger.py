@@ -323,6 +323,18 @@ class Ledger:
         )
         return {rule_id: count for rule_id, count in self._conn.execute(query)}
 
+    def needing_a_look(self, now: datetime) -> dict[tuple[str, str], int]:
+        """(rule, state) -> count of intents that need a look: failed, dead, and held (planned,
+        due, not carried out: the kill switch, max_actions_per_hour, a backlog)."""
+        held = (intents.c.state == IntentState.PLANNED.value) & (intents.c.due_at <= now)
+        state = case((held, "held"), else_=intents.c.state)
+        query = (
+            select(intents.c.rule_id, state, func.count())
+            .where(held | intents.c.state.in_([IntentState.FAILED.value, IntentState.DEAD.value]))
+            .group_by(intents.c.rule_id, state)
+        )
+        return {(rule, str(kind)): count for rule, kind, count in self._conn.execute(query)}
+
     def count_by_state(self) -> dict[IntentState, int]:
         """Every state with its count, zeros included (for metrics)."""
         counts = dict.fromkeys(IntentState, 0)

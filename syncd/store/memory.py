@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
@@ -14,6 +14,14 @@ from syncd.store.tables import insert_ignoring_duplicates, rule_memory
 
 CHUNK = 500  # ids in one IN (...)
 INTERNAL = "~"  # the daemon's own rows (a source's baseline, round-robin turns): no rule id
+
+
+class Remembered(NamedTuple):
+    """One rule's memory for a record, and when it last changed."""
+
+    rule_id: str
+    memory: dict[str, Any]
+    updated_at: datetime
 
 
 class RuleMemory:
@@ -43,6 +51,20 @@ class RuleMemory:
             for rule_id, record_id, memory in self._conn.execute(_OF_RECORDS, params):
                 found.setdefault(record_id, {})[rule_id] = memory
         return found
+
+    def remembered(self, record: RecordRef) -> list[Remembered]:
+        """Every rule's memory for the record (not the daemon's own rows), by rule id, with
+        the instant it last changed (what dates a stopped timeline in `syncd audit`)."""
+        query = (
+            select(rule_memory.c.rule_id, rule_memory.c.memory, rule_memory.c.updated_at)
+            .where(
+                rule_memory.c.record_kind == record.kind,
+                rule_memory.c.record_id == record.id,
+                rule_memory.c.rule_id.not_like(f"{INTERNAL}%"),
+            )
+            .order_by(rule_memory.c.rule_id)
+        )
+        return [Remembered(*row) for row in self._conn.execute(query)]
 
     def rules(self) -> dict[str, int]:
         """Every rule id the daemon remembers something for, with how many records: a rule

@@ -9,12 +9,12 @@ record (Salesforce look-back, replayed pages) changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from syncd.model import FieldChange, Record, RecordRef
 from syncd.store.tables import field_history, records, to_json_value
@@ -147,6 +147,37 @@ class Records:
         )
         return [FieldChange(r.field, r.at, r.old, r.new) for r in self._conn.execute(query)]
 
+
+    # -- replay (daemon/replay.py) rebuilds each record's versions from these ordered scans
+
+    def later_changes(self, kind: str) -> Iterator[Row[Any]]:
+        """The field history of `kind` after each record's first version (record_id, version,
+        field, at, old), in record id order."""
+        fh = field_history.c
+        return iter(self._conn.execute(
+            select(fh.record_id, fh.version, fh.field, fh.at, fh.old)
+            .where(fh.record_kind == kind, fh.version > 1).order_by(fh.record_id)
+        ))  # fmt: skip
+
+    def first_seen(self, kind: str) -> dict[str, datetime]:
+        """Record id -> the instant of its first version, for the records of `kind` stored in
+        more than one version."""
+        fh = field_history.c
+        return dict(self._conn.execute(
+            select(fh.record_id, func.min(fh.at))
+            .where(fh.record_kind == kind, fh.version == 1,
+                   fh.record_id.in_(select(records.c.id).where(records.c.kind == kind,
+                                                                records.c.version > 1)))
+            .group_by(fh.record_id)
+        ).all())  # fmt: skip
+
+    def snapshots(self, kind: str) -> Iterator[Row[Any]]:
+        """Every stored record of `kind`, deleted ones too (id, fields, observed_at, deleted),
+        in id order."""
+        return iter(self._conn.execute(
+            select(records.c.id, records.c.fields, records.c.observed_at, records.c.deleted)
+            .where(records.c.kind == kind).order_by(records.c.id)
+        ))  # fmt: skip
 
 
 def _key(ref: RecordRef) -> tuple[Any, ...]:

@@ -124,6 +124,15 @@ class Timers:
         )
         return [_timer(row) for row in self._conn.execute(query)]
 
+    def count_due(self, now: datetime) -> int:
+        """Pending timers whose instant has come (a backlog the timer job has not fired yet)."""
+        query = (
+            select(func.count())
+            .select_from(timers)
+            .where(timers.c.state == TimerState.PENDING.value, timers.c.due_at <= now)
+        )
+        return int(self._conn.scalar(query) or 0)
+
     def next_due(self) -> datetime | None:
         """The earliest pending instant: the timer job sleeps until then."""
         return self._conn.scalar(

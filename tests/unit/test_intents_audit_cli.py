@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from syncd.cli import app
-from syncd.commands.audit import parse_record
+from syncd.commands.arguments import parse_record
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.store.db import Store, open_store
 from syncd.store.ledger import IntentState

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 
 from syncd.businesstime import durations
 from syncd.businesstime.durations import DurationError, Offset
+from syncd.errors import Skippable
 from syncd.rules.language.templates import Text
 
 Path_ = tuple[str | int, ...]
@@ -28,7 +29,7 @@ VAR_REFERENCE = re.compile(r"\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")  # v
 DEFS = "#/$defs/"
 
 
-class LocatedError(ValueError):
+class LocatedError(Skippable, ValueError):
     """Problems found below the field being validated: `(sub-path, message, at_key)` each.
 
     `at_key` points the diagnostic at the mapping key itself (an unknown key) rather than at its

@@ -31,6 +31,8 @@ from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
+from syncd.errors import Skippable
+
 MAX_RANGE = 10_000
 MAX_OUTPUT = 4 * 1024 * 1024  # characters of one rendered text
 MAX_STEPS = 1_000_000
@@ -39,7 +41,7 @@ MAX_POWER_BITS = 4096  # an integer power of at most ~1,200 digits
 _WIDE_FORMAT = re.compile(r"[%:<>^=]\s*[-+ #0]*(\d{6,})|\.(\d{6,})")
 
 
-class TooCostly(Exception):
+class TooCostly(Skippable):
     """A template exceeded its budget; the message says which limit."""
 
 

@@ -39,6 +39,7 @@ from jinja2.meta import find_undeclared_variables
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from syncd.errors import Skippable
 from syncd.pathnames import DATA_SLASH
 from syncd.rules.language.bounded import BoundedEnvironment, TooCostly, cost_problem, render_bounded
 
@@ -104,7 +105,7 @@ ENV.filters["localday"] = localday
 ENV.filters["localtime"] = localtime
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(Skippable, ValueError):
     """A template that does not parse or render; `lineno` is 1-based within the template."""
 
     def __init__(self, message: str, lineno: int | None = None) -> None:
