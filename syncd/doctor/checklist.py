@@ -20,7 +20,7 @@ from syncd.doctor.local import (
     settings_check,
     store_check,
 )
-from syncd.doctor.references import mailbox_checks, reference_checks
+from syncd.doctor.references import mailbox_checks, reference_checks, value_checks
 from syncd.doctor.report import Check
 from syncd.doctor.uses import rule_uses
 from syncd.doctor.vendors import Vendors, configured, open_vendors, probe_vendors
@@ -64,5 +64,6 @@ def diagnose(
     checks += probed
     checks += mailbox_checks(settings, uses, found)
     checks += reference_checks(settings, uses, found, vendors.graph)
+    checks += value_checks(uses, found)
     checks.append(clock_check(found))
     return checks
