@@ -113,6 +113,16 @@ DROPDOWN_TYPES = ("tagger", "multiselect")  # fields whose values are their opti
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A webhook of the account (Webhooks API): where it sends, and whether it is on."""
+
+    id: str
+    name: str
+    endpoint: str
+    active: bool
+
+
+@dataclass(frozen=True)
 class Dropdown:
     """A dropdown ticket field: a ticket holds one of its option values or none."""
 
@@ -329,6 +339,12 @@ class ZendeskConnector:
             if f.get("removable", True) and f.get("type") in DROPDOWN_TYPES
             and f.get("custom_field_options") is not None
         }  # fmt: skip
+
+    def webhooks(self) -> list[Webhook]:
+        """The account's webhooks (admins only), for doctor: is one pointing at syncd?"""
+        return [Webhook(str(w.get("id")), str(w.get("name")), str(w.get("endpoint")),
+                        w.get("status") == "active")
+                for w in self._dicts(self.client.webhooks)]  # fmt: skip
 
     def _find(self, look: Callable[[Directory], T | None]) -> T | None:
         """`look` in the directory, read again (at most once a minute) if it finds nothing."""

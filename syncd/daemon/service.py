@@ -153,7 +153,8 @@ class Service:
                 self._start_jobs()
                 if self.rt.settings.webhooks.enabled:
                     self.push = PushSource(self.rt, self.leadership.leading,
-                                           lambda: self._planned(self.rt.clock.now())).start()
+                                           lambda: self._planned(self.rt.clock.now()),
+                                           self.metrics.webhook).start()
                 self._started.set()
                 self.leadership.start()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
