@@ -89,8 +89,8 @@ def apply_pushed(rt: Runtime, ids: list[int]) -> int:
 class PushSource:
     """The webhook endpoint and the worker that applies what it accepted."""
 
-    def __init__(self, rt: Runtime, may_act: Callable[[], bool],
-                 planned: Callable[[], None], counted: Callable[[str | None], None]) -> None:  # fmt: skip
+    def __init__(self, rt: Runtime, may_act: Callable[[], bool], planned: Callable[[], None],
+                 counted: Callable[[str | None], None]) -> None:  # fmt: skip
         settings = rt.settings.webhooks
         assert settings.signing_secret is not None  # settings refuse `enabled` without it
         self.rt = rt

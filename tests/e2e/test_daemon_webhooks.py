@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 import secret_scan
 from e2e_world import NOW, TRIAGE, World, seed, serving, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.connectors.zendesk_webhook import SIGNATURE, TIMESTAMP, sign
 from syncd.daemon.planner import apply_record
