@@ -24,6 +24,7 @@ from syncd.doctor.references import mailbox_checks, reference_checks, value_chec
 from syncd.doctor.report import Check
 from syncd.doctor.uses import rule_uses
 from syncd.doctor.vendors import Vendors, configured, open_vendors, probe_vendors
+from syncd.doctor.webhooks import webhook_checks
 from syncd.rules.loader import LoadResult, load_rules
 from syncd.settings import Settings
 
@@ -65,5 +66,7 @@ def diagnose(
     checks += mailbox_checks(settings, uses, found)
     checks += reference_checks(settings, uses, found, vendors.graph)
     checks += value_checks(uses, found)
+    checks += webhook_checks(settings.webhooks, vendors.zendesk if "zendesk" in found else None,
+                             clock)  # fmt: skip
     checks.append(clock_check(found))
     return checks
