@@ -77,12 +77,14 @@ class Hooked:
 
     @contextmanager
     def running(self) -> Iterator[Service]:
-        """`syncd run` with webhooks on, after one `run --once` made the source live (the
-        service's own first poll may come before it is elected, and the next an hour later)."""
+        """`syncd run` with webhooks on, after one `run --once` made the source live; the
+        service's own poll at start is done (the next one is an hour later)."""
         self.world.cycle()
+        reads = self.incremental_reads()
         rt = open_runtime(self.settings, self.world.clock)
         with serving(rt) as service:
             wait_for(self._listening)
+            wait_for(lambda: self.incremental_reads() > reads)
             yield service
 
     def _listening(self) -> bool:
@@ -134,7 +136,7 @@ def test_a_signed_webhook_acts_in_seconds_without_waiting_for_the_export(hooked:
         ticket = hooked.new_ticket("Printer on fire")
         wait_for(lambda: hooked.triaged(ticket))
         wait_for(lambda: len(hooked.world.mail()) == 1)
-        assert hooked.incremental_reads() == 1  # the `--once` before: the webhook brought it
+        assert hooked.incremental_reads() == 2  # `--once` and the start: the webhook brought it
     subjects = hooked.world.subjects()
     assert subjects == [f"New ticket #{ticket}"]
 
