@@ -275,14 +275,14 @@ class Service:
 
     # -- jobs --------------------------------------------------------------------------------
     def _led(self) -> None:
-        """Just elected: poll and work at once. A standby's runs returned without polling, so
-        waiting for the next interval would leave the sources unread that long (a first start
-        whose first poll came before the election, or a takeover)."""
+        """Just elected: poll, prune and work at once. A standby's runs returned doing nothing,
+        so waiting for the next interval would leave the sources unread that long (a first
+        start whose first runs came before the election, or a takeover)."""
         if not self.scheduler.running:
             return  # not started yet: the jobs' first runs are due at once anyway
         now = datetime.now(UTC)
-        for source in self.rt.connectors:
-            job: Any = self.scheduler.get_job(f"poll:{source}")
+        for name in [f"poll:{source}" for source in self.rt.connectors] + [PRUNE]:
+            job: Any = self.scheduler.get_job(name)
             if job is not None:
                 job.modify(next_run_time=now)
         self._wake(self.rt.clock.now())
