@@ -32,13 +32,14 @@ and a reader sees what becomes of it.
     │   ├── _Refused            daemon/executor.py   the verifying read refused: held (unknown)
     │   │                                            for a person
     │   ├── _Lost               daemon/executor.py   another executor claimed the intent first
-    │   ├── Refused, Replayed   connectors/zendesk_webhook.py   a webhook request answered
-    │   │                                            401; the incremental export brings the change
-    │   ├── LocatedError        rules/schema.py      rule language problems: at load, a
-    │   ├── DurationError       durations.py         diagnostic naming file, line and field
-    │   ├── CalendarError       calendars.py         (an error refuses the set: RulesRefused);
-    │   ├── TemplateProblem     rules/templates.py   raised evaluating a record, the record is
-    │   ├── TooCostly           rules/bounded.py     quarantined, tried again (daemon/contain.py)
+    │   ├── Refused, BadSignature, Stale, Replayed   connectors/zendesk_webhook.py
+    │   │                                            a webhook request answered 401; the
+    │   │                                            incremental export brings the change
+    │   ├── LocatedError        rules/language/      rule language problems: at load, a
+    │   ├── DurationError       businesstime/        diagnostic naming file, line and field
+    │   ├── CalendarError       businesstime/        (an error refuses the set: RulesRefused);
+    │   ├── TemplateProblem     rules/language/      raised evaluating a record, the record is
+    │   ├── TooCostly           rules/language/      quarantined, tried again (daemon/contain.py)
     │   └── NotReached          demo/company.py      `syncd demo` marks that process ✗
     └── VendorError             connectors/http.py   the common base of RetryableError and
                                                      PermanentError (never raised itself); a
@@ -46,9 +47,9 @@ and a reader sees what becomes of it.
                                                      at the next interval
 
 Outside the tree on purpose: the fast template path's signals (`_Unsupported`, `_Slow` in
-rules/templates.py), which never leave their module and only mean "let Jinja render this", and
-the sandbox's errors, which stand for the vendors' own error answers and share no code with
-syncd (DESIGN.md).
+rules/language/templates.py), which never leave their module and only mean "let Jinja render
+this", and the sandbox's errors, which stand for the vendors' own error answers and share no
+code with syncd (DESIGN.md).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ nothing)."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ import typer
 from syncd.clock import SystemClock
 from syncd.commands.arguments import parse_record
 from syncd.commands.format import because, short, show_instant
+from syncd.daemon import progress
 from syncd.daemon.cycle import run_cycle
 from syncd.daemon.preview import Preview, preview
 from syncd.daemon.runtime import RulesRefused, open_runtime
@@ -52,6 +54,7 @@ def run(
         rt = open_runtime(settings, SystemClock(), dry_run=dry_run)
     except (RulesRefused, StoreError) as exc:
         raise _refused(exc) from None
+    rt.progress = progress.for_stream(sys.stderr)  # a bar on a terminal, not in the journal
     try:
         if once:
             report = run_cycle(rt)

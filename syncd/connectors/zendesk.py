@@ -109,6 +109,25 @@ BATCH_MIN = 3  # a job costs its update_many and one status read or more: it pay
 METADATA_KEY = "syncd_key"
 TAG_ATTEMPTS = 3  # a tag change re-read after a 409 this many times before waiting
 SIDELOADS = ("users", "organizations")  # what the export carries beside its tickets
+DROPDOWN_TYPES = ("tagger", "multiselect")  # fields whose values are their options'
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook of the account (Webhooks API): where it sends, and whether it is on."""
+
+    id: str
+    name: str
+    endpoint: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Dropdown:
+    """A dropdown ticket field: a ticket holds one of its option values or none."""
+
+    title: str
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -310,6 +329,22 @@ class ZendeskConnector:
     def field_names(self) -> frozenset[str]:
         """The `custom.<key>` names of the account's ticket fields, as records carry them."""
         return frozenset(self._fields.get().values())
+
+    def dropdowns(self) -> dict[str, Dropdown]:
+        """The dropdown fields by `custom.<key>` name, with their option values (read now)."""
+        return {
+            _field_key(f): Dropdown(str(f.get("title")),
+                                    tuple(str(o["value"]) for o in f["custom_field_options"]))
+            for f in self._dicts(self.client.ticket_fields)
+            if f.get("removable", True) and f.get("type") in DROPDOWN_TYPES
+            and f.get("custom_field_options") is not None
+        }  # fmt: skip
+
+    def webhooks(self) -> list[Webhook]:
+        """The account's webhooks (admins only), for doctor: is one pointing at syncd?"""
+        return [Webhook(str(w.get("id")), str(w.get("name")), str(w.get("endpoint")),
+                        w.get("status") == "active")
+                for w in self._dicts(self.client.webhooks)]  # fmt: skip
 
     def _find(self, look: Callable[[Directory], T | None]) -> T | None:
         """`look` in the directory, read again (at most once a minute) if it finds nothing."""

@@ -32,13 +32,30 @@ TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
 
 
 class Refused(Skippable, ValueError):
-    """The request is not acted on; the message says why (it never holds the secret)."""
+    """The request is not acted on; the message says why (it never holds the secret), and
+    `reason` in a word, for metrics: signature, stale, replay or unknown (anything else)."""
+
+    reason = "unknown"
+
+
+class BadSignature(Refused):
+    """Unsigned, or not signed with the secret: a wrong secret in syncd, or a forgery."""
+
+    reason = "signature"
+
+
+class Stale(Refused):
+    """Signed too long ago (or ahead): a clock off, or a captured request sent again later."""
+
+    reason = "stale"
 
 
 class Replayed(Refused):
     """A request already accepted, sent again. Genuine twins exist: two changes of a ticket
     within one second of the timestamp carry the same body and so the same signature (syncd's
     own tag and assign writes do); the first one's re-read covers them, the export the rest."""
+
+    reason = "replay"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -55,9 +72,9 @@ def parse_timestamp(value: str) -> datetime:
             return datetime.fromtimestamp(int(text), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
-        raise Refused("unreadable signature timestamp") from None
+        raise BadSignature("unreadable signature timestamp") from None
     if parsed.tzinfo is None:
-        raise Refused("signature timestamp without a timezone")
+        raise BadSignature("signature timestamp without a timezone")
     return parsed.astimezone(UTC)
 
 
@@ -96,13 +113,13 @@ class Verifier:
         signature = (headers.get(SIGNATURE) or "").strip()
         stamp = headers.get(TIMESTAMP) or ""
         if not signature or not stamp:
-            raise Refused("unsigned: signature or timestamp header missing")
+            raise BadSignature("unsigned: signature or timestamp header missing")
         if not hmac.compare_digest(sign(self._secret, stamp, body).encode(), signature.encode()):
-            raise Refused("bad signature")
+            raise BadSignature("bad signature")
         at = parse_timestamp(stamp)
         now = self._clock.now()
         if abs(now - at) > self._max_age:
-            raise Refused(f"stale: signed at {at.isoformat()}, more than "
+            raise Stale(f"stale: signed at {at.isoformat()}, more than "
                           f"{self._max_age.total_seconds():.0f} s from now")  # fmt: skip
         found = ticket_id(body)
         with self._lock:

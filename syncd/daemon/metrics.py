@@ -14,6 +14,7 @@ one), so a reload or a test builds a fresh set without "duplicated timeseries" e
             metrics.set_intents(tx.ledger.count_by_state())
         metrics.set_timers_due(len(due_timers))
     metrics.reloaded(ok=False)
+    metrics.webhook(); metrics.webhook(refused="signature")     # Zendesk's pushes (push.py)
     metrics.watch(kill_switch=lambda: ..., fallback=lambda: ...)  # read when scraped
     server.stop()
 
@@ -56,6 +57,7 @@ from syncd.clock import Clock, SystemClock
 from syncd.settings import METRICS_PORT
 
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+WEBHOOK_REFUSALS = ("signature", "stale", "replay", "unknown")  # zendesk_webhook.Refused
 PER_RULE_STATES = ("held", "failed", "dead")  # held: due, not carried out (kill switch, limit)
 Probe = Callable[[], bool]
 
@@ -183,6 +185,22 @@ class Metrics:
             registry=r,
         )
         self._store_up.set(1)
+        self._webhooks = Counter(
+            "syncd_webhooks_accepted", "Zendesk webhook requests accepted (verified, new).",
+            registry=r,
+        )
+        self._webhooks_refused = Counter(
+            "syncd_webhooks_refused",
+            "Zendesk webhook requests refused, by reason: signature (unsigned or another "
+            "secret), stale (timestamp outside max_age_s), replay, unknown (path, body).",
+            ["reason"],
+            registry=r,
+        )
+        self._last_webhook = Gauge(
+            "syncd_webhook_last_accepted_timestamp_seconds",
+            "When a Zendesk webhook request was last accepted (Unix time).",
+            registry=r,
+        )
         self._store_lost = Counter(
             "syncd_store_connection_lost", "Times the state database connection was lost.",
             registry=r,
@@ -195,6 +213,8 @@ class Metrics:
                 counter.labels(vendor)
         for result in ("ok", "refused"):
             self._reloads.labels(result)
+        for reason in WEBHOOK_REFUSALS:
+            self._webhooks_refused.labels(reason)
         self._known_rule_states: set[tuple[str, str]] = set()
 
     def polled(self, source: str, *, failed: bool = False) -> None:
@@ -273,6 +293,14 @@ class Metrics:
     def reloaded(self, *, ok: bool) -> None:
         """Count a rules reload: accepted, or refused (old rules kept running)."""
         self._reloads.labels("ok" if ok else "refused").inc()
+
+    def webhook(self, refused: str | None = None) -> None:
+        """Count a webhook request: accepted (None), or refused for the reason given."""
+        if refused is None:
+            self._webhooks.inc()
+            self._last_webhook.set(self._clock.now().timestamp())
+        else:
+            self._webhooks_refused.labels(refused).inc()
 
     def leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)

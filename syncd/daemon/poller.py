@@ -102,7 +102,9 @@ def poll_source(
         if first or resumed:  # a large helpdesk's first sync reads for minutes: say how far
             log.info("baseline_progress", source=source, pages=pages, records=found.records,
                      through=found.newest.isoformat() if found.newest else None)  # fmt: skip
+            rt.progress.page(source, pages, found.records, found.newest)
         if stopping():
+            rt.progress.done(source)
             break
     else:  # read to the end, not stopped: the first sync (if it was one) is complete
         if first or resumed:
@@ -110,6 +112,7 @@ def poll_source(
                 if first:
                     baseline.finish(tx, source, rt.clock.now())
                 baseline.caught_up(tx, resumed, rt.clock.now())
+            rt.progress.done(source)
             log.info("baseline_done", source=source, held=held, kinds=sorted(resumed) or None)
     retry_quarantined(rt, connector, kinds)
     if found.records:  # quiet when nothing changed: a poll runs every few seconds

@@ -89,8 +89,8 @@ def apply_pushed(rt: Runtime, ids: list[int]) -> int:
 class PushSource:
     """The webhook endpoint and the worker that applies what it accepted."""
 
-    def __init__(self, rt: Runtime, may_act: Callable[[], bool],
-                 planned: Callable[[], None]) -> None:  # fmt: skip
+    def __init__(self, rt: Runtime, may_act: Callable[[], bool], planned: Callable[[], None],
+                 counted: Callable[[str | None], None]) -> None:  # fmt: skip
         settings = rt.settings.webhooks
         assert settings.signing_secret is not None  # settings refuse `enabled` without it
         self.rt = rt
@@ -100,6 +100,7 @@ class PushSource:
                                  settings.max_age_s)  # fmt: skip
         self._may_act = may_act
         self._planned = planned
+        self.counted = counted  # each request: None accepted, else the refusal's reason
         self._stop = threading.Event()
         self._http = _server(settings, self)
         self._threads: list[threading.Thread] = []
@@ -149,14 +150,17 @@ class PushSource:
     def receive(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """(status, answer) for one request."""
         if path.split("?", 1)[0] != self.settings.path:
+            self.counted(Refused.reason)
             return 404, {"error": "not found"}
         try:
             ticket_id = self.verifier.check(headers, body)
         except Refused as exc:  # a replay is routine (see Replayed); the others are not
             (log.info if isinstance(exc, Replayed) else log.warning)("webhook_refused",
                                                                      reason=str(exc))
+            self.counted(exc.reason)
             return 401, {"error": str(exc)}
         self.inbox.add(ticket_id)
+        self.counted(None)
         return 200, {"accepted": ticket_id}
 
 
@@ -171,6 +175,7 @@ def _server(settings: WebhooksSection, source: PushSource) -> ThreadingHTTPServe
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
+                source.counted(Refused.reason)
                 self._answer(413, {"error": "body too large"})
                 return
             body = self.rfile.read(length) if length else b""

@@ -15,6 +15,7 @@ from pathlib import Path
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
 from syncd.daemon import rulesets
+from syncd.daemon.progress import FirstSyncProgress, Silent
 from syncd.errors import Fatal
 from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
@@ -69,6 +70,8 @@ class Runtime:
     rules_refused: str | None = None
     # whether a vendor call may go out now (the service: only while its leader lease is valid)
     may_send: Callable[[], bool] = lambda: True
+    # a first sync's progress bar (`syncd run` on a terminal); else the log lines only
+    progress: FirstSyncProgress = field(default_factory=Silent)
 
     @property
     def grace(self) -> timedelta:
@@ -87,6 +90,7 @@ class Runtime:
         self.failures.append(redact(what))
 
     def close(self) -> None:
+        self.progress.close()
         for connector in self.connectors.values():
             close = getattr(connector, "close", None)  # Graph keeps an httpx client open
             if close is not None:

@@ -31,11 +31,12 @@ watchdog is on, `work` runs at least every quarter of WatchdogSec, so an idle da
 progress too); a STATUS= line after each `work` run (status.py); RELOADING=1 ... READY=1 around
 reloads; STOPPING=1 on shutdown.
 
-Leadership (leadership.py): the jobs act only while this process holds the leader lease; a
-standby's jobs return at once (its lease loop is its sign of life for the watchdog) and `work`
-is woken when it is elected. A job whose transaction is fenced (another process leads now) or
-loses the database is rolled back and counted against nothing; the lease loop says so and
-reconnects. A clean stop releases the lease after the work in flight.
+Leadership (leadership.py): the jobs (polls, `work`, pruning) act only while this process
+holds the leader lease; a standby's jobs return at once (its lease loop is its sign of life for
+the watchdog), and the polls and `work` run at once when it is elected. A job whose
+transaction is fenced (another process leads now) or loses the database is rolled back and
+counted against nothing; the lease loop says so and reconnects. A clean stop releases the
+lease after the work in flight.
 
 Signals and reloads: SIGTERM/SIGINT stop after the page or intent in flight (exit 0). SIGHUP,
 or a change in the rules directory (watch.py), reloads the rules (reload.py); a rule set with
@@ -153,7 +154,8 @@ class Service:
                 self._start_jobs()
                 if self.rt.settings.webhooks.enabled:
                     self.push = PushSource(self.rt, self.leadership.leading,
-                                           lambda: self._planned(self.rt.clock.now())).start()
+                                           lambda: self._planned(self.rt.clock.now()),
+                                           self.metrics.webhook).start()
                 self._started.set()
                 self.leadership.start()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
@@ -273,9 +275,17 @@ class Service:
 
     # -- jobs --------------------------------------------------------------------------------
     def _led(self) -> None:
-        """Just elected: work at once (polls come at their interval)."""
-        if self.scheduler.running:
-            self._wake(self.rt.clock.now())
+        """Just elected: poll, prune and work at once. A standby's runs returned doing nothing,
+        so waiting for the next interval would leave the sources unread that long (a first
+        start whose first runs came before the election, or a takeover)."""
+        if not self.scheduler.running:
+            return  # not started yet: the jobs' first runs are due at once anyway
+        now = datetime.now(UTC)
+        for name in [f"poll:{source}" for source in self.rt.connectors] + [PRUNE]:
+            job: Any = self.scheduler.get_job(name)
+            if job is not None:
+                job.modify(next_run_time=now)
+        self._wake(self.rt.clock.now())
 
     def _store_trouble(self, exc: Exception) -> bool:
         """A job's transaction failed for want of the lease or of the database: rolled back,
@@ -350,7 +360,10 @@ class Service:
         self._wake(at)
 
     def _prune(self) -> None:
-        """Delete what retention lets go (store/retention.py), a small batch at a time."""
+        """Delete what retention lets go (store/retention.py), a small batch at a time: the
+        leader's job, as every write (a standby's would only fail on the fence)."""
+        if self.stopping() or not self.leadership.leading():
+            return
         cutoff = self.rt.clock.now() - timedelta(days=self.rt.settings.store.keep_days)
         try:
             pruned = prune(self.rt.store, cutoff, stopping=self.stopping)

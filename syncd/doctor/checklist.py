@@ -20,10 +20,11 @@ from syncd.doctor.local import (
     settings_check,
     store_check,
 )
-from syncd.doctor.references import mailbox_checks, reference_checks
+from syncd.doctor.references import mailbox_checks, reference_checks, value_checks
 from syncd.doctor.report import Check
 from syncd.doctor.uses import rule_uses
 from syncd.doctor.vendors import Vendors, configured, open_vendors, probe_vendors
+from syncd.doctor.webhooks import webhook_checks
 from syncd.rules.language.loader import LoadResult, load_rules
 from syncd.settings import Settings
 
@@ -64,5 +65,8 @@ def diagnose(
     checks += probed
     checks += mailbox_checks(settings, uses, found)
     checks += reference_checks(settings, uses, found, vendors.graph)
+    checks += value_checks(uses, found)
+    checks += webhook_checks(settings.webhooks, vendors.zendesk if "zendesk" in found else None,
+                             clock)  # fmt: skip
     checks.append(clock_check(found))
     return checks

@@ -89,6 +89,36 @@ def reference_checks(
     return checks
 
 
+def value_checks(uses: Uses, found: Mapping[str, Found]) -> list[Check]:
+    """Every value a condition compares a Zendesk dropdown with is one of its options: any
+    other never matches. Options live in the tenant, so `syncd check` (offline) cannot know."""
+    if not uses.compared:
+        return []
+    dropdowns = found["zendesk"].dropdowns if "zendesk" in found else None
+    if dropdowns is None:
+        return [Check("zendesk dropdown values", "skip", "not checked: Zendesk could not be read")]
+    places: dict[tuple[str, str], list[str]] = {}
+    for use in uses.compared:
+        places.setdefault((use.name, use.value), []).append(use.where)
+    checks, checked = [], set()
+    for (name, value), wheres in places.items():
+        dropdown = dropdowns.get(name.removeprefix("custom.").partition(".")[0])
+        if dropdown is None:  # not a dropdown, or no such field (the fields check says so)
+            continue
+        checked.add(name)
+        if value in dropdown.values:
+            continue
+        checks.append(Check(
+            f"zendesk field {name} value {value!r}", "fail",
+            f"{name} is never {value!r}{did_you_mean(value, dropdown.values)}: the Zendesk "
+            f"dropdown {dropdown.title} offers {', '.join(_some(dropdown.values))}",
+            f"change {_places(wheres)} or add the option in Zendesk (Admin Center > Objects "
+            "and rules > Ticket fields)"))  # fmt: skip
+    if not checks and checked:
+        checks.append(Check("zendesk dropdown values", "ok", ", ".join(sorted(checked))))
+    return checks
+
+
 def _lookup(
     what: str, name: str, label: str, seen: list[Found], graph: GraphConnector | None
 ) -> str | None:

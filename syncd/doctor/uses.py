@@ -38,7 +38,7 @@ from syncd.rules.language import (
 from syncd.rules.language.base import VAR_REFERENCE, Path_
 from syncd.rules.language.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.language.loader import locate
-from syncd.rules.language.templates import TemplateProblem, Text, render, render_tree
+from syncd.rules.language.templates import TemplateProblem, Text, is_template, render, render_tree
 
 # Condition fields whose compared values name something: (kind, field) -> (system, what).
 NAMING_FIELDS = {
@@ -59,6 +59,16 @@ class Reference:
     where: str  # "rules/x.yaml:12", or a settings key
 
 
+@dataclass(frozen=True)
+class Compared:
+    """A value a condition compares a vendor's dropdown field with, and where."""
+
+    system: str
+    name: str  # the field, as the record carries it: `custom.category`
+    value: str
+    where: str
+
+
 @dataclass
 class Uses:
     """What the rules need from the vendors."""
@@ -68,6 +78,7 @@ class Uses:
     # (sObject, "createable" | "updateable") -> where rules create or update one
     writes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     kinds: set[str] = field(default_factory=set)  # the record kinds rules are `on` (polled)
+    compared: list[Compared] = field(default_factory=list)  # values of Zendesk custom fields
 
 
 def rule_uses(ruleset: RuleSet) -> Uses:
@@ -145,10 +156,16 @@ class _Scan:
     def condition(self, name: str, path: Path_, test: Any) -> None:
         self.field(name, path)
         named = NAMING_FIELDS.get((self.rule.on, name))
-        if named is not None:
-            for at, value in compared_values(test, path):
-                for resolved in self.var_values(value):
+        custom = self.system == "zendesk" and name.startswith("custom.")
+        if named is None and not custom:
+            return
+        for at, value in compared_values(test, path):
+            for resolved in self.var_values(value):
+                if named is not None:
                     self.add((named[0],), named[1], str(resolved), at)
+                elif not (isinstance(resolved, str) and is_template(resolved)):
+                    compared = Compared(self.system, name, str(resolved), self.where(at))
+                    self.uses.compared.append(compared)
 
     def var_values(self, value: Any) -> list[Any]:
         """A compared value as the loader reads it (the YAML here is as written): a var

@@ -21,7 +21,7 @@ from syncd.connectors.base import Directory
 from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import Governor, RetryPolicy, VendorError
 from syncd.connectors.salesforce import SalesforceConnector
-from syncd.connectors.zendesk import ZendeskConnector
+from syncd.connectors.zendesk import Dropdown, ZendeskConnector
 from syncd.doctor.report import Check
 from syncd.doctor.uses import Uses
 from syncd.settings import SECRET_FILES, Settings
@@ -87,6 +87,7 @@ class Found:
     directory: Directory
     fields: frozenset[str] | None = None  # None: not read (Graph), or not all of them
     skew_s: float | None = None  # the vendor's clock minus ours, from its `Date` header
+    dropdowns: Mapping[str, Dropdown] | None = None  # Zendesk's, by `custom.<key>` name
 
 
 def probe_vendors(
@@ -147,7 +148,8 @@ def _zendesk(zd: ZendeskConnector, uses: Uses, clock: Clock) -> tuple[list[Check
               _zendesk_role(me.email, me.role, polls="zendesk.ticket" in uses.kinds)]  # fmt: skip
     try:
         fields = zd.field_names()
-        return checks, Found(zd.directory(), fields, skew)
+        dropdowns = zd.dropdowns() if uses.compared else None
+        return checks, Found(zd.directory(), fields, skew, dropdowns)
     except VendorError as exc:
         return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
 

@@ -64,7 +64,7 @@ already exists is updated, not duplicated.
 
       webhooks:                       # outgoing, see zendesk_webhooks.py
         - {endpoint: "https://127.0.0.1:8788/webhooks/zendesk", signing_secret: "...",
-           id?: "01HV...", status?: active, ca_bundle?: /path/ca.pem}
+           id?: "01HV...", status?: active, ca_bundle?: /path/ca.pem, name?: syncd}
 
 A fixture's `clock` (top level) is applied before this section, so defaults use it.
 """
@@ -109,7 +109,12 @@ from syncd.sandbox.zendesk_reads import (
 )
 from syncd.sandbox.zendesk_search import search, search_users
 from syncd.sandbox.zendesk_seed import SeedError, ensure_user, seed_state
-from syncd.sandbox.zendesk_webhooks import WebhookSeedError, WebhookSender, audited
+from syncd.sandbox.zendesk_webhooks import (
+    WebhookSeedError,
+    WebhookSender,
+    audited,
+    webhook_view,
+)
 from syncd.sandbox.zendesk_writes import (
     change_tags,
     create_many,
@@ -305,6 +310,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", f"/incremental/tickets{J}", lambda c: incremental_time(c, _exported_view(c)), True),
 ]
 _COMPILED = [(m, re.compile(API_PREFIX + p), h, inc) for m, p, h, inc in ROUTES]
+_WEBHOOKS = re.compile(f"{API_PREFIX}/webhooks{J}")  # outgoing webhooks: the vendor's own list
 
 
 # Zendesk's 403 (an agent on an admins-only endpoint, such as the incremental exports), as
@@ -387,7 +393,7 @@ class ZendeskVendor(Vendor):
         if not isinstance(data, Mapping):
             raise SeedError("the zendesk section of a fixture is a mapping")
         try:
-            self.webhooks.seed(data.get("webhooks") or [])
+            self.webhooks.seed(data.get("webhooks") or [], fmt_ts(self.ctx.clock.now()))
         except WebhookSeedError as exc:
             raise SeedError(str(exc)) from None
         seed_state(self.state, data, self.ctx.clock.now(), self._api_email())
@@ -400,11 +406,23 @@ class ZendeskVendor(Vendor):
 
     # -- internals -----------------------------------------------------------------------------
     def _route(self, req: Request) -> tuple[Handler, re.Match[str], bool]:
+        listing = _WEBHOOKS.fullmatch(req.path)
+        if listing and req.method == "GET":
+            return self._list_webhooks, listing, False
         for method, pattern, handler, incremental in _COMPILED:
             match = pattern.fullmatch(req.path)
             if match and method == req.method:
                 return handler, match, incremental
         raise invalid_endpoint()
+
+    def _list_webhooks(self, call: Call) -> Response:
+        """The Webhooks API's list ("Allowed for: Admins"); see zendesk_webhooks.py."""
+        if call.actor["role"] != "admin":
+            raise ZendeskError(403, FORBIDDEN)
+        owner = str(call.actor["id"])
+        return Response.json(200, {"webhooks": [webhook_view(h, owner)
+                                                for h in self.webhooks.listed()],
+                                   "meta": {"has_more": False}})  # fmt: skip
 
     def _api_email(self) -> str:
         return str(self.ctx.credentials.get("zendesk", {}).get("email", ""))

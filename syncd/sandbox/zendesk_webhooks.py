@@ -22,6 +22,14 @@ Seeding (in the `zendesk` section of a fixture):
         id?: "01HV..."                 # default: generated
         status?: active                # active | inactive
         ca_bundle?: /path/ca.pem       # whom to trust for the endpoint's certificate
+        name?: "syncd"                 # as the Webhooks API lists it
+
+`GET /api/v2/webhooks` (admins only, as in Zendesk) lists them in the shape of a recorded
+answer (zenpy's cassette TestWebhooks.test_list_webhooks-list.json): `{"webhooks": [...],
+"meta": {"has_more": false}}`, each with id, name, status, subscriptions
+(`conditional_ticket_events`: a trigger's webhook), created_at/by, endpoint, http_method
+POST, request_format json; never the signing secret (Zendesk shows it at its own endpoint).
+Every webhook is on the one page (Zendesk pages by 100 with `page[after]`).
 
 The body the trigger sends is `{"ticket_id": "<id>", "event": "created"|"updated",
 "updated_at": "<ISO 8601>"}`. Webhooks and their secrets are never part of the persisted
@@ -65,6 +73,8 @@ class Webhook:
     signing_secret: str = field(repr=False)
     active: bool = True
     ca_bundle: str | None = None
+    name: str = "Webhook"
+    created_at: str = ""
 
 
 @dataclass
@@ -82,7 +92,15 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def parse_webhooks(items: Any) -> list[Webhook]:
+def webhook_view(hook: Webhook, created_by: str) -> dict[str, Any]:
+    """A webhook as the Webhooks API lists it."""
+    return {"id": hook.id, "name": hook.name, "status": "active" if hook.active else "inactive",
+            "subscriptions": ["conditional_ticket_events"], "created_at": hook.created_at,
+            "created_by": created_by, "endpoint": hook.endpoint, "http_method": "POST",
+            "request_format": "json"}  # fmt: skip
+
+
+def parse_webhooks(items: Any, created_at: str) -> list[Webhook]:
     if not isinstance(items, list):
         raise WebhookSeedError("zendesk.webhooks: a list")
     found = []
@@ -99,7 +117,8 @@ def parse_webhooks(items: Any) -> list[Webhook]:
         if status not in ("active", "inactive"):
             raise WebhookSeedError(f"{where}.status: active or inactive")
         found.append(Webhook(str(spec.get("id") or "01" + secrets.token_hex(12).upper()),
-                             endpoint, secret, status == "active", spec.get("ca_bundle")))
+                             endpoint, secret, status == "active", spec.get("ca_bundle"),
+                             str(spec.get("name") or "Webhook"), created_at))  # fmt: skip
     return found
 
 
@@ -119,8 +138,8 @@ class WebhookSender:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def seed(self, items: Any) -> None:
-        hooks = parse_webhooks(items)
+    def seed(self, items: Any, created_at: str) -> None:
+        hooks = parse_webhooks(items, created_at)
         with self._cond:
             self.webhooks.extend(hooks)
 
@@ -147,6 +166,10 @@ class WebhookSender:
                                                 daemon=True)  # fmt: skip
                 self._thread.start()
             self._cond.notify()
+
+    def listed(self) -> list[Webhook]:
+        with self._cond:
+            return list(self.webhooks)
 
     def idle(self) -> bool:
         """Nothing queued (tests wait for it)."""

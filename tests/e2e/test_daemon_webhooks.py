@@ -20,10 +20,12 @@ import httpx
 import pytest
 import secret_scan
 from e2e_world import NOW, TRIAGE, World, seed, serving, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.connectors.zendesk_webhook import SIGNATURE, TIMESTAMP, sign
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import open_runtime
+from syncd.daemon.service import Service
 from syncd.model import Record, RecordRef
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
@@ -74,14 +76,16 @@ class Hooked:
         self.world.sandbox.control("POST", "/_sandbox/seed", fixture)
 
     @contextmanager
-    def running(self) -> Iterator[None]:
-        """`syncd run` with webhooks on, after one `run --once` made the source live (the
-        service's own first poll may come before it is elected, and the next an hour later)."""
+    def running(self) -> Iterator[Service]:
+        """`syncd run` with webhooks on, after one `run --once` made the source live; the
+        service's own poll at start is done (the next one is an hour later)."""
         self.world.cycle()
+        reads = self.incremental_reads()
         rt = open_runtime(self.settings, self.world.clock)
-        with serving(rt):
+        with serving(rt) as service:
             wait_for(self._listening)
-            yield
+            wait_for(lambda: self.incremental_reads() > reads)
+            yield service
 
     def _listening(self) -> bool:
         try:
@@ -132,7 +136,7 @@ def test_a_signed_webhook_acts_in_seconds_without_waiting_for_the_export(hooked:
         ticket = hooked.new_ticket("Printer on fire")
         wait_for(lambda: hooked.triaged(ticket))
         wait_for(lambda: len(hooked.world.mail()) == 1)
-        assert hooked.incremental_reads() == 1  # the `--once` before: the webhook brought it
+        assert hooked.incremental_reads() == 2  # `--once` and the start: the webhook brought it
     subjects = hooked.world.subjects()
     assert subjects == [f"New ticket #{ticket}"]
 
@@ -224,3 +228,40 @@ def test_an_older_copy_of_a_ticket_never_replaces_a_newer_one(hooked: Hooked) ->
         assert stored is not None and stored.fields["tags"] == ["syncd-triaged"]
     finally:
         rt.close()
+
+
+def webhook_samples(service: Service) -> dict[tuple[str, str], float]:
+    """(sample name, reason) -> value of the webhook series /metrics shows."""
+    families = text_string_to_metric_families(service.metrics.render().decode())
+    return {(s.name, s.labels.get("reason", "")): s.value for f in families for s in f.samples
+            if "webhook" in s.name}  # fmt: skip
+
+
+def test_metrics_count_accepted_and_refused_requests_by_reason(hooked: Hooked) -> None:
+    """An operator sees webhooks arrive, and why some are refused: a wrong signing secret
+    (signature), a clock off or a captured request (stale), a repeat (replay), anything else."""
+    hooked.seed(endpoint="https://127.0.0.1:9/nowhere")
+    with hooked.running() as service:
+        before = webhook_samples(service)
+        assert before[("syncd_webhooks_accepted_total", "")] == 0
+        assert before[("syncd_webhooks_refused_total", "signature")] == 0  # there from start
+        ticket = hooked.new_ticket("Printer on fire")
+        body = json.dumps({"ticket_id": str(ticket)}).encode()
+        signed = {SIGNATURE: sign(SECRET, STAMP, body), TIMESTAMP: STAMP}
+        assert hooked.post(body, signed).status_code == 200
+        assert hooked.post(body, signed).status_code == 401  # replay
+        forged = {SIGNATURE: sign("not-the-secret-at-all", STAMP, body), TIMESTAMP: STAMP}
+        assert hooked.post(body, forged).status_code == 401
+        assert hooked.post(body, {}).status_code == 401
+        stale = "2026-03-02T09:50:00Z"
+        assert hooked.post(body, {SIGNATURE: sign(SECRET, stale, body),
+                                  TIMESTAMP: stale}).status_code == 401  # fmt: skip
+        nothing = b'{"hello": 1}'
+        assert hooked.post(nothing, {SIGNATURE: sign(SECRET, STAMP, nothing),
+                                     TIMESTAMP: STAMP}).status_code == 401  # fmt: skip
+        after = webhook_samples(service)
+    assert after[("syncd_webhooks_accepted_total", "")] == 1
+    assert after[("syncd_webhook_last_accepted_timestamp_seconds", "")] == NOW.timestamp()
+    refused = {reason: v for (name, reason), v in after.items()
+               if name == "syncd_webhooks_refused_total"}  # fmt: skip
+    assert refused == {"signature": 2, "stale": 1, "replay": 1, "unknown": 1}

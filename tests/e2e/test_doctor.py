@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import shutil
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,52 @@ def test_metrics_on_every_interface_is_a_warning(sandbox: SandboxServer, tmp_pat
     assert (check["status"], check["ok"]) == ("warn", True)
     assert "0.0.0.0" in check["detail"] and "127.0.0.1" in check["fix"]
     assert result.exit_code == 0  # a warning, not a failure
+
+
+CATEGORY = r"""
+  - id: billing-desk
+    on: zendesk.ticket
+    vars: {kinds: [billing, refnd]}
+    when: {status: new, custom.category: {in: [billing, tecnical]}}
+    do:
+      - tag: [desk]
+  - id: by-var
+    on: zendesk.ticket
+    when: {custom.category: "{{ vars.kinds }}", custom.kind: x}
+    vars: {kinds: [billing, refnd]}
+    do:
+      - tag: [refund]
+"""
+
+
+def test_dropdown_values_the_tenant_does_not_offer_fail(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A value a Zendesk dropdown never takes never matches: doctor reads the field's options
+    (`custom_field_options` of /api/v2/ticket_fields) and names the rule's file:line."""
+    world = setup(sandbox, tmp_path, RULES + CATEGORY)
+    sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"ticket_fields": [
+        {"title": "Category", "type": "tagger",
+         "options": [{"name": "Billing", "value": "billing"},
+                     {"name": "Technical", "value": "technical"},
+                     {"name": "Refund", "value": "refund"}]}]}})  # fmt: skip
+    result = doctor(world)
+    assert result.exit_code == 1, result.output
+    rules = world.rules_dir / "support.yaml"
+    lines = rules.read_text().splitlines()
+    shown = line(result.output, "✗", "zendesk field custom.category value 'tecnical'")
+    assert "custom.category is never 'tecnical' (did you mean 'technical'?): the Zendesk " \
+        "dropdown Category offers billing, technical, refund" in shown  # fmt: skip
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    at = int(fix.split(f"{rules}:")[1].split()[0])
+    assert "tecnical" in lines[at - 1] and "billing-desk" in "\n".join(lines[at - 5 : at])
+    shown = line(result.output, "✗", "zendesk field custom.category value 'refnd'")
+    assert "(did you mean 'refund'?)" in shown
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    assert "custom.category:" in lines[int(fix.split(f"{rules}:")[1].split()[0]) - 1]
+    assert "custom.kind value" not in result.output  # 'x' is one of Kind's options
+    good = RULES + CATEGORY.replace("tecnical", "technical").replace("refnd", "refund")
+    (world.rules_dir / "support.yaml").write_text(textwrap.dedent(good))
+    result = doctor(world)
+    assert result.exit_code == 0, result.output
+    assert "category" in line(result.output, "✓", "zendesk dropdown values")

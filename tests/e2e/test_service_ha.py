@@ -4,6 +4,7 @@ mid-run is waited for, said so, and the work carries on when it is back, nothing
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -11,15 +12,19 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from e2e_world import NOW, TRIAGE, World, seed, wait_for
 from postgres import PostgresServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncd.clock import SystemClock
 from syncd.daemon.notify import Notifier
 from syncd.daemon.runtime import open_runtime
 from syncd.daemon.service import Service
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import load_settings
+from syncd.store.db import open_store
+from syncd.store.lease import Lease
 
 FAST_LEASE = {"SYNCD_SYNCD__LEASE_TERM_S": "2", "SYNCD_SYNCD__LEASE_RENEW_S": "0.5",
               "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"}  # fmt: skip
@@ -43,9 +48,10 @@ def gauge(service: Service, name: str) -> float:
 
 
 @contextmanager
-def running(world: World, url: str, holder: str) -> Iterator[tuple[Service, Statuses]]:
+def running(world: World, url: str, holder: str,
+            **env: str) -> Iterator[tuple[Service, Statuses]]:  # fmt: skip
     settings = load_settings(world.config, env={**world.env, **FAST_LEASE,
-                                                "SYNCD_SYNCD__STORE_URL": url})  # fmt: skip
+                                                "SYNCD_SYNCD__STORE_URL": url, **env})  # fmt: skip
     rt = open_runtime(settings, world.clock)
     statuses = Statuses()
     service = Service(rt, statuses, holder=holder)
@@ -117,3 +123,51 @@ def test_a_database_lost_mid_run_is_waited_for_and_nothing_is_lost_or_doubled(
         assert sorted(world.mail_per_key().values()) == [1, 1]
     finally:
         server.stop()
+
+
+def test_a_host_neither_polls_nor_acts_before_it_holds_the_lease_and_polls_once_it_does(
+    sandbox: SandboxServer, tmp_path: Path, postgres: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Host A holds the lease (renewed here, as its daemon would); host B starts on the same
+    store with tickets waiting: no export read, no write, no mail, no poll counted, no job
+    failing on the fence (retention's pruning included) until A lets go. Then B polls at
+    once, not a poll interval (an hour here) later."""
+    world = World(sandbox, tmp_path, TRIAGE)
+    url = postgres.new_database()
+    sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - timedelta(minutes=5)))
+    store = open_store(url)
+    a = Lease(store, "host-a:1", clock=SystemClock(), term_s=2.0)
+    assert a.acquire()
+    letting_go = threading.Event()
+    renewer = threading.Thread(target=lambda: [
+        a.acquire() for _ in iter(lambda: letting_go.wait(0.5), True)])  # fmt: skip
+    renewer.start()
+
+    def requests() -> list[dict[str, str]]:
+        return list(sandbox.control("GET", "/_sandbox/requests")["requests"])
+
+    try:
+        with running(world, url, "host-b:2", SYNCD_SYNCD__POLL_INTERVAL_S="3600") as (b, status):
+            wait_for(lambda: any(s.startswith("standby, leader is host-a:1 since ")
+                                 for s in status.lines))  # fmt: skip
+            time.sleep(2.0)  # four lease turns of B, its jobs started
+            seen = requests()
+            assert not [r for r in seen if "/incremental/" in r["path"]]
+            # sign-ins (OAuth token requests) to read the directories are no action
+            assert not [r for r in seen if r["method"] != "GET" and "/oauth2/" not in r["path"]]
+            assert world.mail() == []
+            errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+            assert errors == [], [r.getMessage() for r in errors]
+            polls = [s.value for f in text_string_to_metric_families(
+                b.metrics.render().decode()) for s in f.samples if s.name == "syncd_polls_total"]
+            assert sum(polls) == 0
+            letting_go.set()
+            renewer.join()
+            a.release()
+            wait_for(lambda: b.leadership.leading(), timeout=10)
+            wait_for(lambda: len(world.mail()) == 2, timeout=15)  # polled once elected
+    finally:
+        letting_go.set()
+        renewer.join()
+        store.close()

@@ -39,6 +39,8 @@ def exported() -> set[str]:
     metrics.api_counts("zendesk", calls=3, rate_limited=1, retries=1)
     metrics.budget_remaining("zendesk", 10, 350)
     metrics.reloaded(ok=False)
+    metrics.webhook()
+    metrics.webhook(refused="stale")
     metrics.watch(kill_switch=lambda: False, fallback=lambda: False)
     with metrics.time_cycle():
         pass

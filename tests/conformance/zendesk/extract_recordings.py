@@ -56,6 +56,7 @@ WANTED = [
     ("TestAttachmentUpload.test_upload_with_bytes_io-upload-single.json", "POST",
      "/api/v2/uploads.json", "upload"),
     ("TestTicketAudits.test_values.json", "GET", "/api/v2/ticket_audits.json", "ticket_audits"),
+    ("TestWebhooks.test_list_webhooks-list.json", "GET", "/api/v2/webhooks.json", "webhooks"),
 ]
 
 

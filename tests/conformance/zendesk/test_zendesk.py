@@ -110,6 +110,15 @@ def test_a_recorded_404_is_an_absence(replayed: tuple[ZendeskConnector, Replay])
     assert not outcome.ok and not outcome.retryable and outcome.error == "ticket not found"
 
 
+def test_a_recorded_webhook_list(replayed: tuple[ZendeskConnector, Replay]) -> None:
+    connector, replay = replayed
+    listed = connector.webhooks()
+    recorded = RECORDED["webhooks"]["body"]["webhooks"]
+    assert [(w.endpoint, w.active, w.name) for w in listed] == [
+        (w["endpoint"], w["status"] == "active", w["name"]) for w in recorded]
+    assert "GET /api/v2/webhooks" in replay.seen
+
+
 # -- (b) the sandbox answers as the recordings show ------------------------------------------
 def shape_schema(sample: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON Schema of a recorded object: every recorded key required, no other key, each
@@ -226,3 +235,32 @@ def test_sandbox_objects_have_the_recorded_shape(
     assert objects
     for found in objects:
         jsonschema.validate(found, shape_schema(_first(RECORDED[name]["body"], key)))
+
+
+def test_sandbox_webhooks_are_listed_as_recorded(sandbox: SandboxServer) -> None:
+    """Recorded webhooks differ in their optional keys (description, authentication,
+    updated_*): the sandbox's carry every key all of them carry, no key none carries, each of
+    the recorded type; the list is for admins only."""
+    sandbox.control("POST", "/_sandbox/seed", {"zendesk": {
+        "users": [{"name": "Ann", "email": "ann@example.com", "role": "agent"}],
+        "webhooks": [{"endpoint": "https://127.0.0.1:1/hook", "signing_secret": "s",
+                      "status": "inactive", "name": "syncd"}]}})  # fmt: skip
+    zd = sandbox.info["zendesk"]
+    http = PinnedSession(verify=sandbox.ca_bundle)
+    http.auth = (f"{zd['email']}/token", zd["token"])
+    resp = http.get(f"{sandbox.url}/api/v2/webhooks", timeout=30)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    recorded = RECORDED["webhooks"]["body"]
+    assert body.keys() == recorded.keys() and body["meta"] == recorded["meta"]
+    (hook,) = body["webhooks"]
+    always = set.intersection(*(set(w) for w in recorded["webhooks"]))
+    ever = {k: type(v) for w in recorded["webhooks"] for k, v in w.items()}
+    assert always <= hook.keys() <= ever.keys()
+    assert all(isinstance(v, ever[k]) for k, v in hook.items())
+    assert (hook["endpoint"], hook["status"], hook["name"]) == (
+        "https://127.0.0.1:1/hook", "inactive", "syncd")
+    assert "s" not in hook.values()  # never the signing secret
+    sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"users": [
+        {"name": "Api", "email": zd["email"], "role": "agent"}]}})  # fmt: skip
+    assert http.get(f"{sandbox.url}/api/v2/webhooks", timeout=30).status_code == 403
