@@ -33,9 +33,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.connectors.graph import KEY_HEADER
+from syncd.connectors.kinds import RECORD_KINDS
 from syncd.daemon.executor import PREPARED
 from syncd.logs import Redactor, settings_secrets
-from syncd.model import RECORD_KINDS, FieldChange, Intent, RecordRef
+from syncd.model import FieldChange, Intent, RecordRef
 from syncd.printable import SafeConsole
 from syncd.redact import install, redact, redact_strings
 from syncd.settings import Settings, SettingsError, load_settings

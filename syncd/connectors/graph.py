@@ -81,6 +81,7 @@ from syncd.connectors.base import (
     done,
     fetch_each,
 )
+from syncd.connectors.graph_kinds import FILE, ITEM
 from syncd.connectors.http import (
     Governor,
     PermanentError,
@@ -104,7 +105,7 @@ KEY_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name SyncdKey"
 KEY_HEADER = "x-syncd-key"
 GONE = frozenset({410})
 TOKEN_MARGIN = timedelta(minutes=1)  # a token this close to its expiry is not used
-FILE_KIND, ITEM_KIND = "sharepoint.file", "sharepoint.item"
+FILE_KIND, ITEM_KIND = FILE.name, ITEM.name
 log = get_logger("syncd.connectors.graph")
 
 

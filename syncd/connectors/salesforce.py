@@ -82,6 +82,7 @@ from syncd.connectors.http import (
     VendorError,
     default_lane,
 )
+from syncd.connectors.salesforce_kinds import SOBJECT_OF_KIND, kind_of_sobject
 from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 
@@ -92,11 +93,6 @@ COMPOSITE_QUERIES = 5  # query subrequests Salesforce allows in one composite ca
 COMPOSITE_MAX = 25  # subrequests in one composite call
 MAX_REQUEST_LINE = 16384  # bytes of "GET <path?query> HTTP/1.1" Salesforce accepts
 COLLECTION_VERBS = ("create", "update", "upsert_by_key")
-KINDS = {
-    "Opportunity": "salesforce.opportunity",
-    "Account": "salesforce.account",
-    "Task": "salesforce.task",
-}
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 REFUSED_SELECT = ("INVALID_FIELD", "INVALID_TYPE")  # the cached describe is out of date
 log = get_logger("syncd.connectors.salesforce")
@@ -172,10 +168,6 @@ class _ObjectCursor:
             self.seen = {i: s for i, s in self.seen.items() if parse_stamp(s) >= floor}
 
 
-def _kind(sobject: str) -> str:
-    return KINDS.get(sobject, "salesforce.record")
-
-
 def parse_stamp(text: str) -> datetime:
     """Salesforce's `2025-03-31T14:02:11.000+0000` as an aware datetime."""
     return datetime.strptime(text, STAMP_FORMAT).astimezone(UTC)
@@ -236,7 +228,7 @@ class SalesforceConnector:
             proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
         )
         self._sf: Salesforce | None = None
-        self.kinds = frozenset(_kind(name) for name in config.objects)
+        self.kinds = frozenset(kind_of_sobject(name) for name in config.objects)
         self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
         self._redescribed: set[str] = set()  # refused sObjects described afresh since
         self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
@@ -330,7 +322,7 @@ class SalesforceConnector:
         lookback = timedelta(seconds=self.config.lookback_s)
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
         wanted = self.kinds if kinds is None else kinds
-        objects = [name for name in self.config.objects if _kind(name) in wanted]
+        objects = [name for name in self.config.objects if kind_of_sobject(name) in wanted]
         failures: list[VendorError] = []
         for start in range(0, len(objects), COMPOSITE_QUERIES):
             chunk = objects[start : start + COMPOSITE_QUERIES]
@@ -458,14 +450,14 @@ class SalesforceConnector:
     def _record(self, sobject: str, row: Mapping[str, Any]) -> Record:
         fields = _plain(row)
         return Record(
-            RecordRef(_kind(sobject), str(row["Id"])),
+            RecordRef(kind_of_sobject(sobject), str(row["Id"])),
             fields,
             self.clock.now(),
             deleted=bool(fields.get("IsDeleted")),
         )
 
     def _object_of(self, ref: RecordRef) -> str:
-        named = {kind: name for name, kind in KINDS.items()}.get(ref.kind)
+        named = SOBJECT_OF_KIND.get(ref.kind)
         if named:
             return named
         prefixes = {d["keyPrefix"]: name for name, d in self._describe.get().objects.items()}

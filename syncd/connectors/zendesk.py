@@ -98,10 +98,11 @@ from syncd.connectors.http import (
     default_lane,
     request_headers,
 )
+from syncd.connectors.zendesk_kinds import TICKET
 from syncd.model import Operation, Outcome, Record, RecordRef
 
 T = TypeVar("T")
-KIND = "zendesk.ticket"
+KIND = TICKET.name
 UPDATE_FIELDS = ("status", "priority", "type", "assignee_id", "group_id")
 AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100

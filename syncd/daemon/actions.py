@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.connectors.salesforce_kinds import KIND_OF_SOBJECT, SOBJECT_OF_KIND
 from syncd.daemon.people import (
     ActionError,
     NothingToDo,
@@ -34,11 +35,6 @@ from syncd.store.db import Tx
 ZENDESK_FIELDS = frozenset(
     {"status", "priority", "type", "assignee_id", "group_id", "assignee_email", "group_name"}
 )
-SOBJECTS = {
-    "salesforce.opportunity": "Opportunity",
-    "salesforce.account": "Account",
-    "salesforce.task": "Task",
-}
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
 QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
@@ -114,7 +110,7 @@ def _on(intent: Intent, *systems: str) -> str:
 
 
 def _sobject(ref: RecordRef) -> str:
-    name = SOBJECTS.get(ref.kind)
+    name = SOBJECT_OF_KIND.get(ref.kind)
     if name is None:
         raise ActionError(f"cannot tell the sObject of {ref.kind}")
     return name
@@ -127,9 +123,8 @@ def written(op: Operation) -> RecordRef | None:
         return None
     if op.system == "zendesk" and op.target.isdigit():
         return RecordRef("zendesk.ticket", op.target)
-    kinds = {name: kind for kind, name in SOBJECTS.items()}
-    if op.system == "salesforce" and op.target in kinds and op.payload.get("Id"):
-        return RecordRef(kinds[op.target], str(op.payload["Id"]))
+    if op.system == "salesforce" and op.target in KIND_OF_SOBJECT and op.payload.get("Id"):
+        return RecordRef(KIND_OF_SOBJECT[op.target], str(op.payload["Id"]))
     return None
 
 

@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.daemon.actions import SOBJECTS
+from syncd.connectors.graph_kinds import FILE as FILE_KIND
+from syncd.connectors.graph_kinds import ITEM as ITEM_KIND
+from syncd.connectors.kinds import SYSTEM_OF_FAMILY
+from syncd.connectors.salesforce_kinds import SOBJECT_OF_KIND, kind_of_sobject
+from syncd.connectors.zendesk_kinds import TICKET
 from syncd.rules.loader import RuleSet
 from syncd.rules.schema import AllOf, Condition, FieldCondition, Rule
 from syncd.settings import Settings
 
-GENERIC_SOBJECT = "salesforce.record"  # an object without a kind of its own
-FILE, ITEM = "sharepoint.file", "sharepoint.item"
+FILE, ITEM = FILE_KIND.name, ITEM_KIND.name
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,9 @@ def polled_kinds(settings: Settings) -> frozenset[str]:
     """The record kinds the configured sources poll."""
     kinds: set[str] = set()
     if settings.zendesk is not None:
-        kinds.add("zendesk.ticket")
+        kinds.add(TICKET.name)
     if settings.salesforce is not None:
-        by_object = {name: kind for kind, name in SOBJECTS.items()}
-        kinds |= {by_object.get(o, GENERIC_SOBJECT) for o in settings.salesforce.objects}
+        kinds |= {kind_of_sobject(o) for o in settings.salesforce.objects}
     if settings.graph is not None:
         kinds |= {FILE, ITEM} if settings.graph.lists else {FILE}
     return frozenset(kinds)
@@ -67,15 +69,14 @@ def unpolled_rules(ruleset: RuleSet, settings: Settings) -> list[Unpolled]:
 
 
 def _kind_problem(kind: str, settings: Settings) -> tuple[str, str]:
-    system = kind.partition(".")[0]
-    section = "graph" if system == "sharepoint" else system
+    section = SYSTEM_OF_FAMILY[kind.partition(".")[0]]
     if getattr(settings, section) is None:
         return (f"it is on {kind} and [{section}] is not configured",
                 f"configure [{section}] or disable the rule")  # fmt: skip
     if kind == ITEM:
         return (f"it is on {kind} and [graph] lists is empty",
                 "name the lists in [graph] lists")  # fmt: skip
-    sobject = SOBJECTS.get(kind, "the object")
+    sobject = SOBJECT_OF_KIND.get(kind, "the object")
     return (f"it is on {kind} and [salesforce] objects lacks {sobject}",
             f"add {sobject} to [salesforce] objects")  # fmt: skip
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from syncd.connectors.kinds import SYSTEM_OF_FAMILY
 from syncd.model import Intent
 from syncd.rules.engine import Engine
 from syncd.settings import LimitsSection
@@ -32,7 +33,6 @@ SYSTEM_OF_ACTION = {
     "ensure_folder": "graph",
     "file_transcript": "graph",
 }
-SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
 
 
 def kinds_of(intent: Intent) -> tuple[str, ...]:
@@ -40,7 +40,7 @@ def kinds_of(intent: Intent) -> tuple[str, ...]:
     system's writes (`zendesk.write`)."""
     if intent.action == "notify" and intent.params.get("via") != "note":
         return ("any", "mail")
-    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_KIND.get(intent.record.system, "")
+    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_FAMILY.get(intent.record.system, "")
     return ("any", "write", f"{system}.write")
 
 

@@ -25,7 +25,8 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
-from syncd.daemon.runtime import SYSTEM_OF_KIND
+from syncd.connectors.kinds import SYSTEM_OF_FAMILY, VENDORS
+from syncd.connectors.zendesk_kinds import TICKET
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
 from syncd.rules.templates import ADDRESS
@@ -33,10 +34,11 @@ from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
-GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:Name` recipient is looked for
+# where a `group:Name` recipient is looked for
+GROUP_SYSTEMS = tuple(system for system, vendor in VENDORS.items() if vendor.groups)
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
-ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
-SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
+ASSIGNEE_FIELD = {system: v.assignee_field for system, v in VENDORS.items() if v.assignee_field}
+SYMBOLIC = TICKET.recipients  # a ticket's people, by the names rules use: field with the address
 
 
 # Syntax only: an internal domain (`corp.local`) is a real company's; the mail server decides
@@ -91,7 +93,7 @@ class Assignee:
 
 
 def system_of(record: RecordRef) -> str:
-    return SYSTEM_OF_KIND.get(record.system, record.system)
+    return SYSTEM_OF_FAMILY.get(record.system, record.system)
 
 
 class People:

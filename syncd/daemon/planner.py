@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from syncd.connectors.kinds import KINDS
 from syncd.daemon.baseline import hold_back
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
@@ -28,13 +29,11 @@ from syncd.rules.engine import (
 from syncd.store.db import Tx
 from syncd.store.timers import Timer, TimerSpec
 
-# the vendor's last-change instant of a record, by source: Zendesk, SharePoint, Salesforce
-CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
-
 
 def changed_at(record: Record) -> datetime | None:
     """When the vendor says the record last changed (None if it does not say)."""
-    for name in CHANGED_AT:
+    kind = KINDS.get(record.ref.kind)
+    for name in kind.changed_at if kind is not None else ():
         found = as_instant(record.fields.get(name))
         if found is not None:
             return found

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
+from syncd.connectors.kinds import SYSTEM_OF_FAMILY
 from syncd.daemon import rulesets
 from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
@@ -32,8 +33,6 @@ CONNECTORS: dict[str, tuple[str, str]] = {
     "salesforce": ("syncd.connectors.salesforce", "SalesforceConnector"),
     "graph": ("syncd.connectors.graph", "GraphConnector"),
 }
-# record kind prefix -> the connector (settings section) that reads and writes it
-SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
 
 
 class RulesRefused(RuntimeError):
@@ -80,7 +79,7 @@ class Runtime:
 
     def connector_for(self, kind: str) -> Connector | None:
         """The connector for a record kind (`zendesk.ticket` -> zendesk)."""
-        return self.connectors.get(SYSTEM_OF_KIND.get(kind.split(".", 1)[0], ""))
+        return self.connectors.get(SYSTEM_OF_FAMILY.get(kind.split(".", 1)[0], ""))
 
     def fail(self, what: str) -> None:
         self.failures.append(redact(what))

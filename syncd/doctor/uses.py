@@ -19,9 +19,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from syncd.daemon.actions import SOBJECTS
-from syncd.daemon.runtime import SYSTEM_OF_KIND
-from syncd.rules.kinds import KINDS
+from syncd.connectors.kinds import KINDS, SYSTEM_OF_FAMILY, VENDORS
 from syncd.rules.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
@@ -47,7 +45,7 @@ NAMING_FIELDS = {
     ("zendesk.ticket", "assignee_email"): ("zendesk", "user"),
     ("sharepoint.file", "folder"): ("graph", "folder"),
 }
-MAIL_GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:` recipient is looked up
+MAIL_GROUP_SYSTEMS = tuple(s for s, v in VENDORS.items() if v.groups)  # a `group:` is looked up
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,8 @@ class _Scan:
     def __init__(self, rule: Rule, node: CommentedMap, file: str, uses: Uses) -> None:
         self.rule, self.node, self.file, self.uses = rule, node, file, uses
         self.kind = KINDS[rule.on]
-        self.system = SYSTEM_OF_KIND[rule.on.partition(".")[0]]
-        self.sobject = SOBJECTS.get(rule.on)
+        self.system = SYSTEM_OF_FAMILY[self.kind.family]
+        self.sobject = self.kind.sobject or None
         context: dict[str, Any] = {"rule": {"id": rule.id, "description": rule.description}}
         self.vars: dict[str, Any] = {}
         for name, value in rule.vars.items():

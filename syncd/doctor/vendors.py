@@ -20,14 +20,15 @@ from syncd.clock import Clock
 from syncd.connectors.base import Directory
 from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import Governor, RetryPolicy, VendorError
+from syncd.connectors.kinds import VENDORS
 from syncd.connectors.salesforce import SalesforceConnector
 from syncd.connectors.zendesk import ZendeskConnector
 from syncd.doctor.report import Check
 from syncd.doctor.uses import Uses
 from syncd.settings import SECRET_FILES, Settings
 
-SYSTEMS = ("zendesk", "salesforce", "graph")
-LABELS = {"zendesk": "Zendesk", "salesforce": "Salesforce", "graph": "SharePoint"}
+SYSTEMS = tuple(VENDORS)
+LABELS = {system: vendor.label for system, vendor in VENDORS.items()}
 # For fixes: the settings keys naming each vendor's host and syncd's identity there.
 HOST_KEYS = {
     "zendesk": "subdomain / netloc",

@@ -25,9 +25,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from syncd.calendars import Calendar, CalendarError
+from syncd.connectors.kinds import KINDS
 from syncd.rules import lint
 from syncd.rules.diagnostics import Diagnostic, Severity, did_you_mean
-from syncd.rules.kinds import KINDS
 from syncd.rules.schema import (
     ACTIONS,
     CalendarSpec,

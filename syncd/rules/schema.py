@@ -48,8 +48,9 @@ from pydantic import (
 )
 
 from syncd import durations
+from syncd.connectors.kinds import RECORD_KINDS
 from syncd.durations import DurationError, Offset
-from syncd.model import LIMIT_KINDS, RECORD_KINDS
+from syncd.model import LIMIT_KINDS
 from syncd.rules.diagnostics import did_you_mean
 from syncd.rules.templates import PathText, RecipientText, Text
 
