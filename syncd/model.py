@@ -28,7 +28,9 @@ class RecordRef:
     id: str
 
     @property
-    def system(self) -> str:
+    def family(self) -> str:
+        """The kind's prefix, as rules write it (`sharepoint`); its connector's system is
+        `connectors.kinds.SYSTEM_OF_FAMILY[family]` (`graph`)."""
         return self.kind.split(".", 1)[0]
 
     def __str__(self) -> str:

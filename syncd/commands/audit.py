@@ -45,7 +45,7 @@ from syncd.store.db import Store, StoreError, Tx, open_store
 from syncd.store.ledger import LedgerEntry
 from syncd.store.memory import INTERNAL
 from syncd.store.tables import rule_memory
-from syncd.store.timers import Timer
+from syncd.store.timers import StoredTimer
 
 # `system:id` shorthands; Salesforce ids tell their object by their first three characters.
 SHORT_KINDS = {"zendesk": "zendesk.ticket", "sharepoint": "sharepoint.file"}
@@ -499,7 +499,7 @@ def _rules_table(memories: list[_Memory], tz: tzinfo) -> Table:
     return table
 
 
-def _timers_table(timers: list[Timer], tz: tzinfo) -> Table:
+def _timers_table(timers: list[StoredTimer], tz: tzinfo) -> Table:
     table = Table(title="Pending timers", title_justify="left")
     for column in ("due", "rule", "step"):
         table.add_column(column, overflow="fold")

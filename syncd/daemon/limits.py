@@ -40,7 +40,7 @@ def kinds_of(intent: Intent) -> tuple[str, ...]:
     system's writes (`zendesk.write`)."""
     if intent.action == "notify" and intent.params.get("via") != "note":
         return ("any", "mail")
-    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_FAMILY.get(intent.record.system, "")
+    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_FAMILY.get(intent.record.family, "")
     return ("any", "write", f"{system}.write")
 
 

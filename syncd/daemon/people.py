@@ -93,7 +93,7 @@ class Assignee:
 
 
 def system_of(record: RecordRef) -> str:
-    return SYSTEM_OF_FAMILY.get(record.system, record.system)
+    return SYSTEM_OF_FAMILY.get(record.family, record.family)
 
 
 class People:
@@ -175,7 +175,7 @@ class People:
             for member in [members] if isinstance(members, str) else members:
                 yield from self._addresses(str(member).strip(), record, roles, depth + 1)
         elif name in SYMBOLIC:
-            if record.ref.system != "zendesk":
+            if record.ref.family != "zendesk":
                 raise ActionError(f"{name!r} is a ticket's; {record.ref} has none")
             address = record.fields.get(SYMBOLIC[name])
             if address:  # an unassigned ticket has no assignee to tell: not an error

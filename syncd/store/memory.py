@@ -16,7 +16,9 @@ CHUNK = 500  # ids in one IN (...)
 INTERNAL = "~"  # the daemon's own rows (a source's baseline, round-robin turns): no rule id
 
 
-class RuleMemory:
+class MemoryTable:
+    """The rule_memory table: the engine's `RuleMemory` of each (rule, record), as JSON."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
