@@ -27,7 +27,7 @@ from syncd.store.db import Store, open_store
 
 log = get_logger("syncd.daemon")
 
-# settings section -> (module, class) of its connector; each class has `from_settings`.
+# settings section -> (module, class) of its connector, made from that section, [tls], [proxy]
 CONNECTORS: dict[str, tuple[str, str]] = {
     "zendesk": ("syncd.connectors.zendesk", "ZendeskConnector"),
     "salesforce": ("syncd.connectors.salesforce", "SalesforceConnector"),
@@ -96,11 +96,12 @@ def build_connectors(settings: Settings, clock: Clock) -> dict[str, Connector]:
     """A connector for every configured vendor section whose secrets are present."""
     found: dict[str, Connector] = {}
     for section, (module_name, class_name) in CONNECTORS.items():
-        if getattr(settings, section) is None:
+        own = getattr(settings, section)
+        if own is None:
             continue
         try:
             factory = getattr(importlib.import_module(module_name), class_name)
-            found[section] = factory.from_settings(settings, clock)
+            found[section] = factory(own, clock, settings.tls, settings.proxy)
         except (ImportError, AttributeError, ValueError) as exc:
             log.warning("connector_unavailable", system=section, reason=str(exc))
     return found
