@@ -16,3 +16,5 @@ KINDS: dict[str, RecordKind] = {k.name: k for v in VENDORS.values() for k in v.k
 RECORD_KINDS: tuple[str, ...] = tuple(KINDS)
 # record family (`sharepoint`) -> the system whose connector reads and writes it (`graph`)
 SYSTEM_OF_FAMILY: dict[str, str] = {v.family: v.system for v in VENDORS.values()}
+# the systems whose directories have groups, where a `group:Name` recipient is looked for
+GROUP_SYSTEMS: tuple[str, ...] = tuple(v.system for v in VENDORS.values() if v.groups)

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.connectors.graph_kinds import FILE as FILE_KIND
-from syncd.connectors.graph_kinds import ITEM as ITEM_KIND
+from syncd.connectors import graph_kinds
 from syncd.connectors.kinds import SYSTEM_OF_FAMILY
 from syncd.connectors.salesforce_kinds import SOBJECT_OF_KIND, kind_of_sobject
 from syncd.connectors.zendesk_kinds import TICKET
@@ -24,7 +23,7 @@ from syncd.rules.loader import RuleSet
 from syncd.rules.schema import AllOf, Condition, FieldCondition, Rule
 from syncd.settings import Settings
 
-FILE, ITEM = FILE_KIND.name, ITEM_KIND.name
+FILE, ITEM = graph_kinds.FILE.name, graph_kinds.ITEM.name
 
 
 @dataclass(frozen=True)

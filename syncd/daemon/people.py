@@ -25,7 +25,7 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
-from syncd.connectors.kinds import SYSTEM_OF_FAMILY, VENDORS
+from syncd.connectors.kinds import GROUP_SYSTEMS, SYSTEM_OF_FAMILY, VENDORS
 from syncd.connectors.zendesk_kinds import TICKET
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
@@ -34,8 +34,6 @@ from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
-# where a `group:Name` recipient is looked for
-GROUP_SYSTEMS = tuple(system for system, vendor in VENDORS.items() if vendor.groups)
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
 ASSIGNEE_FIELD = {system: v.assignee_field for system, v in VENDORS.items() if v.assignee_field}
 SYMBOLIC = TICKET.recipients  # a ticket's people, by the names rules use: field with the address

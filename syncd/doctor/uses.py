@@ -19,7 +19,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from syncd.connectors.kinds import KINDS, SYSTEM_OF_FAMILY, VENDORS
+from syncd.connectors.kinds import GROUP_SYSTEMS, KINDS, SYSTEM_OF_FAMILY
 from syncd.rules.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
@@ -45,7 +45,6 @@ NAMING_FIELDS = {
     ("zendesk.ticket", "assignee_email"): ("zendesk", "user"),
     ("sharepoint.file", "folder"): ("graph", "folder"),
 }
-MAIL_GROUP_SYSTEMS = tuple(s for s, v in VENDORS.items() if v.groups)  # a `group:` is looked up
 
 
 @dataclass(frozen=True)
@@ -212,7 +211,7 @@ class _Scan:
             for member in members:
                 kind, _, name = str(member).partition(":")
                 if kind == "group":
-                    self.add(MAIL_GROUP_SYSTEMS, "group", name.strip(), (*at, key, i))
+                    self.add(GROUP_SYSTEMS, "group", name.strip(), (*at, key, i))
 
     def owner(self, text: str | None, path: Path_) -> None:
         """A task or event owner: a Salesforce user, unless it is the record's owner."""
