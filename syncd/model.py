@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
-from syncd.connectors.kinds import VENDORS
+from syncd.vendors.registry import VENDORS
 
 # What a blast-radius limit counts (docs/rules.md, `limits`): every intent (`any`), writes to
 # records and folders, mails, or one system's writes (`graph.write`).

@@ -33,7 +33,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.connectors.graph import KEY_HEADER
-from syncd.connectors.kinds import RECORD_KINDS
 from syncd.daemon.executor import PREPARED
 from syncd.logs import Redactor, settings_secrets
 from syncd.model import FieldChange, Intent, RecordRef
@@ -46,6 +45,7 @@ from syncd.store.ledger import LedgerEntry
 from syncd.store.memory import INTERNAL
 from syncd.store.tables import rule_memory
 from syncd.store.timers import StoredTimer
+from syncd.vendors.registry import RECORD_KINDS
 
 # `system:id` shorthands; Salesforce ids tell their object by their first three characters.
 SHORT_KINDS = {"zendesk": "zendesk.ticket", "sharepoint": "sharepoint.file"}

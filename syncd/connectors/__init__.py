@@ -1,4 +1,2 @@
-"""The vendor clients (one module per vendor) and what each vendor declares about its record
-kinds (`*_kinds.py`, gathered in the registry `kinds.py`). Connectors import no rules, daemon
-or store code; the declarations and the registry are plain data (no vendor client), read by
-the rules language, the daemon and doctor."""
+"""The vendor clients, one module per vendor. Connectors import no rules, daemon or store code;
+what each vendor's records are (kinds, fields, system names) is declared in syncd/vendors/."""

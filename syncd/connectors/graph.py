@@ -81,7 +81,6 @@ from syncd.connectors.base import (
     done,
     fetch_each,
 )
-from syncd.connectors.graph_kinds import FILE, ITEM
 from syncd.connectors.http import (
     Governor,
     PermanentError,
@@ -104,6 +103,7 @@ from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.pathnames import encoded
 from syncd.settings import GraphSection, ProxySection, TlsSection
+from syncd.vendors.graph import FILE, ITEM
 
 T = TypeVar("T")
 FRAGMENT = 327_680  # upload-session fragments are multiples of 320 KiB

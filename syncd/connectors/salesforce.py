@@ -82,11 +82,11 @@ from syncd.connectors.http import (
     VendorError,
     default_lane,
 )
-from syncd.connectors.salesforce_kinds import SOBJECT_OF_KIND, kind_of_sobject
 from syncd.connectors.tls import NO_PROXY, SYSTEM_TRUST, ca_bundle, proxies
 from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.settings import ProxySection, SalesforceSection, TlsSection
+from syncd.vendors.salesforce import SOBJECT_OF_KIND, kind_of_sobject
 
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -98,9 +98,9 @@ from syncd.connectors.http import (
     request_headers,
 )
 from syncd.connectors.tls import NO_PROXY, SYSTEM_TRUST, ca_bundle, proxies
-from syncd.connectors.zendesk_kinds import TICKET
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.settings import ProxySection, TlsSection, ZendeskSection
+from syncd.vendors.zendesk import TICKET
 
 T = TypeVar("T")
 KIND = TICKET.name

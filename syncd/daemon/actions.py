@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.connectors.salesforce_kinds import KIND_OF_SOBJECT, SOBJECT_OF_KIND
 from syncd.daemon.people import (
     ActionError,
     NothingToDo,
@@ -31,6 +30,7 @@ from syncd.rules.conditions import Condition, Context, TimeMath, as_instant, com
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.schema import LINK
 from syncd.store.db import Tx
+from syncd.vendors.salesforce import KIND_OF_SOBJECT, SOBJECT_OF_KIND
 
 ZENDESK_FIELDS = frozenset(
     {"status", "priority", "type", "assignee_id", "group_id", "assignee_email", "group_name"}

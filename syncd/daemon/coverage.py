@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.connectors import graph_kinds
-from syncd.connectors.kinds import SYSTEM_OF_FAMILY
-from syncd.connectors.salesforce_kinds import SOBJECT_OF_KIND, kind_of_sobject
-from syncd.connectors.zendesk_kinds import TICKET
 from syncd.rules.loader import RuleSet
 from syncd.rules.schema import AllOf, Condition, FieldCondition, Rule
 from syncd.settings import Settings
+from syncd.vendors.graph import FILE as FILE_KIND
+from syncd.vendors.graph import ITEM as ITEM_KIND
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
+from syncd.vendors.salesforce import SOBJECT_OF_KIND, kind_of_sobject
+from syncd.vendors.zendesk import TICKET
 
-FILE, ITEM = graph_kinds.FILE.name, graph_kinds.ITEM.name
+FILE, ITEM = FILE_KIND.name, ITEM_KIND.name
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from syncd.connectors.kinds import SYSTEM_OF_FAMILY
 from syncd.model import Intent
 from syncd.rules.engine import Engine
 from syncd.settings import LimitsSection
 from syncd.store.db import Tx
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
 
 HOUR = timedelta(hours=1)
 ALL = ""  # the scope of the global limits

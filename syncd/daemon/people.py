@@ -25,13 +25,13 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
-from syncd.connectors.kinds import GROUP_SYSTEMS, SYSTEM_OF_FAMILY, VENDORS
-from syncd.connectors.zendesk_kinds import TICKET
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
 from syncd.rules.templates import ADDRESS
 from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
+from syncd.vendors.registry import GROUP_SYSTEMS, SYSTEM_OF_FAMILY, VENDORS
+from syncd.vendors.zendesk import TICKET
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.connectors.kinds import KINDS
 from syncd.daemon.baseline import hold_back
 from syncd.daemon.runtime import log
 from syncd.model import Record, RecordRef
@@ -28,6 +27,7 @@ from syncd.rules.engine import (
 )
 from syncd.store.db import Tx
 from syncd.store.timers import StoredTimer, TimerSpec
+from syncd.vendors.registry import KINDS
 
 
 def changed_at(record: Record) -> datetime | None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from syncd.clock import Clock
 from syncd.connectors.base import Connector
-from syncd.connectors.kinds import SYSTEM_OF_FAMILY
 from syncd.daemon import rulesets
 from syncd.files import private_dir
 from syncd.logs import Redactor, get_logger, settings_secrets
@@ -24,6 +23,7 @@ from syncd.rules.engine import DEFAULT_GRACE, Engine
 from syncd.rules.loader import load_rules
 from syncd.settings import Settings
 from syncd.store.db import Store, open_store
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
 
 log = get_logger("syncd.daemon")
 

@@ -19,7 +19,6 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from syncd.connectors.kinds import GROUP_SYSTEMS, KINDS, SYSTEM_OF_FAMILY
 from syncd.rules.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.loader import RuleSet, locate
 from syncd.rules.schema import (
@@ -38,6 +37,7 @@ from syncd.rules.schema import (
     Text,
 )
 from syncd.rules.templates import TemplateProblem, render, render_tree
+from syncd.vendors.registry import GROUP_SYSTEMS, KINDS, SYSTEM_OF_FAMILY
 
 # Condition fields whose compared values name something: (kind, field) -> (system, what).
 NAMING_FIELDS = {

@@ -20,12 +20,12 @@ from syncd.clock import Clock
 from syncd.connectors.base import Directory
 from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import Governor, RetryPolicy, VendorError
-from syncd.connectors.kinds import VENDORS
 from syncd.connectors.salesforce import SalesforceConnector, audience
 from syncd.connectors.zendesk import ZendeskConnector
 from syncd.doctor.report import Check
 from syncd.doctor.uses import Uses
 from syncd.settings import SECRET_FILES, Settings
+from syncd.vendors.registry import VENDORS
 
 SYSTEMS = tuple(VENDORS)
 LABELS = {system: vendor.label for system, vendor in VENDORS.items()}

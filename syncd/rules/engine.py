@@ -88,11 +88,11 @@ from hashlib import blake2b
 from typing import Any, NamedTuple
 
 from syncd.calendars import Calendar
-from syncd.connectors.kinds import KINDS
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
 from syncd.rules import schema, templates
+from syncd.vendors.registry import KINDS
 
 DEFAULT_GRACE = timedelta(minutes=5)
 WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips

@@ -1,7 +1,7 @@
 """What each record kind offers a rule beyond its fields: the actions it takes.
 
 The kinds themselves (fields, template variable, values, recipients) are the vendors'
-declarations in the registry, syncd/connectors/kinds.py. `check` uses both to refuse a
+declarations in the registry, syncd/vendors/registry.py. `check` uses both to refuse a
 condition on a field the kind does not have, a value the field can never hold (`status: opne`),
 a template reading `ticket.sujbect`, or `create_task` on a SharePoint file, before any rule
 reaches the engine.
@@ -9,7 +9,7 @@ reaches the engine.
 
 from __future__ import annotations
 
-from syncd.connectors.kinds import KINDS, VENDORS
+from syncd.vendors.registry import KINDS, VENDORS
 
 ANY_KIND_ACTIONS = frozenset({"set", "notify", "create_ticket", "ensure_folder"})
 # by system: the actions every kind of that vendor takes

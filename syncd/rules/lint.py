@@ -20,7 +20,6 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from syncd.connectors.vendor import RecordKind, Values
 from syncd.durations import Offset
 from syncd.rules import templates
 from syncd.rules.conditions import as_instant
@@ -48,6 +47,7 @@ from syncd.rules.schema import (
     shape_problems,
 )
 from syncd.rules.templates import NamedTemplate
+from syncd.vendors.declare import RecordKind, Values
 
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")

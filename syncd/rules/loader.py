@@ -25,7 +25,6 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from syncd.calendars import Calendar, CalendarError
-from syncd.connectors.kinds import KINDS
 from syncd.rules import lint
 from syncd.rules.diagnostics import Diagnostic, Severity, did_you_mean
 from syncd.rules.schema import (
@@ -39,6 +38,7 @@ from syncd.rules.schema import (
 )
 from syncd.rules.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
 from syncd.rules.vars import substitute_vars
+from syncd.vendors.registry import KINDS
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")

@@ -48,11 +48,11 @@ from pydantic import (
 )
 
 from syncd import durations
-from syncd.connectors.kinds import RECORD_KINDS
 from syncd.durations import DurationError, Offset
 from syncd.model import LIMIT_KINDS
 from syncd.rules.diagnostics import did_you_mean
 from syncd.rules.templates import PathText, RecipientText, Text
+from syncd.vendors.registry import RECORD_KINDS
 
 Path_ = tuple[str | int, ...]
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 
 from syncd.commands.check import schema_text
-from syncd.connectors.kinds import KINDS
 from syncd.durations import Offset
 from syncd.resources import RULES, SCHEMA, shipped
 from syncd.rules import schema
@@ -29,6 +28,7 @@ from syncd.rules.schema import (
     Text,
     parse_condition,
 )
+from syncd.vendors.registry import KINDS
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 

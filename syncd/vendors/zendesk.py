@@ -1,8 +1,8 @@
-"""Zendesk's record kinds, as the Zendesk connector (zendesk.py) reads them."""
+"""Zendesk and its record kinds, as its connector (syncd/connectors/zendesk.py) reads them."""
 
 from __future__ import annotations
 
-from syncd.connectors.vendor import RecordKind, Values, Vendor, names
+from syncd.vendors.declare import RecordKind, Values, Vendor, names
 
 # Zendesk's documented ticket enums (Tickets API: status, priority, type).
 TICKET_VALUES = {

@@ -1,9 +1,9 @@
-"""Salesforce's record kinds, as the Salesforce connector (salesforce.py) reads them: one per
-sObject syncd knows, and `salesforce.record` for any other polled object."""
+"""Salesforce and its record kinds, as its connector (syncd/connectors/salesforce.py) reads
+them: one per sObject syncd knows, and `salesforce.record` for any other polled object."""
 
 from __future__ import annotations
 
-from syncd.connectors.vendor import RecordKind, Values, Vendor, names
+from syncd.vendors.declare import RecordKind, Values, Vendor, names
 
 CHANGED_AT = ("SystemModstamp", "LastModifiedDate")
 OWNER = {"owner": "OwnerId"}

@@ -1,13 +1,4 @@
-"""What a vendor declares about itself and the record kinds its connector reads.
-
-The types only: each vendor's declaration sits beside its connector (zendesk_kinds.py,
-salesforce_kinds.py, graph_kinds.py) and kinds.py gathers them into the one registry the
-rules, the daemon and doctor read. Plain data: importing it pulls in no vendor client.
-
-Words. A vendor's `system` names its connector, its settings section and `Operation.system`
-(`graph`); its `family` is the prefix of the record kinds admins write in rules (`sharepoint`
-in `sharepoint.file`), which `RecordRef.family` returns.
-"""
+"""The types a vendor declares itself with: the vendor, its record kinds, their fields' values."""
 
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
-"""The one registry of vendors and record kinds: what each vendor declares beside its
-connector (zendesk_kinds.py, salesforce_kinds.py, graph_kinds.py), gathered for the rules
-language, the daemon and doctor to read. Plain data: it imports no vendor client."""
+"""The one registry of vendors and record kinds, gathered from each vendor's declaration
+(zendesk.py, salesforce.py, graph.py here), for the rest of syncd to read."""
 
 from __future__ import annotations
 
-from syncd.connectors.graph_kinds import GRAPH
-from syncd.connectors.salesforce_kinds import SALESFORCE
-from syncd.connectors.vendor import RecordKind, Vendor
-from syncd.connectors.zendesk_kinds import ZENDESK
+from syncd.vendors.declare import RecordKind, Vendor
+from syncd.vendors.graph import GRAPH
+from syncd.vendors.salesforce import SALESFORCE
+from syncd.vendors.zendesk import ZENDESK
 
 # by system (connector and settings section), in the order checklists show them
 VENDORS: dict[str, Vendor] = {v.system: v for v in (ZENDESK, SALESFORCE, GRAPH)}

@@ -1,9 +1,9 @@
-"""SharePoint's record kinds, as the Microsoft Graph connector (graph.py) reads them: the
-vendor and its settings section are `graph`, the records admins write rules on `sharepoint.*`."""
+"""SharePoint and its record kinds, as the Microsoft Graph connector (syncd/connectors/graph.py)
+reads them: the system (and settings section) is `graph`, the kinds admins write `sharepoint.*`."""
 
 from __future__ import annotations
 
-from syncd.connectors.vendor import RecordKind, Values, Vendor, names
+from syncd.vendors.declare import RecordKind, Values, Vendor, names
 
 FILE = RecordKind(
     name="sharepoint.file",
