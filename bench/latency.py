@@ -90,7 +90,7 @@ from common import (
 from zenpy import Zenpy
 
 from syncd.clock import AcceleratedClock
-from syncd.connectors.graph import GraphConfig
+from syncd.connectors.graph import GraphConnector
 from syncd.connectors.tls import PinnedSession
 from syncd.connectors.zendesk import pin_host
 from syncd.daemon.cycle import run_cycle
@@ -274,7 +274,7 @@ def run_burst(tickets: int, factor: float, seed: int) -> Burst:
         extra=sum(c - 1 for c in sent.values()) + sum(n > tickets for n in sent),
         wall_s=wall_s,
         zendesk_share=zd.plan_rate_per_minute * zd.rate_share if zd else math.nan,
-        graph_share=GraphConfig("", "", "").requests_per_minute,  # not a setting: the default
+        graph_share=GraphConnector.requests_per_minute,  # not a setting: the default
     )
 
 

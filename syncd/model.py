@@ -13,27 +13,11 @@ from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
-# Record kinds a rule can name in `on:`. The prefix before the dot is the system.
-RECORD_KINDS: tuple[str, ...] = (
-    "zendesk.ticket",
-    "salesforce.opportunity",
-    "salesforce.account",
-    "salesforce.task",
-    "salesforce.record",
-    "sharepoint.file",
-    "sharepoint.item",
-)
+from syncd.vendors.registry import VENDORS
 
 # What a blast-radius limit counts (docs/rules.md, `limits`): every intent (`any`), writes to
-# records and folders, mails, or one system's writes.
-LIMIT_KINDS: tuple[str, ...] = (
-    "any",
-    "write",
-    "mail",
-    "zendesk.write",
-    "salesforce.write",
-    "graph.write",
-)
+# records and folders, mails, or one system's writes (`graph.write`).
+LIMIT_KINDS: tuple[str, ...] = ("any", "write", "mail", *(f"{s}.write" for s in VENDORS))
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +28,9 @@ class RecordRef:
     id: str
 
     @property
-    def system(self) -> str:
+    def family(self) -> str:
+        """The kind's prefix, as rules write it (`sharepoint`); its connector's system is
+        `connectors.kinds.SYSTEM_OF_FAMILY[family]` (`graph`)."""
         return self.kind.split(".", 1)[0]
 
     def __str__(self) -> str:

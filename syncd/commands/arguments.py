@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from syncd.model import RECORD_KINDS, RecordRef
+from syncd.model import RecordRef
+from syncd.vendors.registry import RECORD_KINDS
 
 # `system:id` shorthands; Salesforce ids tell their object by their first three characters.
 SHORT_KINDS = {"zendesk": "zendesk.ticket", "sharepoint": "sharepoint.file"}

@@ -32,7 +32,7 @@ from syncd.daemon.executor import PREPARED
 from syncd.model import FieldChange
 from syncd.store.audit import AuditEntry
 from syncd.store.ledger import LedgerEntry
-from syncd.store.timers import Timer
+from syncd.store.timers import StoredTimer
 
 
 def audit(
@@ -316,7 +316,7 @@ def _rules_table(memories: list[_Memory], tz: tzinfo) -> Table:
     return table
 
 
-def _timers_table(timers: list[Timer], tz: tzinfo) -> Table:
+def _timers_table(timers: list[StoredTimer], tz: tzinfo) -> Table:
     table = Table(title="Pending timers", title_justify="left")
     for column in ("due", "rule", "step"):
         table.add_column(column, overflow="fold")

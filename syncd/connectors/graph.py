@@ -60,7 +60,7 @@ import base64
 import io
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -91,10 +91,19 @@ from syncd.connectors.http import (
     httpx_send,
     redact,
 )
-from syncd.connectors.tls import PinnedSession, httpx_verify
+from syncd.connectors.tls import (
+    NO_PROXY,
+    SYSTEM_TRUST,
+    PinnedSession,
+    ca_bundle,
+    httpx_verify,
+    proxies,
+)
 from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
 from syncd.pathnames import encoded
+from syncd.settings import GraphSection, ProxySection, TlsSection
+from syncd.vendors.graph import FILE, ITEM
 
 T = TypeVar("T")
 FRAGMENT = 327_680  # upload-session fragments are multiples of 320 KiB
@@ -104,7 +113,7 @@ KEY_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name SyncdKey"
 KEY_HEADER = "x-syncd-key"
 GONE = frozenset({410})
 TOKEN_MARGIN = timedelta(minutes=1)  # a token this close to its expiry is not used
-FILE_KIND, ITEM_KIND = "sharepoint.file", "sharepoint.item"
+FILE_KIND, ITEM_KIND = FILE.name, ITEM.name
 log = get_logger("syncd.connectors.graph")
 
 
@@ -116,31 +125,9 @@ class Folder:
     parent_id: str | None
 
 
-@dataclass(frozen=True)
-class GraphConfig:
-    tenant_id: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    authority: str = "https://login.microsoftonline.com"  # with or without the tenant
-    base_url: str = "https://graph.microsoft.com/v1.0"
-    scope: str = "https://graph.microsoft.com/.default"
-    site_id: str | None = None
-    drive_id: str | None = None
-    mailbox: str | None = None
-    watched_folders: tuple[str, ...] = ()
-    lists: tuple[str, ...] = ()
-    ca_bundle: str | None = None
-    proxy: str | None = None
-    requests_per_minute: float = 600.0  # syncd's share of the app's Graph throttling budget
-    page_size: int = 200
-    fragment_size: int = 10 * FRAGMENT
-    directory_ttl_s: float = 900.0
-    timeout_s: float = 60.0
-
-
-def _authority(config: GraphConfig) -> str:
-    base = config.authority.rstrip("/")
-    return base if base.endswith("/" + config.tenant_id) else f"{base}/{config.tenant_id}"
+def _authority(settings: GraphSection) -> str:
+    base = settings.authority.rstrip("/")
+    return base if base.endswith("/" + settings.tenant_id) else f"{base}/{settings.tenant_id}"
 
 
 def _path(path: str) -> str:
@@ -153,23 +140,38 @@ def _path(path: str) -> str:
 
 class GraphConnector:
     system = "graph"
+    # Not settings: tests and tools may set them on an instance.
+    requests_per_minute = 600.0  # syncd's share of the app's Graph throttling budget
+    page_size = 200
+    fragment_size = 10 * FRAGMENT
+    directory_ttl_s = 900.0
+    timeout_s = 60.0
 
-    def __init__(self, config: GraphConfig, clock: Clock) -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: GraphSection,
+        clock: Clock,
+        tls: TlsSection = SYSTEM_TRUST,
+        proxy: ProxySection = NO_PROXY,
+    ) -> None:
+        if settings.client_secret is None:
+            raise ValueError("graph is not configured (section [graph] and its client secret)")
+        self.settings = settings
         self.clock = clock
-        self.governor = Governor.per_minute("graph", clock, config.requests_per_minute)
+        self.governor = Governor.per_minute("graph", clock, self.requests_per_minute)
         self.retry = RetryPolicy(self.governor)
         self._app: msal.ConfidentialClientApplication | None = None
         self._token_until: datetime | None = None  # on the clock: when the token expires
-        self.kinds = frozenset({FILE_KIND} | ({ITEM_KIND} if config.lists else set()))
+        self.kinds = frozenset({FILE_KIND} | ({ITEM_KIND} if settings.lists else set()))
+        self._ca_bundle, self._proxies = ca_bundle(tls), proxies(proxy)  # msal's, made later
         self.http = httpx.Client(
-            verify=httpx_verify(config.ca_bundle),
-            proxy=config.proxy,
+            verify=httpx_verify(self._ca_bundle),
+            proxy=proxy.https,
             trust_env=False,
-            timeout=config.timeout_s,
+            timeout=self.timeout_s,
         )
-        self._drive = f"{config.base_url}/drives/{config.drive_id}"
-        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
+        self._drive = f"{settings.base_url}/drives/{settings.drive_id}"
+        self._directory = TtlCache(self._load_directory, clock, self.directory_ttl_s)
         self._folders: dict[str, Folder] = {}  # id -> as delta (or a GET) last showed it
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "ensure_folder": self._ensure_folder,
@@ -184,30 +186,6 @@ class GraphConnector:
             "send_mail": self._verify_mail,
         }
 
-    @classmethod
-    def from_settings(cls, settings: Any, clock: Clock) -> GraphConnector:
-        g = settings.graph
-        if g is None or g.client_secret is None:
-            raise ValueError("graph is not configured (section [graph] and its client secret)")
-        return cls(
-            GraphConfig(
-                tenant_id=g.tenant_id,
-                client_id=g.client_id,
-                client_secret=g.client_secret.get_secret_value(),
-                authority=g.authority,
-                base_url=g.base_url,
-                scope=g.scope,
-                site_id=g.site_id,
-                drive_id=g.drive_id,
-                mailbox=g.mailbox,
-                watched_folders=tuple(g.watched_folders),
-                lists=tuple(g.lists),
-                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
-                proxy=settings.proxy.https,
-            ),
-            clock,
-        )
-
     def close(self) -> None:
         self.http.close()
 
@@ -215,15 +193,16 @@ class GraphConnector:
     def _msal(self) -> msal.ConfidentialClientApplication:
         """The msal app, made on first use: it reads the authority's OpenID configuration."""
         if self._app is None:
-            config = self.config
-            authority = _authority(config)
-            proxies = {"https": config.proxy, "http": config.proxy} if config.proxy else None
+            settings = self.settings
+            assert settings.client_secret is not None  # checked when made
+            authority = _authority(settings)
+            session = PinnedSession(verify=self._ca_bundle or True, proxies=self._proxies)
             self._app = msal.ConfidentialClientApplication(
-                config.client_id,
-                client_credential=config.client_secret,
+                settings.client_id,
+                client_credential=settings.client_secret.get_secret_value(),
                 authority=authority,
                 instance_discovery=urlsplit(authority).hostname in WELL_KNOWN_AUTHORITY_HOSTS,
-                http_client=PinnedSession(verify=config.ca_bundle or True, proxies=proxies),
+                http_client=session,
             )
         return self._app
 
@@ -237,7 +216,7 @@ class GraphConnector:
         if self._token_until is not None and now >= self._token_until:
             self._drop_token()  # expired on the clock, though maybe not yet for msal
         try:
-            result = self._msal().acquire_token_for_client(scopes=[self.config.scope])
+            result = self._msal().acquire_token_for_client(scopes=[self.settings.scope])
         except requests.RequestException as exc:
             raise error_from_transport("graph", "POST", exc) from None
         except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
@@ -295,11 +274,11 @@ class GraphConnector:
     # -- reading ---------------------------------------------------------------------------
     def _scopes(self, kinds: Collection[str]) -> dict[str, str]:
         """Delta scope name -> the URL that starts its first enumeration, for `kinds`."""
-        top = f"?$top={self.config.page_size}"
+        top = f"?$top={self.page_size}"
         scopes = {"drive": f"{self._drive}/root/delta{top}"} if FILE_KIND in kinds else {}
-        for name in self.config.lists if ITEM_KIND in kinds else ():
+        for name in self.settings.lists if ITEM_KIND in kinds else ():
             scopes[f"list:{name}"] = (
-                f"{self.config.base_url}/sites/{self.config.site_id}/lists/{quote(name)}"
+                f"{self.settings.base_url}/sites/{self.settings.site_id}/lists/{quote(name)}"
                 f"/items/delta{top}&expand=fields"
             )
         return scopes
@@ -389,7 +368,7 @@ class GraphConnector:
                 return self._record("drive", item) if item else None
             list_name, _, item_id = ref.id.rpartition("/")
             item = self._exists(
-                f"{self.config.base_url}/sites/{self.config.site_id}/lists/{quote(list_name)}"
+                f"{self.settings.base_url}/sites/{self.settings.site_id}/lists/{quote(list_name)}"
                 f"/items/{quote(item_id)}?expand=fields"
             )
             return self._record(f"list:{list_name}", item) if item else None
@@ -434,7 +413,7 @@ class GraphConnector:
         if "file" not in item:
             return None  # folders are not records
         folder = self._folder_of(item)
-        watched = self.config.watched_folders
+        watched = self.settings.watched_folders
         if watched and not any(folder == w or folder.startswith(w + "/") for w in watched):
             return None
         return Record(
@@ -484,7 +463,8 @@ class GraphConnector:
         return "/".join(reversed(names))
 
     def _load_directory(self) -> Directory:
-        url: str | None = f"{self.config.base_url}/users?$select=id,displayName,mail,accountEnabled"
+        base = self.settings.base_url
+        url: str | None = f"{base}/users?$select=id,displayName,mail,accountEnabled"
         users: list[dict[str, Any]] = []
         while url:
             page = self._get_json(url)
@@ -556,7 +536,7 @@ class GraphConnector:
             json={"item": {"@microsoft.graph.conflictBehavior": conflict}},
         ).json()
         upload_url = session["uploadUrl"]
-        step = max(FRAGMENT, self.config.fragment_size // FRAGMENT * FRAGMENT)
+        step = max(FRAGMENT, self.fragment_size // FRAGMENT * FRAGMENT)
         answer: dict[str, Any] = {}
         for start in range(0, len(content), step):
             chunk = content[start : start + step]
@@ -580,7 +560,7 @@ class GraphConnector:
 
     def _send_mail(self, op: Operation) -> Outcome:
         payload = op.payload
-        mailbox = op.target or self.config.mailbox
+        mailbox = op.target or self.settings.mailbox
 
         def recipients(key: str) -> list[dict[str, Any]]:
             return [{"emailAddress": {"address": a}} for a in payload.get(key) or []]
@@ -598,7 +578,7 @@ class GraphConnector:
         }
         self._request(
             "POST",
-            f"{self.config.base_url}/users/{quote(str(mailbox))}/sendMail",
+            f"{self.settings.base_url}/users/{quote(str(mailbox))}/sendMail",
             json={"message": message, "saveToSentItems": True},
             idempotent=False,  # a repeated sendMail is a second mail
         )
@@ -626,10 +606,10 @@ class GraphConnector:
         return done(id=item["id"], path=path)
 
     def _verify_mail(self, op: Operation) -> Outcome:
-        mailbox = op.target or self.config.mailbox
+        mailbox = op.target or self.settings.mailbox
         key = op.key.replace("'", "''")
         page = self._get_json(
-            f"{self.config.base_url}/users/{quote(str(mailbox))}/mailFolders/SentItems/messages",
+            f"{self.settings.base_url}/users/{quote(str(mailbox))}/mailFolders/SentItems/messages",
             params={
                 "$filter": f"singleValueExtendedProperties/any(ep: ep/id eq '{KEY_PROPERTY}' "
                 f"and ep/value eq '{key}')",

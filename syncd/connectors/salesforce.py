@@ -82,8 +82,11 @@ from syncd.connectors.http import (
     VendorError,
     default_lane,
 )
+from syncd.connectors.tls import NO_PROXY, SYSTEM_TRUST, ca_bundle, proxies
 from syncd.logs import get_logger
 from syncd.model import Operation, Outcome, Record, RecordRef
+from syncd.settings import ProxySection, SalesforceSection, TlsSection
+from syncd.vendors.salesforce import SOBJECT_OF_KIND, kind_of_sobject
 
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -92,43 +95,15 @@ COMPOSITE_QUERIES = 5  # query subrequests Salesforce allows in one composite ca
 COMPOSITE_MAX = 25  # subrequests in one composite call
 MAX_REQUEST_LINE = 16384  # bytes of "GET <path?query> HTTP/1.1" Salesforce accepts
 COLLECTION_VERBS = ("create", "update", "upsert_by_key")
-KINDS = {
-    "Opportunity": "salesforce.opportunity",
-    "Account": "salesforce.account",
-    "Task": "salesforce.task",
-}
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 REFUSED_SELECT = ("INVALID_FIELD", "INVALID_TYPE")  # the cached describe is out of date
 log = get_logger("syncd.connectors.salesforce")
 
 
-@dataclass(frozen=True)
-class SalesforceConfig:
-    token_url: str
-    client_id: str
-    client_secret: str | None = field(default=None, repr=False)
-    username: str | None = None  # with private_key: the JWT bearer flow
-    private_key: str | None = field(default=None, repr=False)
-    instance_url: str | None = None  # used when the token answer names none
-    api_version: str = "59.0"
-    lookback_s: int = 300
-    objects: tuple[str, ...] = ("Opportunity", "Account", "Task")
-    key_field: str = "Syncd_Key__c"
-    # the JWT bearer `aud`: None = the login host of `token_url` (login.salesforce.com,
-    # test.salesforce.com for a sandbox org, or a My Domain)
-    jwt_audience: str | None = None
-    # relationship paths polled beyond each parent's name field, "Task.What.Name"
-    parent_fields: tuple[str, ...] = ()
-    ca_bundle: str | None = None
-    proxy: str | None = None
-    daily_api_requests: int = 15000
-    rate_share: float = 0.5
-    page_size: int = 2000  # query batch size, 200..2000
-    directory_ttl_s: float = 900.0
-
-    @property
-    def audience(self) -> str:
-        return self.jwt_audience or login_host(self.token_url)
+def audience(settings: SalesforceSection) -> str:
+    """The JWT bearer `aud`: `jwt_audience`, else the login host of `token_url`
+    (login.salesforce.com, test.salesforce.com for a sandbox org, or a My Domain)."""
+    return settings.jwt_audience or login_host(settings.token_url)
 
 
 def login_host(token_url: str) -> str:
@@ -170,10 +145,6 @@ class _ObjectCursor:
             self.since = at
             floor = at - lookback
             self.seen = {i: s for i, s in self.seen.items() if parse_stamp(s) >= floor}
-
-
-def _kind(sobject: str) -> str:
-    return KINDS.get(sobject, "salesforce.record")
 
 
 def parse_stamp(text: str) -> datetime:
@@ -218,28 +189,36 @@ def _plain(value: Any) -> Any:
 
 class SalesforceConnector:
     system = "salesforce"
+    # Not settings: tests and tools may set them on an instance.
+    key_field = "Syncd_Key__c"
+    page_size = 2000  # query batch size, 200..2000
+    directory_ttl_s = 900.0
 
-    def __init__(self, config: SalesforceConfig, clock: Clock) -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: SalesforceSection,
+        clock: Clock,
+        tls: TlsSection = SYSTEM_TRUST,
+        proxy: ProxySection = NO_PROXY,
+    ) -> None:
+        self.settings = settings
         self.clock = clock
         self.governor = Governor.per_minute(
             "salesforce",
             clock,
-            config.daily_api_requests * config.rate_share / 1440.0,
-            share=config.rate_share,
+            settings.daily_api_requests * settings.share / 1440.0,
+            share=settings.share,
             burst_minutes=60.0,  # a daily quota: an hour's share may be spent at once
         )
         self.retry = RetryPolicy(self.governor)
         self.session = MeteredSession(
-            self.governor,
-            verify=config.ca_bundle or True,
-            proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
+            self.governor, verify=ca_bundle(tls) or True, proxies=proxies(proxy)
         )
         self._sf: Salesforce | None = None
-        self.kinds = frozenset(_kind(name) for name in config.objects)
-        self._describe = TtlCache(self._load_describe, clock, config.directory_ttl_s)
+        self.kinds = frozenset(kind_of_sobject(name) for name in settings.objects)
+        self._describe = TtlCache(self._load_describe, clock, self.directory_ttl_s)
         self._redescribed: set[str] = set()  # refused sObjects described afresh since
-        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
+        self._directory = TtlCache(self._load_directory, clock, self.directory_ttl_s)
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "create": self._create,
             "upsert_by_key": self._upsert,
@@ -251,64 +230,39 @@ class SalesforceConnector:
             "update": self._verify_update,
         }
 
-    @classmethod
-    def from_settings(cls, settings: Any, clock: Clock) -> SalesforceConnector:
-        sf = settings.salesforce
-        if sf is None:
-            raise ValueError("salesforce is not configured (section [salesforce])")
-        return cls(
-            SalesforceConfig(
-                token_url=sf.token_url,
-                client_id=sf.client_id,
-                client_secret=sf.client_secret.get_secret_value() if sf.client_secret else None,
-                username=sf.username,
-                private_key=sf.private_key.get_secret_value() if sf.private_key else None,
-                instance_url=sf.instance_url,
-                api_version=sf.api_version,
-                lookback_s=sf.lookback_s,
-                objects=tuple(sf.objects),
-                jwt_audience=sf.jwt_audience,
-                parent_fields=tuple(sf.parent_fields),
-                daily_api_requests=sf.daily_api_requests,
-                rate_share=sf.share,
-                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
-                proxy=settings.proxy.https,
-            ),
-            clock,
-        )
-
     # -- auth ------------------------------------------------------------------------------
     def _token_form(self) -> dict[str, str]:
-        cfg = self.config
+        cfg = self.settings
         if cfg.username and cfg.private_key:
             now = self.clock.now()
             claims = {
                 "iss": cfg.client_id,
                 "sub": cfg.username,
-                "aud": cfg.audience,
+                "aud": audience(cfg),
                 "exp": int((now + timedelta(minutes=3)).timestamp()),
             }
+            key = cfg.private_key.get_secret_value()
             return {
                 "grant_type": JWT_GRANT,
-                "assertion": jwt.encode(claims, cfg.private_key, algorithm="RS256"),
+                "assertion": jwt.encode(claims, key, algorithm="RS256"),
             }
         if not cfg.client_secret:
             raise ValueError("salesforce needs a client secret, or a username and private key")
         return {
             "grant_type": "client_credentials",
             "client_id": cfg.client_id,
-            "client_secret": cfg.client_secret,
+            "client_secret": cfg.client_secret.get_secret_value(),
         }
 
     def _client(self) -> Salesforce:
         """The client, authenticating first when there is no session (callers retry)."""
         if self._sf is None:
-            answer = self.session.post(self.config.token_url, data=self._token_form()).json()
+            answer = self.session.post(self.settings.token_url, data=self._token_form()).json()
             self._sf = Salesforce(
-                instance_url=answer.get("instance_url") or self.config.instance_url,
+                instance_url=answer.get("instance_url") or self.settings.instance_url,
                 session_id=answer["access_token"],
                 session=self.session,
-                version=self.config.api_version,
+                version=self.settings.api_version,
             )
         return self._sf
 
@@ -327,10 +281,10 @@ class SalesforceConnector:
     ) -> Iterator[Page]:
         lane = "backfill" if cursor is None else "poll"
         state = _load_cursor(cursor)
-        lookback = timedelta(seconds=self.config.lookback_s)
-        headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
+        lookback = timedelta(seconds=self.settings.lookback_s)
+        headers = {"Sforce-Query-Options": f"batchSize={self.page_size}"}
         wanted = self.kinds if kinds is None else kinds
-        objects = [name for name in self.config.objects if _kind(name) in wanted]
+        objects = [name for name in self.settings.objects if kind_of_sobject(name) in wanted]
         failures: list[VendorError] = []
         for start in range(0, len(objects), COMPOSITE_QUERIES):
             chunk = objects[start : start + COMPOSITE_QUERIES]
@@ -388,7 +342,7 @@ class SalesforceConnector:
         if refused - self._redescribed:
             self._redescribed |= refused
             self._describe = TtlCache(self._load_describe, self.clock,
-                                      self.config.directory_ttl_s)  # fmt: skip
+                                      self.directory_ttl_s)  # fmt: skip
 
     def _first_pages(
         self, sf: Salesforce, soql: Mapping[str, str], headers: Mapping[str, str]
@@ -396,7 +350,7 @@ class SalesforceConnector:
         """The first page of each query in ONE composite call, which Salesforce counts once
         against the daily limit: a poll costs one call, not one per watched sObject. A
         subrequest's failure is that query's answer, not the call's."""
-        base = f"/services/data/v{self.config.api_version}"
+        base = f"/services/data/v{self.settings.api_version}"
         request = [
             {
                 "method": "GET",
@@ -437,7 +391,7 @@ class SalesforceConnector:
     def _query_all(self, sf: Salesforce, name: str, soql: str) -> dict[str, Any]:
         """`queryAll` by GET, or in a composite body when the request line would be too long
         for Salesforce (414): a long field list of an org with many custom fields."""
-        path = f"/services/data/v{self.config.api_version}/queryAll/?{urlencode({'q': soql})}"
+        path = f"/services/data/v{self.settings.api_version}/queryAll/?{urlencode({'q': soql})}"
         if len(f"GET {path} HTTP/1.1") <= MAX_REQUEST_LINE:
             return dict(sf.query(soql, include_deleted=True))
         answer = self._first_pages(sf, {name: soql}, {})[name]
@@ -458,14 +412,14 @@ class SalesforceConnector:
     def _record(self, sobject: str, row: Mapping[str, Any]) -> Record:
         fields = _plain(row)
         return Record(
-            RecordRef(_kind(sobject), str(row["Id"])),
+            RecordRef(kind_of_sobject(sobject), str(row["Id"])),
             fields,
             self.clock.now(),
             deleted=bool(fields.get("IsDeleted")),
         )
 
     def _object_of(self, ref: RecordRef) -> str:
-        named = {kind: name for name, kind in KINDS.items()}.get(ref.kind)
+        named = SOBJECT_OF_KIND.get(ref.kind)
         if named:
             return named
         prefixes = {d["keyPrefix"]: name for name, d in self._describe.get().objects.items()}
@@ -484,14 +438,14 @@ class SalesforceConnector:
             name_field = schema.name_fields.get(target) if target else None
             if name_field:
                 names.append(f"{f['relationshipName']}.{name_field}")
-        for path in self.config.parent_fields:
+        for path in self.settings.parent_fields:
             owner, _, rest = path.partition(".")
             if owner == sobject and rest:
                 names.append(rest)
         return f"SELECT {', '.join(dict.fromkeys(names))} FROM {sobject}"
 
     def _load_describe(self) -> _Schema:
-        objects = {name: self.describe(name) for name in self.config.objects}
+        objects = {name: self.describe(name) for name in self.settings.objects}
         targets = sorted({t for d in objects.values() for f in d["fields"]
                           if (t := _parent_target(f))})  # fmt: skip
         return _Schema(objects, self._name_fields(targets))
@@ -499,7 +453,7 @@ class SalesforceConnector:
     def _name_fields(self, sobjects: Sequence[str]) -> dict[str, str | None]:
         """Each sObject's name field (Account: Name, Case: CaseNumber; None when it has none
         or cannot be described), from describes sent 25 to a composite call."""
-        base = f"/services/data/v{self.config.api_version}"
+        base = f"/services/data/v{self.settings.api_version}"
         found: dict[str, str | None] = {}
         for start in range(0, len(sobjects), COMPOSITE_MAX):
             request = [
@@ -552,7 +506,7 @@ class SalesforceConnector:
         return dispatch(op, self._verifiers, "salesforce verify")
 
     def _keyed(self, op: Operation) -> dict[str, Any]:
-        return {**op.payload["fields"], self.config.key_field: op.key}
+        return {**op.payload["fields"], self.key_field: op.key}
 
     def _create(self, op: Operation) -> Outcome:
         data = self._keyed(op)
@@ -601,7 +555,7 @@ class SalesforceConnector:
         path, method = {
             "create": ("composite/sobjects", "POST"),
             "update": ("composite/sobjects", "PATCH"),
-            "upsert_by_key": (f"composite/sobjects/{sobject}/{self.config.key_field}", "PATCH"),
+            "upsert_by_key": (f"composite/sobjects/{sobject}/{self.key_field}", "PATCH"),
         }[verb]
         body = {"allOrNone": False, "records": records}
         try:
@@ -625,7 +579,7 @@ class SalesforceConnector:
     # -- verifying -------------------------------------------------------------------------
     def _verify_key(self, op: Operation) -> Outcome:
         soql = format_soql(
-            f"SELECT Id FROM {op.target} WHERE {self.config.key_field} = {{}}", op.key
+            f"SELECT Id FROM {op.target} WHERE {self.key_field} = {{}}", op.key
         )
         rows = self._call(lambda sf: sf.query(soql)["records"])
         return done(id=rows[0]["Id"]) if rows else absent("no record carries this key")

@@ -13,6 +13,11 @@ from typing import Any
 
 import requests
 
+from syncd.settings import ProxySection, TlsSection
+
+SYSTEM_TRUST = TlsSection()  # no [tls] ca_bundle: the system's trust store
+NO_PROXY = ProxySection()
+
 
 class PinnedSession(requests.Session):
     """A requests session whose `verify` (CA bundle path or True) survives the environment.
@@ -45,3 +50,13 @@ def httpx_verify(ca_bundle: str | None) -> Any:
     import ssl
 
     return ssl.create_default_context(cafile=ca_bundle)
+
+
+def ca_bundle(tls: TlsSection) -> str | None:
+    """The configured CA bundle's path; None: the system's trust store."""
+    return str(tls.ca_bundle) if tls.ca_bundle else None
+
+
+def proxies(proxy: ProxySection) -> dict[str, str] | None:
+    """requests' `proxies=` for the one configured proxy (None: no proxy)."""
+    return {"https": proxy.https, "http": proxy.https} if proxy.https else None

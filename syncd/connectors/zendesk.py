@@ -8,7 +8,7 @@ split at its first dot and `protocol` is the scheme, so nothing global changes a
 zenpy client in the process keeps its own host. Only a netloc without a dot (`localhost:8443`)
 cannot be split; for it the variables are set, and a conflicting value is refused.
 
-Polling. Cursor-based incremental export: `start_time` (config, default 0: all history) on the
+Polling. Cursor-based incremental export: `start_time` (an attribute, 0: all history) on the
 first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
 its own, of which syncd spends its `rate_share` like every other budget) and leaves out
@@ -65,7 +65,7 @@ import base64
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
@@ -98,10 +98,13 @@ from syncd.connectors.http import (
     default_lane,
     request_headers,
 )
+from syncd.connectors.tls import NO_PROXY, SYSTEM_TRUST, ca_bundle, proxies
 from syncd.model import Operation, Outcome, Record, RecordRef
+from syncd.settings import ProxySection, TlsSection, ZendeskSection
+from syncd.vendors.zendesk import TICKET
 
 T = TypeVar("T")
-KIND = "zendesk.ticket"
+KIND = TICKET.name
 UPDATE_FIELDS = ("status", "priority", "type", "assignee_id", "group_id")
 AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100
@@ -128,27 +131,6 @@ class Dropdown:
 
     title: str
     values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ZendeskConfig:
-    subdomain: str
-    email: str
-    token: str = field(repr=False)
-    scheme: str = "https"
-    netloc: str | None = None  # custom host (or the sandbox) instead of {subdomain}.zendesk.com
-    ca_bundle: str | None = None
-    proxy: str | None = None
-    rate_share: float = 0.5  # of the plan's per-minute budget
-    plan_rate_per_minute: int = 700
-    incremental_per_minute: int = 10
-    page_size: int = 1000  # export page size (the first request only: zenpy drops it after)
-    start_time: int = 0  # unix seconds where the first export starts
-    directory_ttl_s: float = 900.0
-    away_field: str = "away"  # a checkbox user field marking an agent away
-    job_poll_s: float = 1.0
-    job_timeout_s: float = 120.0
-    timeout_s: float = 60.0
 
 
 def pin_host(client: Zenpy, scheme: str, netloc: str) -> None:
@@ -179,39 +161,55 @@ def _field_key(definition: Mapping[str, Any]) -> str:
 class ZendeskConnector:
     system = "zendesk"
     kinds = frozenset({KIND})
+    # Not settings: tests and tools may set them on an instance.
+    page_size = 1000  # export page size (the first request only: zenpy drops it after)
+    start_time = 0  # unix seconds where the first export starts
+    away_field = "away"  # a checkbox user field marking an agent away
+    job_poll_s = 1.0
+    job_timeout_s = 120.0
+    timeout_s = 60.0
 
-    def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: ZendeskSection,
+        clock: Clock,
+        tls: TlsSection = SYSTEM_TRUST,
+        proxy: ProxySection = NO_PROXY,
+    ) -> None:
+        if settings.token is None:
+            raise ValueError("zendesk is not configured (section [zendesk] and its token)")
+        self.settings = settings
         self.clock = clock
-        export_rate = config.incremental_per_minute * config.rate_share  # like every budget
+        share = settings.rate_share
+        export_rate = settings.incremental_per_minute * share  # like every budget
         self.governor = Governor.per_minute(
             "zendesk",
             clock,
-            config.plan_rate_per_minute * config.rate_share,
-            share=config.rate_share,
-            incremental=Bucket(export_rate, max(1.0, export_rate), config.rate_share),
+            settings.plan_rate_per_minute * share,
+            share=share,
+            incremental=Bucket(export_rate, max(1.0, export_rate), share),
         )
         self.retry = RetryPolicy(self.governor)
         session = MeteredSession(
             self.governor,
-            verify=config.ca_bundle or True,
-            proxies={"https": config.proxy, "http": config.proxy} if config.proxy else None,
+            verify=ca_bundle(tls) or True,
+            proxies=proxies(proxy),
             bucket_of=_bucket,
         )
         self.client = Zenpy(
-            subdomain=config.subdomain,
-            email=config.email,
-            token=config.token,
+            subdomain=settings.subdomain,
+            email=settings.email,
+            token=settings.token.get_secret_value(),
             session=session,
             disable_cache=True,  # zenpy's object cache would answer `fetch` with stale tickets
-            timeout=config.timeout_s,
+            timeout=self.timeout_s,
         )
-        if config.netloc:
-            pin_host(self.client, config.scheme, config.netloc)
-        host = config.netloc or f"{config.subdomain}.zendesk.com"
-        self._agent_url = f"{config.scheme}://{host}/agent/tickets/"
-        self._directory = TtlCache(self._load_directory, clock, config.directory_ttl_s)
-        self._fields = TtlCache(self._load_fields, clock, config.directory_ttl_s)
+        if settings.netloc:
+            pin_host(self.client, settings.scheme, settings.netloc)
+        host = settings.netloc or f"{settings.subdomain}.zendesk.com"
+        self._agent_url = f"{settings.scheme}://{host}/agent/tickets/"
+        self._directory = TtlCache(self._load_directory, clock, settings.directory_ttl_s)
+        self._fields = TtlCache(self._load_fields, clock, settings.directory_ttl_s)
         self._emails: dict[int, str | None] = {}
         self._orgs: dict[int, str | None] = {}
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
@@ -228,28 +226,6 @@ class ZendeskConnector:
             "comment": self._verify_comment,
             "create_ticket": self._verify_create,
         }
-
-    @classmethod
-    def from_settings(cls, settings: Any, clock: Clock) -> ZendeskConnector:
-        zd = settings.zendesk
-        if zd is None or zd.token is None:
-            raise ValueError("zendesk is not configured (section [zendesk] and its token)")
-        return cls(
-            ZendeskConfig(
-                subdomain=zd.subdomain,
-                email=zd.email,
-                token=zd.token.get_secret_value(),
-                scheme=zd.scheme,
-                netloc=zd.netloc,
-                ca_bundle=str(settings.tls.ca_bundle) if settings.tls.ca_bundle else None,
-                proxy=settings.proxy.https,
-                rate_share=zd.rate_share,
-                plan_rate_per_minute=zd.plan_rate_per_minute,
-                incremental_per_minute=zd.incremental_per_minute,
-                directory_ttl_s=zd.directory_ttl_s,
-            ),
-            clock,
-        )
 
     def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         return self.retry.call(fn, idempotent=idempotent)
@@ -269,8 +245,8 @@ class ZendeskConnector:
                     self.client.tickets.incremental(cursor=cursor, include=SIDELOADS)
                     if cursor
                     else self.client.tickets.incremental(
-                        start_time=self.config.start_time,
-                        per_page=self.config.page_size,
+                        start_time=self.start_time,
+                        per_page=self.page_size,
                         include=SIDELOADS,
                     )
                 )
@@ -443,7 +419,7 @@ class ZendeskConnector:
         directory = self.directory()
         if authors - set(directory.users) - {str(requester_id)}:
             directory = self.directory(MISS_REFRESH_S)
-        me = directory.user_by_email(self.config.email)
+        me = directory.user_by_email(self.settings.email)
         last: str | None = None
         for audit in acted:
             author = str(audit.get("author_id"))
@@ -466,7 +442,7 @@ class ZendeskConnector:
                     name=u.get("name") or "",
                     email=u.get("email"),
                     active=bool(u.get("active", True)) and not u.get("suspended"),
-                    away=bool((u.get("user_fields") or {}).get(self.config.away_field)),
+                    away=bool((u.get("user_fields") or {}).get(self.away_field)),
                     group_ids=frozenset(g for g, ids in members.items() if str(u["id"]) in ids),
                 )
                 for u in staff
@@ -552,10 +528,10 @@ class ZendeskConnector:
             job = self._call(lambda: self.client.job_status(id=job_id)).to_dict()
             if job.get("status") in ("completed", "failed"):
                 return list(job.get("results") or [])
-            if waited >= self.config.job_timeout_s:
+            if waited >= self.job_timeout_s:
                 raise RetryableError("zendesk", None, "job_timeout", f"job {job_id} still running")
-            self.clock.sleep(self.config.job_poll_s)
-            waited += self.config.job_poll_s
+            self.clock.sleep(self.job_poll_s)
+            waited += self.job_poll_s
 
     def _add_tags(self, op: Operation) -> Outcome:
         return self._change_tags(op, self.client.tickets._put)

@@ -31,15 +31,11 @@ from syncd.rules.conditions import Condition, Context, as_instant, compile_condi
 from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.language import LINK
 from syncd.store.db import Tx
+from syncd.vendors.salesforce import KIND_OF_SOBJECT, SOBJECT_OF_KIND
 
 ZENDESK_FIELDS = frozenset(
     {"status", "priority", "type", "assignee_id", "group_id", "assignee_email", "group_name"}
 )
-SOBJECTS = {
-    "salesforce.opportunity": "Opportunity",
-    "salesforce.account": "Account",
-    "salesforce.task": "Task",
-}
 DRIVE_PATH = "drive_path"  # an attachment read from SharePoint just before the call
 WALL_UNITS = {"minutes", "hours", "days", "weeks"}
 QUEUED_TICKET = frozenset({"new", "open"})  # what `dispatch` hands out
@@ -115,7 +111,7 @@ def _on(intent: Intent, *systems: str) -> str:
 
 
 def _sobject(ref: RecordRef) -> str:
-    name = SOBJECTS.get(ref.kind)
+    name = SOBJECT_OF_KIND.get(ref.kind)
     if name is None:
         raise ActionError(f"cannot tell the sObject of {ref.kind}")
     return name
@@ -128,9 +124,8 @@ def written(op: Operation) -> RecordRef | None:
         return None
     if op.system == "zendesk" and op.target.isdigit():
         return RecordRef("zendesk.ticket", op.target)
-    kinds = {name: kind for kind, name in SOBJECTS.items()}
-    if op.system == "salesforce" and op.target in kinds and op.payload.get("Id"):
-        return RecordRef(kinds[op.target], str(op.payload["Id"]))
+    if op.system == "salesforce" and op.target in KIND_OF_SOBJECT and op.payload.get("Id"):
+        return RecordRef(KIND_OF_SOBJECT[op.target], str(op.payload["Id"]))
     return None
 
 

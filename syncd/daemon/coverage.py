@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.daemon.actions import SOBJECTS
 from syncd.rules.language import AllOf, Condition, FieldCondition, Rule, RuleSet
 from syncd.settings import Settings
+from syncd.vendors.graph import FILE as FILE_KIND
+from syncd.vendors.graph import ITEM as ITEM_KIND
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
+from syncd.vendors.salesforce import SOBJECT_OF_KIND, kind_of_sobject
+from syncd.vendors.zendesk import TICKET
 
-GENERIC_SOBJECT = "salesforce.record"  # an object without a kind of its own
-FILE, ITEM = "sharepoint.file", "sharepoint.item"
+FILE, ITEM = FILE_KIND.name, ITEM_KIND.name
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,9 @@ def polled_kinds(settings: Settings) -> frozenset[str]:
     """The record kinds the configured sources poll."""
     kinds: set[str] = set()
     if settings.zendesk is not None:
-        kinds.add("zendesk.ticket")
+        kinds.add(TICKET.name)
     if settings.salesforce is not None:
-        by_object = {name: kind for kind, name in SOBJECTS.items()}
-        kinds |= {by_object.get(o, GENERIC_SOBJECT) for o in settings.salesforce.objects}
+        kinds |= {kind_of_sobject(o) for o in settings.salesforce.objects}
     if settings.graph is not None:
         kinds |= {FILE, ITEM} if settings.graph.lists else {FILE}
     return frozenset(kinds)
@@ -66,15 +68,14 @@ def unpolled_rules(ruleset: RuleSet, settings: Settings) -> list[Unpolled]:
 
 
 def _kind_problem(kind: str, settings: Settings) -> tuple[str, str]:
-    system = kind.partition(".")[0]
-    section = "graph" if system == "sharepoint" else system
+    section = SYSTEM_OF_FAMILY[kind.partition(".")[0]]
     if getattr(settings, section) is None:
         return (f"it is on {kind} and [{section}] is not configured",
                 f"configure [{section}] or disable the rule")  # fmt: skip
     if kind == ITEM:
         return (f"it is on {kind} and [graph] lists is empty",
                 "name the lists in [graph] lists")  # fmt: skip
-    sobject = SOBJECTS.get(kind, "the object")
+    sobject = SOBJECT_OF_KIND.get(kind, "the object")
     return (f"it is on {kind} and [salesforce] objects lacks {sobject}",
             f"add {sobject} to [salesforce] objects")  # fmt: skip
 

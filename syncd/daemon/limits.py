@@ -21,6 +21,7 @@ from syncd.model import Intent
 from syncd.rules.engine import Engine
 from syncd.settings import LimitsSection
 from syncd.store.db import Tx
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
 
 HOUR = timedelta(hours=1)
 ALL = ""  # the scope of the global limits
@@ -32,7 +33,6 @@ SYSTEM_OF_ACTION = {
     "ensure_folder": "graph",
     "file_transcript": "graph",
 }
-SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
 
 
 def kinds_of(intent: Intent) -> tuple[str, ...]:
@@ -40,7 +40,7 @@ def kinds_of(intent: Intent) -> tuple[str, ...]:
     system's writes (`zendesk.write`)."""
     if intent.action == "notify" and intent.params.get("via") != "note":
         return ("any", "mail")
-    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_KIND.get(intent.record.system, "")
+    system = SYSTEM_OF_ACTION.get(intent.action) or SYSTEM_OF_FAMILY.get(intent.record.family, "")
     return ("any", "write", f"{system}.write")
 
 

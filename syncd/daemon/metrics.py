@@ -1,7 +1,7 @@
 """Prometheus metrics for `/metrics`, in a registry of their own (not prometheus_client's global
 one), so a reload or a test builds a fresh set without "duplicated timeseries" errors.
 
-    metrics = Metrics(sources=["zendesk", "salesforce", "sharepoint"],
+    metrics = Metrics(sources=["zendesk", "salesforce", "graph"],  # systems (connectors)
                       vendors=["zendesk", "salesforce", "graph"])
     server = metrics.serve(settings.metrics.host, settings.metrics.port)   # if enabled
     with metrics.time_cycle():

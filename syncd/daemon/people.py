@@ -25,19 +25,19 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from syncd.connectors.base import Connector, Directory, DirectoryGroup, DirectoryUser
-from syncd.daemon.runtime import SYSTEM_OF_KIND
 from syncd.errors import Skippable
 from syncd.model import Record, RecordRef
 from syncd.rules.conditions import resolve
 from syncd.rules.language.templates import ADDRESS
 from syncd.store.db import Tx
 from syncd.store.memory import INTERNAL
+from syncd.vendors.registry import GROUP_SYSTEMS, SYSTEM_OF_FAMILY, VENDORS
+from syncd.vendors.zendesk import TICKET
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
-GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:Name` recipient is looked for
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
-ASSIGNEE_FIELD = {"zendesk": "assignee_id", "salesforce": "OwnerId"}
-SYMBOLIC = {"assignee": "assignee_email", "requester": "requester_email"}
+ASSIGNEE_FIELD = {system: v.assignee_field for system, v in VENDORS.items() if v.assignee_field}
+SYMBOLIC = TICKET.recipients  # a ticket's people, by the names rules use: field with the address
 
 
 # Syntax only: an internal domain (`corp.local`) is a real company's; the mail server decides
@@ -92,7 +92,7 @@ class Assignee:
 
 
 def system_of(record: RecordRef) -> str:
-    return SYSTEM_OF_KIND.get(record.system, record.system)
+    return SYSTEM_OF_FAMILY.get(record.family, record.family)
 
 
 class People:
@@ -174,7 +174,7 @@ class People:
             for member in [members] if isinstance(members, str) else members:
                 yield from self._addresses(str(member).strip(), record, roles, depth + 1)
         elif name in SYMBOLIC:
-            if record.ref.system != "zendesk":
+            if record.ref.family != "zendesk":
                 raise ActionError(f"{name!r} is a ticket's; {record.ref} has none")
             address = record.fields.get(SYMBOLIC[name])
             if address:  # an unassigned ticket has no assignee to tell: not an error

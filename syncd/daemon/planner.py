@@ -26,15 +26,14 @@ from syncd.rules.engine import (
     memory_from_json,
 )
 from syncd.store.db import Tx
-from syncd.store.timers import Timer, TimerSpec
-
-# the vendor's last-change instant of a record, by source: Zendesk, SharePoint, Salesforce
-CHANGED_AT = ("updated_at", "modified_at", "SystemModstamp", "LastModifiedDate")
+from syncd.store.timers import StoredTimer, TimerSpec
+from syncd.vendors.registry import KINDS
 
 
 def changed_at(record: Record) -> datetime | None:
     """When the vendor says the record last changed (None if it does not say)."""
-    for name in CHANGED_AT:
+    kind = KINDS.get(record.ref.kind)
+    for name in kind.changed_at if kind is not None else ():
         found = as_instant(record.fields.get(name))
         if found is not None:
             return found
@@ -89,7 +88,7 @@ class Stored:
 
     record: Record | None
     memory: dict[str, dict[str, Any] | None]
-    timers: list[Timer]
+    timers: list[StoredTimer]
 
 
 class Known:
@@ -185,7 +184,9 @@ def apply_record(
     return applied
 
 
-def _settle_due_timers(tx: Tx, pending: list[Timer], result: Evaluation, now: datetime) -> None:
+def _settle_due_timers(
+    tx: Tx, pending: list[StoredTimer], result: Evaluation, now: datetime
+) -> None:
     """The record's due timers were waiting for this evaluation: a timer whose step it
     planned has fired; one that planned nothing is cancelled with the reason, so `syncd audit`
     can say why an escalation did not happen (an agent answered: `until` held)."""
@@ -208,7 +209,7 @@ def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read"
     return f"not due when {seen}: the anchor moved, or catch_up skipped the step"
 
 
-def _replace_timers(tx: Tx, ref: RecordRef, pending: list[Timer], result: Evaluation,
+def _replace_timers(tx: Tx, ref: RecordRef, pending: list[StoredTimer], result: Evaluation,
                     now: datetime) -> None:  # fmt: skip
     """Every rule's pending timers for the record (as read before this evaluation settled the
     due ones) become exactly what the engine wants."""

@@ -25,17 +25,16 @@ from syncd.rules.language.diagnostics import Diagnostic
 from syncd.rules.language.loader import load_rules
 from syncd.settings import Settings
 from syncd.store.db import Store, open_store
+from syncd.vendors.registry import SYSTEM_OF_FAMILY
 
 log = get_logger("syncd.daemon")
 
-# settings section -> (module, class) of its connector; each class has `from_settings`.
+# settings section -> (module, class) of its connector, made from that section, [tls], [proxy]
 CONNECTORS: dict[str, tuple[str, str]] = {
     "zendesk": ("syncd.connectors.zendesk", "ZendeskConnector"),
     "salesforce": ("syncd.connectors.salesforce", "SalesforceConnector"),
     "graph": ("syncd.connectors.graph", "GraphConnector"),
 }
-# record kind prefix -> the connector (settings section) that reads and writes it
-SYSTEM_OF_KIND = {"zendesk": "zendesk", "salesforce": "salesforce", "sharepoint": "graph"}
 
 
 class RulesRefused(Fatal, RuntimeError):
@@ -84,7 +83,7 @@ class Runtime:
 
     def connector_for(self, kind: str) -> Connector | None:
         """The connector for a record kind (`zendesk.ticket` -> zendesk)."""
-        return self.connectors.get(SYSTEM_OF_KIND.get(kind.split(".", 1)[0], ""))
+        return self.connectors.get(SYSTEM_OF_FAMILY.get(kind.split(".", 1)[0], ""))
 
     def fail(self, what: str) -> None:
         self.failures.append(redact(what))
@@ -102,11 +101,12 @@ def build_connectors(settings: Settings, clock: Clock) -> dict[str, Connector]:
     """A connector for every configured vendor section whose secrets are present."""
     found: dict[str, Connector] = {}
     for section, (module_name, class_name) in CONNECTORS.items():
-        if getattr(settings, section) is None:
+        own = getattr(settings, section)
+        if own is None:
             continue
         try:
             factory = getattr(importlib.import_module(module_name), class_name)
-            found[section] = factory.from_settings(settings, clock)
+            found[section] = factory(own, clock, settings.tls, settings.proxy)
         except (ImportError, AttributeError, ValueError) as exc:
             log.warning("connector_unavailable", system=section, reason=str(exc))
     return found

@@ -14,7 +14,7 @@ from syncd.daemon.contain import apply_contained
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record, RecordRef
 from syncd.rules.engine import Engine
-from syncd.store.timers import Timer
+from syncd.store.timers import StoredTimer
 
 Freshen = Callable[[Runtime, Sequence[RecordRef]], Mapping[RecordRef, Record | None]]
 BATCH = 100
@@ -49,16 +49,16 @@ def fire_due(
             due = [t for t in tx.timers.due(at, BATCH + len(failed)) if t.record not in failed]
         if not due:
             break
-        by_system: dict[str, list[RecordRef]] = {}
+        by_family: dict[str, list[RecordRef]] = {}
         for ref in dict.fromkeys(t.record for t in due):
-            by_system.setdefault(ref.system, []).append(ref)
-        for refs in by_system.values():
+            by_family.setdefault(ref.family, []).append(ref)
+        for refs in by_family.values():
             try:
                 fresh = freshen(rt, refs)
             except VendorError as exc:
                 log.warning("timer_refetch_failed", records=[str(r) for r in refs],
                             error=str(exc))  # fmt: skip
-                rt.fail(f"{refs[0].system}: re-read before firing: {exc}")
+                rt.fail(f"{refs[0].family}: re-read before firing: {exc}")
                 failed.update(refs)
                 continue
             for ref in refs:
@@ -71,7 +71,7 @@ def fire_due(
     return fired
 
 
-def _fire(rt: Runtime, engine: Engine, timers: Sequence[Timer], fresh: Record | None,
+def _fire(rt: Runtime, engine: Engine, timers: Sequence[StoredTimer], fresh: Record | None,
           at: datetime) -> None:  # fmt: skip
     """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which settles them."""
     ref = timers[0].record

@@ -19,9 +19,6 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from syncd.daemon.actions import SOBJECTS
-from syncd.daemon.runtime import SYSTEM_OF_KIND
-from syncd.rules.kinds import KINDS
 from syncd.rules.language import (
     Action,
     Assign,
@@ -39,6 +36,7 @@ from syncd.rules.language.base import VAR_REFERENCE, Path_
 from syncd.rules.language.lint import CONDITION_KEYS, compared_values, condition_fields
 from syncd.rules.language.loader import locate
 from syncd.rules.language.templates import TemplateProblem, Text, is_template, render, render_tree
+from syncd.vendors.registry import GROUP_SYSTEMS, KINDS, SYSTEM_OF_FAMILY
 
 # Condition fields whose compared values name something: (kind, field) -> (system, what).
 NAMING_FIELDS = {
@@ -46,7 +44,6 @@ NAMING_FIELDS = {
     ("zendesk.ticket", "assignee_email"): ("zendesk", "user"),
     ("sharepoint.file", "folder"): ("graph", "folder"),
 }
-MAIL_GROUP_SYSTEMS = ("zendesk", "salesforce")  # where a `group:` recipient is looked up
 
 
 @dataclass(frozen=True)
@@ -112,8 +109,8 @@ class _Scan:
     def __init__(self, rule: Rule, node: CommentedMap, file: str, uses: Uses) -> None:
         self.rule, self.node, self.file, self.uses = rule, node, file, uses
         self.kind = KINDS[rule.on]
-        self.system = SYSTEM_OF_KIND[rule.on.partition(".")[0]]
-        self.sobject = SOBJECTS.get(rule.on)
+        self.system = SYSTEM_OF_FAMILY[self.kind.family]
+        self.sobject = self.kind.sobject or None
         context: dict[str, Any] = {"rule": {"id": rule.id, "description": rule.description}}
         self.vars: dict[str, Any] = {}
         for name, value in rule.vars.items():
@@ -230,7 +227,7 @@ class _Scan:
             for member in members:
                 kind, _, name = str(member).partition(":")
                 if kind == "group":
-                    self.add(MAIL_GROUP_SYSTEMS, "group", name.strip(), (*at, key, i))
+                    self.add(GROUP_SYSTEMS, "group", name.strip(), (*at, key, i))
 
     def owner(self, text: str | None, path: Path_) -> None:
         """A task or event owner: a Salesforce user, unless it is the record's owner."""

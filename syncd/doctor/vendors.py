@@ -20,14 +20,15 @@ from syncd.clock import Clock
 from syncd.connectors.base import Directory
 from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import Governor, RetryPolicy, VendorError
-from syncd.connectors.salesforce import SalesforceConnector
+from syncd.connectors.salesforce import SalesforceConnector, audience
 from syncd.connectors.zendesk import Dropdown, ZendeskConnector
 from syncd.doctor.report import Check
 from syncd.doctor.uses import Uses
 from syncd.settings import SECRET_FILES, Settings
+from syncd.vendors.registry import VENDORS
 
-SYSTEMS = ("zendesk", "salesforce", "graph")
-LABELS = {"zendesk": "Zendesk", "salesforce": "Salesforce", "graph": "SharePoint"}
+SYSTEMS = tuple(VENDORS)
+LABELS = {system: vendor.label for system, vendor in VENDORS.items()}
 # For fixes: the settings keys naming each vendor's host and syncd's identity there.
 HOST_KEYS = {
     "zendesk": "subdomain / netloc",
@@ -57,12 +58,14 @@ class Vendors:
 def open_vendors(settings: Settings, clock: Clock) -> Vendors:
     """Connectors as the daemon builds them, each call tried once."""
     ready = {s for s in configured(settings) if not missing_secrets(settings, s)}
+    tls, proxy = settings.tls, settings.proxy
+    zd, sf, gr = settings.zendesk, settings.salesforce, settings.graph
     vendors = Vendors(
-        zendesk=ZendeskConnector.from_settings(settings, clock) if "zendesk" in ready else None,
+        zendesk=ZendeskConnector(zd, clock, tls, proxy) if zd and "zendesk" in ready else None,
         salesforce=(
-            SalesforceConnector.from_settings(settings, clock) if "salesforce" in ready else None
+            SalesforceConnector(sf, clock, tls, proxy) if sf and "salesforce" in ready else None
         ),
-        graph=GraphConnector.from_settings(settings, clock) if "graph" in ready else None,
+        graph=GraphConnector(gr, clock, tls, proxy) if gr and "graph" in ready else None,
     )
     for connector in (vendors.zendesk, vendors.salesforce, vendors.graph):
         if connector is not None:
@@ -199,11 +202,11 @@ def _salesforce(
 def _salesforce_sign_in(sf: SalesforceConnector, failed: VendorError | None = None) -> Check:
     """The OAuth flow and, for the JWT bearer flow, the audience the assertion names: a sandbox
     org refuses login.salesforce.com ("audience is invalid")."""
-    cfg = sf.config
+    cfg = sf.settings
     if not (cfg.username and cfg.private_key):
         return Check("salesforce sign-in", "ok" if failed is None else "fail",
                      "client credentials flow (no JWT audience)")  # fmt: skip
-    shown = f"JWT bearer flow as {cfg.username}, audience {cfg.audience}"
+    shown = f"JWT bearer flow as {cfg.username}, audience {audience(cfg)}"
     if failed is None:
         return Check("salesforce sign-in", "ok", shown)
     if "audience" in failed.message:
@@ -251,9 +254,9 @@ def _graph(gr: GraphConnector, uses: Uses, clock: Clock) -> tuple[list[Check], F
     except VendorError as exc:
         return [_vendor_failed("graph", "graph", exc)], None
     return [
-        Check("graph", "ok", f"token for {gr.config.client_id}: {len(directory.users)} user(s)"),
-        _graph_roles(token, drive=bool(gr.config.drive_id),
-                     mail=bool(uses.mail or gr.config.mailbox)),
+        Check("graph", "ok", f"token for {gr.settings.client_id}: {len(directory.users)} user(s)"),
+        _graph_roles(token, drive=bool(gr.settings.drive_id),
+                     mail=bool(uses.mail or gr.settings.mailbox)),
     ], Found(directory, skew_s=_skew(gr.governor, clock))  # fmt: skip
 
 

@@ -93,8 +93,8 @@ from syncd.businesstime.spans import UTC_MATH, TimeMath, from_micros, micros
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
 from syncd.rules import language as schema
-from syncd.rules.kinds import KINDS
 from syncd.rules.language import RuleSet, templates
+from syncd.vendors.registry import KINDS
 
 DEFAULT_GRACE = timedelta(minutes=5)
 WAKE_STEP = "~wake"  # the step name of timers that re-check a condition whose age test flips

@@ -40,7 +40,7 @@ from syncd.files import private_file
 from syncd.store.audit import Audit
 from syncd.store.cursors import Cursors
 from syncd.store.ledger import Ledger
-from syncd.store.memory import RuleMemory
+from syncd.store.memory import MemoryTable
 from syncd.store.meta import Meta
 from syncd.store.quarantine import Quarantine
 from syncd.store.records import Records
@@ -136,7 +136,7 @@ class Tx:
     ledger: Ledger
     timers: Timers
     cursors: Cursors
-    memory: RuleMemory
+    memory: MemoryTable
     audit: Audit
     quarantine: Quarantine
     meta: Meta
@@ -193,7 +193,7 @@ class Store:
             ledger=Ledger(conn, audit, self.max_attempts),
             timers=Timers(conn, audit),
             cursors=Cursors(conn),
-            memory=RuleMemory(conn),
+            memory=MemoryTable(conn),
             audit=audit,
             quarantine=Quarantine(conn, audit),
             meta=Meta(conn),

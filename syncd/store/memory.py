@@ -24,7 +24,9 @@ class Remembered(NamedTuple):
     updated_at: datetime
 
 
-class RuleMemory:
+class MemoryTable:
+    """The rule_memory table: the engine's `RuleMemory` of each (rule, record), as JSON."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 

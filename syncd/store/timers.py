@@ -39,7 +39,9 @@ class TimerSpec:
 
 
 @dataclass(frozen=True)
-class Timer:
+class StoredTimer:
+    """A timer row as stored (the engine's own `Timer` is what it wants armed)."""
+
     key: str
     rule_id: str
     record: RecordRef
@@ -114,7 +116,7 @@ class Timers:
                       reason="the rule was removed by a reload")  # fmt: skip
         return len(rows)
 
-    def due(self, now: datetime, limit: int = 100) -> list[Timer]:
+    def due(self, now: datetime, limit: int = 100) -> list[StoredTimer]:
         """Pending timers whose instant has come, earliest first."""
         query = (
             select(timers)
@@ -155,7 +157,7 @@ class Timers:
             row, now, state=TimerState.CANCELLED, event="timer_cancelled", reason=reason
         )
 
-    def for_record(self, record: RecordRef) -> list[Timer]:
+    def for_record(self, record: RecordRef) -> list[StoredTimer]:
         """The record's pending timers (for `syncd audit`)."""
         query = (
             select(timers)
@@ -168,9 +170,9 @@ class Timers:
         )
         return [_timer(row) for row in self._conn.execute(query)]
 
-    def for_records(self, kind: str, ids: Iterable[str]) -> dict[str, list[Timer]]:
+    def for_records(self, kind: str, ids: Iterable[str]) -> dict[str, list[StoredTimer]]:
         """`for_record` of many records of one kind, in a statement per 500."""
-        found: dict[str, list[Timer]] = {}
+        found: dict[str, list[StoredTimer]] = {}
         wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), CHUNK):
             query = (
@@ -223,8 +225,8 @@ class Timers:
         )
 
 
-def _timer(row: Row[Any]) -> Timer:
-    return Timer(
+def _timer(row: Row[Any]) -> StoredTimer:
+    return StoredTimer(
         key=row.key,
         rule_id=row.rule_id,
         record=RecordRef(row.record_kind, row.record_id),

@@ -9,15 +9,17 @@ from typing import Any
 
 from syncd.clock import FrozenClock, SystemClock
 from syncd.connectors.base import poll
-from syncd.connectors.graph import FRAGMENT, GraphConfig, GraphConnector
+from syncd.connectors.graph import FRAGMENT, GraphConnector
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
-from syncd.settings import load_settings
+from syncd.settings import GraphSection, TlsSection, load_settings
 
 NOW = "2026-03-02T10:00:00+00:00"
 
 
-def connector(sandbox: SandboxServer, **overrides: Any) -> GraphConnector:
+def connector(sandbox: SandboxServer, trusted: bool = True, **overrides: Any) -> GraphConnector:
+    """The sandbox's connector (trusting its CA unless not `trusted`): `overrides` of [graph]
+    settings, or of connector attributes that are not settings (`page_size`)."""
     g = sandbox.info["graph"]
     settings: dict[str, Any] = {
         "tenant_id": g["tenant_id"],
@@ -28,10 +30,14 @@ def connector(sandbox: SandboxServer, **overrides: Any) -> GraphConnector:
         "site_id": g["site_id"],
         "drive_id": g["drive_id"],
         "mailbox": g["mailbox"],
-        "ca_bundle": sandbox.ca_bundle,
         "watched_folders": ("Transcripts",),
     }
-    return GraphConnector(GraphConfig(**{**settings, **overrides}), SystemClock())
+    tuning = {k: overrides.pop(k) for k in list(overrides) if k not in GraphSection.model_fields}
+    tls = TlsSection(ca_bundle=sandbox.ca_bundle if trusted else None)
+    found = GraphConnector(GraphSection(**{**settings, **overrides}), SystemClock(), tls)
+    for name, value in tuning.items():
+        setattr(found, name, value)
+    return found
 
 
 def seed(sandbox: SandboxServer, files: int = 0, **extra: Any) -> None:
@@ -89,7 +95,7 @@ def test_delta_pages_then_resume_and_see_changes_and_deletes(sandbox: SandboxSer
 
     gone = files[0].ref.id
     graph.http.delete(
-        f"{graph.config.base_url}/drives/{graph.config.drive_id}/items/{gone}",
+        f"{graph.settings.base_url}/drives/{graph.settings.drive_id}/items/{gone}",
         headers={"Authorization": f"Bearer {graph._token()}"},
     ).raise_for_status()
     deleted, _ = poll(graph, cursor)
@@ -198,7 +204,8 @@ def test_a_token_expired_on_syncds_clock_is_renewed_before_graph_refuses_it(
 ) -> None:
     seed(sandbox, settings={"token_lifetime_s": 600})
     clock = FrozenClock(datetime.fromisoformat(NOW))  # the sandbox's clock, as in the daemon
-    graph = GraphConnector(connector(sandbox).config, clock)
+    tls = TlsSection(ca_bundle=sandbox.ca_bundle)
+    graph = GraphConnector(connector(sandbox).settings, clock, tls)
     assert graph.execute(op("ensure_folder", "A")).ok
     for seconds in (500, 400):  # within the token's 600 s, then past it (msal: still valid)
         clock.advance(timedelta(seconds=seconds))
@@ -224,13 +231,16 @@ def test_tls_is_verified_against_the_configured_ca_not_the_environment(
     assert os.environ.get("REQUESTS_CA_BUNDLE")  # msal's requests would otherwise use it
     seed(sandbox)
     assert connector(sandbox).execute(op("ensure_folder", "A")).ok
-    outcome = connector(sandbox, ca_bundle=None).execute(op("ensure_folder", "B"))
+    outcome = connector(sandbox, trusted=False).execute(op("ensure_folder", "B"))
     assert not outcome.ok and outcome.detail["code"] == "tls"
 
 
-def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
+def test_the_connector_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
     seed(sandbox)
     assert sandbox.directory is not None
     settings = load_settings(sandbox.directory / "syncd.toml", env={})
-    graph = GraphConnector.from_settings(settings, SystemClock())
+    assert settings.graph is not None and settings.graph.client_secret is not None
+    graph = GraphConnector(settings.graph, SystemClock(), settings.tls, settings.proxy)
+    secret = settings.graph.client_secret.get_secret_value()
+    assert secret not in repr(graph.settings) and secret not in repr(graph)
     assert graph.execute(op("ensure_folder", "From settings")).ok

@@ -11,26 +11,34 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from syncd.clock import SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.http import VendorError
-from syncd.connectors.salesforce import SalesforceConfig, SalesforceConnector
+from syncd.connectors.salesforce import SalesforceConnector
+from syncd.connectors.salesforce import audience as jwt_audience
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
-from syncd.settings import load_settings
+from syncd.settings import SalesforceSection, TlsSection, load_settings
 
 NOW = "2026-03-02T10:00:00+00:00"
 KEY_FIELD = {"name": "Syncd_Key__c", "type": "string", "external_id": True, "unique": True}
 
 
 def connector(sandbox: SandboxServer, **overrides: Any) -> SalesforceConnector:
+    """The sandbox's connector: `overrides` of [salesforce] settings, or of connector
+    attributes that are not settings (`page_size`)."""
     sf = sandbox.info["salesforce"]
     settings: dict[str, Any] = {
         "token_url": sf["token_url"],
         "client_id": sf["client_id"],
         "client_secret": sf["client_secret"],
-        "ca_bundle": sandbox.ca_bundle,
         "lookback_s": 120,
         "objects": ("Account", "Task"),
     }
-    return SalesforceConnector(SalesforceConfig(**{**settings, **overrides}), SystemClock())
+    tuning = {k: overrides.pop(k) for k in list(overrides)
+              if k not in SalesforceSection.model_fields}  # fmt: skip
+    found = SalesforceConnector(SalesforceSection(**{**settings, **overrides}), SystemClock(),
+                                TlsSection(ca_bundle=sandbox.ca_bundle))  # fmt: skip
+    for name, value in tuning.items():
+        setattr(found, name, value)
+    return found
 
 
 def seed(sandbox: SandboxServer, accounts: int = 0, **extra: Any) -> None:
@@ -313,18 +321,19 @@ def test_jwt_audience_follows_the_login_host(sandbox: SandboxServer) -> None:
      "https://acme--uat.sandbox.my.salesforce.com"),
 ])  # fmt: skip
 def test_default_jwt_audience_is_the_login_host(token_url: str, audience: str) -> None:
-    assert SalesforceConfig(token_url=token_url, client_id="c").audience == audience
-    explicit = SalesforceConfig(token_url=token_url, client_id="c", jwt_audience="https://x")
-    assert explicit.audience == "https://x"
+    assert jwt_audience(SalesforceSection(token_url=token_url, client_id="c")) == audience
+    explicit = SalesforceSection(token_url=token_url, client_id="c", jwt_audience="https://x")
+    assert jwt_audience(explicit) == "https://x"
 
 
-def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
+def test_the_connector_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
     seed(sandbox, accounts=1)
     assert sandbox.directory is not None
     settings = load_settings(sandbox.directory / "syncd.toml", env={})
-    sf = SalesforceConnector.from_settings(settings, SystemClock())
-    assert sf.config.client_secret
-    assert sf.config.client_secret not in repr(sf.config)
+    assert settings.salesforce is not None and settings.salesforce.client_secret is not None
+    sf = SalesforceConnector(settings.salesforce, SystemClock(), settings.tls, settings.proxy)
+    secret = settings.salesforce.client_secret.get_secret_value()
+    assert secret and secret not in repr(sf.settings) and secret not in repr(sf)
     sf.directory()
 
 
@@ -346,7 +355,7 @@ def test_the_connected_apps_own_allocation_bounds_the_budget(sandbox: SandboxSer
     """Sforce-Limit-Info's per-app-api-usage: syncd spends no more than its app has left,
     however large the org's daily limit."""
     seed(sandbox, accounts=1, settings={"per_app_api_limit": 2000, "daily_api_limit": 100000})
-    sf = connector(sandbox, daily_api_requests=100000, rate_share=0.5)
+    sf = connector(sandbox, daily_api_requests=100000, share=0.5)
     assert len(poll(sf, None)[0]) == 1
     bucket = sf.governor.buckets["default"]
     assert bucket.per_minute == 2000 / 1440  # not 100,000 x 0.5 a day

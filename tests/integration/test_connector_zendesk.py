@@ -13,27 +13,31 @@ from zenpy import Zenpy
 from syncd.clock import FrozenClock, SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.http import PermanentError
-from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector, pin_host
+from syncd.connectors.zendesk import ZendeskConnector, pin_host
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
-from syncd.settings import load_settings
+from syncd.settings import TlsSection, ZendeskSection, load_settings
 
 NOW = "2026-03-02T10:00:00+00:00"
 AGENT = "ann@example.com"
 
 
-def connector(sandbox: SandboxServer, **overrides: Any) -> ZendeskConnector:
+def connector(sandbox: SandboxServer, trusted: bool = True, **tuning: Any) -> ZendeskConnector:
+    """The sandbox's connector (trusting its CA unless not `trusted`); `tuning` sets connector
+    attributes that are not settings."""
     zd = sandbox.info["zendesk"]
-    settings: dict[str, Any] = {
-        "subdomain": zd["subdomain"],
-        "email": zd["email"],
-        "token": zd["token"],
-        "scheme": zd["scheme"],
-        "netloc": zd["netloc"],
-        "ca_bundle": sandbox.ca_bundle,
-    }
-    config = ZendeskConfig(**{**settings, **overrides})
-    return ZendeskConnector(config, SystemClock())
+    settings = ZendeskSection(
+        subdomain=zd["subdomain"],
+        email=zd["email"],
+        token=zd["token"],
+        scheme=zd["scheme"],
+        netloc=zd["netloc"],
+    )
+    tls = TlsSection(ca_bundle=sandbox.ca_bundle if trusted else None)
+    found = ZendeskConnector(settings, SystemClock(), tls)
+    for name, value in tuning.items():
+        setattr(found, name, value)
+    return found
 
 
 def seed(sandbox: SandboxServer, tickets: int = 5) -> None:
@@ -334,8 +338,9 @@ def test_the_directory_is_kept_15_minutes_and_read_again_once_for_a_group_it_lac
 ) -> None:
     seed(sandbox, tickets=1)
     clock = FrozenClock(datetime.fromisoformat(NOW))
-    zd = ZendeskConnector(connector(sandbox).config, clock)
-    assert zd.config.directory_ttl_s == 900
+    tls = TlsSection(ca_bundle=sandbox.ca_bundle)
+    zd = ZendeskConnector(connector(sandbox).settings, clock, tls)
+    assert zd.settings.directory_ttl_s == 900
     zd.directory()
     clock.advance(timedelta(minutes=14))
     assert zd.directory().group_by_name("Support") is not None  # still the first read
@@ -378,19 +383,21 @@ def test_tls_is_verified_against_the_configured_ca_not_the_environment(
     assert os.environ.get("REQUESTS_CA_BUNDLE")  # set by conftest, as on a real host
     seed(sandbox, tickets=1)
     assert connector(sandbox).fetch(RecordRef("zendesk.ticket", "1")) is not None
-    untrusting = connector(sandbox, ca_bundle=None)
+    untrusting = connector(sandbox, trusted=False)
     with pytest.raises(PermanentError) as caught:
         untrusting.fetch(RecordRef("zendesk.ticket", "1"))
     assert caught.value.code == "tls"
 
 
-def test_from_settings_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
+def test_the_connector_of_the_sandbox_configuration(sandbox: SandboxServer) -> None:
     seed(sandbox, tickets=1)
     assert sandbox.directory is not None
     settings = load_settings(sandbox.directory / "syncd.toml", env={})
-    zd = ZendeskConnector.from_settings(settings, SystemClock())
+    assert settings.zendesk is not None and settings.zendesk.token is not None
+    zd = ZendeskConnector(settings.zendesk, SystemClock(), settings.tls, settings.proxy)
     assert zd.fetch(RecordRef("zendesk.ticket", "1")) is not None
-    assert zd.config.token not in repr(zd.config)  # the secret is not shown
+    token = settings.zendesk.token.get_secret_value()
+    assert token not in repr(zd.settings) and token not in repr(zd)  # the secret is not shown
 
 
 def test_a_netloc_is_pinned_per_client_not_process_wide(

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from syncd.clock import SystemClock
-from syncd.connectors.graph import GraphConfig, GraphConnector
-from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector
+from syncd.connectors.graph import GraphConnector
+from syncd.connectors.zendesk import ZendeskConnector
 from syncd.model import Operation, RecordRef
 from syncd.sandbox.server import SandboxServer
+from syncd.settings import GraphSection, TlsSection, ZendeskSection
 
 pytestmark = pytest.mark.slow
 
@@ -50,15 +51,15 @@ def test_a_burst_never_exceeds_the_configured_share_in_any_sliding_minute(
         "graph": {"users": [{"userPrincipalName": "support@example.com"}]},
     })  # fmt: skip
     zd, g = sandbox.info["zendesk"], sandbox.info["graph"]
-    zendesk = ZendeskConnector(ZendeskConfig(
+    tls = TlsSection(ca_bundle=sandbox.ca_bundle)
+    zendesk = ZendeskConnector(ZendeskSection(
         subdomain=zd["subdomain"], email=zd["email"], token=zd["token"], scheme=zd["scheme"],
-        netloc=zd["netloc"], ca_bundle=sandbox.ca_bundle, rate_share=ZENDESK_SHARE,
-        plan_rate_per_minute=70), SystemClock())  # fmt: skip
-    graph = GraphConnector(GraphConfig(
+        netloc=zd["netloc"], rate_share=ZENDESK_SHARE, plan_rate_per_minute=70),
+        SystemClock(), tls)  # fmt: skip
+    graph = GraphConnector(GraphSection(
         tenant_id=g["tenant_id"], client_id=g["client_id"], client_secret=g["client_secret"],
         authority=g["authority"], base_url=g["base_url"], site_id=g["site_id"],
-        drive_id=g["drive_id"], mailbox=g["mailbox"], ca_bundle=sandbox.ca_bundle),
-        SystemClock())  # fmt: skip
+        drive_id=g["drive_id"], mailbox=g["mailbox"]), SystemClock(), tls)  # fmt: skip
     failures: list[Any] = []
 
     def mails() -> None:

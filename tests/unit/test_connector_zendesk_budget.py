@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 
 from syncd.clock import FrozenClock
 from syncd.connectors.http import default_lane
-from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector
+from syncd.connectors.zendesk import ZendeskConnector
+from syncd.settings import ZendeskSection
 
 
 def exports_per_minute(rate_share: float) -> int:
     """Export calls in an hour, per minute on average."""
     clock = FrozenClock(datetime(2026, 3, 2, 10, tzinfo=UTC))
     start = clock.now()
-    config = ZendeskConfig(subdomain="acme", email="a@example.com", token="t",
-                           rate_share=rate_share)  # fmt: skip
-    governor = ZendeskConnector(config, clock).governor
+    settings = ZendeskSection(subdomain="acme", email="a@example.com", token="t",
+                              rate_share=rate_share)  # fmt: skip
+    governor = ZendeskConnector(settings, clock).governor
     calls = 0
     with default_lane("poll"):
         while (clock.now() - start).total_seconds() <= 3600:

@@ -15,10 +15,9 @@ from ruamel.yaml import YAML
 
 from syncd.businesstime.durations import Offset
 from syncd.commands.check import schema_text
-from syncd.model import RECORD_KINDS
 from syncd.resources import RULES, SCHEMA, shipped
 from syncd.rules import language
-from syncd.rules.kinds import KINDS
+from syncd.rules.kinds import ACTIONS
 from syncd.rules.language import (
     AllOf,
     AnyOf,
@@ -29,6 +28,7 @@ from syncd.rules.language import (
     parse_condition,
 )
 from syncd.rules.language.templates import Text
+from syncd.vendors.registry import KINDS
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 
@@ -170,12 +170,12 @@ def test_models_are_immutable() -> None:
 
 
 def test_kinds_cover_every_record_kind() -> None:
-    assert set(KINDS) == set(RECORD_KINDS)
+    assert set(ACTIONS) == set(KINDS)
     ticket = KINDS["zendesk.ticket"]
     assert ticket.has_field("status") and ticket.has_field("custom.anything")
     assert not ticket.has_field("staus") and not ticket.has_field("status.x")
     assert KINDS["salesforce.opportunity"].has_field("Week_B_Date__c")
-    assert "create_task" not in KINDS["sharepoint.file"].actions
+    assert "create_task" not in ACTIONS["sharepoint.file"]
 
 
 def test_committed_schema_equals_generated() -> None:

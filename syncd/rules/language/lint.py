@@ -22,7 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.businesstime.durations import Offset
 from syncd.rules.conditions import as_instant
-from syncd.rules.kinds import ACTION_KINDS, LINK_KINDS, RecordKind, Values
+from syncd.rules.kinds import ACTION_KINDS, ACTIONS, LINK_KINDS
 from syncd.rules.language import templates
 from syncd.rules.language.actions import (
     LINK,
@@ -46,6 +46,7 @@ from syncd.rules.language.diagnostics import Severity, did_you_mean
 from syncd.rules.language.rule import shape_problems
 from syncd.rules.language.templates import NamedTemplate, Text
 from syncd.rules.language.timeline import TIMING_KEYS, Timing, default_step_id
+from syncd.vendors.declare import RecordKind, Values
 
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")
@@ -207,11 +208,11 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
     named += [(path, _get(node, path)) for path in (("since",), ("defer", "to"))]
     for path, name in raw_actions(node):
         body = _get(node, path)
-        if name in ACTION_KINDS and name not in kind.actions:
+        if name in ACTION_KINDS and name not in ACTIONS[kind.name]:
             yield Finding(path, f"action {name!r} cannot act on {kind.name} (it works on "
                           f"{', '.join(ACTION_KINDS[name])})", at_key=True)  # fmt: skip
         linked = isinstance(body, Mapping) and LINK in body
-        if linked and not kind.links:
+        if linked and kind.name not in LINK_KINDS:
             yield Finding((*path, LINK), f"'{LINK}' (writing to another record) works only in "
                           f"rules on {', '.join(LINK_KINDS)} for now, not on {kind.name}",
                           at_key=True)  # fmt: skip
@@ -445,7 +446,7 @@ def _never_fires(parts: Parts) -> Iterator[Finding]:
 def _action(
     parts: Parts, env: Env, path: Path_, names: frozenset[str], action: Action
 ) -> Iterator[Finding]:
-    if action.kind not in parts.kind.actions:
+    if action.kind not in ACTIONS[parts.kind.name]:
         return  # reported by _fields
     if action.deliver is not None and action.deliver.within not in env.calendars:
         yield Finding((*path, "deliver", "within"),

@@ -25,7 +25,6 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from syncd.businesstime.calendars import Calendar, CalendarError
-from syncd.rules.kinds import KINDS
 from syncd.rules.language import lint
 from syncd.rules.language.actions import ACTIONS
 from syncd.rules.language.base import LocatedError, Path_
@@ -35,6 +34,7 @@ from syncd.rules.language.rule import Rule
 from syncd.rules.language.ruleset import TEMPLATE_DIR, RuleSet, Source
 from syncd.rules.language.templates import SUFFIX, NamedTemplate, TemplateProblem, load_named
 from syncd.rules.language.vars import substitute_vars
+from syncd.vendors.registry import KINDS
 
 M = TypeVar("M", bound=BaseModel)
 RULE_SUFFIXES = (".yaml", ".yml")

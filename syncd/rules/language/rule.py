@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from syncd.model import LIMIT_KINDS, RECORD_KINDS
+from syncd.model import LIMIT_KINDS
 from syncd.rules.language.actions import Action, Actions
 from syncd.rules.language.base import LocatedError, Node, Path_, Value
 from syncd.rules.language.conditions import ConditionField
@@ -25,6 +25,7 @@ from syncd.rules.language.timeline import (
     Step,
     default_step_id,
 )
+from syncd.vendors.registry import RECORD_KINDS
 
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
 LimitCounts = dict[Literal[LIMIT_KINDS], PositiveInt]  # type: ignore[valid-type]

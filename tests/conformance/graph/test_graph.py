@@ -18,10 +18,11 @@ import respx
 
 from syncd.clock import SystemClock
 from syncd.connectors.base import poll
-from syncd.connectors.graph import GraphConfig, GraphConnector
+from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import PermanentError
 from syncd.connectors.tls import PinnedSession, httpx_verify
 from syncd.sandbox.server import SandboxServer
+from syncd.settings import GraphSection
 
 HERE = Path(__file__).parent
 SCHEMAS: dict[str, Any] = json.loads((HERE / "graph-v1.0-subset.schema.json").read_text())
@@ -47,8 +48,8 @@ def validate_collection(body: dict[str, Any], resource: str) -> None:
 @pytest.fixture
 def documented_graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphConnector]:
     monkeypatch.setattr(GraphConnector, "_token", lambda self: "token")
-    graph = GraphConnector(GraphConfig(tenant_id="t", client_id="c", client_secret="s",
-                                       drive_id="d"), SystemClock())  # fmt: skip
+    graph = GraphConnector(GraphSection(tenant_id="t", client_id="c", client_secret="s",
+                                        drive_id="d"), SystemClock())  # fmt: skip
     yield graph
     graph.close()
 

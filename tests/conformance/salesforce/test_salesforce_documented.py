@@ -31,8 +31,9 @@ from sf_documented import (
 
 from syncd.clock import FrozenClock
 from syncd.connectors.http import VendorError
-from syncd.connectors.salesforce import SalesforceConfig, SalesforceConnector
+from syncd.connectors.salesforce import SalesforceConnector
 from syncd.model import Operation, RecordRef
+from syncd.settings import SalesforceSection
 
 ORG = "https://yourInstance.salesforce.com"
 
@@ -75,7 +76,7 @@ def describe(name: str, *fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def connector(route: Route, **config: Any) -> tuple[SalesforceConnector, DocumentedOrg]:
-    sf = SalesforceConnector(SalesforceConfig(
+    sf = SalesforceConnector(SalesforceSection(
         token_url="https://login.salesforce.com/services/oauth2/token", client_id="3MVG9",
         client_secret="s", **config), CLOCK())  # fmt: skip
     org = DocumentedOrg(lambda req: (200, TOKEN_RESPONSE) if "oauth2" in (req.url or "")
@@ -102,7 +103,7 @@ def test_documented_jwt_audience_refusal_is_a_clear_error() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()  # fmt: skip
-    sf = SalesforceConnector(SalesforceConfig(
+    sf = SalesforceConnector(SalesforceSection(
         token_url="https://test.salesforce.com/services/oauth2/token", client_id="3MVG9",
         username="ann@acme.example", private_key=pem), CLOCK())
     org = DocumentedOrg(lambda req: (400, TOKEN_AUDIENCE_REFUSED))

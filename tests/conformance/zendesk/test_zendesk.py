@@ -20,9 +20,10 @@ from requests.adapters import BaseAdapter
 from syncd.clock import FrozenClock
 from syncd.connectors.base import poll
 from syncd.connectors.tls import PinnedSession
-from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector
+from syncd.connectors.zendesk import ZendeskConnector
 from syncd.model import Operation
 from syncd.sandbox.server import SandboxServer
+from syncd.settings import ZendeskSection
 
 RECORDED: dict[str, Any] = json.loads((Path(__file__).parent / "recorded.json").read_text())[
     "interactions"]  # fmt: skip
@@ -65,9 +66,9 @@ class Replay(BaseAdapter):
 
 @pytest.fixture
 def replayed() -> tuple[ZendeskConnector, Replay]:
-    config = ZendeskConfig(subdomain=HOST.split(".")[0], email="redacted@example.com",
-                           token="t")  # fmt: skip
-    connector = ZendeskConnector(config, FrozenClock(datetime(2026, 3, 2, tzinfo=UTC)))
+    settings = ZendeskSection(subdomain=HOST.split(".")[0], email="redacted@example.com",
+                              token="t")  # fmt: skip
+    connector = ZendeskConnector(settings, FrozenClock(datetime(2026, 3, 2, tzinfo=UTC)))
     replay = Replay(RECORDED)
     connector.client.tickets.session.mount("https://", replay)
     return connector, replay
