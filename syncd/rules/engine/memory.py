@@ -3,8 +3,7 @@ evaluation (Evaluation, RuleError)."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -66,7 +65,6 @@ class RuleMemory(NamedTuple):
 EMPTY = RuleMemory()
 _NOTHING: frozenset[str] = EMPTY.fired
 _tuple = tuple.__new__  # _tuple(RuleMemory, (all eight fields)): no Python-level __new__ call
-_MISSING = object()
 _MEMORY_FIELDS = RuleMemory._fields
 
 
@@ -145,30 +143,3 @@ class Evaluation:
 
 
 _set = object.__setattr__
-
-
-def _maker(cls: type) -> Callable[..., Any]:
-    """`cls(*all_fields)` for a plain frozen dataclass (model.Intent), without the generated
-    __init__'s setattr call per field: the instance's __dict__ is set at once. The class itself
-    whenever that would not be the same (slots, __post_init__, fields outside __init__)."""
-    fields = dataclasses.fields(cls)
-    plain = (
-        "__slots__" not in cls.__dict__
-        and not hasattr(cls, "__post_init__")
-        and all(f.init and f.name.isidentifier() for f in fields)
-    )
-    if not plain:
-        return cls
-    names = [f.name for f in fields]
-    source = (
-        f"def make({', '.join(names)}):\n"
-        f"    made = _new(_cls)\n"
-        f"    _set(made, '__dict__', {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
-        f"    return made\n"
-    )
-    scope: dict[str, Any] = {"_new": object.__new__, "_set": _set, "_cls": cls}
-    exec(source, scope)
-    return scope["make"]  # type: ignore[no-any-return]
-
-
-_intent = _maker(Intent)  # Intent(key, rule_id, record, action, params, due_at, step, ...)

@@ -1,4 +1,6 @@
-"""An action's params rendered for one record: templates, anchored offsets, JSON-safe values."""
+"""An action's params rendered for one record: templates, anchored offsets, JSON-safe values.
+
+The plain way, Jinja over the whole params tree; fast/plans.py precomputes what it can."""
 
 from __future__ import annotations
 
@@ -14,12 +16,7 @@ if TYPE_CHECKING:
     from syncd.rules.engine.compiled import _Action, _Rule
     from syncd.rules.engine.semantics import _Due, _Run
 
-# ----------------------------------------------------------------------------- rendering
-
-
 _ANCHORED = frozenset({"due", "start"})  # create_task.due, create_event.start
-# how a param of `_Action.plan` is made (see `_plan`)
-_CONST, _TEXT, _TEXTS, _TREE, _SHIFT = range(5)
 
 
 class _Renderer:
@@ -61,32 +58,8 @@ class _Renderer:
         return self._context
 
     def params(self, action: _Action, base: datetime) -> dict[str, Any]:
-        """The action's params rendered, offsets resolved against `base`, JSON-safe."""
-        if action.fixed is not None:
-            return dict(action.fixed)  # nested values are shared: treat params as read-only
-        if action.plan is None:
-            return self.generic(action, base)
-        out: dict[str, Any] = {}
-        context = self._context
-        for name, how, what in action.plan:
-            if how == _CONST:
-                out[name] = what  # nested values are shared, as in `fixed`
-            elif how == _SHIFT:
-                out[name] = _param(name, what, base, self.rule.math)
-            else:
-                if context is None:
-                    context = self.context()
-                if how == _TEXT:
-                    out[name] = _render(what, context)
-                elif how == _TEXTS:
-                    out[name] = [p if type(p) is str else _render(p, context) for p in what]
-                else:
-                    rendered = templates.render_tree(what, context)
-                    out[name] = _param(name, rendered, base, self.rule.math)
-        return out
-
-    def generic(self, action: _Action, base: datetime) -> dict[str, Any]:
-        """`params` the long way: render the whole tree, fill a named template, convert."""
+        """The action's params rendered, offsets resolved against `base`, JSON-safe: the whole
+        tree rendered, a named template filled, each value converted (`_param`)."""
         params = action.params
         if action.templated:
             params = templates.render_tree(params, self.context())
@@ -115,18 +88,6 @@ def _record_id(rendered: Any) -> str | None:
     '12a', '#12'), which is a rule error rather than a write to a wrong record."""
     text = str(rendered).strip()
     return text if _RECORD_ID.fullmatch(text) else None
-
-
-def _render(template: tuple[str, templates.Renderer | None], context: dict[str, Any]) -> str:
-    """`templates.render(text, context)`, through the text's generated renderer if it has one
-    (which raises wherever it might differ from Jinja: then Jinja renders, or reports)."""
-    text, fast = template
-    if fast is not None:
-        try:
-            return fast(context)
-        except Exception:  # outside the fast subset
-            pass
-    return templates.render(text, context)
 
 
 def _param(name: str, value: Any, base: datetime | None, math: cond.TimeMath) -> Any:

@@ -1,11 +1,7 @@
-"""The pure rule engine: (rules, one record's versions, its rule memory, now) -> intents, the
-new memory, timers and the exact next wake-up instant. No I/O, no clock, no threads.
-
-    engine = Engine(ruleset)                        # compile once per (re)load
-    result = engine.evaluate(current, previous, memory, now, grace=poll_slack)
-    # store, in ONE transaction: result.intents (unique key), memory_to_json(result.memory)
-    # as the record's rule memory, result.timers as the record's timers; log result.errors;
-    # sleep until result.next_wake at the latest.
+"""What a rule means, stated once: instant rules, timelines, steps, repeats, deferral, catch-up,
+rendering and keys, for one record at one instant (`Plain`, `_Run`). This is the plain path:
+every enabled rule of the record's kind, in rule-set order, the long way. The shortcuts of
+fast/ give the same answers sooner; this module never imports them.
 
 `RuleMemory` is what the engine remembers per (rule, record) between evaluations, because edge
 semantics need the past: whether the record was inside `when` (instant rules fire on entry),
@@ -58,31 +54,14 @@ decisions, to be copied there):
 - Blast-radius limits (`limits`, `max_actions_per_hour`) are the daemon's (it has the ledger):
   `Engine.limits(rule_id)`; `Engine.stopped(...)` tells whether a held intent's rule still acts
   on a record re-read when a person releases it.
-
-Speed (bench/engine.py: 100,000 tickets x 100 rules; every shortcut is exact, the unit tests
-compare each with the long way):
-- rules are indexed on the equality tests of `scope`/`when` over up to three fields at once
-  (`_KindIndex`), so a record only meets the rules it can match, plus those with memory for it;
-- each `when`/`until` is one generated Python function (`conditions.compile_test`); the usual
-  gates (no age test, the kind's calendar) are tested by `evaluate` itself, without the
-  equality tests the record's index key already vouches for (`_Rule.rest`);
-- templates in the usual subset are generated Python (`templates.renderer`), fixed params are
-  precomputed, the others planned per param (`_plan`);
-- a ladder of plain steps (`_Rule.simple`) computes its due instants in integer microseconds
-  with one span-table lookup (`TimeMath.shift_all_micros`); when even its last step is missed
-  beyond grace and catch-up, one comparison with `Engine.cut` (the latest such anchor at this
-  `now`) settles it;
-- per record: one context (`_Run` is the Context), memory as named tuples, intents and the
-  Evaluation built without a setattr per field, ISO texts and key anchors remembered for the
-  instant a poll shares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from hashlib import blake2b
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from syncd.durations import Offset
 from syncd.model import Intent, Record, RecordRef, intent_key
@@ -91,21 +70,48 @@ from syncd.rules import schema
 from syncd.rules.engine.compiled import _Action, _Rule, _Step
 from syncd.rules.engine.memory import (
     _EPOCH,
-    _MISSING,
     _NOTHING,
     _US,
     EMPTY,
     WAKE_STEP,
+    Evaluation,
     RuleError,
     RuleMemory,
     Timer,
-    _intent,
     _tuple,
 )
 from syncd.rules.engine.render import _record_id, _Renderer
 
-if TYPE_CHECKING:
-    from syncd.rules.engine.entry import Engine
+
+class Shared(Protocol):
+    """What a run reads of its engine: the rule set (named templates) and the ISO text of the
+    last instant a run wrote (see `_Run.iso`)."""
+
+    ruleset: Any
+    last_iso: tuple[datetime, str]
+
+
+class Plain:
+    """A rule set evaluated the plain way: every enabled rule of the record's kind, in order."""
+
+    def __init__(self, engine: Shared, rules: Sequence[_Rule]) -> None:
+        self.engine = engine
+        kinds = sorted({rule.kind for rule in rules})
+        self.kinds = {k: tuple(r for r in rules if r.kind == k and r.enabled) for k in kinds}
+
+    def evaluate(
+        self,
+        current: Record,
+        previous: Record | None,
+        memory: Mapping[str, RuleMemory],
+        now: datetime,
+        grace: timedelta,
+    ) -> Evaluation:
+        rules = self.kinds.get(current.ref.kind)
+        if rules is None:
+            return Evaluation([], dict(memory), [], None)
+        return _Run(self.engine, current, previous, now, grace, None).evaluate(rules, memory)
+
 
 # ----------------------------------------------------------------------------- one evaluation
 
@@ -131,7 +137,6 @@ class _Run(cond.Context):
     Careful with names: conditions call Context's `value`, `instant`, `at`, `before`..."""
 
     __slots__ = (
-        "_armed",
         "_grace_us",
         "_last",
         "_now_us",
@@ -145,10 +150,12 @@ class _Run(cond.Context):
         "ref",
         "timers",
     )
+    renderer: type[_Renderer] = _Renderer  # renders an action's params
+    make_intent: Callable[..., Intent] = Intent  # Intent(key, rule_id, record, action, ...)
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Shared,
         current: Record,
         previous: Record | None,
         now: datetime,
@@ -172,10 +179,36 @@ class _Run(cond.Context):
         self.contexts: dict[int, cond.Context] | None = None
         self._last: tuple[cond.TimeMath, cond.Context] | None = None
         self._now_us: int | None = None
-        self._armed: RuleMemory | None = None  # the last memory field_timeline made
         self.intents: list[Intent] = []
         self.timers: list[Timer] = []
         self.errors: list[RuleError] = []
+
+    def evaluate(self, rules: Sequence[_Rule], memory: Mapping[str, RuleMemory]) -> Evaluation:
+        """Each rule in turn (`rules` in rule-set order) on the record: its intents, timers,
+        errors and complete new memory."""
+        new_memory = dict(memory) if memory else {}
+        for rule in rules:
+            before = memory.get(rule.id, EMPTY) if memory else EMPTY
+            try:
+                if rule.timeline:
+                    after = self.timeline(rule, before)
+                else:
+                    after = self.instant_rule(rule, before)
+            except Exception as exc:  # one rule's failure never stops the others
+                self.fail(rule, "", f"{type(exc).__name__}: {exc}")
+                after = before
+            if after is before:
+                continue
+            if after is EMPTY or after == EMPTY:
+                new_memory.pop(rule.id, None)
+            else:
+                new_memory[rule.id] = after
+        return self.result(new_memory)
+
+    def result(self, memory: dict[str, RuleMemory]) -> Evaluation:
+        timers = self.timers
+        wake = min([t.due_at for t in timers]) if timers else None
+        return Evaluation(self.intents, memory, timers, wake, self.errors)
 
     def ctx(self, rule: _Rule) -> cond.Context:
         """The record as seen under the rule's calendar (one context per calendar)."""
@@ -268,17 +301,14 @@ class _Run(cond.Context):
         render: _Renderer | None = None
         ok = True
         for action in actions:
-            if action.fixed is not None:
-                params = dict(action.fixed)  # nested values are shared: params are read-only
-            else:
-                if render is None:
-                    render = _Renderer(self, rule, ctx, due)
-                try:
-                    params = render.params(action, anchor)
-                except Exception as exc:  # template code is admin code: report, never crash
-                    self.fail(rule, step, f"action {action.index + 1} ({action.kind}): {exc}")
-                    ok = False
-                    continue
+            if render is None:
+                render = self.renderer(self, rule, ctx, due)
+            try:
+                params = render.params(action, anchor)
+            except Exception as exc:  # template code is admin code: report, never crash
+                self.fail(rule, step, f"action {action.index + 1} ({action.kind}): {exc}")
+                ok = False
+                continue
             if action.link:  # the other record's id: a wrong one must never reach a vendor
                 rendered = params[schema.LINK]
                 linked = _record_id(rendered)
@@ -291,7 +321,7 @@ class _Run(cond.Context):
                 params[schema.LINK] = linked
             key = intent_key(rule_id, ref, step, anchor, occurrence, action.index)
             intents.append(
-                _intent(
+                self.make_intent(
                     key,
                     rule_id,
                     ref,
@@ -349,8 +379,6 @@ class _Run(cond.Context):
         if not cancelled:
             if rule.until is not None and rule.until(ctx):
                 cancelled = True
-            elif rule.simple is not None:
-                fired = self.simple_steps(rule, ctx, anchor, fired)
             else:
                 fired = self.steps(rule, ctx, anchor, fired)
         if (
@@ -363,82 +391,6 @@ class _Run(cond.Context):
         ):
             return mem
         return _tuple(RuleMemory, (True, None, anchor, fired, cancelled, since_in, since_at, False))
-
-    def field_timeline(self, rule: _Rule, mem: RuleMemory) -> RuleMemory:
-        """`timeline` for a rule anchored on a field whose `when` holds (tested by the caller
-        on this context): the same steps, fewer questions."""
-        anchor = self._instants.get(rule.since_field, _MISSING)  # type: ignore[arg-type]
-        if anchor is _MISSING:  # (Context.instant's memo, looked up inline)
-            anchor = self.instant(rule.since_field)  # type: ignore[arg-type]
-        if anchor is None:  # nothing to count from (or not a date): the general path says
-            return self.timeline(rule, mem, tested=True)
-        if anchor.tzinfo is not UTC:
-            anchor = anchor.astimezone(UTC)
-        fired, cancelled = mem.fired, mem.cancelled
-        same = anchor == mem.anchor
-        if not same:
-            cancelled = False
-        if not cancelled:
-            if rule.until is not None and rule.until(self):
-                cancelled = True
-            elif rule.simple is None:
-                fired = self.steps(rule, self, anchor, fired)
-            else:
-                cut = rule.cut  # simple_steps' cut test, inlined: its usual answer is "nothing"
-                if cut[2] is None or cut[0] != self.now or cut[1] != self.grace or anchor > cut[2]:
-                    fired = self.simple_steps(rule, self, anchor, fired)
-        if mem.in_when and same and fired is mem.fired and cancelled is mem.cancelled:
-            return mem
-        since_in, since_at = mem.since_in, mem.since_at
-        last = self._armed  # the record's other ladders on this anchor: often the same state
-        if (
-            last is not None
-            and last[2] is anchor
-            and last[3] is fired
-            and last[4] is cancelled
-            and last[5] is since_in
-            and last[6] is since_at
-        ):
-            return last
-        made = _tuple(RuleMemory, (True, None, anchor, fired, cancelled, since_in, since_at, False))
-        self._armed = made
-        return made
-
-    def simple_steps(
-        self, rule: _Rule, ctx: cond.Context, anchor: datetime, fired: frozenset[str]
-    ) -> frozenset[str]:
-        """`steps` for the common ladder (`_Rule.simple`), in integer microseconds."""
-        if rule.tokens <= fired:
-            return fired  # every step fired for this anchor
-        if rule.give_up_us is not None:
-            cut = rule.cut
-            if cut[0] != self.now or cut[1] != self.grace:
-                cut = self.engine.cut(rule, self.now, self.grace)
-            if cut[2] is not None and anchor <= cut[2]:
-                return fired  # every step was missed beyond catching up: nothing to do
-        now_us = self._now_us if self._now_us is not None else self.now_us()
-        grace_us = self._grace_us
-        math = rule.math
-        dues = math.shift_all_micros(anchor, (anchor - _EPOCH) // _US, rule.offsets)
-        reason: dict[str, Any] | None = None
-        newly: list[str] | None = None
-        for (step, token), due_us in zip(rule.simple, dues, strict=True):  # type: ignore[arg-type]
-            if token in fired:
-                continue
-            if due_us > now_us:
-                at = cond.from_micros(due_us)
-                self.timers.append(_tuple(Timer, (rule.id, self.ref, step.id, at, anchor, 0)))
-                continue
-            late_us = now_us - due_us
-            if late_us > grace_us and step.late_us is not None and late_us > step.late_us:
-                continue  # missed, and catch_up says not this late
-            if reason is None:
-                reason = {"when": rule.gate_held(ctx), "anchor": self.iso(anchor)}
-            if self.fire(rule, ctx, _Due(step, 0, cond.from_micros(due_us), anchor), reason):
-                newly = [token] if newly is None else [*newly, token]
-        if newly is None:
-            return fired
-        return fired.union(newly)  # no repeating step in a simple plan: nothing to prune
 
     def steps(
         self, rule: _Rule, ctx: cond.Context, anchor: datetime, fired: frozenset[str]
