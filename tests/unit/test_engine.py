@@ -19,6 +19,7 @@ from syncd.rules.engine import (
     DEFAULT_GRACE,
     EMPTY,
     WAKE_STEP,
+    CompiledRule,
     Engine,
     Evaluation,
     RuleMemory,
@@ -802,6 +803,21 @@ BENCH_LIKE = """
 @pytest.fixture(scope="module")
 def bench_like(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return build(tmp_path_factory.mktemp("bench-like"), BENCH_LIKE)
+
+
+def test_the_daemon_sees_a_read_only_view_of_each_rule(bench_like: Engine) -> None:
+    """`Engine.rules`: what the planner, executor, reload and limits read, and nothing else."""
+    assert set(bench_like.rules) == {"route", "triage", "pair", "idle"}
+    idle, route = bench_like.rules["idle"], bench_like.rules["route"]
+    assert isinstance(idle, CompiledRule)
+    assert (idle.id, idle.kind, idle.timeline, route.timeline) == (
+        "idle", "zendesk.ticket", True, False)  # fmt: skip
+    assert idle.math.tz.key == "Europe/London"  # type: ignore[attr-defined]
+    assert not hasattr(idle, "gate_test")  # the compiled rule's inside stays inside
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        idle.kind = "salesforce.account"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        bench_like.rules["new"] = idle  # type: ignore[index]
 
 
 def test_a_list_value_meets_the_rules_of_each_element(bench_like: Engine) -> None:

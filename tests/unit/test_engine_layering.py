@@ -69,3 +69,25 @@ def test_the_check_sees_an_import_of_fast() -> None:
 def test_no_module_of_the_engine_passes_650_lines() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > 650} == {}
+
+
+def test_outside_the_engine_only_its_public_entry_is_read() -> None:
+    """The daemon (and the rest of syncd) imports the package's public names only, and never
+    reaches the compiled rules themselves (`Engine.compiled`): `Engine.rules` is its view."""
+    root = PACKAGE.parents[1]
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if PACKAGE in path.parents:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(NAME):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if node.module != NAME or private:
+                    found.append(f"{path.relative_to(root)}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                found += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
+                          if a.name.startswith(NAME + ".")]  # fmt: skip
+            elif isinstance(node, ast.Attribute) and node.attr == "compiled":
+                found.append(f"{path.relative_to(root)}:{node.lineno}: .compiled")
+    assert found == []

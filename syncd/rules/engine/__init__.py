@@ -9,7 +9,8 @@ new memory, timers and the exact next wake-up instant. No I/O, no clock, no thre
 
 The layout, the plain path first:
 - memory.py: RuleMemory (what the engine remembers per rule and record), Timer, Evaluation;
-- compiled.py: a rule compiled once per (re)load (`_Rule`, `_Step`, `_Action`);
+- compiled.py: a rule compiled once per (re)load (`_Rule`, `_Step`, `_Action`), and
+  `CompiledRule`, the read-only view the daemon reads (`Engine.rules`);
 - render.py: an action's params rendered for one record;
 - semantics.py: what a rule means, stated once (`Plain`, `_Run`); read it first;
 - fast/: every shortcut (the rule index, inlined gates and ladders, the missed-ladder cut,
@@ -19,6 +20,7 @@ The import rule: the plain modules never import fast/ (tests/unit/test_engine_la
 fast/ may import them; only entry.py imports both. Outside this package, import from here.
 """
 
+from syncd.rules.engine.compiled import CompiledRule
 from syncd.rules.engine.entry import Engine, evaluate
 from syncd.rules.engine.memory import (
     DEFAULT_GRACE,
@@ -36,6 +38,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "EMPTY",
     "WAKE_STEP",
+    "CompiledRule",
     "Engine",
     "Evaluation",
     "RuleError",

@@ -1,10 +1,12 @@
-"""Rules compiled once per (re)load: conditions as tests, steps and actions as plain data."""
+"""Rules compiled once per (re)load: conditions as tests, steps and actions as plain data, and
+`CompiledRule`, the read-only view of a rule the daemon reads (`Engine.rules`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
+from types import MappingProxyType
 from typing import Any
 
 from syncd.calendars import Calendar
@@ -13,6 +15,21 @@ from syncd.rules import conditions as cond
 from syncd.rules import schema, templates
 from syncd.rules.engine.memory import _NEVER, _US
 from syncd.rules.kinds import KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """What the daemon reads of a compiled rule (through `Engine.rules`), and nothing more."""
+
+    id: str
+    kind: str  # the record kind it acts on (`on:`)
+    timeline: bool  # it has steps (its intents fall due on timers), else an instant rule
+    vars: Mapping[str, Any]  # the rule's `vars` (roles its actions name)
+    math: cond.TimeMath  # its calendar's time arithmetic (dates its actions resolve)
+
+    @classmethod
+    def of(cls, rule: _Rule) -> CompiledRule:
+        return cls(rule.id, rule.kind, rule.timeline, MappingProxyType(rule.vars), rule.math)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from syncd.model import Record
 from syncd.rules import conditions as cond
-from syncd.rules.engine.compiled import _Rule
+from syncd.rules.engine.compiled import CompiledRule, _Rule
 from syncd.rules.engine.fast import FastRule, Shortcuts
 from syncd.rules.engine.memory import _EPOCH, DEFAULT_GRACE, Evaluation, RuleMemory
 from syncd.rules.engine.semantics import Plain, _Run
@@ -32,7 +33,11 @@ class Engine:
             make(rule, n, maths.get(rule.calendar or "", cond.UTC_MATH), calendars)
             for n, rule in enumerate(ruleset.rules)
         ]
-        self.compiled = self.rules = {rule.id: rule for rule in rules}
+        self.compiled = {rule.id: rule for rule in rules}  # the engine's own (and its tests')
+        # what the daemon reads: a read-only view of each rule
+        self.rules: Mapping[str, CompiledRule] = MappingProxyType(
+            {rule.id: CompiledRule.of(rule) for rule in rules}
+        )
         self.last_iso: tuple[datetime, str] = (_EPOCH, _EPOCH.isoformat())  # see `_Run.iso`
         path = Shortcuts(self, rules) if shortcuts else Plain(self, rules)  # type: ignore[arg-type]
         self._evaluate = path.evaluate
