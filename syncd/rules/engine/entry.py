@@ -3,7 +3,7 @@ path or with the shortcuts) and `evaluate`. It alone imports both semantics.py a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -40,7 +40,10 @@ class Engine:
         )
         self.last_iso: tuple[datetime, str] = (_EPOCH, _EPOCH.isoformat())  # see `_Run.iso`
         path = Shortcuts(self, rules) if shortcuts else Plain(self, rules)  # type: ignore[arg-type]
-        self._evaluate = path.evaluate
+        # evaluate(current, previous, memory, now, *, grace=DEFAULT_GRACE) -> Evaluation:
+        # every rule of the record's kind against one record at `now`; the path's own
+        # method, bound here (no call in between: it runs once per record)
+        self.evaluate: Callable[..., Evaluation] = path.evaluate
 
     def limits(self, rule_id: str) -> tuple[dict[str, int], dict[str, int]]:
         """The rule's own (per cycle, per hour) blast-radius limits by kind (`schema.Limits`)."""
@@ -82,18 +85,6 @@ class Engine:
         """Whether the rule's `do:` list stops at its first failed action (`on_failure`)."""
         rule = self.compiled.get(rule_id)
         return rule is None or rule.on_failure == "stop"
-
-    def evaluate(
-        self,
-        current: Record,
-        previous: Record | None,
-        memory: Mapping[str, RuleMemory],
-        now: datetime,
-        *,
-        grace: timedelta = DEFAULT_GRACE,
-    ) -> Evaluation:
-        """Evaluate every rule of the record's kind against one record at `now`."""
-        return self._evaluate(current, previous, memory, now, grace)
 
 
 def _values(explanation: Any) -> str:

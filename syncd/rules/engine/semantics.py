@@ -72,6 +72,7 @@ from syncd.rules.engine.memory import (
     _EPOCH,
     _NOTHING,
     _US,
+    DEFAULT_GRACE,
     EMPTY,
     WAKE_STEP,
     Evaluation,
@@ -105,8 +106,10 @@ class Plain:
         previous: Record | None,
         memory: Mapping[str, RuleMemory],
         now: datetime,
-        grace: timedelta,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
     ) -> Evaluation:
+        """Every enabled rule of the record's kind against one record at `now`."""
         rules = self.kinds.get(current.ref.kind)
         if rules is None:
             return Evaluation([], dict(memory), [], None)
@@ -133,7 +136,8 @@ class _Due(NamedTuple):
 
 class _Run(cond.Context):
     """The state of one `Engine.evaluate` call, and the record as its rules' conditions see it
-    (a Context on the calendar all the kind's rules share, if they do: the common case).
+    (a Context on the calendar it is given, UTC when none; a rule on another calendar sees the
+    record through a context of its own, `ctx`). The shortcuts' run (fast/) is a subclass.
     Careful with names: conditions call Context's `value`, `instant`, `at`, `before`..."""
 
     __slots__ = (
@@ -293,6 +297,7 @@ class _Run(cond.Context):
         (and an error per action) when some templates do not render."""
         step, occurrence = ("", 0) if due is None else (due.step.id, due.occurrence)
         rule_id, ref, shadow, intents = rule.id, self.ref, rule.shadow, self.intents
+        make = self.make_intent
         if rule.canary:
             live = (canary_bucket(rule_id, ref) < rule.canary_share if rule.canary_share
                     else bool(rule.canary_scope(ctx)))  # type: ignore[misc]  # fmt: skip
@@ -321,7 +326,7 @@ class _Run(cond.Context):
                 params[schema.LINK] = linked
             key = intent_key(rule_id, ref, step, anchor, occurrence, action.index)
             intents.append(
-                self.make_intent(
+                make(
                     key,
                     rule_id,
                     ref,

@@ -26,11 +26,8 @@ _MISSING = object()
 class LadderRun(_Run):
     """`_Run` with the ladder shortcuts."""
 
-    __slots__ = ("_armed",)
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._armed: RuleMemory | None = None  # the last memory field_timeline made
+    __slots__ = ("_armed",)  # the last memory field_timeline made (None before it makes one)
+    _armed: RuleMemory | None
 
     def steps(  # type: ignore[override]
         self, rule: FastRule, ctx: cond.Context, anchor: datetime, fired: frozenset[str]

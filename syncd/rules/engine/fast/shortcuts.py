@@ -18,7 +18,7 @@ from syncd.rules.engine.fast.ladders import LadderRun
 from syncd.rules.engine.fast.plans import _PlannedRenderer
 from syncd.rules.engine.fast.plans import make_intent as _make_intent
 from syncd.rules.engine.fast.rule import FastRule
-from syncd.rules.engine.memory import EMPTY, Evaluation, RuleMemory
+from syncd.rules.engine.memory import DEFAULT_GRACE, EMPTY, Evaluation, RuleMemory
 from syncd.rules.engine.render import _Renderer
 from syncd.rules.engine.semantics import Shared
 
@@ -54,7 +54,8 @@ class Shortcuts:
         previous: Record | None,
         memory: Mapping[str, RuleMemory],
         now: datetime,
-        grace: timedelta,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
     ) -> Evaluation:
         """`Plain.evaluate`, by the shortcuts."""
         kind = current.ref.kind
@@ -78,6 +79,7 @@ class Shortcuts:
         if not rules:  # no rule can act on the record (often): nothing to evaluate
             return Evaluation([], dict(memory) if memory else {}, [], None)
         run = FastRun(self.engine, current, previous, now, grace, self.maths[kind])
+        run._armed = None  # (LadderRun's own state, set here: no __init__ call per record)
         new_memory = dict(memory) if memory else {}
         deleted = current.deleted
         for rule in rules:
@@ -111,4 +113,6 @@ class Shortcuts:
                 new_memory.pop(rule.id, None)
             else:
                 new_memory[rule.id] = after
-        return run.result(new_memory)
+        timers = run.timers  # run.result(new_memory), inlined
+        wake = min([t.due_at for t in timers]) if timers else None
+        return Evaluation(run.intents, new_memory, timers, wake, run.errors)
