@@ -1,6 +1,12 @@
 """Benchmark of the pure rule engine: 100,000 open tickets against 100 rules.
 
     .venv/bin/python bench/engine.py [--records N] [--changed N] [--seed N]
+    .venv/bin/python bench/engine.py --against OLD [--rounds N] [same options]
+
+`--against OLD` compares with another checkout of syncd (e.g. the commit before a change:
+`git archive REV | tar -x -C OLD`): this bench runs on OLD's code and on this one, each in a
+fresh process, alternately, `--rounds` times; it prints each figure's best CPU seconds, old
+and new, and the ratio new/old (below 1.00: faster). Both see the same rules and records.
 
 The rules are generated like a real support team's: per-group routing and triage rules
 (equality, tags, regex, numeric comparisons), and 3-step no-action ladders on business hours
@@ -17,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -168,13 +177,61 @@ def reference() -> None:
     )
 
 
+FIGURE = re.compile(r"^(?P<label>\S.{0,43}?) +[\d,]+ records +(?P<cpu>[\d.]+) s CPU", re.M)
+COMPILED = re.compile(r"rules loaded and compiled in (?P<cpu>[\d.]+) s CPU")
+
+
+def figures(output: str) -> dict[str, float]:
+    """The CPU seconds of each measured line of this bench's output, and of compilation."""
+    found = {m["label"].strip(): float(m["cpu"]) for m in FIGURE.finditer(output)}
+    compiled = COMPILED.search(output)
+    if compiled:
+        found = {"rules loaded and compiled": float(compiled["cpu"]), **found}
+    return found
+
+
+def against(old: Path, options: list[str], rounds: int) -> int:
+    """This bench on `old`'s code and on this checkout's, alternately: best CPU per figure."""
+    script = Path(__file__).resolve()
+    runs = {
+        "old": (old / "bench" / "engine.py", old),
+        "new": (script, script.parents[1]),
+    }
+    best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
+    for n in range(rounds):
+        for side, (path, root) in runs.items():
+            env = {**os.environ, "PYTHONPATH": str(root)}  # that checkout's syncd wins
+            done = subprocess.run([sys.executable, str(path), *options], env=env,
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            if done.returncode:
+                print(done.stdout, done.stderr, file=sys.stderr)
+                return done.returncode
+            for label, cpu in figures(done.stdout).items():
+                best[side][label] = min(cpu, best[side].get(label, cpu))
+            print(f"round {n + 1}/{rounds}: {side} done", file=sys.stderr)
+    print(f"{'CPU seconds, best of ' + str(rounds):<44} {'old':>8} {'new':>8} {'new/old':>8}")
+    for label, was in best["old"].items():
+        now = best["new"].get(label)
+        if now is None:
+            continue
+        ratio = f"{now / was:8.2f}" if was >= 0.05 else f"{'-':>8}"  # 0.01 s: too coarse
+        print(f"{label:<44} {was:8.2f} {now:8.2f} {ratio}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rules", type=int, default=100)
     parser.add_argument("--changed", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--against", type=Path, help="another checkout of syncd to compare")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs per side")
     args = parser.parse_args(argv)
+    if args.against is not None:
+        names = ("records", "rules", "changed", "seed")
+        options = [f"--{name}={getattr(args, name)}" for name in names]
+        return against(args.against, options, args.rounds)
     rng = random.Random(args.seed)
     reference()
 
