@@ -1,4 +1,4 @@
-"""The two compilers: `compile_condition` turns the parsed language (`schema.Condition`, or
+"""The two compilers: `compile_condition` turns the parsed language (`language.Condition`, or
 the raw YAML mapping) into nodes once per rule set, and `compile_test` turns a tree of nodes
 into one generated function for the hot loop.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.rules import language as schema
+from syncd.rules import language
 from syncd.rules.conditions.context import Test
 from syncd.rules.conditions.generated import _Generator
 from syncd.rules.conditions.nodes import (
@@ -33,28 +33,30 @@ from syncd.rules.conditions.nodes import (
 
 
 def compile_condition(tree: Any) -> Condition:
-    """Compile a schema condition tree, or a raw YAML condition mapping; None is always true.
+    """Compile a parsed condition tree (the language's models), or a raw YAML condition
+    mapping; None is always true.
 
-    Raises `schema.LocatedError` (a ValueError) for a raw mapping that does not parse.
+    Raises `language.LocatedError` (a ValueError) for a raw mapping that does not parse.
     """
     if tree is None:
         return ALWAYS
-    if not isinstance(tree, schema.FieldCondition | schema.AllOf | schema.AnyOf | schema.Not):
-        tree = schema.parse_condition(tree)
+    parsed = language.FieldCondition | language.AllOf | language.AnyOf | language.Not
+    if not isinstance(tree, parsed):
+        tree = language.parse_condition(tree)
     return _compile(tree)
 
 
-def _compile(node: schema.Condition) -> Condition:
-    if isinstance(node, schema.AllOf):
+def _compile(node: language.Condition) -> Condition:
+    if isinstance(node, language.AllOf):
         return All([_compile(child) for child in node.all])
-    if isinstance(node, schema.AnyOf):
+    if isinstance(node, language.AnyOf):
         return AnyOf([_compile(child) for child in node.any])
-    if isinstance(node, schema.Not):
+    if isinstance(node, language.Not):
         return Not(_compile(node.not_))
     return _field(node)
 
 
-def _field(node: schema.FieldCondition) -> Condition:
+def _field(node: language.FieldCondition) -> Condition:
     path, op, value = node.field, node.op, node.value
     if op in ("gt", "gte", "lt", "lte"):
         return Compare(path, op, value)

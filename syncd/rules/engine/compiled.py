@@ -13,7 +13,7 @@ from syncd.businesstime.calendars import Calendar
 from syncd.businesstime.durations import Offset
 from syncd.businesstime.spans import TimeMath
 from syncd.rules import conditions as cond
-from syncd.rules import language as schema
+from syncd.rules import language
 from syncd.rules.engine.memory import _NEVER, _US
 from syncd.rules.language import templates
 from syncd.vendors.registry import KINDS
@@ -40,7 +40,7 @@ class _Action:
     kind: str
     params: dict[str, Any]  # templates still as `Text`
     templated: bool  # any text to render
-    link: bool  # params[schema.LINK] names the record written to: checked once rendered
+    link: bool  # params[language.LINK] names the record written to: checked once rendered
     window: Calendar | None = None  # deliver: {within: ...}: due only in its open hours
 
 
@@ -53,7 +53,7 @@ class _Step:
     every: frozenset[int] | None
     start: Offset | None  # pattern range [start, end)
     end: Offset | None
-    catch_up: schema.CatchUp
+    catch_up: language.CatchUp
     actions: tuple[_Action, ...]
     deferrable: bool  # defer.from_step or after it
     lead: Offset | None  # this step's own offset (after, or from for a pattern)
@@ -68,7 +68,7 @@ class _Step:
 class _Rule:
     """A rule compiled for the hot loop: no pydantic attribute access per record."""
 
-    def __init__(self, rule: schema.Rule, position: int, math: TimeMath,
+    def __init__(self, rule: language.Rule, position: int, math: TimeMath,
                  calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
         calendars = calendars or {}
         self.id = rule.id
@@ -98,7 +98,7 @@ class _Rule:
         self.since_field = rule.since if isinstance(rule.since, str) else None
         self.since = (
             _all(self.scope, cond.compile_condition(rule.since.became))
-            if isinstance(rule.since, schema.BecameAnchor)
+            if isinstance(rule.since, language.BecameAnchor)
             else None
         )
         self.since_test = cond.compile_test(self.since) if self.since else None
@@ -120,7 +120,7 @@ class _Rule:
         self.step_plan = tuple((s, s.plain, f"{s.id}#0") for s in self.steps)
 
     def compile_actions(
-        self, actions: Sequence[schema.Action], calendars: Mapping[str, Calendar]
+        self, actions: Sequence[language.Action], calendars: Mapping[str, Calendar]
     ) -> tuple[_Action, ...]:
         return tuple(_actions(actions, calendars))
 
@@ -140,12 +140,12 @@ def _has_age(condition: cond.Condition) -> bool:
     return any(_has_age(c) for c in (*children, *inner) if c is not None)
 
 
-def _index_of(steps: Sequence[schema.Step], step_id: str) -> int:
+def _index_of(steps: Sequence[language.Step], step_id: str) -> int:
     return next(n for n, step in enumerate(steps) if step.id == step_id)
 
 
 def _actions(
-    actions: Sequence[schema.Action], calendars: Mapping[str, Calendar]
+    actions: Sequence[language.Action], calendars: Mapping[str, Calendar]
 ) -> Iterator[_Action]:
     for index, action in enumerate(actions):
         window = calendars.get(action.deliver.within) if action.deliver else None
@@ -164,7 +164,7 @@ def _has_text(value: Any) -> bool:
     return False
 
 
-def _step(step: schema.Step, rule_catch_up: schema.CatchUp, deferrable: bool,
+def _step(step: language.Step, rule_catch_up: language.CatchUp, deferrable: bool,
           actions: tuple[_Action, ...]) -> _Step:  # fmt: skip
     catch_up = step.catch_up or rule_catch_up
     late_us: int | None = None  # fire

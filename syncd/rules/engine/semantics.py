@@ -67,7 +67,7 @@ from syncd.businesstime.durations import Offset
 from syncd.businesstime.spans import UTC_MATH, TimeMath, from_micros, micros
 from syncd.model import Intent, Record, RecordRef, intent_key
 from syncd.rules import conditions as cond
-from syncd.rules import language as schema
+from syncd.rules import language
 from syncd.rules.engine.compiled import _Action, _Rule, _Step
 from syncd.rules.engine.memory import (
     _EPOCH,
@@ -316,15 +316,15 @@ class _Run(cond.Context):
                 ok = False
                 continue
             if action.link:  # the other record's id: a wrong one must never reach a vendor
-                rendered = params[schema.LINK]
+                rendered = params[language.LINK]
                 linked = _record_id(rendered)
                 if linked is None:
                     self.fail(rule, step, f"action {action.index + 1} ({action.kind}): "
-                              f"{schema.LINK} renders to {rendered!r}, not a ticket id (a "
+                              f"{language.LINK} renders to {rendered!r}, not a ticket id (a "
                               "positive whole number)")  # fmt: skip
                     ok = False
                     continue
-                params[schema.LINK] = linked
+                params[language.LINK] = linked
             key = intent_key(rule_id, ref, step, anchor, occurrence, action.index)
             intents.append(
                 make(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from syncd.businesstime.calendars import Calendar
 from syncd.businesstime.spans import TimeMath
 from syncd.rules import conditions as cond
-from syncd.rules import language as schema
+from syncd.rules import language
 from syncd.rules.engine.compiled import _Action, _Rule
 from syncd.rules.engine.fast.ladders import _give_up
 from syncd.rules.engine.fast.plans import planned
@@ -17,7 +17,7 @@ from syncd.rules.engine.fast.plans import planned
 class FastRule(_Rule):
     """`_Rule` and its shortcuts' data: inlined gates, the simple ladder, render plans."""
 
-    def __init__(self, rule: schema.Rule, position: int, math: TimeMath,
+    def __init__(self, rule: language.Rule, position: int, math: TimeMath,
                  calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
         super().__init__(rule, position, math, calendars)
         # set by Shortcuts: `evaluate` tests `when` itself, on the record's own context (no age
@@ -37,7 +37,7 @@ class FastRule(_Rule):
         self.cut: tuple[datetime | None, timedelta | None, datetime | None] = (None, None, None)
 
     def compile_actions(
-        self, actions: Sequence[schema.Action], calendars: Mapping[str, Calendar]
+        self, actions: Sequence[language.Action], calendars: Mapping[str, Calendar]
     ) -> tuple[_Action, ...]:
         """The actions with their render plans (`plans.planned`)."""
         return tuple(planned(action) for action in super().compile_actions(actions, calendars))
