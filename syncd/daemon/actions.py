@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.daemon.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.daemon.people import (
     ActionError,
     NothingToDo,
@@ -27,7 +28,6 @@ from syncd.durations import DurationError, parse_offset
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.pathnames import path_problem
 from syncd.rules.conditions import Condition, Context, TimeMath, as_instant, compile_condition
-from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.schema import LINK
 from syncd.store.db import Tx
 
