@@ -153,6 +153,7 @@ def _path(path: str) -> str:
 
 class GraphConnector:
     system = "graph"
+    extra_fields: frozenset[str] = frozenset()
 
     def __init__(self, config: GraphConfig, clock: Clock) -> None:
         self.config = config
@@ -394,7 +395,9 @@ class GraphConnector:
             )
             return self._record(f"list:{list_name}", item) if item else None
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return fetch_each(self.fetch, refs)
 
     def directory(self, max_age_s: float | None = None) -> Directory:

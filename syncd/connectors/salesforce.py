@@ -218,6 +218,7 @@ def _plain(value: Any) -> Any:
 
 class SalesforceConnector:
     system = "salesforce"
+    extra_fields: frozenset[str] = frozenset()
 
     def __init__(self, config: SalesforceConfig, clock: Clock) -> None:
         self.config = config
@@ -445,7 +446,9 @@ class SalesforceConnector:
             raise answer
         return answer
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return fetch_each(self.fetch, refs)
 
     def directory(self, max_age_s: float | None = None) -> Directory:

@@ -160,6 +160,7 @@ def _field_key(definition: Mapping[str, Any]) -> str:
 class ZendeskConnector:
     system = "zendesk"
     kinds = frozenset({KIND})
+    extra_fields = frozenset({"agent_touched", "last_agent_action_at"})  # from the audits
 
     def __init__(self, config: ZendeskConfig, clock: Clock) -> None:
         self.config = config
@@ -280,9 +281,11 @@ class ZendeskConnector:
     def fetch(self, ref: RecordRef) -> Record | None:
         return self.fetch_many([ref])[ref]
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         """The tickets as they are now (`tickets/show_many`, 100 a call), each with its audits
-        read for `agent_touched`; None for a ticket that no longer exists."""
+        read for `agent_touched` if `extras`; None for a ticket that no longer exists."""
         ids = list(dict.fromkeys(int(ref.id) for ref in refs))
         found: dict[int, Record] = {}
         with default_lane("escalation"):
@@ -291,6 +294,8 @@ class ZendeskConnector:
                 tickets = self._dicts(lambda chunk=chunk: self.client.tickets(ids=chunk))
                 for record in self._records([t for t in tickets if t.get("id") in chunk]):
                     found[int(record.ref.id)] = record
+            if not extras:
+                return {ref: found.get(int(ref.id)) for ref in refs}
             for ticket_id, record in list(found.items()):
                 try:
                     last = self._last_agent_action(ticket_id, record.fields.get("requester_id"))

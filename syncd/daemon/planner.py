@@ -114,6 +114,11 @@ class Known:
     def take(self, ref: RecordRef) -> Stored | None:
         return self._entries.pop(ref, None)
 
+    def record(self, ref: RecordRef) -> Record | None:
+        """The stored version of a record of the page (deleted ones too), not taking it."""
+        found = self._entries.get(ref)
+        return found.record if found is not None else None
+
 
 def _stored(tx: Tx, engine: Engine, ref: RecordRef, known: Known | None) -> Stored:
     found = known.take(ref) if known is not None else None

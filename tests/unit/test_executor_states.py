@@ -69,6 +69,7 @@ class FakeZendesk:
 
     system: str = "zendesk"
     kinds: frozenset[str] = frozenset({"zendesk.ticket"})
+    extra_fields: frozenset[str] = frozenset()
     answers: list[Outcome] = field(default_factory=list)  # next execute answers, then ok
     applied_anyway: bool = False  # a failed answer whose write happened (a 500 after commit)
     crash: bool = False
@@ -107,7 +108,9 @@ class FakeZendesk:
         self.fetched.append(ref)
         return self.records.get(ref)
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return {ref: self.fetch(ref) for ref in refs}
 
     def directory(self, max_age_s: float | None = None) -> Directory:
