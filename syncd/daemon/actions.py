@@ -181,9 +181,9 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
-    served = (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+    served = served_queue(intent)
     if served in ctx.people.served:
-        raise NothingToDo(f"nothing to dispatch: {params['queue']} was served in this pass")
+        raise NothingToDo(already_served(intent))
     tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
@@ -219,6 +219,16 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
             found.append(_op(intent, "zendesk", "comment", ticket, f"#{ticket}/note",
                              body=str(params["notify_requester"]), public=True))  # fmt: skip
     return found
+
+
+def served_queue(intent: Intent) -> tuple[str, ...]:
+    """What a queue reader serves: once served in a pass, its other intents have nothing to do."""
+    params = intent.params
+    return (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+
+
+def already_served(intent: Intent) -> str:
+    return f"nothing to dispatch: {intent.params['queue']} was served in this pass"
 
 
 def _queue(spec: Any) -> tuple[str, Condition]:

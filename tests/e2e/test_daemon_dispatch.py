@@ -165,3 +165,22 @@ def test_a_queue_served_again_every_15_minutes_is_re_read_without_its_audits(
     assert [p for p in paths if "audits" in p] == []
     assert paths.count("/api/v2/tickets/show_many.json") == 1
     assert world.writes() == []  # Ann is at capacity: nobody is handed out
+
+
+def test_a_queue_served_once_in_a_pass_holds_none_of_its_other_intents_for_a_person(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Every waiting ticket asks for its queue to be served; one dispatch serves it. The others
+    # have nothing to do: skipped, not counted against the rule's limit and held for a person.
+    world = World(sandbox, tmp_path, REPEATING.replace(
+        "    on: zendesk.ticket\n", "    on: zendesk.ticket\n    max_actions_per_hour: 2\n"))
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(1, 7)),
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert (report.drained.done, report.drained.limited) == (1, 0)
+    assert [world.ticket(n)["assignee_id"] for n in range(1, 7)].count(ANN) == 1
+    with world.store().read() as tx:
+        assert tx.ledger.list(state="held") == []
+        assert len(tx.ledger.list(state="skipped")) == 5
