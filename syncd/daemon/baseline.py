@@ -101,9 +101,9 @@ def hold_back(tx: Tx, intents: Iterable[Intent], planned: Iterable[str], now: da
     """Skip the just-planned intents of instant rules and, with `past_due`, the timeline steps
     already due (every step the engine plans now is due by now)."""
     fresh = set(planned)
+    chosen = [i for i in intents if i.key in fresh and (past_due or not i.step)]
     held = 0
-    for intent in intents:
-        if intent.key not in fresh or (intent.step and not past_due):
-            continue
-        held += tx.ledger.skip(intent.key, PAST_DUE if intent.step else REASON, now)
+    for reason in (REASON, PAST_DUE):
+        keys = [i.key for i in chosen if (PAST_DUE if i.step else REASON) == reason]
+        held += tx.ledger.skip_many(keys, reason, now) if keys else 0
     return held

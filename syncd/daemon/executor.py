@@ -306,8 +306,9 @@ class Executor:
             return
         now = self.rt.clock.now()
         with self.rt.store.transaction() as tx:
-            for intent in served:
-                result.skipped += tx.ledger.skip(intent.key, already_served(intent), now)
+            for reason in dict.fromkeys(already_served(intent) for intent in served):
+                keys = [i.key for i in served if already_served(i) == reason]
+                result.skipped += tx.ledger.skip_many(keys, reason, now)
         for rule_id, count in Counter(intent.rule_id for intent in served).items():
             log.info("intents_skipped", rule=rule_id, count=count, reason="queue served")
 
