@@ -258,8 +258,9 @@ class ZendeskConnector:
                 )
             )
         while True:
-            tickets = [t.to_dict() for t in export.values or []]
-            self._side_loaded(export)
+            page = getattr(export, "_response_json", None) or {}
+            tickets = list(page.get("tickets") or [])
+            self._side_loaded(page)
             with default_lane(lane):
                 records = self._records(tickets)
             yield Page(records, str(export.after_cursor or cursor or ""))
@@ -267,14 +268,12 @@ class ZendeskConnector:
                 return
             try:
                 with default_lane(lane):
-                    self._call(export.handle_pagination)
+                    self._call(lambda: _next_page(export))
             except StopIteration:  # zenpy: no after_url to follow
                 return
 
-    def _side_loaded(self, export: Any) -> None:
-        """Remember the emails and organization names the export page side-loaded. zenpy keeps
-        a page's side-loads only in the generator's raw answer (`_response_json`)."""
-        page = getattr(export, "_response_json", None) or {}
+    def _side_loaded(self, page: Mapping[str, Any]) -> None:
+        """Remember the emails and organization names the export page side-loaded."""
         self._emails.update({int(u["id"]): u.get("email") for u in page.get("users") or []})
         self._orgs.update({int(o["id"]): o.get("name") for o in page.get("organizations") or []})
 
@@ -715,6 +714,14 @@ class ZendeskConnector:
         tickets = self._dicts(lambda: self.client.tickets(external_id=op.key))
         found = [t["id"] for t in tickets if t.get("external_id") == op.key]
         return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
+
+
+def _next_page(export: Any) -> None:
+    """zenpy's `handle_pagination` for the ticket export, without turning the page into objects
+    to turn them back into dicts: syncd reads the page's JSON (zenpy keeps it in
+    `_response_json`, side-loads and all)."""
+    export._response_json = export.get_next_page()
+    export.update_attrs()
 
 
 def _is_agent_action(event: Mapping[str, Any]) -> bool:

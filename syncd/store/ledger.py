@@ -30,7 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, func, select, update
+from sqlalchemy import Connection, Insert, Row, case, func, select, update
 
 from syncd.model import Intent, RecordRef
 from syncd.redact import redact, redact_strings
@@ -83,6 +83,7 @@ class Ledger:
         self._conn = conn
         self._audit = audit
         self.max_attempts = max_attempts
+        self._plan: Insert | None = None
 
     def plan(self, planned: Iterable[Intent], now: datetime) -> builtins.list[str]:
         """Insert intents not seen before; returns the keys actually inserted (repeats of a
@@ -111,8 +112,10 @@ class Ledger:
             }
             for i in fresh.values()
         ]
-        statement = insert_ignoring_duplicates(self._conn, intents, "key").returning(intents.c.key)
-        inserted = {row.key for row in self._conn.execute(statement, rows)}
+        if self._plan is None:  # built once: a page plans for most of its records
+            self._plan = insert_ignoring_duplicates(self._conn, intents, "key").returning(
+                intents.c.key)  # fmt: skip
+        inserted = {row.key for row in self._conn.execute(self._plan, rows)}
         new_keys = [key for key in fresh if key in inserted]
         for key in new_keys:
             intent = fresh[key]
