@@ -30,9 +30,10 @@ action who is not in it. Field definitions likewise, for a field id or name not 
 `agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
 (re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
 one more call per ticket (per 100 audits). The export does not carry them, so `poll` leaves
-them out and `fetch` fills them in; the daemon calls `fetch` (`fetch_many` for the tickets due
-at one poll: their fields by `tickets/show_many`, 100 a call) before a timer fires, which is
-when a ladder's `until: {agent_touched: true}` must be right.
+them out and `fetch` fills them in (`extra_fields`); the daemon calls `fetch` (`fetch_many` for
+the tickets due at one poll: their fields by `tickets/show_many`, 100 a call) before a timer
+fires, which is when a ladder's `until: {agent_touched: true}` must be right, and leaves the
+audits out (`extras=False`) when no rule of the due timers reads them.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
 - `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?}`: the tag endpoints only
