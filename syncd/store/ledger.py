@@ -30,7 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, case, func, select, update
+from sqlalchemy import Connection, Insert, Row, bindparam, case, func, select, update
 
 from syncd.model import Intent, RecordRef
 from syncd.redact import redact, redact_strings
@@ -51,8 +51,16 @@ class IntentState(StrEnum):
 
 CLAIMABLE = (IntentState.PLANNED, IntentState.FAILED)
 CHUNK = 500  # keys in one IN (...)
-_SKIPPED = (intents.c.key, intents.c.rule_id, intents.c.record_kind, intents.c.record_id,
-            intents.c.state, intents.c.attempts)  # fmt: skip
+_SKIP = (  # built once: a go-live's baseline skips thousands
+    update(intents)
+    .where(
+        intents.c.key.in_(bindparam("keys", expanding=True)),
+        intents.c.state.in_([state.value for state in CLAIMABLE]),
+    )
+    .values(updated_at=bindparam("at"), state=IntentState.SKIPPED.value)
+    .returning(intents.c.key, intents.c.rule_id, intents.c.record_kind, intents.c.record_id,
+               intents.c.state, intents.c.attempts)
+)
 RESEND = "resend"  # audit event: a person asked to send an unknown intent again, unverified
 RELEASED = "released"  # audit event: a person let a held intent go past its limit
 
@@ -281,12 +289,7 @@ class Ledger:
         skipped = 0
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
-            rows = self._conn.execute(
-                update(intents)
-                .where(intents.c.key.in_(chunk), intents.c.state.in_(_values(CLAIMABLE)))
-                .values(updated_at=now, state=IntentState.SKIPPED.value)
-                .returning(*_SKIPPED)
-            ).all()
+            rows = self._conn.execute(_SKIP, {"keys": chunk, "at": now}).all()
             found = {row.key: row for row in rows}
             for key in (k for k in chunk if k in found):
                 row = found[key]
