@@ -60,8 +60,8 @@ from syncd.sandbox.server import load_fixture
 from syncd.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = REPO / "config" / "sandbox-seed.yaml"
-RULES = REPO / "rules"
+SEED = REPO / "syncd" / "shipped" / "config" / "sandbox-seed.yaml"
+RULES = REPO / "syncd" / "shipped" / "rules"
 RAISED = 10**7
 CHUNK = 5_000  # tickets per seed call
 ACTIVE = ["new", "open", "pending", "hold"]

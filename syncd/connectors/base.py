@@ -86,6 +86,7 @@ class Directory:
 
 class Connector(Protocol):
     system: str  # "zendesk" | "salesforce" | "graph": `Operation.system`
+    extra_fields: frozenset[str]  # what `fetch` reads at one more call per record
     kinds: frozenset[str]
 
     def poll_pages(
@@ -100,7 +101,12 @@ class Connector(Protocol):
 
     def fetch(self, ref: RecordRef) -> Record | None: ...
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]: ...
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
+        """The records as they are now (None: gone); without `extras`, leaving out the
+        `extra_fields` (a caller then keeps what it last read of them)."""
+        ...
 
     def directory(self, max_age_s: float | None = None) -> Directory: ...
 

@@ -146,6 +146,7 @@ class GraphConnector:
     fragment_size = 10 * FRAGMENT
     directory_ttl_s = 900.0
     timeout_s = 60.0
+    extra_fields: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -373,7 +374,9 @@ class GraphConnector:
             )
             return self._record(f"list:{list_name}", item) if item else None
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return fetch_each(self.fetch, refs)
 
     def directory(self, max_age_s: float | None = None) -> Directory:

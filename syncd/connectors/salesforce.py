@@ -193,6 +193,7 @@ class SalesforceConnector:
     key_field = "Syncd_Key__c"
     page_size = 2000  # query batch size, 200..2000
     directory_ttl_s = 900.0
+    extra_fields: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -399,7 +400,9 @@ class SalesforceConnector:
             raise answer
         return answer
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return fetch_each(self.fetch, refs)
 
     def directory(self, max_age_s: float | None = None) -> Directory:

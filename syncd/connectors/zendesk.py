@@ -30,9 +30,10 @@ action who is not in it. Field definitions likewise, for a field id or name not 
 `agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
 (re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
 one more call per ticket (per 100 audits). The export does not carry them, so `poll` leaves
-them out and `fetch` fills them in; the daemon calls `fetch` (`fetch_many` for the tickets due
-at one poll: their fields by `tickets/show_many`, 100 a call) before a timer fires, which is
-when a ladder's `until: {agent_touched: true}` must be right.
+them out and `fetch` fills them in (`extra_fields`); the daemon calls `fetch` (`fetch_many` for
+the tickets due at one poll: their fields by `tickets/show_many`, 100 a call) before a timer
+fires, which is when a ladder's `until: {agent_touched: true}` must be right, and leaves the
+audits out (`extras=False`) when no rule of the due timers reads them.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
 - `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?}`: the tag endpoints only
@@ -168,6 +169,7 @@ class ZendeskConnector:
     job_poll_s = 1.0
     job_timeout_s = 120.0
     timeout_s = 60.0
+    extra_fields = frozenset({"agent_touched", "last_agent_action_at"})  # from the audits
 
     def __init__(
         self,
@@ -252,8 +254,9 @@ class ZendeskConnector:
                 )
             )
         while True:
-            tickets = [t.to_dict() for t in export.values or []]
-            self._side_loaded(export)
+            page = getattr(export, "_response_json", None) or {}
+            tickets = list(page.get("tickets") or [])
+            self._side_loaded(page)
             with default_lane(lane):
                 records = self._records(tickets)
             yield Page(records, str(export.after_cursor or cursor or ""))
@@ -261,23 +264,23 @@ class ZendeskConnector:
                 return
             try:
                 with default_lane(lane):
-                    self._call(export.handle_pagination)
+                    self._call(lambda: _next_page(export))
             except StopIteration:  # zenpy: no after_url to follow
                 return
 
-    def _side_loaded(self, export: Any) -> None:
-        """Remember the emails and organization names the export page side-loaded. zenpy keeps
-        a page's side-loads only in the generator's raw answer (`_response_json`)."""
-        page = getattr(export, "_response_json", None) or {}
+    def _side_loaded(self, page: Mapping[str, Any]) -> None:
+        """Remember the emails and organization names the export page side-loaded."""
         self._emails.update({int(u["id"]): u.get("email") for u in page.get("users") or []})
         self._orgs.update({int(o["id"]): o.get("name") for o in page.get("organizations") or []})
 
     def fetch(self, ref: RecordRef) -> Record | None:
         return self.fetch_many([ref])[ref]
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         """The tickets as they are now (`tickets/show_many`, 100 a call), each with its audits
-        read for `agent_touched`; None for a ticket that no longer exists."""
+        read for `agent_touched` if `extras`; None for a ticket that no longer exists."""
         ids = list(dict.fromkeys(int(ref.id) for ref in refs))
         found: dict[int, Record] = {}
         with default_lane("escalation"):
@@ -286,6 +289,8 @@ class ZendeskConnector:
                 tickets = self._dicts(lambda chunk=chunk: self.client.tickets(ids=chunk))
                 for record in self._records([t for t in tickets if t.get("id") in chunk]):
                     found[int(record.ref.id)] = record
+            if not extras:
+                return {ref: found.get(int(ref.id)) for ref in refs}
             for ticket_id, record in list(found.items()):
                 try:
                     last = self._last_agent_action(ticket_id, record.fields.get("requester_id"))
@@ -721,6 +726,14 @@ class ZendeskConnector:
         tickets = self._dicts(lambda: self.client.tickets(external_id=op.key))
         found = [t["id"] for t in tickets if t.get("external_id") == op.key]
         return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
+
+
+def _next_page(export: Any) -> None:
+    """zenpy's `handle_pagination` for the ticket export, without turning the page into objects
+    to turn them back into dicts: syncd reads the page's JSON (zenpy keeps it in
+    `_response_json`, side-loads and all)."""
+    export._response_json = export.get_next_page()
+    export.update_attrs()
 
 
 def _is_agent_action(event: Mapping[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from syncd.businesstime.durations import DurationError, parse_offset
 from syncd.businesstime.spans import TimeMath
+from syncd.daemon.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.daemon.people import (
     ActionError,
     NothingToDo,
@@ -28,7 +29,6 @@ from syncd.daemon.people import (
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.pathnames import path_problem
 from syncd.rules.conditions import Condition, Context, as_instant, compile_condition
-from syncd.rules.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.rules.language import LINK
 from syncd.store.db import Tx
 from syncd.vendors.salesforce import KIND_OF_SOBJECT, SOBJECT_OF_KIND
@@ -177,9 +177,9 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     group, where = _queue(params["queue"])
     team = ctx.people.group("zendesk", str(params["to"]))
     users = ctx.people.directory("zendesk").users
-    served = (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+    served = served_queue(intent)
     if served in ctx.people.served:
-        raise NothingToDo(f"nothing to dispatch: {params['queue']} was served in this pass")
+        raise NothingToDo(already_served(intent))
     tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
               if t.fields.get("assignee_id") is not None]  # fmt: skip
@@ -215,6 +215,16 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
             found.append(_op(intent, "zendesk", "comment", ticket, f"#{ticket}/note",
                              body=str(params["notify_requester"]), public=True))  # fmt: skip
     return found
+
+
+def served_queue(intent: Intent) -> tuple[str, ...]:
+    """What a queue reader serves: once served in a pass, its other intents have nothing to do."""
+    params = intent.params
+    return (str(params["queue"]), str(params["to"]), str(params["capacity"]))
+
+
+def already_served(intent: Intent) -> str:
+    return f"nothing to dispatch: {intent.params['queue']} was served in this pass"
 
 
 def _queue(spec: Any) -> tuple[str, Condition]:

@@ -25,7 +25,7 @@ kinds have long been polled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from syncd.model import Intent, RecordRef
@@ -96,14 +96,18 @@ def skips_past_due(settings: Settings) -> bool:
     return settings.syncd.first_sync_catch_up == "skip"
 
 
-def hold_back(tx: Tx, intents: Iterable[Intent], planned: Iterable[str], now: datetime,
-              past_due: bool = False) -> int:  # fmt: skip
-    """Skip the just-planned intents of instant rules and, with `past_due`, the timeline steps
-    already due (every step the engine plans now is due by now)."""
+def to_hold(intents: Iterable[Intent], planned: Iterable[str],
+            past_due: bool = False) -> list[Intent]:  # fmt: skip
+    """The just-planned intents a first sync skips: those of instant rules and, with
+    `past_due`, the timeline steps already due (every step the engine plans now is due by now)."""
     fresh = set(planned)
+    return [i for i in intents if i.key in fresh and (past_due or not i.step)]
+
+
+def hold_back(tx: Tx, intents: Sequence[Intent], now: datetime) -> int:
+    """Skip `to_hold`'s intents (a page's at once), each with its reason."""
     held = 0
-    for intent in intents:
-        if intent.key not in fresh or (intent.step and not past_due):
-            continue
-        held += tx.ledger.skip(intent.key, PAST_DUE if intent.step else REASON, now)
+    for reason in (REASON, PAST_DUE):
+        keys = [i.key for i in intents if (PAST_DUE if i.step else REASON) == reason]
+        held += tx.ledger.skip_many(keys, reason, now) if keys else 0
     return held

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +38,9 @@ from syncd.daemon.actions import (
     QUEUE_READERS,
     READS_OTHERS,
     ActionContext,
+    already_served,
     operations,
+    served_queue,
     written,
 )
 from syncd.daemon.limits import Budget
@@ -138,6 +141,7 @@ class Executor:
         self.stopping = stopping
         self.stale: set[RecordRef] = set()  # records this pass wrote, not read back yet
         self._silences: list[silences.Silence] = []  # read at the start of each drain
+        self._served: list[Intent] = []  # queue readers whose queue this pass has served
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -232,6 +236,7 @@ class Executor:
                     )
                     retry = self.rt.clock.now() + backoff(entry.attempts)
                     self._failed(entry.intent, f"{type(exc).__name__}: {exc}", retry, result)
+            self._skip_served(result)
         for rule_id, (count, limit) in sorted(limited.items()):
             log.warning("intents_held", rule=rule_id, held=count, limit=limit,
                         fix=f"`syncd intents --held`, then `--release {rule_id}` or "
@@ -249,6 +254,10 @@ class Executor:
                              if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
         if skip is None and engine.stops_on_failure(intent.rule_id) and self._waits(
                 entry, now, result):  # fmt: skip
+            return False
+        if (skip is None and entry.sent_at is None and intent.action in QUEUE_READERS
+                and served_queue(intent) in people.served):  # fmt: skip
+            self._served.append(intent)  # nothing to do: skipped with the others, at once
             return False
         if skip is None and entry.sent_at is None:  # never sent: the limits apply
             with self.rt.store.read() as tx:
@@ -289,6 +298,20 @@ class Executor:
             result.done += 1
             return False
         return self._execute(entry, ops, result)
+
+    def _skip_served(self, result: Drained) -> None:
+        """Skip, in one transaction, the queue readers whose queue this pass served already
+        (every ticket waiting in a queue asks for it to be served; one dispatch serves it)."""
+        served, self._served = self._served, []
+        if not served:
+            return
+        now = self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            for reason in dict.fromkeys(already_served(intent) for intent in served):
+                keys = [i.key for i in served if already_served(i) == reason]
+                result.skipped += tx.ledger.skip_many(keys, reason, now)
+        for rule_id, count in Counter(intent.rule_id for intent in served).items():
+            log.info("intents_skipped", rule=rule_id, count=count, reason="queue served")
 
     def _waits(self, entry: LedgerEntry, now: datetime, result: Drained) -> bool:
         """A `do:` list stops at its first failed action for the record: a later action waits

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.daemon.baseline import hold_back
+from syncd.daemon.baseline import to_hold
 from syncd.daemon.runtime import log
-from syncd.model import Record, RecordRef
+from syncd.model import Intent, Record, RecordRef
 from syncd.rules.conditions import as_instant
 from syncd.rules.engine import (
     WAKE_STEP,
@@ -55,7 +55,7 @@ class Applied:
 
     planned: list[str] = field(default_factory=list)  # new intent keys
     errors: list[RuleError] = field(default_factory=list)
-    held: int = 0  # planned ones skipped as the source's baseline
+    holding: list[Intent] = field(default_factory=list)  # planned, to skip as the baseline
 
 
 def merged(record: Record, stored: Record | None) -> Record:
@@ -113,6 +113,11 @@ class Known:
     def take(self, ref: RecordRef) -> Stored | None:
         return self._entries.pop(ref, None)
 
+    def record(self, ref: RecordRef) -> Record | None:
+        """The stored version of a record of the page (deleted ones too), not taking it."""
+        found = self._entries.get(ref)
+        return found.record if found is not None else None
+
 
 def _stored(tx: Tx, engine: Engine, ref: RecordRef, known: Known | None) -> Stored:
     found = known.take(ref) if known is not None else None
@@ -153,8 +158,9 @@ def apply_record(
     known: Known | None = None,
 ) -> Applied:
     """Store `record` and write what the engine makes of it (see the module docstring); with
-    `baseline`, the intents of instant rules are planned skipped, and with `past_due` too the
-    timeline steps due by now (baseline.py). `known`: the page's stored state, read at once."""
+    `baseline`, the intents of instant rules are to be skipped (`Applied.holding`, the caller
+    skips a page's at once), and with `past_due` too the timeline steps due by now
+    (baseline.py). `known`: the page's stored state, read at once."""
     found = _stored(tx, engine, record.ref, known)
     if older(record, found.record):
         return Applied()
@@ -170,7 +176,7 @@ def apply_record(
     intents = [i for i in result.intents if i.rule_id not in retried]
     applied = Applied(tx.ledger.plan(intents, now), list(result.errors))
     if baseline:
-        applied.held = hold_back(tx, intents, applied.planned, now, past_due)
+        applied.holding = to_hold(intents, applied.planned, past_due)
     for rule_id, before in stored.items():
         if rule_id in retried:
             continue

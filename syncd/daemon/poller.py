@@ -22,7 +22,7 @@ from syncd.daemon.contain import apply_contained, retry_quarantined
 from syncd.daemon.planner import Known, changed_at, due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.daemon.sources import wanted
-from syncd.model import Record
+from syncd.model import Intent, Record
 
 
 @dataclass
@@ -84,6 +84,7 @@ def poll_source(
             if first:
                 baseline.begin(tx, source, now)
             known = Known(tx, engine, refs)
+            holding: list[Intent] = []  # the baseline's, skipped at once
             for polled in page.records:
                 record = fresh.get(polled.ref, polled)
                 if record is None:  # gone since the page was read
@@ -94,8 +95,9 @@ def poll_source(
                 found.saw(changed_at(record))
                 if applied is None:  # quarantined: the page goes on without it
                     continue
-                found.planned += len(applied.planned) - applied.held
-                held += applied.held
+                found.planned += len(applied.planned) - len(applied.holding)
+                holding += applied.holding
+            held += baseline.hold_back(tx, holding, now) if holding else 0
             tx.cursors.set(source, page.cursor, now)
         found.records += len(page.records)
         pages += 1

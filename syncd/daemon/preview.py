@@ -63,11 +63,14 @@ class Preview:
 def read_once() -> Freshen:
     """`fetch`, each record read from its vendor at most once in this plan."""
     seen: dict[RecordRef, Record | None] = {}
+    whole: set[RecordRef] = set()  # read with the extras
 
-    def freshen(rt: Runtime, refs: Sequence[RecordRef]) -> Mapping[RecordRef, Record | None]:
-        unread = [ref for ref in refs if ref not in seen]
+    def freshen(rt: Runtime, refs: Sequence[RecordRef],
+                extras: bool) -> Mapping[RecordRef, Record | None]:  # fmt: skip
+        unread = [ref for ref in refs if ref not in (whole if extras else seen)]
         if unread:
-            seen.update(fetch(rt, unread))
+            seen.update(fetch(rt, unread, extras))
+            whole.update(unread if extras else ())
         return {ref: seen.get(ref) for ref in refs}
 
     return freshen

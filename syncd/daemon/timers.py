@@ -1,8 +1,11 @@
 """Fire due timers: re-read each record from its vendor first (a ticket answered a minute ago
-must not escalate), then re-evaluate it in one transaction per record, which plans what is due
-and settles its due timers (fired, or cancelled with the reason they planned nothing). The
-records due together are re-read together, per vendor (`fetch_many`: Zendesk's
-`tickets/show_many` reads 100 tickets in one call)."""
+must not escalate), then re-evaluate it, which plans what is due and settles its due timers
+(fired, or cancelled with the reason they planned nothing). The records due together are
+re-read together, per vendor (`fetch_many`: Zendesk's `tickets/show_many` reads 100 tickets in
+one call), and evaluated in one transaction (each in its own savepoint, contain.py). The
+fields that cost a call per record (Zendesk's audits, for `agent_touched`) are read only for
+the records whose due timers belong to a rule naming them: a queue served again every 15
+minutes re-reads its tickets, not their audits."""
 
 from __future__ import annotations
 
@@ -11,23 +14,54 @@ from datetime import datetime
 
 from syncd.connectors.http import VendorError
 from syncd.daemon.contain import apply_contained
+from syncd.daemon.planner import Known
 from syncd.daemon.runtime import Runtime, log
 from syncd.model import Record, RecordRef
 from syncd.rules.engine import Engine
+from syncd.store.db import Tx
 from syncd.store.timers import StoredTimer
 
-Freshen = Callable[[Runtime, Sequence[RecordRef]], Mapping[RecordRef, Record | None]]
+Freshen = Callable[[Runtime, Sequence[RecordRef], bool], Mapping[RecordRef, Record | None]]
 BATCH = 100
 
 
-def fetch(rt: Runtime, refs: Sequence[RecordRef]) -> Mapping[RecordRef, Record | None]:
-    """The records (of one system) as the vendor has them now (None: gone); the stored ones if
-    it is not configured."""
+def fetch(rt: Runtime, refs: Sequence[RecordRef],
+          extras: bool = True) -> Mapping[RecordRef, Record | None]:  # fmt: skip
+    """The records (of one system) as the vendor has them now (None: gone), with the fields
+    that cost a call per record if `extras`; the stored ones if it is not configured."""
     connector = rt.connector_for(refs[0].kind)
     if connector is None:
         with rt.store.read() as tx:
             return {ref: tx.records.get(ref) for ref in refs}
-    return connector.fetch_many(refs)
+    return connector.fetch_many(refs, extras=extras)
+
+
+def _naming(engine: Engine, fields: frozenset[str]) -> frozenset[str]:
+    """The rules whose definition names one of `fields` anywhere (conditions, templates,
+    parameters); every rule when a named template does. Erring towards reading them."""
+    if not fields:
+        return frozenset()
+    ruleset = engine.ruleset
+    texts = [f"{t.subject or ''}{t.body}" for d in ruleset.templates.values() for t in d.values()]
+    if any(name in text for text in texts for name in fields):
+        return frozenset(engine.rules)
+    return frozenset(rule.id for rule in ruleset.rules
+                     if any(name in repr(rule) for name in fields))  # fmt: skip
+
+
+def _needs_extras(rt: Runtime, readers: frozenset[str], refs: Sequence[RecordRef],
+                  at: datetime) -> set[RecordRef]:  # fmt: skip
+    """The records (of one system) one of whose timers due at `at` (in this batch or not)
+    belongs to one of the rules `readers`."""
+    if not readers:
+        return set()
+    found: set[RecordRef] = set()
+    with rt.store.read() as tx:
+        for kind in dict.fromkeys(ref.kind for ref in refs):
+            pending = tx.timers.for_records(kind, [ref.id for ref in refs if ref.kind == kind])
+            found |= {RecordRef(kind, i) for i, timers in pending.items()
+                      if any(t.due_at <= at and t.rule_id in readers for t in timers)}  # fmt: skip
+    return found
 
 
 def fire_due(
@@ -41,6 +75,7 @@ def fire_due(
     Records whose vendor cannot re-read them keep their timers pending (retried on the next
     run); the other vendors' go on."""
     engine = rt.engine
+    readers: dict[str, frozenset[str]] = {}  # system -> rules naming its costly fields
     fired = 0
     failed: set[RecordRef] = set()
     while not stopping():
@@ -54,32 +89,44 @@ def fire_due(
             by_family.setdefault(ref.family, []).append(ref)
         for refs in by_family.values():
             try:
-                fresh = freshen(rt, refs)
+                family = refs[0].family
+                if family not in readers:
+                    connector = rt.connector_for(refs[0].kind)
+                    readers[family] = _naming(engine, connector.extra_fields if connector
+                                              else frozenset())  # fmt: skip
+                full = _needs_extras(rt, readers[family], refs, at)
+                fresh: dict[RecordRef, Record | None] = {}
+                for extras in (True, False):
+                    chosen = [ref for ref in refs if (ref in full) == extras]
+                    if chosen:
+                        fresh.update(freshen(rt, chosen, extras))
             except VendorError as exc:
                 log.warning("timer_refetch_failed", records=[str(r) for r in refs],
                             error=str(exc))  # fmt: skip
                 rt.fail(f"{refs[0].family}: re-read before firing: {exc}")
                 failed.update(refs)
                 continue
-            for ref in refs:
-                if stopping():
-                    break
-                fired += sum(t.record == ref for t in due)
-                _fire(rt, engine, [t for t in due if t.record == ref], fresh.get(ref), at)
+            if stopping():
+                break
+            with rt.store.transaction() as tx:
+                known = Known(tx, engine, refs)
+                for ref in refs:
+                    timers = [t for t in due if t.record == ref]
+                    fired += len(timers)
+                    _fire(rt, tx, engine, known, timers, fresh.get(ref), at)
     if fired:
         log.info("timers_fired", count=fired)
     return fired
 
 
-def _fire(rt: Runtime, engine: Engine, timers: Sequence[StoredTimer], fresh: Record | None,
-          at: datetime) -> None:  # fmt: skip
+def _fire(rt: Runtime, tx: Tx, engine: Engine, known: Known, timers: Sequence[StoredTimer],
+          fresh: Record | None, at: datetime) -> None:  # fmt: skip
     """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which settles them."""
     ref = timers[0].record
-    with rt.store.transaction() as tx:
-        stored = tx.records.get(ref)
-        if stored is None:  # nothing to evaluate: the timers have had their turn
-            for timer in timers:
-                tx.timers.mark_fired(timer.key, at)
-            return
-        record = fresh or Record(ref, stored.fields, at, deleted=True)
-        apply_contained(rt, tx, engine, record, at, rt.grace)  # settles them
+    stored = known.record(ref)
+    if stored is None:  # nothing to evaluate: the timers have had their turn
+        for timer in timers:
+            tx.timers.mark_fired(timer.key, at)
+        return
+    record = fresh or Record(ref, stored.fields, at, deleted=True)
+    apply_contained(rt, tx, engine, record, at, rt.grace, known=known)  # settles them

@@ -16,6 +16,8 @@ from sqlalchemy import Connection, Row, insert, select
 from syncd.model import RecordRef
 from syncd.store.tables import audit
 
+_APPEND = insert(audit)  # built once: appended to for every intent and record event
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -42,17 +44,15 @@ class Audit:
         intent_key: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> int:
-        result = self._conn.execute(
-            insert(audit).values(
-                at=now,
-                event=event,
-                record_kind=record.kind if record else None,
-                record_id=record.id if record else None,
-                rule_id=rule_id,
-                intent_key=intent_key,
-                detail=dict(detail or {}),
-            )
-        )
+        result = self._conn.execute(_APPEND, {
+            "at": now,
+            "event": event,
+            "record_kind": record.kind if record else None,
+            "record_id": record.id if record else None,
+            "rule_id": rule_id,
+            "intent_key": intent_key,
+            "detail": dict(detail or {}),
+        })  # fmt: skip
         return int(result.inserted_primary_key[0])
 
     def for_record(self, record: RecordRef) -> list[AuditEntry]:

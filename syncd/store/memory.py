@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Insert, bindparam, func, select, update
 
 from syncd.model import RecordRef
 from syncd.store.tables import insert_ignoring_duplicates, rule_memory
@@ -29,6 +29,7 @@ class MemoryTable:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._put: Insert | None = None
 
     def get(self, rule_id: str, record: RecordRef) -> dict[str, Any] | None:
         return self._conn.scalar(select(rule_memory.c.memory).where(*_owner(rule_id, record)))
@@ -79,25 +80,31 @@ class MemoryTable:
     def put(
         self, rule_id: str, record: RecordRef, memory: Mapping[str, Any], now: datetime
     ) -> None:
-        inserted = self._conn.execute(
-            insert_ignoring_duplicates(
-                self._conn, rule_memory, "rule_id", "record_kind", "record_id"
-            ).values(
-                rule_id=rule_id,
-                record_kind=record.kind,
-                record_id=record.id,
-                memory=dict(memory),
-                updated_at=now,
-            )
-            .returning(rule_memory.c.rule_id)  # psycopg's rowcount is -1 for ON CONFLICT
-        ).first()
+        values = {"rule": rule_id, "kind": record.kind, "id": record.id,
+                  "mem": dict(memory), "at": now}  # fmt: skip
+        if self._put is None:  # built once: a page puts a memory for every rule and record
+            self._put = (
+                insert_ignoring_duplicates(self._conn, rule_memory, "rule_id", "record_kind",
+                                           "record_id")
+                .values(rule_id=bindparam("rule"), record_kind=bindparam("kind"),
+                        record_id=bindparam("id"), memory=bindparam("mem"),
+                        updated_at=bindparam("at"))
+                .returning(rule_memory.c.rule_id)  # psycopg's rowcount is -1 for ON CONFLICT
+            )  # fmt: skip
+        inserted = self._conn.execute(self._put, values).first()
         if inserted is None:
-            self._conn.execute(
-                update(rule_memory)
-                .where(*_owner(rule_id, record))
-                .values(memory=dict(memory), updated_at=now)
-            )
+            self._conn.execute(_UPDATE, values)
 
+
+_UPDATE = (
+    update(rule_memory)
+    .where(
+        rule_memory.c.rule_id == bindparam("rule"),
+        rule_memory.c.record_kind == bindparam("kind"),
+        rule_memory.c.record_id == bindparam("id"),
+    )
+    .values(memory=bindparam("mem"), updated_at=bindparam("at"))
+)
 
 _OF_RECORD = select(rule_memory.c.rule_id, rule_memory.c.memory).where(
     rule_memory.c.record_kind == bindparam("kind"),

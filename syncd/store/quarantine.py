@@ -9,7 +9,7 @@ import builtins
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from syncd.model import RecordRef
 from syncd.store.audit import Audit
@@ -57,7 +57,7 @@ class Quarantine:
 
     def release(self, ref: RecordRef, now: datetime) -> bool:
         """`ref` was evaluated without error: no longer held (audited if it was)."""
-        gone = self._conn.execute(delete(quarantine).where(*_key(ref))).rowcount
+        gone = self._conn.execute(_RELEASE, {"kind": ref.kind, "id": ref.id}).rowcount
         if gone:
             self._audit.append(RELEASED, now, record=ref, detail={})
         return bool(gone)
@@ -81,6 +81,11 @@ class Quarantine:
 
     def count(self) -> int:
         return int(self._conn.scalar(select(func.count()).select_from(quarantine)) or 0)
+
+
+# built once: every record a poll evaluates cleanly is released
+_RELEASE = delete(quarantine).where(quarantine.c.record_kind == bindparam("kind"),
+                                    quarantine.c.record_id == bindparam("id"))  # fmt: skip
 
 
 def _key(ref: RecordRef) -> tuple[object, ...]:

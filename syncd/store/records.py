@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from syncd.model import FieldChange, Record, RecordRef
 from syncd.store.tables import field_history, records, to_json_value
@@ -57,6 +57,16 @@ def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# built once: a poll stores every record it reads through them
+_KEY = (records.c.kind == bindparam("k"), records.c.id == bindparam("i"))
+_CURRENT = select(records).where(*_KEY).with_for_update()
+_VALUES = {"fields": bindparam("f"), "observed_at": bindparam("o"), "deleted": bindparam("d"),
+           "version": bindparam("v")}  # fmt: skip
+_INSERT = insert(records).values(kind=bindparam("k"), id=bindparam("i"), **_VALUES)
+_UPDATE = update(records).where(*_KEY).values(**_VALUES)
+_HISTORY = insert(field_history)
+
+
 class Records:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -64,7 +74,8 @@ class Records:
     def upsert(self, record: Record) -> Upserted:
         """Store `record` as the newest version; an identical version is a no-op."""
         fields = to_json_value(dict(record.fields))
-        row = self._conn.execute(select(records).where(*_key(record.ref)).with_for_update()).first()
+        key = {"k": record.ref.kind, "i": record.ref.id}
+        row = self._conn.execute(_CURRENT, key).first()
         if row is None:
             previous, version = None, 1
             changes = diff_fields({}, fields, record.observed_at)
@@ -73,21 +84,11 @@ class Records:
             changes = diff_fields(previous.fields, fields, record.observed_at)
             if not changes and previous.deleted == record.deleted:
                 return Upserted(previous, [], row.version, changed=False)
-        values = {
-            "fields": fields,
-            "observed_at": record.observed_at,
-            "deleted": record.deleted,
-            "version": version,
-        }
-        if row is None:
-            self._conn.execute(
-                insert(records).values(kind=record.ref.kind, id=record.ref.id, **values)
-            )
-        else:
-            self._conn.execute(update(records).where(*_key(record.ref)).values(**values))
+        values = {"f": fields, "o": record.observed_at, "d": record.deleted, "v": version}
+        self._conn.execute(_INSERT if row is None else _UPDATE, {**key, **values})
         if changes:
             self._conn.execute(
-                insert(field_history),
+                _HISTORY,
                 [
                     {
                         "record_kind": record.ref.kind,

@@ -71,6 +71,8 @@ def json_dumps(value: Any) -> str:
     (valid in JSON, which vendors pass on from customers) is written as its `\\uXXXX` escape,
     so the text is valid UTF-8 and reads back as the same string."""
     text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    if text.isascii():  # most values: no surrogate to look for
+        return text
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from syncd.model import RecordRef
 from syncd.store.audit import Audit
@@ -50,6 +50,15 @@ class StoredTimer:
     state: TimerState
 
 
+# built once: every record evaluated reads and settles its timers through them
+_OWNED = select(timers).where(timers.c.rule_id == bindparam("rule"),
+                              timers.c.record_kind == bindparam("kind"),
+                              timers.c.record_id == bindparam("id"))  # fmt: skip
+_PENDING = select(timers).where(timers.c.key == bindparam("key"),
+                                timers.c.state == TimerState.PENDING.value)  # fmt: skip
+_INSERT = insert(timers)
+
+
 class Timers:
     def __init__(self, conn: Connection, audit: Audit) -> None:
         self._conn = conn
@@ -71,12 +80,8 @@ class Timers:
             if spec.key in wanted:
                 raise ValueError(f"duplicate timer key {spec.key!r} for {rule_id} on {record}")
             wanted[spec.key] = spec
-        owner = (
-            timers.c.rule_id == rule_id,
-            timers.c.record_kind == record.kind,
-            timers.c.record_id == record.id,
-        )
-        existing = {row.key: row for row in self._conn.execute(select(timers).where(*owner))}
+        owner = {"rule": rule_id, "kind": record.kind, "id": record.id}
+        existing = {row.key: row for row in self._conn.execute(_OWNED, owner)}
         for key, row in existing.items():
             if row.state == TimerState.PENDING and key not in wanted:
                 self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled",
@@ -84,19 +89,11 @@ class Timers:
         for key, spec in wanted.items():
             row = existing.get(key)
             if row is None:
-                self._conn.execute(
-                    insert(timers).values(
-                        key=key,
-                        rule_id=rule_id,
-                        record_kind=record.kind,
-                        record_id=record.id,
-                        step=spec.step,
-                        due_at=spec.due_at,
-                        state=TimerState.PENDING.value,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                self._conn.execute(_INSERT, {
+                    "key": key, "rule_id": rule_id, "record_kind": record.kind,
+                    "record_id": record.id, "step": spec.step, "due_at": spec.due_at,
+                    "state": TimerState.PENDING.value, "created_at": now, "updated_at": now,
+                })  # fmt: skip
                 self._log("timer_scheduled", rule_id, record, key, spec.step, spec.due_at, now)
             elif row.state == TimerState.CANCELLED:
                 self._set(
@@ -143,16 +140,12 @@ class Timers:
 
     def mark_fired(self, key: str, now: datetime) -> bool:
         """Pending -> fired; False if it was already fired or cancelled (lost race)."""
-        row = self._conn.execute(
-            select(timers).where(timers.c.key == key, timers.c.state == TimerState.PENDING.value)
-        ).first()
+        row = self._conn.execute(_PENDING, {"key": key}).first()
         return row is not None and self._set(row, now, state=TimerState.FIRED, event="timer_fired")
 
     def cancel(self, key: str, now: datetime, reason: str) -> bool:
         """Pending -> cancelled, audited with `reason`; False if no longer pending."""
-        row = self._conn.execute(
-            select(timers).where(timers.c.key == key, timers.c.state == TimerState.PENDING.value)
-        ).first()
+        row = self._conn.execute(_PENDING, {"key": key}).first()
         return row is not None and self._set(
             row, now, state=TimerState.CANCELLED, event="timer_cancelled", reason=reason
         )

@@ -128,3 +128,59 @@ def test_a_dispatch_hands_its_tickets_out_in_one_update_many_job_each_once(
     assert dispatch_outcome(world)[0] == IntentState.DONE
     assert world.cycle().ok  # nothing left to do: nothing sent again
     assert len(world.writes()) == 1
+
+
+REPEATING = """
+rules:
+  - id: serve-queue
+    on: zendesk.ticket
+    when: {group_name: Queue, status: [new, open], assignee_id: {exists: false}}
+    since: {became: {assignee_id: {exists: false}}}
+    steps:
+      - id: serve
+        after: 0m
+        repeat: every 15m
+        do: [{dispatch: {queue: Queue, to: Queue, capacity: 1}}]
+"""
+
+
+def test_a_queue_served_again_every_15_minutes_is_re_read_without_its_audits(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # No rule reads agent_touched: re-reading the queued tickets before their repeats fire
+    # needs their fields (tickets/show_many), not one audits call per ticket.
+    world = World(sandbox, tmp_path, REPEATING)
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Ann's own", "status": "open", "assignee": STAFF[ANN]},
+        *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(2, 7)),
+    ))  # fmt: skip
+    assert world.cycle().ok
+    before = len(sandbox.control("GET", "/_sandbox/requests")["requests"])
+    world.advance(timedelta(minutes=15))
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert report.fired == 5
+    log = sandbox.control("GET", "/_sandbox/requests")["requests"][before:]
+    paths = [r["path"] for r in log]
+    assert [p for p in paths if "audits" in p] == []
+    assert paths.count("/api/v2/tickets/show_many.json") == 1
+    assert world.writes() == []  # Ann is at capacity: nobody is handed out
+
+
+def test_a_queue_served_once_in_a_pass_holds_none_of_its_other_intents_for_a_person(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Every waiting ticket asks for its queue to be served; one dispatch serves it. The others
+    # have nothing to do: skipped, not counted against the rule's limit and held for a person.
+    world = World(sandbox, tmp_path, REPEATING.replace(
+        "    on: zendesk.ticket\n", "    on: zendesk.ticket\n    max_actions_per_hour: 2\n"))
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(1, 7)),
+    ))  # fmt: skip
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert (report.drained.done, report.drained.limited) == (1, 0)
+    assert [world.ticket(n)["assignee_id"] for n in range(1, 7)].count(ANN) == 1
+    with world.store().read() as tx:
+        assert tx.ledger.list(state="held") == []
+        assert len(tx.ledger.list(state="skipped")) == 5

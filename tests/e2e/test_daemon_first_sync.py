@@ -94,6 +94,7 @@ class TwoPages:
     """A source whose first sync takes two pages; a record `changes` on the third poll."""
 
     kinds = frozenset({"zendesk.ticket"})
+    extra_fields: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.polls = 0
@@ -113,7 +114,9 @@ class TwoPages:
     def fetch(self, ref: RecordRef) -> Record | None:
         return None
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return dict.fromkeys(refs)
 
     @staticmethod
@@ -235,6 +238,7 @@ class Twice:
     can hold two versions of a ticket)."""
 
     kinds = frozenset({"zendesk.ticket"})
+    extra_fields: frozenset[str] = frozenset()
 
     def poll_pages(
         self, cursor: str | None, kinds: Collection[str] | None = None
@@ -246,7 +250,9 @@ class Twice:
         solved.fields["status"] = "solved"
         yield Page([solved, TwoPages._ticket("1", "new", NOW.isoformat())], "p2")
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         return dict.fromkeys(refs)
 
 

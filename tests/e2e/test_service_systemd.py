@@ -108,9 +108,11 @@ class Stalling:
         self.gate.wait()
         return self.connector.fetch(ref)
 
-    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | None]:
+    def fetch_many(
+        self, refs: Sequence[RecordRef], *, extras: bool = True
+    ) -> dict[RecordRef, Record | None]:
         self.gate.wait()
-        return self.connector.fetch_many(refs)
+        return self.connector.fetch_many(refs, extras=extras)
 
     def directory(self, max_age_s: float | None = None) -> Any:
         self.gate.wait()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncd.rules.dispatch import (
+from syncd.daemon.dispatch import (
     Agent,
     Assignment,
     QueuedTicket,
@@ -18,13 +18,8 @@ from syncd.rules.dispatch import (
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def ticket(
-    tid: str,
-    priority: str | None = "normal",
-    minutes: int = 0,
-    skills: frozenset[str] = frozenset(),
-) -> QueuedTicket:
-    return QueuedTicket(tid, priority, T0 + timedelta(minutes=minutes), skills)
+def ticket(tid: str, priority: str | None = "normal", minutes: int = 0) -> QueuedTicket:
+    return QueuedTicket(tid, priority, T0 + timedelta(minutes=minutes))
 
 
 def test_priority_then_age_then_id() -> None:
@@ -66,16 +61,6 @@ def test_assigns_least_loaded_and_respects_capacity_and_away() -> None:
         Assignment("4", "bob", 3),
     ]
     assert plan.waiting == ["5", "6"]
-
-
-def test_skills_never_block_the_queue() -> None:
-    tickets = [
-        ticket("1", "urgent", 0, skills=frozenset({"german"})),
-        ticket("2", "normal", 0),
-    ]
-    plan = plan_dispatch(tickets, [Agent("ann")], capacity=3)
-    assert plan.assignments == [Assignment("2", "ann", 1)]
-    assert plan.waiting == ["1"]
 
 
 def test_plan_is_deterministic_whatever_the_input_order() -> None:

@@ -2,10 +2,9 @@
 
 Tickets are served by priority (urgent > high > normal > low > anything else), then oldest
 first, then by id; each goes to the eligible agent with the lowest load (load / capacity, then
-absolute load, then id), where eligible means available, below capacity and holding every skill
-the ticket asks for. A ticket no agent can take waits; it does not block the tickets behind it
-(a ticket needing a rare skill must not starve the queue). The same input always yields the same
-plan, so re-planning after a crash produces the same assignment intents.
+absolute load, then id), where eligible means available and below capacity. A ticket no agent
+can take waits. The same input always yields the same plan, so re-planning after a crash
+produces the same assignment intents.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ class QueuedTicket:
     id: str
     priority: str | None
     created_at: datetime
-    skills: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,6 @@ class Agent:
     available: bool = True
     capacity: int | None = None  # None: the action's default capacity
     load: int = 0  # tickets the agent already holds
-    skills: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def plan_dispatch(
     loads = {a.id: a.load for a in pool}
     plan = DispatchPlan()
     for position, ticket in enumerate(order_tickets(tickets, order)):
-        eligible = [a for a in pool if loads[a.id] < limits[a.id] and ticket.skills <= a.skills]
+        eligible = [a for a in pool if loads[a.id] < limits[a.id]]
         if not eligible:
             plan.waiting.append(ticket.id)
             continue
