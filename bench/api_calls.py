@@ -139,7 +139,7 @@ def run_syncd(scenario: Scenario) -> SyncdRun:
                 polls += 1
                 tick += poll
             throttled = {name: c.governor.stats.throttled  # type: ignore[attr-defined]
-                         for name, c in rt.connectors.items()}  # fmt: skip
+                         for name, c in rt.connectors.items()}
             with rt.store.read() as tx:
                 entries = tx.ledger.list()
         finally:
@@ -185,14 +185,14 @@ def minimum(scenario: Scenario, poll: timedelta, polls: int, triage_calls: int) 
     pages = sum(max(1, math.ceil(3 * changes.get(t, 0) / EXPORT_PAGE)) for t in range(polls))
     rereads = Counter(tick_of(at) for at in expected.rereads)
     triaged = Counter(tick_of(t.created + EXPORT_LAG) for t in scenario.new
-                      if t.id in expected.triage)  # fmt: skip
+                      if t.id in expected.triage)
     notes = Counter(tick_of(t.created + STEPS["h4"]) for t in scenario.new if t.id in expected.h4)
     mail_ticks = sorted(
         [tick_of(t.created + EXPORT_LAG) for t in scenario.new if t.id in expected.triage]
         + [tick_of(t.created + STEPS["h1"]) for t in scenario.new if t.id in expected.h1]
         + [tick_of(e.at + EXPORT_LAG) for e in scenario.events
            if e.kind == "solve" and e.ticket in expected.csat]
-    )  # fmt: skip
+    )
     tokens, valid_until = 0, -1.0
     for t in mail_ticks:
         if t * poll.total_seconds() >= valid_until:
@@ -209,7 +209,7 @@ def minimum(scenario: Scenario, poll: timedelta, polls: int, triage_calls: int) 
         ),
         "mail": expected.mails(),
         "tokens": tokens,
-    })  # fmt: skip
+    })
 
 
 PURPOSE = {  # syncd's endpoint categories (bench/common.py) -> purpose rows of the minimum
@@ -264,7 +264,7 @@ class Script:
         first = self.cursor is None
         since, self.last = self.last or now - CATCH_UP, now  # steps due since the last poll
         export = (self.zd.tickets.incremental(cursor=self.cursor) if self.cursor
-                  else self.zd.tickets.incremental(start_time=0))  # fmt: skip
+                  else self.zd.tickets.incremental(start_time=0))
         for t in export:
             before = self.seen.get(t.id, None if first else "new")
             self.seen[t.id] = t.status
@@ -275,7 +275,7 @@ class Script:
             if "syncd-triaged" not in (t.tags or []):
                 self.zd.tickets.update(Ticket(
                     id=t.id, tags=[*(t.tags or []), "syncd-triaged"],
-                    assignee_id=self.rotation[self.turn % len(self.rotation)]))  # fmt: skip
+                    assignee_id=self.rotation[self.turn % len(self.rotation)]))
                 self.turn += 1
                 self.mail(self.support, f"New ticket #{t.id}")
             if before is not None and before != "solved" and t.status == "solved":
@@ -321,7 +321,7 @@ class Script:
             resp = self.http.post(f"{self.graph['authority']}/oauth2/v2.0/token", data={
                 "grant_type": "client_credentials", "client_id": self.graph["client_id"],
                 "client_secret": self.graph["client_secret"],
-                "scope": "https://graph.microsoft.com/.default"}, timeout=60)  # fmt: skip
+                "scope": "https://graph.microsoft.com/.default"}, timeout=60)
             resp.raise_for_status()
             answer = resp.json()
             self.token = (answer["access_token"],
@@ -379,7 +379,7 @@ WHY = {
                       "polls with several triaged tickets could share one update_many job",
     "mail": "",
     "tokens": "msal reads the authority's OpenID configuration once per process",
-}  # fmt: skip
+}
 
 
 def check_effects(run: SyncdRun, scenario: Scenario) -> list[str]:
@@ -390,7 +390,7 @@ def check_effects(run: SyncdRun, scenario: Scenario) -> list[str]:
     for (rule, action), want_n in {
         ("triage", "tag"): len(expected.triage), ("triage", "assign"): len(expected.triage),
         ("no-action", "comment"): len(expected.h4),
-    }.items():  # fmt: skip
+    }.items():
         if done[(rule, action)] != want_n:
             problems.append(f"{rule}/{action}: {done[(rule, action)]} done, {want_n} expected")
     if run.not_done:
@@ -405,7 +405,7 @@ def mail_problems(effects: dict[str, Counter[int]], expected: Any) -> list[str]:
         got = effects[kind]
         if set(got) != want:
             problems.append(f"{kind} mails: {len(set(got) - want)} unexpected, "
-                            f"{len(want - set(got))} missing")  # fmt: skip
+                            f"{len(want - set(got))} missing")
         if any(n > 1 for n in got.values()):
             problems.append(f"{kind} mails: {sum(n > 1 for n in got.values())} duplicated")
     return problems
@@ -428,7 +428,7 @@ def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta
     print(f"syncd API calls over one simulated day: {len(scenario.existing):,} tickets, "
           f"{len(scenario.new):,} new, {sum(e.kind != 'create' for e in scenario.events):,} "
           f"changes; a poll every {poll.total_seconds():g} s ({run.polls:,} polls); "
-          f"default API budgets; the vendors' real rate limits")  # fmt: skip
+          f"default API budgets; the vendors' real rate limits")
     print(f"expected effects: {len(expected.triage)} triaged (tag + assign + mail), "
           f"{len(expected.h1)} 1 h mails, {len(expected.h4)} 4 h notes, "
           f"{len(expected.csat)} satisfaction mails, {len(expected.rereads)} re-reads")
@@ -437,7 +437,7 @@ def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta
     print("effects check: syncd " + ("every expected effect exactly once" if not problems
                                      else "FAILED: " + "; ".join(problems))
           + "; script " + ("every expected mail exactly once" if not base_problems
-                           else "FAILED: " + "; ".join(base_problems)))  # fmt: skip
+                           else "FAILED: " + "; ".join(base_problems)))
     print()
     rows, notes = [], []
     for purpose, least_n in documented.rows.items():
@@ -451,11 +451,11 @@ def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta
         rows.append([other, mine.get(other, 0), theirs.get(other, 0), 0, 0, ""])
     rows.append(["total", total, script, documented.total, one_call.total, ""])
     rows.append(["syncd / column", "", _ratio(total, script), _ratio(total, documented.total),
-                 _ratio(total, one_call.total), ""])  # fmt: skip
+                 _ratio(total, one_call.total), ""])
     rows.append(["script / column", "", "", _ratio(script, documented.total),
-                 _ratio(script, one_call.total), ""])  # fmt: skip
+                 _ratio(script, one_call.total), ""])
     print(table(rows, ["purpose", "syncd", "script", "min, triage 2 calls",
-                       "min, triage 1 call", "why"]))  # fmt: skip
+                       "min, triage 1 call", "why"]))
     print("  min, triage 2 calls: the documented additive tag forms (tag endpoint, or one "
           "update_many entry)")
     print("  min, triage 1 call: one ticket update with the whole tag list and the assignee, "
@@ -465,14 +465,14 @@ def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta
     theirs_by = by_category(base.day)
     print(table(sorted(([c, cats.get(c, 0), theirs_by.get(c, 0)] for c in cats.keys()
                         | theirs_by.keys()), key=lambda r: (-r[1], -r[2])),
-                ["calls by endpoint", "syncd", "script"]))  # fmt: skip
+                ["calls by endpoint", "syncd", "script"]))
     print()
     answered = sum(1 for e in run.day if e["status"] == 429)
     answered_base = sum(1 for e in base.day if e["status"] == 429)
     peaks = window_peaks(run.day)
     print("sandbox at the vendors' real limits; busiest simulated minute for syncd: " + ", ".join(
         f"{name} {peak}/{limit}" for name, (peak, _) in peaks.items()
-        for limit in [VENDOR_LIMITS[name]]))  # fmt: skip
+        for limit in [VENDOR_LIMITS[name]]))
     print(f"  429s answered by the sandbox: syncd {answered}, script {answered_base}; throttled "
           f"seen by syncd's governors: {sum(run.throttled.values())}")
     first = len(run.first_start)
@@ -486,7 +486,7 @@ def report(scenario: Scenario, run: SyncdRun, base: BaselineRun, poll: timedelta
         ("429s answered", f"{answered}", "0", answered == 0),
         ("effects check", "ok" if not (problems or base_problems) else "FAILED", "ok",
          not (problems or base_problems)),
-    ]  # fmt: skip
+    ]
     print(table([[n, v, t, "met" if ok else "NOT MET"] for n, v, t, ok in verdicts],
                 ["figure", "value", "target", ""]))
     return 0 if not (problems or base_problems) else 1

@@ -165,11 +165,11 @@ class Scenario:
         """Staff, customers and the existing tickets; the sandbox's limits are the vendors'
         real ones with `real_limits`, else raised out of the way (see the module docstring)."""
         staff = [{"id": a, "name": f"Agent {a}", "email": f"agent{a}@example.com",
-                  "role": "agent", "away": a == AWAY} for a in AGENT_IDS]  # fmt: skip
+                  "role": "agent", "away": a == AWAY} for a in AGENT_IDS]
         staff += [{"id": s, "name": f"Supervisor {s}", "email": f"super{s}@example.com",
-                   "role": "agent"} for s in SUPERVISOR_IDS]  # fmt: skip
+                   "role": "agent"} for s in SUPERVISOR_IDS]
         customers = [{"id": CUSTOMER_BASE + n, "name": f"Customer {n}",
-                      "email": customer(n)} for n in range(CUSTOMERS)]  # fmt: skip
+                      "email": customer(n)} for n in range(CUSTOMERS)]
         raised = 1 if real_limits else 10**7
         return {
             "clock": clock.isoformat(),
@@ -193,7 +193,7 @@ class Scenario:
         return {"zendesk": {"tickets": [{
             "id": ticket.id, "subject": f"Order {ticket.id} has not arrived", "status": "new",
             "requester": ticket.requester, "created_at": at, "updated_at": at,
-            "description": "Where is my parcel?"}]}}  # fmt: skip
+            "description": "Where is my parcel?"}]}}
 
     # -- what must happen --------------------------------------------------------------------
     def expected(self, until: datetime) -> Expected:
@@ -267,7 +267,7 @@ def make_scenario(
             "assignee": f"agent{rng.choice(AGENT_IDS[:-1])}@example.com",
             "tags": ["syncd-triaged"], "created_at": stamp(created),
             "updated_at": stamp(whole_seconds(updated)),
-        })  # fmt: skip
+        })
         status_of[n] = status
         requester_of[n] = cust
 
@@ -278,11 +278,11 @@ def make_scenario(
     for n in range(new):
         created = busy_instant(rng, start, start + arrivals)
         email = customer(rng.randrange(CUSTOMERS)) if rng.random() < 0.7 else (
-            f"new{n}@newcustomer.example")  # fmt: skip
+            f"new{n}@newcustomer.example")
         t = NewTicket(first_new + n, created, email)
         roll = rng.random()
         delay = (None if roll < 0.2 else rng.uniform(5, 50) if roll < 0.65
-                 else rng.uniform(65, 230) if roll < 0.9 else rng.uniform(245, 600))  # fmt: skip
+                 else rng.uniform(65, 230) if roll < 0.9 else rng.uniform(245, 600))
         if delay is not None:
             at = whole_seconds(created + timedelta(minutes=delay))
             if at < last and _clear_of_steps(created, at):
@@ -363,9 +363,9 @@ class Activity:
             return
         public = event.kind != "note"
         body = {"customer": "Any news?", "reply": "We are looking into it.",
-                "note": "Checked the logs.", "solve": "Fixed; closing."}[event.kind]  # fmt: skip
+                "note": "Checked the logs.", "solve": "Fixed; closing."}[event.kind]
         change: dict[str, Any] = {"comment": {"body": body, "public": public,
-                                              "author_id": event.author}}  # fmt: skip
+                                              "author_id": event.author}}
         if event.status:
             change["status"] = event.status
         path = f"/api/v2/tickets/{event.ticket}.json"
@@ -415,7 +415,7 @@ def bench_sandbox() -> Iterator[tuple[SandboxServer, Path]]:
 
 
 def bench_settings(sandbox: SandboxServer, root: Path, rules_text: str = RULES,
-                   **syncd: Any) -> Settings:  # fmt: skip
+                   **syncd: Any) -> Settings:
     """The sandbox's syncd.toml with the benchmark's rules (`rules_text`, default RULES), a
     fresh state directory and every API budget at its default; `syncd` overrides [syncd] keys
     (poll_interval_s)."""
@@ -487,7 +487,7 @@ CATEGORIES: list[tuple[str, str, str, str]] = [  # label, vendor, method, path r
     ("Salesforce: composite (polls)", "salesforce", "POST", r"/composite$"),
     ("Salesforce: describe, token", "salesforce", "", r"/describe$|/oauth2/token$"),
     ("Entra ID: tokens + discovery", "auth", "", r""),
-]  # fmt: skip
+]
 
 
 def category(entry: Mapping[str, Any]) -> str:
@@ -495,7 +495,7 @@ def category(entry: Mapping[str, Any]) -> str:
         return f"{VENDOR_NAMES.get(str(entry['vendor']), entry['vendor'])}: 401, token expired"
     for label, vendor, method, pattern in CATEGORIES:
         if (entry["vendor"] == vendor and (not method or entry["method"] == method)
-                and re.search(pattern, str(entry["path"]))):  # fmt: skip
+                and re.search(pattern, str(entry["path"]))):
             return label
     return f"other: {entry['vendor']} {entry['method']} {entry['path']}"
 

@@ -67,7 +67,7 @@ CHUNK = 5_000  # tickets per seed call
 ACTIVE = ["new", "open", "pending", "hold"]
 GROUPS = ["Support", "Engineers", "Development", "Helpdesk", "Dispatch", "IT Pros", "Sales"]
 CATEGORIES = ["question", "urgent_issue", "server_issue", "issue_with_error",
-              "issue_without_error", None, None]  # fmt: skip
+              "issue_without_error", None, None]
 CUSTOMERS = 2_000
 
 
@@ -78,7 +78,7 @@ class RemoteSandbox:
         self.directory = directory
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "syncd"), "sandbox", "--dir", str(directory)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "ready" not in line:
@@ -113,13 +113,13 @@ def tickets(n: int, rng: random.Random, now: datetime) -> Iterator[dict[str, Any
             "requester": f"customer{rng.randrange(CUSTOMERS)}@customer.example",
             "group": rng.choice(GROUPS), "priority": rng.choice(["low", "normal", "high"]),
             "tags": ["syncd-triaged"], "created_at": stamp(created), "updated_at": stamp(updated),
-        }  # fmt: skip
+        }
         kind = rng.choice(["high_priority", "low_priority", "other", None])
         cat = rng.choice(CATEGORIES)
         fields = {k: v for k, v in (("Kind", kind), ("Category", cat)) if v}
         if ticket["group"] == "Dispatch":  # a triaged request: the dispatch queue's
             fields |= {"Impact": rng.choice(["high", "medium", "low"]),
-                       "Severity": rng.choice(["critical", "major", "minor"])}  # fmt: skip
+                       "Severity": rng.choice(["critical", "major", "minor"])}
         if ticket["group"] == "Development":  # a development task: the developers' queue
             ticket["type"] = "task"
         if fields:
@@ -146,12 +146,12 @@ class Size:
 
 @contextmanager
 def measured(sandbox: RemoteSandbox, clock: LockstepClock, into: dict[str, Phase],
-             name: str) -> Iterator[None]:  # fmt: skip
+             name: str) -> Iterator[None]:
     before = len(sandbox.control("GET", "/_sandbox/requests")["requests"])
     wall, cpu, sim = time.monotonic(), time.process_time(), clock.now()
     yield
     phase = Phase(time.monotonic() - wall, time.process_time() - cpu,
-                  (clock.now() - sim).total_seconds())  # fmt: skip
+                  (clock.now() - sim).total_seconds())
     log = sandbox.control("GET", "/_sandbox/requests")["requests"][before:]
     phase.calls = Counter(category(e) for e in log if e["vendor"] is not None)
     into[name] = phase
@@ -172,7 +172,7 @@ def _run(sandbox: RemoteSandbox, root: Path, n: int, changes: int, rng: random.R
     fixture = load_fixture(SEED)
     start = datetime.fromisoformat(fixture["clock"])
     fixture["zendesk"]["settings"] = {"rate_limit_per_minute": RAISED,
-                                      "incremental_per_minute": RAISED}  # fmt: skip
+                                      "incremental_per_minute": RAISED}
     fixture["graph"]["settings"] = {"rate_limit_per_minute": RAISED}
     sandbox.control("POST", "/_sandbox/seed", fixture)
     batch: list[dict[str, Any]] = []
@@ -188,7 +188,7 @@ def _run(sandbox: RemoteSandbox, root: Path, n: int, changes: int, rng: random.R
     settings = load_settings(sandbox.directory / "syncd.toml", env={
         "SYNCD_SYNCD__RULES_DIR": str(rules), "SYNCD_SYNCD__STATE_DIR": str(root / "state"),
         "SYNCD_METRICS__ENABLED": "false", "SYNCD_GRAPH__LISTS": json.dumps(LISTS),
-        "SYNCD_GRAPH__WATCHED_FOLDERS": json.dumps(WATCHED_FOLDERS)})  # fmt: skip
+        "SYNCD_GRAPH__WATCHED_FOLDERS": json.dumps(WATCHED_FOLDERS)})
     clock = LockstepClock(sandbox, start)  # type: ignore[arg-type]
     phases: dict[str, Phase] = {}
     rt = open_runtime(settings, clock)
@@ -206,7 +206,7 @@ def _run(sandbox: RemoteSandbox, root: Path, n: int, changes: int, rng: random.R
             chunk = ",".join(map(str, ids[i : i + 100]))
             sandbox.api.put(f"{sandbox.url}/api/v2/tickets/update_many.json?ids={chunk}",
                             json={"ticket": {"priority": "urgent", "additional_tags": ["scale"]}},
-                            timeout=600).raise_for_status()  # fmt: skip
+                            timeout=600).raise_for_status()
         clock.advance(timedelta(minutes=2))  # the export leaves out the last minute
         with measured(sandbox, clock, phases, f"{changes:,}-change cycle"):
             run_cycle(rt)
@@ -227,7 +227,7 @@ def report(sizes: list[Size]) -> None:
     for size in sizes:
         for name, p in size.phases.items():
             rows.append([f"{size.tickets:,}", name, f"{p.wall_s:.1f}", f"{p.cpu_s:.1f}",
-                         f"{p.simulated_s / 60:.1f}", sum(p.calls.values())])  # fmt: skip
+                         f"{p.simulated_s / 60:.1f}", sum(p.calls.values())])
     print(table(rows, ["tickets", "phase", "wall s", "CPU s", "simulated min", "vendor calls"]))
     print()
     print(table([[f"{s.tickets:,}", f"{s.rss_mb:.0f}", f"{s.db_mb:.0f}", s.pages] for s in sizes],
@@ -236,14 +236,14 @@ def report(sizes: list[Size]) -> None:
         print(f"\nvendor calls by endpoint, {size.tickets:,} tickets")
         names = sorted({c for p in size.phases.values() for c in p.calls})
         print(table([[c, *(p.calls.get(c, 0) for p in size.phases.values())] for c in names],
-                    ["endpoint", *size.phases]))  # fmt: skip
+                    ["endpoint", *size.phases]))
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
         print(f"\ngrowth from {small.tickets:,} to {large.tickets:,} tickets "
               f"({large.tickets / small.tickets:g}x)")
         rows = [[name, f"{large.phases[name].cpu_s / max(p.cpu_s, 1e-3):.2f}x",
                  f"{large.phases[name].wall_s / max(p.wall_s, 1e-3):.2f}x"]
-                for name, p in small.phases.items()]  # fmt: skip
+                for name, p in small.phases.items()]
         rows.append(["peak RSS", f"{large.rss_mb / small.rss_mb:.2f}x", ""])
         print(table(rows, ["figure", "CPU", "wall"]))
     print()
@@ -270,9 +270,9 @@ def verdicts(sizes: list[Size]) -> str:
              size.rss_mb <= 400],
             [f"{size.tickets:,}: go-live reads per export page",
              f"{_reads(live) / max(size.pages, 1):.1f}", "O(pages)", None],
-        ]  # fmt: skip
+        ]
     return table([[n, v, t, "" if ok is None else "met" if ok else "NOT MET"]
-                  for n, v, t, ok in rows], ["figure", "value", "target", ""])  # fmt: skip
+                  for n, v, t, ok in rows], ["figure", "value", "target", ""])
 
 
 def _reads(phase: Phase) -> int:
@@ -292,7 +292,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if len(args.tickets) > 1:
             out = subprocess.run([sys.executable, __file__, "--tickets", str(n), "--changes",
                                   str(args.changes), "--seed", str(args.seed), "--json"],
-                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
+                                 check=True, capture_output=True, text=True).stdout
             sizes.append(_size(json.loads(out.splitlines()[-1])))
         else:
             sizes.append(run_size(n, args.changes, args.seed))
@@ -306,12 +306,12 @@ def main(argv: Iterable[str] | None = None) -> int:
 def _plain(size: Size) -> dict[str, Any]:
     return {"tickets": size.tickets, "rss_mb": size.rss_mb, "db_mb": size.db_mb,
             "pages": size.pages, "phases": {k: {**vars(p), "calls": dict(p.calls)}
-                                            for k, p in size.phases.items()}}  # fmt: skip
+                                            for k, p in size.phases.items()}}
 
 
 def _size(d: dict[str, Any]) -> Size:
     phases = {k: Phase(v["wall_s"], v["cpu_s"], v["simulated_s"], Counter(v["calls"]))
-              for k, v in d["phases"].items()}  # fmt: skip
+              for k, v in d["phases"].items()}
     return Size(d["tickets"], phases, d["rss_mb"], d["db_mb"], d["pages"])
 
 

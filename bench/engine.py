@@ -202,7 +202,7 @@ def against(old: Path, options: list[str], rounds: int) -> int:
         for side, (path, root) in runs.items():
             env = {**os.environ, "PYTHONPATH": str(root)}  # that checkout's syncd wins
             done = subprocess.run([sys.executable, str(path), *options], env=env,
-                                  capture_output=True, text=True, check=False)  # fmt: skip
+                                  capture_output=True, text=True, check=False)
             if done.returncode:
                 print(done.stdout, done.stderr, file=sys.stderr)
                 return done.returncode

@@ -71,7 +71,7 @@ def desk(tickets: int, created: datetime) -> dict[str, Any]:
         "tickets": [{"id": n, "subject": f"Order {n}", "status": "new",
                      "requester": "carl@customer.example", "created_at": created.isoformat(),
                      "updated_at": created.isoformat()} for n in range(1, tickets + 1)],
-    }, "graph": {"settings": {"rate_limit_per_minute": 1_000_000}}}  # fmt: skip
+    }, "graph": {"settings": {"rate_limit_per_minute": 1_000_000}}}
 
 
 def env_for(root: Path, url: str, **syncd: object) -> dict[str, str]:
@@ -98,7 +98,7 @@ class Pair:
         self.config = sandbox.directory / "syncd.toml"  # type: ignore[operator]
         self.env = {**os.environ, **env_for(root, url, lease_term_s=term,
                                             lease_renew_s=min(3.0, term / 3),
-                                            poll_interval_s=5)}  # fmt: skip
+                                            poll_interval_s=5)}
         self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -106,7 +106,7 @@ class Pair:
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config",
                                      str(self.config)], env=self.env, stdout=out,
-                                    stderr=subprocess.STDOUT)  # fmt: skip
+                                    stderr=subprocess.STDOUT)
         self.procs.append((proc, log))
         deadline = time.monotonic() + 60
         while "event=daemon_started" not in log.read_text(errors="replace"):
@@ -148,7 +148,7 @@ def takeovers(failovers: int, term: float, pg: PostgresServer) -> dict[str, list
     rng = random.Random(20260302)
     found: dict[str, list[float]] = {"SIGKILL": [], "SIGSTOP": []}
     with tempfile.TemporaryDirectory(prefix="syncd-failover-") as tmp, \
-            SandboxServer(directory=Path(tmp) / "sandbox") as sandbox:  # fmt: skip
+            SandboxServer(directory=Path(tmp) / "sandbox") as sandbox:
         sandbox.control("POST", "/_sandbox/seed", desk(5, datetime.now(UTC) - timedelta(hours=1)))
         pair = Pair(sandbox, Path(tmp), pg.new_database(), term)
         try:
@@ -179,7 +179,7 @@ def one_cycle(sandbox: SandboxServer, root: Path, url: str, tickets: int) -> flo
     sandbox.control("POST", "/_sandbox/clock", {"now": NOW.isoformat()})
     sandbox.control("POST", "/_sandbox/seed", desk(tickets, NOW - timedelta(minutes=5)))
     settings = load_settings(sandbox.directory / "syncd.toml",  # type: ignore[operator]
-                             env=env_for(root, url))  # fmt: skip
+                             env=env_for(root, url))
     rt = open_runtime(settings, FrozenClock(NOW))
     try:
         started = time.perf_counter()
@@ -214,7 +214,7 @@ def cycle_costs(pg: PostgresServer, tickets: int, intents: int) -> list[list[obj
     cycles: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
     stores: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
     with tempfile.TemporaryDirectory(prefix="syncd-cost-", dir=shm) as tmp, \
-            SandboxServer(directory=Path(tmp) / "sandbox") as sandbox:  # fmt: skip
+            SandboxServer(directory=Path(tmp) / "sandbox") as sandbox:
         for n in range(3):  # side by side, alternating
             for engine in ("sqlite", "postgresql"):
                 root = Path(tmp) / f"{engine}-{n}"
@@ -222,11 +222,11 @@ def cycle_costs(pg: PostgresServer, tickets: int, intents: int) -> list[list[obj
                 url = f"sqlite:///{root / 'state.db'}" if engine == "sqlite" else pg.new_database()
                 cycles[engine].append(one_cycle(sandbox, root, url, tickets))
                 other = (f"sqlite:///{root / 'store.db'}" if engine == "sqlite"
-                         else pg.new_database())  # fmt: skip
+                         else pg.new_database())
                 stores[engine].append(store_only(other, intents))
     rows: list[list[object]] = []
     for name, runs in ((f"one cycle, {tickets} new tickets ({2 * tickets} intents)", cycles),
-                       (f"store only, {intents} intents x 3 transactions", stores)):  # fmt: skip
+                       (f"store only, {intents} intents x 3 transactions", stores)):
         lite, pg_s = statistics.median(runs["sqlite"]), statistics.median(runs["postgresql"])
         rows.append([name, f"{lite:.2f} s", f"{pg_s:.2f} s", f"{pg_s / lite:.2f}x"])
     return rows
@@ -244,13 +244,13 @@ def main() -> None:
         print(f"takeover, {args.failovers} failovers of each kind, lease term {args.term:g} s:")
         found = takeovers(args.failovers, args.term, pg)
         rows = [[how, f"{percentile(v, 50):.2f} s", f"{percentile(v, 99):.2f} s",
-                 f"{max(v):.2f} s"] for how, v in found.items()]  # fmt: skip
+                 f"{max(v):.2f} s"] for how, v in found.items()]
         print(table(rows, ["after", "p50", "p99", "max"]))
         worst = max(percentile(v, 99) for v in found.values())
         print(f"target p99 <= 15 s: {'met' if worst <= 15 else 'NOT met'} ({worst:.2f} s)\n")
         print("cycle cost, PostgreSQL against SQLite (median of 3, side by side):")
         print(table(cycle_costs(pg, args.tickets, args.intents),
-                    ["workload", "SQLite", "PostgreSQL", "PostgreSQL / SQLite"]))  # fmt: skip
+                    ["workload", "SQLite", "PostgreSQL", "PostgreSQL / SQLite"]))
     finally:
         pg.stop()
 

@@ -107,7 +107,7 @@ EXPORT_LAG_S = 60.0  # the incremental export leaves out the last minute (vendor
 ACTIVITY_EVERY_S = 0.01  # real seconds between two looks at the scripted activity
 BURST_LIMIT = 45 * MINUTE  # the burst is given up on after this (simulated)
 KINDS = {"h1": "1 h step (timer)", "triage": "triage (instant)",
-         "csat": "satisfaction (instant)"}  # fmt: skip
+         "csat": "satisfaction (instant)"}
 
 
 @dataclass
@@ -131,7 +131,7 @@ def due_instants(scenario: Scenario) -> dict[str, dict[int, datetime]]:
 
 
 def measure(found: Iterable[Mapping[str, Any]], due: Mapping[str, Mapping[int, datetime]],
-            wall_s: float) -> Samples:  # fmt: skip
+            wall_s: float) -> Samples:
     """Latencies of the mails in `found` against their due instants in `due`."""
     sent: dict[str, dict[int, datetime]] = {k: {} for k in due}
     repeats = Counter[str]()
@@ -150,7 +150,7 @@ def measure(found: Iterable[Mapping[str, Any]], due: Mapping[str, Mapping[int, d
         missing={k: sum(n not in sent[k] for n in due[k]) for k in due},
         extra={k: sum(n not in due[k] for n in sent[k]) + repeats[k] for k in due},
         wall_s=wall_s,
-    )  # fmt: skip
+    )
 
 
 # -- syncd -----------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def run_burst(tickets: int, factor: float, seed: int) -> Burst:
         "id": n, "subject": f"Weekend question {n}", "status": rng.choice(["new", "open"]),
         "requester": customer(rng.randrange(CUSTOMERS)),
         "created_at": stamp(whole_seconds(weekend + timedelta(days=2) * rng.random())),
-    } for n in range(1, tickets + 1)]  # fmt: skip
+    } for n in range(1, tickets + 1)]
     for t in scenario.existing:
         t["updated_at"] = t["created_at"]
     with bench_sandbox() as (sandbox, root):
@@ -294,7 +294,7 @@ def report_burst(burst: Burst, tickets: int, factor: float) -> bool:
     ok = not burst.missing and not burst.extra
     print("  effects check: " + ("every mail exactly once" if ok else
           f"FAILED: {burst.missing} missing, {burst.extra} unexpected or repeated")
-          + f"; wall time {burst.wall_s:.0f} s")  # fmt: skip
+          + f"; wall time {burst.wall_s:.0f} s")
     return ok
 
 
@@ -330,13 +330,13 @@ class Automation:
         token = self.http.post(f"{self.graph['authority']}/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": self.graph["client_id"],
             "client_secret": self.graph["client_secret"],
-            "scope": "https://graph.microsoft.com/.default"}, timeout=60).json()  # fmt: skip
+            "scope": "https://graph.microsoft.com/.default"}, timeout=60).json()
         message = {"subject": subject, "body": {"contentType": "Text", "content": subject},
                    "toRecipients": [{"emailAddress": {"address": "support@example.com"}}]}
         self.http.post(f"{self.graph['base_url']}/users/{self.graph['mailbox']}/sendMail",
                        json={"message": message}, timeout=60,
                        headers={"Authorization": f"Bearer {token['access_token']}"},
-                       ).raise_for_status()  # fmt: skip
+                       ).raise_for_status()
 
 
 def run_automation(scenario: Scenario, seed: int) -> Samples:
@@ -374,7 +374,7 @@ def report(syncd: Samples, zendesk: Samples, factor: float) -> int:
     for kind, label in KINDS.items():
         values = syncd.latencies[kind]
         rows.append([f"syncd: {label}", len(values), *_stats(values),
-                     f"<= {target:g} s" if kind == "h1" else "(printed)"])  # fmt: skip
+                     f"<= {target:g} s" if kind == "h1" else "(printed)"])
     auto = zendesk.latencies["h1"]
     rows.append(["Zendesk automation (hourly): 1 h step", len(auto), *_stats(auto), ""])
     print(f"latency from due instant to vendor write, simulated seconds; syncd's scheduler on "
@@ -384,7 +384,7 @@ def report(syncd: Samples, zendesk: Samples, factor: float) -> int:
     problems = [f"{KINDS[k]}: {n} missing" for k, n in syncd.missing.items() if n] + [
         f"{KINDS[k]}: {n} unexpected or repeated" for k, n in syncd.extra.items() if n]
     print("effects check: " + ("every expected mail exactly once" if not problems
-                               else "FAILED: " + "; ".join(problems)))  # fmt: skip
+                               else "FAILED: " + "; ".join(problems)))
     p99 = percentile(syncd.latencies["h1"], 99)
     base99 = percentile(auto, 99)
     base50 = percentile(auto, 50)
@@ -405,7 +405,7 @@ def report(syncd: Samples, zendesk: Samples, factor: float) -> int:
                   "met" if ok else "NOT MET"],
                  ["effects check", "ok" if not problems else "FAILED", "ok",
                   "met" if not problems else "NOT MET"]],
-                ["figure", "value", "target", ""]))  # fmt: skip
+                ["figure", "value", "target", ""]))
     return 0 if not problems else 1
 
 

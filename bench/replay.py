@@ -87,7 +87,7 @@ def build_store(url: str, tickets: int, changes: int, days: int, seed: int) -> N
                 current = new
             snapshot_rows.append({"kind": "zendesk.ticket", "id": str(n), "fields": current,
                                   "observed_at": max([seen, *later.get(n, [])]),
-                                  "deleted": False, "version": version})  # fmt: skip
+                                  "deleted": False, "version": version})
         with store.transaction() as tx:
             for chunk in range(0, len(snapshot_rows), 20_000):
                 tx.conn.execute(insert(records), snapshot_rows[chunk:chunk + 20_000])
@@ -99,7 +99,7 @@ def build_store(url: str, tickets: int, changes: int, days: int, seed: int) -> N
 
 def _rows(n: int, version: int, diff: list[Any]) -> list[dict[str, Any]]:
     return [{"record_kind": "zendesk.ticket", "record_id": str(n), "version": version,
-             "field": c.field, "at": c.at, "old": c.old, "new": c.new} for c in diff]  # fmt: skip
+             "field": c.field, "at": c.at, "old": c.old, "new": c.new} for c in diff]
 
 
 def candidate_yaml(text: str) -> str:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             (root / name).mkdir()
             (root / name / "rules.yaml").write_text(text)
         _, _, built = timed(lambda: build_store(url, args.tickets, args.changes, args.days,
-                                                args.seed))  # fmt: skip
+                                                args.seed))
         size = (root / "state.db").stat().st_size
         print(f"store: {args.tickets:,} tickets, {args.changes:,} changes over {args.days} days "
               f"(history {HISTORY_DAYS} days): {size / 2**20:.0f} MB, built in {built:.0f} s")
@@ -171,15 +171,15 @@ def main(argv: list[str] | None = None) -> int:
 
         found, cpu, wall = timed(ours)
         counts = {rule: len(d.added) + len(d.removed) + len(d.moved)
-                  for rule, d in found.differences.items()}  # fmt: skip
+                  for rule, d in found.differences.items()}
         print(f"syncd replay: {cpu:.1f} s CPU ({wall:.1f} s wall), {found.records:,} records, "
               f"{found.versions:,} versions, rules replayed {found.rules_replayed}, "
-              f"differences {counts}")  # fmt: skip
+              f"differences {counts}")
         expected, base_cpu, base_wall = timed(lambda: naive(url, running, candidate, since))
         print(f"naive (every rule, every version): {base_cpu:.1f} s CPU ({base_wall:.1f} s wall), "
-              f"differences {expected}")  # fmt: skip
+              f"differences {expected}")
         print(f"ratio: {base_cpu / cpu:.1f}x less CPU; target < 30 s: "
-              f"{'met' if cpu < 30 else 'MISSED'}")  # fmt: skip
+              f"{'met' if cpu < 30 else 'MISSED'}")
         if expected != counts:
             print("ERROR: the replay and the baseline disagree", file=sys.stderr)
             return 1

@@ -39,19 +39,19 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 def day_of_activity(store: Store, rng: random.Random, day: int, args: argparse.Namespace,
-                    fields: dict[int, dict[str, object]]) -> None:  # fmt: skip
+                    fields: dict[int, dict[str, object]]) -> None:
     at = START + timedelta(days=day)
     refs: list[RecordRef] = []
     with store.transaction() as tx:
         for n in range(args.changes):
             tid = rng.randrange(args.tickets)
             ticket = fields.setdefault(tid, {"status": "new", "priority": "normal",
-                                             "tags": [], "assignee_id": None})  # fmt: skip
+                                             "tags": [], "assignee_id": None})
             ticket.update(status=rng.choice(STATUSES), priority=rng.choice(PRIORITIES),
                           assignee_id=rng.randrange(12),
-                          tags=[f"t{rng.randrange(20)}"])  # fmt: skip
+                          tags=[f"t{rng.randrange(20)}"])
             tx.records.upsert(Record(RecordRef("zendesk.ticket", str(tid)), dict(ticket),
-                                     at + timedelta(seconds=n)))  # fmt: skip
+                                     at + timedelta(seconds=n)))
         for n in range(args.new):
             ref = RecordRef("zendesk.ticket", str((day * args.new + n) % args.tickets))
             refs.append(ref)
@@ -59,13 +59,13 @@ def day_of_activity(store: Store, rng: random.Random, day: int, args: argparse.N
                            record=ref, action=action, params={"n": n}, due_at=at,
                            reason={"when": {"status": "new"}})
                     for rule, action in (("triage", "tag"), ("triage", "assign"),
-                                         ("new-mail", "notify"))]  # fmt: skip
+                                         ("new-mail", "notify"))]
             tx.ledger.plan(made, at)
             for i in made:
                 tx.ledger.mark_sent(i.key, at)
                 tx.ledger.mark_done(i.key, {"ticket": ref.id}, at)
             tx.timers.replace("ladder", ref, [TimerSpec(f"ladder/{day}/{n}", "h24",
-                                                        at + timedelta(days=1))], at)  # fmt: skip
+                                                        at + timedelta(days=1))], at)
     with store.transaction() as tx:
         for timer in tx.timers.due(at, 100_000):
             tx.timers.mark_fired(timer.key, at)
@@ -74,11 +74,11 @@ def day_of_activity(store: Store, rng: random.Random, day: int, args: argparse.N
 def rows(store: Store) -> dict[str, int]:
     with store.read() as tx:
         return {t.name: int(tx.conn.scalar(select(func.count()).select_from(t)) or 0)
-                for t in (records, field_history, intents, audit, timers)}  # fmt: skip
+                for t in (records, field_history, intents, audit, timers)}
 
 
 def run(path: Path, args: argparse.Namespace, pruning: bool) -> tuple[int, int, dict[str, int],
-                                                                      float]:  # fmt: skip
+                                                                      float]:
     store = open_store(f"sqlite:///{path}", max_attempts=8)
     rng = random.Random(args.seed)
     fields: dict[int, dict[str, object]] = {}

@@ -45,7 +45,7 @@ DESK = {"zendesk": {
     "users": [{"name": f"Agent {n}", "email": f"agent{n}@example.com", "role": "agent"}
               for n in range(1, 4)],
     "groups": [{"name": "Support", "members": [f"agent{n}@example.com" for n in range(1, 4)]}],
-}}  # fmt: skip
+}}
 
 
 def free_port() -> int:
@@ -72,7 +72,7 @@ def run_mode(webhooks: bool, tickets: int, every: float, seed: int) -> list[floa
         if webhooks:
             settings, url = hooked(settings, sandbox, root)
             fixture["zendesk"]["webhooks"] = [{"endpoint": url, "signing_secret": SECRET,
-                                               "ca_bundle": sandbox.ca_bundle}]  # fmt: skip
+                                               "ca_bundle": sandbox.ca_bundle}]
         sandbox.control("POST", "/_sandbox/seed", fixture)
         clock = SystemClock()
         rt = open_runtime(settings, clock)
@@ -91,7 +91,7 @@ def run_mode(webhooks: bool, tickets: int, every: float, seed: int) -> list[floa
 def _measure(sandbox: SandboxServer, tickets: int, every: float, seed: int) -> list[float]:
     zd = sandbox.info["zendesk"]
     http = httpx.Client(auth=(f"{zd['email']}/token", zd["token"]), timeout=30,
-                        verify=ssl.create_default_context(cafile=sandbox.ca_bundle))  # fmt: skip
+                        verify=ssl.create_default_context(cafile=sandbox.ca_bundle))
     rng = random.Random(seed)
     created: dict[int, float] = {}
     seen: dict[int, float] = {}
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
         found = run_mode(webhooks, args.tickets, args.every, args.seed)
         rows.append(["webhooks + export" if webhooks else "export only (poll 30 s)",
                      len(found), f"{percentile(found, 50):.2f}", f"{percentile(found, 99):.2f}",
-                     f"{max(found, default=float('nan')):.2f}"])  # fmt: skip
+                     f"{max(found, default=float('nan')):.2f}"])
     print("\nInstant rule (triage mail) latency after the ticket's creation, seconds:")
     print(table(rows, ["source", "tickets", "p50", "p99", "max"]))
     print("target (issue 19): p99 <= 5 s with webhooks")

@@ -52,7 +52,7 @@ _SENSITIVE_NAMES = (
     "access_token", "refresh_token", "id_token", "token", "client_secret", "client_assertion",
     "assertion", "password", "passwd", "secret", "private_key", "api_key", "apikey",
     "x-api-key", "tempauth", "sig", "cookie", "set-cookie",
-)  # fmt: skip
+)
 _SENSITIVE_KEYS = frozenset((*_SENSITIVE_NAMES, "authorization", "proxy-authorization"))
 _VALUE_END = r"[^\s&\"',;}\]]+"
 _TOKEN_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -151,7 +151,7 @@ class RedactingFilter(logging.Filter):
 
 # syslog(3) priorities by logging level, for journald's `<N>` line prefix
 SYSLOG_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6,
-                   logging.DEBUG: 7}  # fmt: skip
+                   logging.DEBUG: 7}
 
 
 def writes_to_journal(stream: TextIO, env: Mapping[str, str]) -> bool:

@@ -25,7 +25,7 @@ def printable(text: str, *, newlines: bool = False) -> str:
         return text
     kept = {"\t", "\n"} if newlines else {"\t"}
     return "".join(_escape(c) if c not in kept and unicodedata.category(c) in _UNSAFE else c
-                   for c in text)  # fmt: skip
+                   for c in text)
 
 
 def escape_json_text(text: str) -> str:
@@ -35,7 +35,7 @@ def escape_json_text(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _UNSAFE else c
-                   for c in text)  # fmt: skip
+                   for c in text)
 
 
 class SafeConsole(Console):

@@ -26,7 +26,7 @@ USER = "syncd"
 
 def _bin_dir() -> Path:
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(Path(p).parent.parent.name))  # fmt: skip
+                      key=lambda p: int(Path(p).parent.parent.name))
     found = versions[-1] if versions else shutil.which("pg_ctl")
     if found is None:
         raise RuntimeError("PostgreSQL server binaries (pg_ctl, initdb) not found: run "
@@ -63,7 +63,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
+                  "-E", "UTF8", "--locale=C", "--no-sync")
         self.resume()
         return self
 
@@ -74,15 +74,15 @@ class PostgresServer:
     def resume(self) -> None:
         """Start the server (again) on the same port."""
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+                   "-c fsync=off -c full_page_writes=off -c max_connections=200")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")  # fmt: skip
+                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         try:
             if (self.data / "postmaster.pid").exists():
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                          "-w", "stop")  # fmt: skip
+                          "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -91,7 +91,7 @@ class PostgresServer:
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(host="127.0.0.1", port=self.port, user=USER, dbname="postgres",
-                               autocommit=True)  # fmt: skip
+                               autocommit=True)
 
     def new_database(self) -> str:
         """A fresh empty database; its SQLAlchemy URL."""

@@ -233,7 +233,7 @@ class _Story:
                     text += f", because {because(d['reason'], self.tz)}"
                 canary = (d.get("reason") or {}).get("canary")
                 return text + (f" (canary {canary})" if canary else
-                               " (shadow)" if d.get("shadow") else "")  # fmt: skip
+                               " (shadow)" if d.get("shadow") else "")
             case "sent":
                 return f"after {attempts} failed attempts" if attempts else ""
             case "prepared":
@@ -249,7 +249,7 @@ class _Story:
                 return "planned again, attempts reset"
             case "quarantined":
                 return (f"record held back (attempt {attempts}), retry at {d.get('retry_at')}: "
-                        f"{short(d.get('reason'))}")  # fmt: skip
+                        f"{short(d.get('reason'))}")
             case "released":
                 return "record evaluated without error: no longer held back"
             case "unknown":
@@ -274,7 +274,7 @@ class _Story:
     def intents_table(self) -> Table:
         table = Table(title="Intents", title_justify="left")
         columns = ("#", "key", "rule", "step", "action", "state", "attempts", "due", "because",
-                   "answer")  # fmt: skip
+                   "answer")
         for column in columns:
             table.add_column(column, overflow="fold")
         for n, entry in enumerate(self.entries, 1):

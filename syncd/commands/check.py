@@ -73,7 +73,7 @@ def check(
             "ok": not errors, "errors": errors, "warnings": warnings,
             "rules": len(ruleset.rules), "files": len(result.files),
             "calendars": len(ruleset.calendars),
-            "diagnostics": [dataclasses.asdict(d) for d in diagnostics]}, indent=2))  # fmt: skip
+            "diagnostics": [dataclasses.asdict(d) for d in diagnostics]}, indent=2))
         raise typer.Exit(1 if errors else 0)
     for diagnostic in diagnostics:
         typer.echo(str(diagnostic))
@@ -116,13 +116,13 @@ def id_changes(
         renamed = f"; if it renames {', '.join(map(repr, gone))}, keep the old id" if gone else ""
         found.append(Diagnostic(source.file, source.line, source.col, "warning", (
             f"rule {rule.id!r} is new to the daemon: records inside its condition act on it "
-            f"as they next change or fall due{renamed}")))  # fmt: skip
+            f"as they next change or fall due{renamed}")))
     found += [
         Diagnostic(state, 0, 0, "warning", (
             f"rule {rule_id!r} went through {_count(remembered.get(rule_id, 0), 'record')} and "
             "is not in these files: a reload stops it and cancels its pending timers"))
         for rule_id in gone
-    ]  # fmt: skip
+    ]
     return found
 
 

@@ -73,7 +73,7 @@ def demo(
 def _log_to(workdir: Path, server: SandboxServer) -> Iterator[None]:
     """syncd's own log goes to a file: the demo shows what the vendors show instead."""
     secrets = [server.info["zendesk"]["token"], server.info["salesforce"]["client_secret"],
-               server.info["graph"]["client_secret"]]  # fmt: skip
+               server.info["graph"]["client_secret"]]
     root = logging.getLogger()
     level = root.level
     with (workdir / "syncd.log").open("w") as stream:
@@ -111,5 +111,5 @@ def _instant(text: str) -> datetime:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(f"not an ISO-8601 instant: {text!r}",
-                                 param_hint="--until") from None  # fmt: skip
+                                 param_hint="--until") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

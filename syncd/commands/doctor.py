@@ -17,7 +17,7 @@ from syncd.doctor import Check, examine, settings_failed
 from syncd.settings import SettingsError, load_settings
 
 MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red"),
-         "skip": ("–", "dim")}  # fmt: skip
+         "skip": ("–", "dim")}
 
 
 def doctor(
@@ -53,9 +53,9 @@ def _print(checks: list[Check]) -> None:
         mark, style = MARKS[check.status]
         detail = check.detail.replace("\n", "\n" + " " * (width + 4))
         out.print(Text.assemble((mark, style), " ", check.name.ljust(width), "  ", detail),
-                  soft_wrap=True)  # fmt: skip
+                  soft_wrap=True)
         if check.fix:
             out.print(Text.assemble(" " * (width + 4), ("fix: ", "bold"), check.fix),
-                      soft_wrap=True)  # fmt: skip
+                      soft_wrap=True)
     failed = sum(not check.ok for check in checks)
     out.print(f"{failed} problem(s) to fix" if failed else "ready: every check passed")

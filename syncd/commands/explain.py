@@ -29,7 +29,7 @@ from syncd.rules.language.diagnostics import did_you_mean
 from syncd.rules.language.loader import load_rules
 
 PARTS = (("scope", ("scope",)), ("when", ("when",)), ("until", ("until",)),
-         ("since.became", ("since", "became")), ("defer.when", ("defer", "when")))  # fmt: skip
+         ("since.became", ("since", "became")), ("defer.when", ("defer", "when")))
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def trace(node: language.Condition, ctx: Context) -> Trace:
     """`node` evaluated against `ctx`, test by test."""
     if isinstance(node, language.AllOf | language.AnyOf):
         children = tuple(trace(child, ctx) for child in (
-            node.all if isinstance(node, language.AllOf) else node.any))  # fmt: skip
+            node.all if isinstance(node, language.AllOf) else node.any))
         every = isinstance(node, language.AllOf)
         ok = all(c.ok for c in children) if every else any(c.ok for c in children)
         return Trace("all of" if every else "any of", ok, children=children)
@@ -127,7 +127,7 @@ def explain(
     rules = {rule.id: rule for rule in loaded.ruleset.rules}
     if rule_id not in rules:
         fail(f"no rule {rule_id!r} in {rules_dir or settings.syncd.rules_dir}"
-             f"{did_you_mean(rule_id, rules)}")  # fmt: skip
+             f"{did_you_mean(rule_id, rules)}")
     rule = rules[rule_id]
     if snapshot is None:
         fail(f"syncd has never seen {ref}: nothing to evaluate")
@@ -140,14 +140,14 @@ def explain(
     found = []
     for label, at in moments:
         ctx = Context(snapshot.fields, previous if label == "last evaluation" else None, at,
-                      calendar)  # fmt: skip
+                      calendar)
         found.append((label, at, [(name, trace(node, ctx)) for name, node in conditions(rule)]))
     source = loaded.ruleset.sources[rule_id]
     if as_json:
         print_json({"rule": rule_id, "where": f"{source.file}:{source.line}", "record": str(ref),
                     "evaluations": [{"at": at.isoformat(), "label": label,
                                      "conditions": {name: t.to_json() for name, t in traces}}
-                                    for label, at, traces in found]})  # fmt: skip
+                                    for label, at, traces in found]})
         return
     tz = settings.syncd.tz
     typer.echo(f"rule {rule_id} ({source.file}:{source.line}) on {ref}")

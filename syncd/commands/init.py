@@ -59,7 +59,7 @@ def settings_text(directory: Path) -> str:
     text = shipped(EXAMPLE_SETTINGS).read_text(encoding="utf-8")
     text = text.replace(f'"{PRODUCTION_DIR}/rules"', json.dumps(f"{directory}/rules"))
     text = text.replace(f'# dir = "{PRODUCTION_DIR}/credentials"',
-                        f"dir = {json.dumps(f'{directory}/credentials')}")  # fmt: skip
+                        f"dir = {json.dumps(f'{directory}/credentials')}")
     needed: dict[str, dict[str, Any]] = tomllib.loads(shipped(PROCESS_SETTINGS).read_text())
     for section, values in needed.items():
         for key, value in values.items():

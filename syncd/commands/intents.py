@@ -92,9 +92,9 @@ def intents(
     """List the intents ledger (planning order), or retry one intent with --retry KEY."""
     if release or drop:
         if (release and drop) or retry or mark_done or failed or state or record or as_json \
-                or quarantined or held:  # fmt: skip
+                or quarantined or held:
             raise typer.BadParameter("--release RULE and --drop RULE take no other option "
-                                     "than --max", param_hint="--release")  # fmt: skip
+                                     "than --max", param_hint="--release")
         with configured_store(config) as (_settings, store):
             typer.echo(_let_go(store, release or "", drop or "", most))
         return
@@ -104,7 +104,7 @@ def intents(
         failed or state or record or as_json or quarantined or held or (retry and mark_done)
     ):
         raise typer.BadParameter("--retry KEY and --mark-done KEY take no other option",
-                                 param_hint="--retry")  # fmt: skip
+                                 param_hint="--retry")
     if failed and state is not None:
         raise typer.BadParameter("use either --failed or --state", param_hint="--state")
     ref = parse_record(record) if record else None
@@ -138,7 +138,7 @@ def intents(
         out = console()
         if back:
             out.print(f"{len(back)} record(s) held back after an error: "
-                      "`syncd intents --quarantined`")  # fmt: skip
+                      "`syncd intents --quarantined`")
         if entries:
             out.print(_table(entries, settings.syncd.tz))
             out.print(f"{len(entries)} intent{'' if len(entries) == 1 else 's'}")
@@ -162,7 +162,7 @@ def _retry(store: Store, key: str, tz: tzinfo) -> str:
         elif entry.state is IntentState.UNKNOWN:
             moved = tx.ledger.resend(key, now)
             message = (f"{key}: planned again; at the daemon's next pass what the vendor "
-                       "still refuses to verify is sent again")  # fmt: skip
+                       "still refuses to verify is sent again")
         elif entry.state is IntentState.FAILED:
             moved = tx.ledger.defer(key, now, RETRY_REASON, now)
             waited = show_instant(entry.next_attempt_at, tz)
@@ -207,7 +207,7 @@ def _let_go(store: Store, release: str, drop: str, most: int | None) -> str:
         count = sum(move(e.intent.key, by, now) for e in entries)
         left = len(tx.ledger.list(state=IntentState.HELD, rule_id=rule))
         tx.audit.append("release" if release else "drop", now, rule_id=rule,
-                        detail={"by": by, "count": count, "left": left})  # fmt: skip
+                        detail={"by": by, "count": count, "left": left})
     if release:
         return (f"{count} intents of {rule} released ({left} still held); the daemon sends "
                 "them at its next pass, past the limits, each record re-read first")
@@ -228,7 +228,7 @@ def _show_limited(entries: Sequence[LedgerEntry], as_json: bool, tz: tzinfo) -> 
                       "action": e.intent.action, "params": dict(e.intent.params),
                       "due": iso(e.intent.due_at), "reason": dict(e.intent.reason)}
                      for e in group[:EXAMPLES]],
-    } for rule, group in groups.items()]  # fmt: skip
+    } for rule, group in groups.items()]
     if as_json:
         print_json(found)
         return
@@ -241,13 +241,13 @@ def _show_limited(entries: Sequence[LedgerEntry], as_json: bool, tz: tzinfo) -> 
         table.add_column(column, overflow="fold")
     for group in found:
         examples = "\n".join(f"{e['record']}: {e['action']} {short(str(e['params']))}, "
-                              f"{short(str(e['reason']))}" for e in group["examples"])  # fmt: skip
+                              f"{short(str(e['reason']))}" for e in group["examples"])
         since = show_instant(min(e.updated_at for e in groups[group["rule"]]), tz)
         table.add_row(group["rule"], f"{group['count']} held since {since}",
-                      "\n".join(group["limits"]), examples)  # fmt: skip
+                      "\n".join(group["limits"]), examples)
     out.print(table)
     out.print("let them go with `syncd intents --release RULE [--max N]`, or "
-              "`--drop RULE` to never carry them out")  # fmt: skip
+              "`--drop RULE` to never carry them out")
 
 
 def _limit(entry: LedgerEntry) -> str:
@@ -258,7 +258,7 @@ def _show_held(held: list[Held], as_json: bool, tz: tzinfo) -> None:
     if as_json:
         print_json([{"record": str(h.record), "reason": h.reason, "attempts": h.attempts,
                      "first_at": iso(h.first_at), "next_attempt_at": iso(h.next_attempt_at)}
-                    for h in held])  # fmt: skip
+                    for h in held])
         return
     out = console()
     if not held:
@@ -269,7 +269,7 @@ def _show_held(held: list[Held], as_json: bool, tz: tzinfo) -> None:
         table.add_column(column, overflow="fold")
     for h in held:
         table.add_row(str(h.record), str(h.attempts), show_instant(h.first_at, tz),
-                      show_instant(h.next_attempt_at, tz), short(h.reason))  # fmt: skip
+                      show_instant(h.next_attempt_at, tz), short(h.reason))
     out.print(table)
     out.print(f"{len(held)} record{'' if len(held) == 1 else 's'} held back")
 

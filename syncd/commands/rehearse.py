@@ -70,7 +70,7 @@ def rehearse_command(
         if elsewhere:
             raise NotASandbox(f"{', '.join(elsewhere)} in the settings point away from the "
                               f"sandbox at {client.url}: a rehearsal never touches a real "
-                              "vendor")  # fmt: skip
+                              "vendor")
         begin = _when(start or clock, "--from")
         end = _when(until, "--until")
         stops = sorted({_when(s, "--stop-at") for s in stop_at or []})
@@ -85,11 +85,11 @@ def rehearse_command(
     if not quiet:
         console.print(f"[bold]syncd rehearse[/]: the rules in {settings.syncd.rules_dir} "
                       f"against the sandbox at {client.url}, from {begin.isoformat()} to "
-                      f"{end.isoformat()} (simulated).")  # fmt: skip
+                      f"{end.isoformat()} (simulated).")
     printer = (lambda event: None) if quiet else TimelinePrinter(console)
     try:
         run = rehearse(settings, client, begin, end, script=steps, stops=stops,
-                       on_event=printer, at_stop=_pause(console))  # fmt: skip
+                       on_event=printer, at_stop=_pause(console))
     except ScriptError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -138,14 +138,14 @@ def _when(text: str, option: str) -> datetime:
         return instant(text)
     except ValueError:
         raise typer.BadParameter(f"not an ISO-8601 instant: {text!r}",
-                                 param_hint=option) from None  # fmt: skip
+                                 param_hint=option) from None
 
 
 def _pause(console: Console):  # type: ignore[no-untyped-def]
     def pause(at: datetime, report: CycleReport) -> None:
         console.print(f"[bold]paused at {at.isoformat()}[/] (simulated; the sandbox's clock "
                       "stands there): look or act through the vendors' APIs, then press "
-                      "Enter to go on.")  # fmt: skip
+                      "Enter to go on.")
         sys.stdin.readline()  # end of input (a script, no terminal): go on at once
 
     return pause
@@ -154,6 +154,6 @@ def _pause(console: Console):  # type: ignore[no-untyped-def]
 def _summary(console: Console, run: Rehearsal) -> None:
     console.print(f"{len(run.events)} events · simulated {run.started.isoformat()} → "
                   f"{run.ended.isoformat()} in {run.seconds:.0f} s of real time "
-                  f"({run.cycles} daemon cycles)")  # fmt: skip
+                  f"({run.cycles} daemon cycles)")
     for failure in run.failures:
         console.print(f"[red]failure:[/] {failure}")

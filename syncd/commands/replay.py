@@ -100,7 +100,7 @@ def _local(at: datetime, tz: tzinfo) -> str:
 
 def _example(intent: Intent, tz: tzinfo, **more: Any) -> dict[str, Any]:
     return {"record": str(intent.record), "action": intent.action, "step": intent.step,
-            "key": intent.key, **more}  # fmt: skip
+            "key": intent.key, **more}
 
 
 def _json(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> dict[str, Any]:
@@ -116,12 +116,12 @@ def _json(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> dict[s
             "moved": {"count": len(diff.moved), "examples": [
                 _example(old, tz, **{"from": _local(old.due_at, tz), "to": _local(new.due_at, tz)})
                 for old, new in diff.moved[:EXAMPLES]]},
-        }  # fmt: skip
+        }
 
     return {"since": _local(start, tz), "until": _local(end, tz),
             "rules_replayed": found.rules_replayed, "records": found.records,
             "versions": found.versions,
-            "rules": [rule(r, d) for r, d in found.differences.items()]}  # fmt: skip
+            "rules": [rule(r, d) for r, d in found.differences.items()]}
 
 
 def _print(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> None:
@@ -131,13 +131,13 @@ def _print(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> None:
         out.print(f"no difference: the two rule sets are the same ({window})")
         return
     out.print(f"replayed {len(found.rules_replayed)} rule(s) that differ over {found.records} "
-              f"records ({found.versions} versions), {window}")  # fmt: skip
+              f"records ({found.versions} versions), {window}")
     if not found.differences:
         out.print("no difference: the changed rules would have planned the same intents")
         return
     for rule_id, diff in found.differences.items():
         out.print(f"\n{rule_id}: {len(diff.added)} added, {len(diff.removed)} "
-                  f"removed, {len(diff.moved)} moved")  # fmt: skip
+                  f"removed, {len(diff.moved)} moved")
         for sign, items in (("+", diff.added), ("-", diff.removed)):
             for intent, values in items[:EXAMPLES]:
                 shown = ", ".join(f"{k}={v}" for k, v in values.items())
@@ -145,4 +145,4 @@ def _print(found: Replayed, start: datetime, end: datetime, tz: tzinfo) -> None:
                           f"{show_instant(intent.due_at, tz)} ({shown})", markup=False)
         for old, new in diff.moved[:EXAMPLES]:
             out.print(f"  ~ {old.record} {old.action} {show_instant(old.due_at, tz)} -> "
-                      f"{show_instant(new.due_at, tz)}", markup=False)  # fmt: skip
+                      f"{show_instant(new.due_at, tz)}", markup=False)

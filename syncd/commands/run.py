@@ -96,7 +96,7 @@ def plan(
         raise _refused(exc) from None
     found = Preview(found.at, [e for e in found.intents
                                if (not rule or e.intent.rule_id in rule)
-                               and (ref is None or e.intent.record == ref)])  # fmt: skip
+                               and (ref is None or e.intent.record == ref)])
     tz = settings.syncd.tz
     if as_json:
         typer.echo(json.dumps(found.to_json(), indent=2))
@@ -169,6 +169,6 @@ def _tsv(found: Preview, tz: tzinfo) -> str:
         i = entry.intent
         cells = [show_instant(_due(entry), tz), i.rule_id, str(i.record), i.action, i.step,
                  str(i.shadow).lower(), json.dumps(dict(i.params), ensure_ascii=False),
-                 because(i.reason, tz)]  # fmt: skip
+                 because(i.reason, tz)]
         rows.append("\t".join(printable(" ".join(c.split())) for c in cells))
     return "\n".join(rows)

@@ -48,12 +48,12 @@ def add(
         raise typer.BadParameter(str(exc), param_hint="--for") from None
     if offset.is_business or offset.amount <= 0:
         raise typer.BadParameter("a silence lasts a positive wall time (30m, 2h, 3d)",
-                                 param_hint="--for")  # fmt: skip
+                                 param_hint="--for")
     with configured_store(config) as (settings, store), store.transaction() as tx:
         made = silences.add(tx, rule, ref, begins, apply_offset(begins, offset), comment,
-                            getpass.getuser(), _now())  # fmt: skip
+                            getpass.getuser(), _now())
     typer.echo(f"silence {made.id}: rule {rule}{f' on {ref}' if ref else ''} until "
-               f"{show_instant(made.ends_at, settings.syncd.tz)}")  # fmt: skip
+               f"{show_instant(made.ends_at, settings.syncd.tz)}")
 
 
 @app.command("list")
@@ -72,7 +72,7 @@ def list_(
     for s in found:
         typer.echo(f"{s.id}  {s.rule_id}  {s.record or 'every record'}  "
                    f"{show_instant(s.starts_at, tz)} … {show_instant(s.ends_at, tz)}  "
-                   f"{s.created_by}: {s.comment}")  # fmt: skip
+                   f"{s.created_by}: {s.comment}")
     if not found:
         typer.echo("no silences")
 

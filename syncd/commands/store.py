@@ -42,7 +42,7 @@ def copy(
             copied = copy_store(src, dst)
         except STORE_ERRORS as exc:
             typer.echo(f"error: copy to {_shown(destination)}: {str(exc).splitlines()[0]}",
-                       err=True)  # fmt: skip
+                       err=True)
             raise typer.Exit(1) from None
         finally:
             dst.close()

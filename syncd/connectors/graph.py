@@ -257,7 +257,7 @@ class GraphConnector:
                 headers["Authorization"] = f"Bearer {self._token()}"
             request = self.http.build_request(method, url, headers=headers, **kwargs)
             return httpx_send(self.governor, self.http, request, passthrough=passthrough,
-                              sink=sink)  # fmt: skip
+                              sink=sink)
 
         return self.retry.call(once, idempotent=idempotent, reauth=self._drop_token)
 
@@ -341,7 +341,7 @@ class GraphConnector:
         moved: its descendants' paths changed)."""
         parent = (item.get("parentReference") or {}).get("id")
         now = Folder("" if "root" in item else str(item.get("name", "")),
-                     None if "root" in item or parent is None else str(parent))  # fmt: skip
+                     None if "root" in item or parent is None else str(parent))
         before = self._folders.get(str(item["id"]))
         self._folders[str(item["id"])] = now
         return before is not None and before != now

@@ -327,7 +327,7 @@ class SalesforceConnector:
             self._refresh_describe_after(failures)
             first = failures[0]
             polled = [n for n in objects if not any(e.message.startswith(f"query of {n}:")
-                                                    for e in failures)]  # fmt: skip
+                                                    for e in failures)]
             raise type(first)(
                 "salesforce", first.status, first.code,
                 f"{first.message} ({len(failures)} of {len(objects)} sObjects failed; "
@@ -339,11 +339,11 @@ class SalesforceConnector:
         sObject until it polls again (a refusal that describe cannot cure, a wrong
         `parent_fields` path, must not cost a describe every poll)."""
         refused = {e.message.partition(":")[0].removeprefix("query of ")
-                   for e in failures if e.code in REFUSED_SELECT}  # fmt: skip
+                   for e in failures if e.code in REFUSED_SELECT}
         if refused - self._redescribed:
             self._redescribed |= refused
             self._describe = TtlCache(self._load_describe, self.clock,
-                                      self.directory_ttl_s)  # fmt: skip
+                                      self.directory_ttl_s)
 
     def _first_pages(
         self, sf: Salesforce, soql: Mapping[str, str], headers: Mapping[str, str]
@@ -450,7 +450,7 @@ class SalesforceConnector:
     def _load_describe(self) -> _Schema:
         objects = {name: self.describe(name) for name in self.settings.objects}
         targets = sorted({t for d in objects.values() for f in d["fields"]
-                          if (t := _parent_target(f))})  # fmt: skip
+                          if (t := _parent_target(f))})
         return _Schema(objects, self._name_fields(targets))
 
     def _name_fields(self, sobjects: Sequence[str]) -> dict[str, str | None]:

@@ -301,7 +301,7 @@ class ZendeskConnector:
                     continue
                 touched = {"agent_touched": last is not None, "last_agent_action_at": last}
                 found[ticket_id] = Record(record.ref, {**record.fields, **touched},
-                                          record.observed_at, record.deleted)  # fmt: skip
+                                          record.observed_at, record.deleted)
         return {ref: found.get(int(ref.id)) for ref in refs}
 
     def directory(self, max_age_s: float | None = None) -> Directory:
@@ -319,13 +319,13 @@ class ZendeskConnector:
             for f in self._dicts(self.client.ticket_fields)
             if f.get("removable", True) and f.get("type") in DROPDOWN_TYPES
             and f.get("custom_field_options") is not None
-        }  # fmt: skip
+        }
 
     def webhooks(self) -> list[Webhook]:
         """The account's webhooks (admins only), for doctor: is one pointing at syncd?"""
         return [Webhook(str(w.get("id")), str(w.get("name")), str(w.get("endpoint")),
                         w.get("status") == "active")
-                for w in self._dicts(self.client.webhooks)]  # fmt: skip
+                for w in self._dicts(self.client.webhooks)]
 
     def _find(self, look: Callable[[Directory], T | None]) -> T | None:
         """`look` in the directory, read again (at most once a minute) if it finds nothing."""
@@ -335,12 +335,12 @@ class ZendeskConnector:
     def _records(self, tickets: list[dict[str, Any]]) -> list[Record]:
         directory = self.directory()
         if any(str(t.get("group_id")) not in directory.groups for t in tickets
-               if t.get("group_id")):  # fmt: skip
+               if t.get("group_id")):
             directory = self.directory(MISS_REFRESH_S)  # a group created since the last read
         fields = self._field_names(tickets)
         self._learn(self._emails, "users",
                     (t[key] for t in tickets for key in ("requester_id", "assignee_id")
-                     if t.get(key)))  # fmt: skip
+                     if t.get(key)))
         self._learn(
             self._orgs,
             "organizations",
@@ -481,7 +481,7 @@ class ZendeskConnector:
 
         def flush() -> None:
             outcomes.extend(self._run_batch(run) if len(run) >= BATCH_MIN
-                            else map(self.execute, run))  # fmt: skip
+                            else map(self.execute, run))
             run.clear()
 
         for op in ops:
@@ -570,7 +570,7 @@ class ZendeskConnector:
                 continue
             return done(ticket_id=ticket_id, tags=list(result))
         return Outcome(ok=False, retryable=True, error="ticket kept changing (409 each time)",
-                       detail={"ticket_id": ticket_id})  # fmt: skip
+                       detail={"ticket_id": ticket_id})
 
     def _update(self, op: Operation) -> Outcome:
         ticket = self._ticket_changes(op)
@@ -642,7 +642,7 @@ class ZendeskConnector:
 
         def body() -> Any:
             return _Rewound(spool) if spool is not None else base64.b64decode(
-                attachment["content_b64"])  # fmt: skip
+                attachment["content_b64"])
 
         upload = self._call(
             lambda: self.client.attachments.upload(

@@ -120,7 +120,7 @@ class Verifier:
         now = self._clock.now()
         if abs(now - at) > self._max_age:
             raise Stale(f"stale: signed at {at.isoformat()}, more than "
-                          f"{self._max_age.total_seconds():.0f} s from now")  # fmt: skip
+                          f"{self._max_age.total_seconds():.0f} s from now")
         found = ticket_id(body)
         with self._lock:
             while self._seen and abs(now - next(iter(self._seen.values()))) > self._max_age:

@@ -80,7 +80,7 @@ def operations(ctx: ActionContext, intent: Intent, refused: str | None = None) -
     if not found:
         raise NothingToDo("the action has nothing to do")
     return [Operation(op.key, op.system, op.verb, well_formed(op.target),
-                      well_formed(dict(op.payload))) for op in found]  # fmt: skip
+                      well_formed(dict(op.payload))) for op in found]
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -99,7 +99,7 @@ def well_formed(value: Any) -> Any:
 
 
 def _op(intent: Intent, system: str, verb: str, target: str, suffix: str = "",
-        **payload: Any) -> Operation:  # fmt: skip
+        **payload: Any) -> Operation:
     return Operation(intent.key + suffix, system, verb, target, payload)
 
 
@@ -182,7 +182,7 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
         raise NothingToDo(already_served(intent))
     tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
     owners = [str(t.fields["assignee_id"]) for t in tickets
-              if t.fields.get("assignee_id") is not None]  # fmt: skip
+              if t.fields.get("assignee_id") is not None]
     load = Counter([*owners, *ctx.people.dispatched.values()])
     queue = [
         QueuedTicket(t.ref.id, t.fields.get("priority"), _instant(t.fields.get("created_at")))
@@ -199,21 +199,21 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
         if m in users
     ]
     plan = plan_dispatch(queue, agents, capacity=int(params["capacity"]),
-                         order=params.get("order") or ("priority", "age"))  # fmt: skip
+                         order=params.get("order") or ("priority", "age"))
     ctx.people.served.add(served)
     if not plan.assignments:
         raise NothingToDo("nothing to dispatch: " + (
             f"{len(queue)} queued ticket(s), no agent of {team.name} free" if queue
-            else "no queued ticket"))  # fmt: skip
+            else "no queued ticket"))
     found = []
     for assignment in plan.assignments:
         ticket = assignment.ticket_id
         ctx.people.dispatched[ticket] = assignment.agent_id
         found.append(_op(intent, "zendesk", "update", ticket, f"#{ticket}",
-                         assignee_id=int(assignment.agent_id), group_id=int(team.id)))  # fmt: skip
+                         assignee_id=int(assignment.agent_id), group_id=int(team.id)))
         if params.get("notify_requester"):
             found.append(_op(intent, "zendesk", "comment", ticket, f"#{ticket}/note",
-                             body=str(params["notify_requester"]), public=True))  # fmt: skip
+                             body=str(params["notify_requester"]), public=True))
     return found
 
 
@@ -266,7 +266,7 @@ def assign(ctx: ActionContext, intent: Intent) -> list[Operation]:
             raise ActionError("a Salesforce owner must be a user")
         ref = intent.record
         return [_op(intent, system, "update", _sobject(ref), Id=ref.id,
-                    fields={"OwnerId": chosen.user.id})]  # fmt: skip
+                    fields={"OwnerId": chosen.user.id})]
     payload: dict[str, Any] = {}
     if chosen.group is not None:
         payload["group_id"] = int(chosen.group.id)
@@ -284,20 +284,20 @@ def notify(ctx: ActionContext, intent: Intent) -> list[Operation]:
         text = f"{subject}\n\n{body}" if subject else body
         return [_op(intent, "zendesk", "comment", intent.record.id, body=text, public=False)]
     return [_mail(ctx, intent, params.get("to"), params.get("cc"), str(params.get("subject")),
-                  body)]  # fmt: skip
+                  body)]
 
 
 def _mail(ctx: ActionContext, intent: Intent, to: Any, cc: Any, subject: str, body: str,
-          suffix: str = "") -> Operation:  # fmt: skip
+          suffix: str = "") -> Operation:
     if "graph" not in ctx.people.connectors:
         raise ActionError("mail needs the [graph] section (Graph sendMail)")
     to_addresses = ctx.people.recipients(_texts(to), ctx.record, ctx.roles)
     if not to_addresses:
         raise NothingToDo(f"no recipient: {_texts(to)} resolve to nobody for {ctx.record.ref}")
     cc_addresses = [a for a in ctx.people.recipients(_texts(cc), ctx.record, ctx.roles)
-                    if a.lower() not in {t.lower() for t in to_addresses}]  # fmt: skip
+                    if a.lower() not in {t.lower() for t in to_addresses}]
     return _op(intent, "graph", "send_mail", ctx.mailbox, suffix, to=to_addresses,
-               cc=cc_addresses, subject=one_line(subject), body=body)  # fmt: skip
+               cc=cc_addresses, subject=one_line(subject), body=body)
 
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
@@ -373,7 +373,7 @@ def _wall(text: str) -> timedelta:
 def create_ticket(ctx: ActionContext, intent: Intent) -> list[Operation]:
     params = intent.params
     payload: dict[str, Any] = {"subject": one_line(str(params["subject"])),
-                               "body": str(params["body"])}  # fmt: skip
+                               "body": str(params["body"])}
     if params.get("requester"):
         found = ctx.people.recipients([str(params["requester"])], ctx.record, ctx.roles)
         if not found:
@@ -418,7 +418,7 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
     size = ctx.record.fields.get("size")
     if isinstance(size, int) and size > ctx.max_attachment_bytes:  # never read it whole
         why = (f"{name!r} is {size:,} bytes, over the {ctx.max_attachment_bytes:,} syncd "
-               "attaches or copies ([syncd] max_attachment_mb).")  # fmt: skip
+               "attaches or copies ([syncd] max_attachment_mb).")
         return _unfiled(ctx, intent, name, path, why, copy=False)
     if ticket is None:
         return _unfiled(ctx, intent, name, path, f"No ticket number found in {name!r}.")
@@ -428,7 +428,7 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
         raise RecordMiss(ref, f"ticket {ticket} is not known yet")
     if stored is None or stored.deleted:
         why = f"{name!r} names ticket {ticket}, but ticket {ticket} was not found" + (
-            " (deleted)." if stored is not None else ".")  # fmt: skip
+            " (deleted)." if stored is not None else ".")
         return _unfiled(ctx, intent, name, path, why)
     client = str(intent.params.get("organization") or "").strip()
     owner = str(stored.fields.get("organization_name") or "").strip()
@@ -436,11 +436,11 @@ def file_transcript(ctx: ActionContext, intent: Intent) -> list[Operation]:
         why = (f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
                f"belongs to {owner!r}." if owner else
                f"{name!r} names ticket {ticket} and the client {client!r}, but ticket {ticket} "
-               "belongs to no organisation.")  # fmt: skip
+               "belongs to no organisation.")
         return _unfiled(ctx, intent, name, path, why)
     attachment = {"filename": name, DRIVE_PATH: path}
     return [_op(intent, "zendesk", "comment", ticket, body=f"Transcript: {name}",
-                public=False, attachments=[attachment])]  # fmt: skip
+                public=False, attachments=[attachment])]
 
 
 def transcript_refused(ctx: ActionContext, intent: Intent, reason: str) -> list[Operation]:
@@ -463,7 +463,7 @@ def _transcript(ctx: ActionContext, intent: Intent) -> tuple[str, str, str | Non
 
 
 def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str, why: str,
-             copy: bool = True) -> list[Operation]:  # fmt: skip
+             copy: bool = True) -> list[Operation]:
     """`file_transcript`'s fallback: a copy in `else_folder`, a mail to `else_notify`. A file
     too large to attach is not copied either (a copy reads it whole): it stays where it is."""
     params = intent.params
@@ -481,7 +481,7 @@ def _unfiled(ctx: ActionContext, intent: Intent, name: str, path: str, why: str,
         link = ctx.record.fields.get("web_url") or path
         body = f"{why}\n\nTranscript: {name} ({link})\n{where}\nPlease file it where it belongs."
         found.append(_mail(ctx, intent, params["else_notify"], [],
-                           f"Transcript not filed: {name}", body, "#notify"))  # fmt: skip
+                           f"Transcript not filed: {name}", body, "#notify"))
     if not found:
         raise ActionError(f"{why} No else_folder or else_notify to fall back to.")
     return found

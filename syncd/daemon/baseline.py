@@ -97,7 +97,7 @@ def skips_past_due(settings: Settings) -> bool:
 
 
 def to_hold(intents: Iterable[Intent], planned: Iterable[str],
-            past_due: bool = False) -> list[Intent]:  # fmt: skip
+            past_due: bool = False) -> list[Intent]:
     """The just-planned intents a first sync skips: those of instant rules and, with
     `past_due`, the timeline steps already due (every step the engine plans now is due by now)."""
     fresh = set(planned)

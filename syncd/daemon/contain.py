@@ -37,7 +37,7 @@ def apply_contained(
     try:
         with tx.savepoint():
             applied = apply_record(tx, engine, record, now, grace, baseline=baseline,
-                                   past_due=past_due, known=known)  # fmt: skip
+                                   past_due=past_due, known=known)
     except Exception as exc:  # any failure of this record is this record's alone
         log.exception("record_quarantined", record=str(record.ref), error=type(exc).__name__)
         _hold(rt, tx, record, f"{type(exc).__name__}: {exc}", now)
@@ -60,7 +60,7 @@ def _hold(rt: Runtime, tx: Tx, record: Record, reason: str, now: datetime) -> No
         rt.fail(f"{record.ref.kind}:{record.ref.id!r}: skipped, cannot be stored: {reason}")
         return
     log.warning("record_held", record=str(record.ref), reason=reason, attempts=held.attempts,
-                retry_at=held.next_attempt_at.isoformat())  # fmt: skip
+                retry_at=held.next_attempt_at.isoformat())
     rt.fail(f"{record.ref}: quarantined: {reason}")
 
 

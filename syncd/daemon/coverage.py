@@ -71,13 +71,13 @@ def _kind_problem(kind: str, settings: Settings) -> tuple[str, str]:
     section = SYSTEM_OF_FAMILY[kind.partition(".")[0]]
     if getattr(settings, section) is None:
         return (f"it is on {kind} and [{section}] is not configured",
-                f"configure [{section}] or disable the rule")  # fmt: skip
+                f"configure [{section}] or disable the rule")
     if kind == ITEM:
         return (f"it is on {kind} and [graph] lists is empty",
-                "name the lists in [graph] lists")  # fmt: skip
+                "name the lists in [graph] lists")
     sobject = SOBJECT_OF_KIND.get(kind, "the object")
     return (f"it is on {kind} and [salesforce] objects lacks {sobject}",
-            f"add {sobject} to [salesforce] objects")  # fmt: skip
+            f"add {sobject} to [salesforce] objects")
 
 
 def _place_problem(rule: Rule, settings: Settings) -> tuple[str, str] | None:
@@ -94,7 +94,7 @@ def _place_problem(rule: Rule, settings: Settings) -> tuple[str, str] | None:
             shown = ", ".join(json.dumps(str(v)) for v in sorted(required, key=str))
             return (f"it needs {name} {shown}, which [graph] {setting} does not poll "
                     f"({json.dumps(list(polled))})",
-                    f"add it to [graph] {setting}")  # fmt: skip
+                    f"add it to [graph] {setting}")
     return None
 
 

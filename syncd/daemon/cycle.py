@@ -59,5 +59,5 @@ def run_cycle(rt: Runtime, stopping: Callable[[], bool] = lambda: False) -> Cycl
     d = report.drained
     log.info("cycle_done", records=sum(report.polled.values()), timers=report.fired,
              done=d.done, failed=d.failed, skipped=d.skipped,
-             held=d.held, limited=d.limited, problems=len(report.failures))  # fmt: skip
+             held=d.held, limited=d.limited, problems=len(report.failures))
     return report

@@ -97,7 +97,7 @@ def backoff(attempts: int, outcome: Outcome | None = None) -> timedelta:
 
 def to_json(ops: Sequence[Operation]) -> list[dict[str, Any]]:
     return [{"key": o.key, "system": o.system, "verb": o.verb, "target": o.target,
-             "payload": dict(o.payload)} for o in ops]  # fmt: skip
+             "payload": dict(o.payload)} for o in ops]
 
 
 def resend_ordered(tx: Tx, key: str) -> bool:
@@ -119,7 +119,7 @@ def frozen(tx: Tx, key: str) -> list[Operation] | None:
     if not rows:
         return None
     return [Operation(o["key"], o["system"], o["verb"], o["target"], o["payload"])
-            for o in rows[-1].detail["ops"]]  # fmt: skip
+            for o in rows[-1].detail["ops"]]
 
 
 def refusal(tx: Tx, key: str) -> str | None:
@@ -160,7 +160,7 @@ class Executor:
             with self.rt.store.transaction() as tx:
                 if present is None:
                     log.warning("intent_unverified", intent=key, rule=entry.intent.rule_id,
-                                record=str(entry.intent.record))  # fmt: skip
+                                record=str(entry.intent.record))
                 elif ops and len(present) == len(ops):
                     tx.ledger.mark_done(key, {"verified": present}, now)
                     _log_done(entry.intent, verified=True)
@@ -168,7 +168,7 @@ class Executor:
                     tx.ledger.mark_failed(key, "sent, not found at the vendor", now, now)
 
     def _verify(self, intent: Intent, ops: Sequence[Operation], *,
-                refused_is_absent: bool = False) -> dict[str, Any] | None:  # fmt: skip
+                refused_is_absent: bool = False) -> dict[str, Any] | None:
         """Op key -> what the vendor shows, for the operations present; None if a vendor could
         not tell (verify again later). A refused read raises `_Refused`, unless a person said
         to send again (`refused_is_absent`): then what can be verified is still not resent."""
@@ -240,23 +240,23 @@ class Executor:
         for rule_id, (count, limit) in sorted(limited.items()):
             log.warning("intents_held", rule=rule_id, held=count, limit=limit,
                         fix=f"`syncd intents --held`, then `--release {rule_id}` or "
-                            f"`--drop {rule_id}`")  # fmt: skip
+                            f"`--drop {rule_id}`")
         return result
 
     def _one(self, entry: LedgerEntry, people: People, budget: Budget,
-             limited: dict[str, tuple[int, str]], result: Drained) -> bool:  # fmt: skip
+             limited: dict[str, tuple[int, str]], result: Drained) -> bool:
         """Carry the intent out; True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
         skip = (SHADOW_SIDE if intent.shadow and intent.reason.get("canary")
                 else "shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
-                else "rule removed" if intent.rule_id not in engine.rules else None)  # fmt: skip
+                else "rule removed" if intent.rule_id not in engine.rules else None)
         skip = skip or next((s.reason() for s in self._silences
-                             if s.holds(intent.rule_id, intent.record, now)), None)  # fmt: skip
+                             if s.holds(intent.rule_id, intent.record, now)), None)
         if skip is None and engine.stops_on_failure(intent.rule_id) and self._waits(
-                entry, now, result):  # fmt: skip
+                entry, now, result):
             return False
         if (skip is None and entry.sent_at is None and intent.action in QUEUE_READERS
-                and served_queue(intent) in people.served):  # fmt: skip
+                and served_queue(intent) in people.served):
             self._served.append(intent)  # nothing to do: skipped with the others, at once
             return False
         if skip is None and entry.sent_at is None:  # never sent: the limits apply
@@ -285,7 +285,7 @@ class Executor:
             return False
         except NothingToDo as exc:
             log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
-                     record=str(intent.record), reason=str(exc))  # fmt: skip
+                     record=str(intent.record), reason=str(exc))
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, str(exc), now)
             return False
@@ -323,7 +323,7 @@ class Executor:
         dead = next((e for e in earlier if e.state is IntentState.DEAD), None)
         if dead is not None:
             why = (f"not sent: the earlier action {dead.intent.action} of rule "
-                   f"{intent.rule_id} failed ({dead.intent.key}: {dead.last_error})")  # fmt: skip
+                   f"{intent.rule_id} failed ({dead.intent.key}: {dead.last_error})")
             self._failed(intent, why, None, result)
             return True
         pending = [e for e in earlier if e.state in WAITING]
@@ -374,7 +374,7 @@ class Executor:
                 reread |= stale
 
     def _prepare(self, intent: Intent, people: People, now: datetime,
-                 refused: str | None = None) -> list[Operation]:  # fmt: skip
+                 refused: str | None = None) -> list[Operation]:
         """Work out the intent's operations (its `else` path's, after a refusal), mark it sent
         and freeze them, in one transaction."""
         with self.rt.store.transaction() as tx:
@@ -388,7 +388,7 @@ class Executor:
             if refused is not None:
                 detail["refused"] = refused
             tx.audit.append(PREPARED, now, record=intent.record, rule_id=intent.rule_id,
-                            intent_key=intent.key, detail=detail)  # fmt: skip
+                            intent_key=intent.key, detail=detail)
         return ops
 
     def _read_back(self) -> None:
@@ -428,7 +428,7 @@ class Executor:
                 apply_record(tx, self.rt.engine, fresh, self.rt.clock.now(), self.rt.grace)
 
     def _context(self, tx: Tx, record: Any, people: People, intent: Intent,
-                 now: datetime) -> ActionContext:  # fmt: skip
+                 now: datetime) -> ActionContext:
         rule = self.rt.engine.rules.get(intent.rule_id)
         graph = self.rt.settings.graph
         return ActionContext(tx=tx, record=record, people=people,
@@ -437,7 +437,7 @@ class Executor:
                              math=rule.math if rule else None,
                              max_attachment_bytes=int(
                                  self.rt.settings.syncd.max_attachment_mb * 1000 * 1000),
-                             )  # fmt: skip
+                             )
 
     def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
         """Send the operations; True when the vendor refused them for good and the action has
@@ -449,14 +449,14 @@ class Executor:
         if not failures:
             with self.rt.store.transaction() as tx:
                 tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
-                                    now)  # fmt: skip
+                                    now)
             self.stale |= {ref for op in ops if (ref := written(op)) is not None}
             _log_done(intent, verified=False)
             result.done += 1
             return False
         error = "; ".join(f"{k}: {o.error}" for k, o in failures.items())
         request_id = next((o.detail["request_id"] for o in failures.values()
-                           if o.detail.get("request_id")), None)  # fmt: skip
+                           if o.detail.get("request_id")), None)
         if any(o.error == "conflict" for o in failures.values()):
             self._replan(intent)  # the record changed under us: re-read it, then try again
             retry: datetime | None = now
@@ -470,10 +470,10 @@ class Executor:
                         tx.audit.append(REFUSED, now, record=intent.record,
                                         rule_id=intent.rule_id, intent_key=intent.key,
                                         detail={"reason": "; ".join(
-                                            str(o.error) for o in failures.values())})  # fmt: skip
+                                            str(o.error) for o in failures.values())})
                         tx.ledger.mark_failed(intent.key, error, now, now)
                         log.warning("intent_refused", intent=intent.key, rule=intent.rule_id,
-                                    record=str(intent.record), error=error)  # fmt: skip
+                                    record=str(intent.record), error=error)
                         return True
         self._failed(intent, error, retry, result, request_id)
         return False
@@ -489,14 +489,14 @@ class Executor:
             batch = list(run)
             connector = self.rt.connectors.get(system)
             if len(batch) == 1 or connector is None or any(
-                    op.payload.get("attachments") for op in batch):  # fmt: skip
+                    op.payload.get("attachments") for op in batch):
                 outcomes.update({op.key: self._send(op) for op in batch})
                 continue
             try:
                 answers = connector.execute_many(batch)
             except Exception as exc:  # a connector bug: the writes may have happened, verify
                 answers = [Outcome(ok=False, retryable=True,
-                                   error=f"{type(exc).__name__}: {exc}")] * len(batch)  # fmt: skip
+                                   error=f"{type(exc).__name__}: {exc}")] * len(batch)
             outcomes.update(zip((op.key for op in batch), answers, strict=True))
         return outcomes
 
@@ -509,7 +509,7 @@ class Executor:
                 return connector.execute(self._materialize(op, files))
             except VendorError as exc:  # reading an attachment failed before the write
                 return Outcome(ok=False, retryable=isinstance(exc, RetryableError),
-                               error=str(exc))  # fmt: skip
+                               error=str(exc))
             except Exception as exc:  # a connector bug: the write may have happened, verify
                 return Outcome(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
 
@@ -574,23 +574,23 @@ class Executor:
                       record=str(intent.record), action=intent.action, error=error,
                       fix="grant the permission verification needs (syncd doctor), then "
                           "`syncd intents --retry KEY` to send it again or `--mark-done KEY` "
-                          "if it happened")  # fmt: skip
+                          "if it happened")
             result.unknown += 1
             self.rt.fail(f"{intent.key}: outcome unknown, {error}")
 
     def _failed(self, intent: Intent, error: str, retry: datetime | None, result: Drained,
-                request_id: str | None = None) -> None:  # fmt: skip
+                request_id: str | None = None) -> None:
         with self.rt.store.transaction() as tx:
             tx.ledger.mark_failed(intent.key, error, self.rt.clock.now(), retry)
             entry = tx.ledger.get(intent.key)
         state = entry.state if entry else "?"
         log.warning("intent_failed", intent=intent.key, rule=intent.rule_id,
                     record=str(intent.record), action=intent.action, state=str(state),
-                    error=error, request_id=request_id)  # fmt: skip
+                    error=error, request_id=request_id)
         result.failed += 1
         self.rt.fail(f"{intent.key}: {error}")
 
 
 def _log_done(intent: Intent, *, verified: bool) -> None:
     log.info("intent_done", intent=intent.key, rule=intent.rule_id, record=str(intent.record),
-             action=intent.action, verified=verified)  # fmt: skip
+             action=intent.action, verified=verified)

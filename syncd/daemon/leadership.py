@@ -45,7 +45,7 @@ class Leadership:
     def __init__(self, rt: Runtime, metrics: Metrics, status: Status, notifier: Notifier,
                  on_lead: Callable[[], None], *, beat: Callable[[], None] = lambda: None,
                  holder: str | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         settings = rt.settings.syncd
         self.rt = rt
         self.metrics = metrics
@@ -55,7 +55,7 @@ class Leadership:
         self.beat = beat  # a sign of life for the watchdog (a standby runs no other job)
         self.renew_s = settings.lease_renew_s
         self.lease = Lease(rt.store, holder or holder_name(), clock=SystemClock(),
-                           term_s=settings.lease_term_s, monotonic=monotonic)  # fmt: skip
+                           term_s=settings.lease_term_s, monotonic=monotonic)
         # On SQLite (one host) the lease is taken at once: the last process is gone or stale.
         self._seize = rt.store.engine.dialect.name == "sqlite"
         self._acting = False  # on_lead was called since the last step-down
@@ -145,7 +145,7 @@ class Leadership:
             self._down_since = self.rt.clock.now()
             self.metrics.store_reachable(False)
         log.warning("store_unreachable", error=error, attempt=self._failures,
-                    retry_in_s=retry_in_s)  # fmt: skip
+                    retry_in_s=retry_in_s)
         self.status.store_lost(self._down_since, error, retry_in_s)
         self.notifier.status(self.status.line())
 

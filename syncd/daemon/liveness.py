@@ -47,7 +47,7 @@ class Liveness:
         now = self._clock()
         with self._lock:
             return sorted(job for job, since in self._silent_since.items()
-                          if now - since > self.hung_after_s)  # fmt: skip
+                          if now - since > self.hung_after_s)
 
     def may_ping(self) -> bool:
         """True (once per progress) when the loop has moved since the last ping and no job

@@ -38,7 +38,7 @@ class VendorMeter:
                 now, last = replace(governor.stats), self._last.get(vendor, ApiStats())
                 self.metrics.api_counts(vendor, calls=now.calls - last.calls,
                                         rate_limited=now.throttled - last.throttled,
-                                        retries=now.retries - last.retries)  # fmt: skip
+                                        retries=now.retries - last.retries)
                 self._last[vendor] = now
                 self.metrics.budget_remaining(vendor, governor.remaining())
 

@@ -94,7 +94,7 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)
         build = Gauge("syncd_build_info", "Always 1; the running version.",
-                      ["version", "python_version"], registry=r)  # fmt: skip
+                      ["version", "python_version"], registry=r)
         build.labels(__version__, platform.python_version()).set(1)
         self._polls = Counter("syncd_polls", "Polls per source.", ["source"], registry=r)
         self._last_poll = Gauge(
@@ -275,7 +275,7 @@ class Metrics:
             self._rate_limited.labels(vendor).inc()
 
     def api_counts(self, vendor: str, *, calls: int = 0, rate_limited: int = 0,
-                   retries: int = 0) -> None:  # fmt: skip
+                   retries: int = 0) -> None:
         """Add counts a connector kept itself (its governor's stats since the last reading)."""
         self._api_calls.labels(vendor).inc(max(0, calls))
         self._rate_limited.labels(vendor).inc(max(0, rate_limited))
@@ -353,14 +353,14 @@ def _endpoints(metrics_app: Any, healthy: Probe, ready: Probe) -> Any:
         if path == "/metrics":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
         probes = {"/-/healthy": (healthy, "healthy", "a job hangs"),
-                  "/-/ready": (ready, "ready", "starting")}  # fmt: skip
+                  "/-/ready": (ready, "ready", "starting")}
         if path not in probes:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: /metrics, /-/healthy, /-/ready\n"]
         probe, yes, no = probes[path]
         ok = probe()
         start_response("200 OK" if ok else "503 Service Unavailable",
-                       [("Content-Type", "text/plain")])  # fmt: skip
+                       [("Content-Type", "text/plain")])
         return [f"syncd is {yes}\n".encode() if ok else f"syncd is not {yes}: {no}\n".encode()]
 
     return app

@@ -58,7 +58,7 @@ def one_address(address: str, named: str) -> str:
     except EmailNotValidError as exc:
         source = f" (from {named!r})" if named != address else ""
         raise ActionError(f"recipient {address!r}{source} is not one mail address: {exc}"
-                          ) from None  # fmt: skip
+                          ) from None
 
 
 class DirectoryMiss(ActionError):
@@ -265,7 +265,7 @@ class People:
             if owner in load:
                 load[owner] += 1
         chosen = min(members, key=lambda m: (load[m] + self._assigned.get((kind, m), 0),
-                                             _id_order(m)))  # fmt: skip
+                                             _id_order(m)))
         self._assigned[(kind, chosen)] = self._assigned.get((kind, chosen), 0) + 1
         return self.directory(system).users[chosen]
 
@@ -282,7 +282,7 @@ class People:
         """The owner of the record's Salesforce account (a ticket's by organization name)."""
         if system == "salesforce":
             account_id = record.ref.id if record.ref.kind == "salesforce.account" else (
-                record.fields.get("AccountId"))  # fmt: skip
+                record.fields.get("AccountId"))
             account = tx.records.get(RecordRef("salesforce.account", str(account_id or "")))
         else:
             name = record.fields.get("organization_name")

@@ -128,13 +128,13 @@ def _stored(tx: Tx, engine: Engine, ref: RecordRef, known: Known | None) -> Stor
 
 def _evaluate(engine: Engine, current: Record, previous: Record | None,
               stored: dict[str, dict[str, Any] | None], now: datetime,
-              grace: timedelta) -> Evaluation:  # fmt: skip
+              grace: timedelta) -> Evaluation:
     memory = memory_from_json({k: v for k, v in stored.items() if v is not None})
     return engine.evaluate(current, previous, memory, now, grace=grace)
 
 
 def due_by_time(tx: Tx, engine: Engine, record: Record, now: datetime, grace: timedelta,
-                known: Known | None = None) -> bool:  # fmt: skip
+                known: Known | None = None) -> bool:
     """Whether evaluating `record` now would act because time passed (a due timer, a timeline
     step): then it must be re-read from its vendor first, not taken from a (lagging) poll."""
     stored = _stored(tx, engine, record.ref, known)
@@ -143,7 +143,7 @@ def due_by_time(tx: Tx, engine: Engine, record: Record, now: datetime, grace: ti
     if not any(r.timeline for r in engine.rules.values() if r.kind == record.ref.kind):
         return False
     result = _evaluate(engine, merged(record, stored.record), stored.record, stored.memory,
-                       now, grace)  # fmt: skip
+                       now, grace)
     return any(intent.step for intent in result.intents)
 
 
@@ -172,7 +172,7 @@ def apply_record(
     # An instant rule that failed on this record (a template its data breaks) plans nothing
     # and keeps its memory, so that the quarantine's retry (contain.py) fires it whole, once.
     retried = {e.rule_id for e in result.errors
-               if e.rule_id in engine.rules and not engine.rules[e.rule_id].timeline}  # fmt: skip
+               if e.rule_id in engine.rules and not engine.rules[e.rule_id].timeline}
     intents = [i for i in result.intents if i.rule_id not in retried]
     applied = Applied(tx.ledger.plan(intents, now), list(result.errors))
     if baseline:
@@ -186,7 +186,7 @@ def apply_record(
     _replace_timers(tx, record.ref, pending, result, now)
     for error in applied.errors:
         log.warning("rule_error", rule=error.rule_id, record=str(error.record),
-                    step=error.step, error=error.message)  # fmt: skip
+                    step=error.step, error=error.message)
     return applied
 
 
@@ -216,7 +216,7 @@ def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read"
 
 
 def _replace_timers(tx: Tx, ref: RecordRef, pending: list[StoredTimer], result: Evaluation,
-                    now: datetime) -> None:  # fmt: skip
+                    now: datetime) -> None:
     """Every rule's pending timers for the record (as read before this evaluation settled the
     due ones) become exactly what the engine wants."""
     wanted: dict[str, dict[str, TimerSpec]] = {}

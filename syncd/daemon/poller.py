@@ -77,7 +77,7 @@ def poll_source(
             with rt.store.read() as tx:
                 known = Known(tx, engine, refs)
                 due = [r.ref for r in page.records if not r.deleted
-                       and due_by_time(tx, engine, r, now, rt.grace, known)]  # fmt: skip
+                       and due_by_time(tx, engine, r, now, rt.grace, known)]
         fresh = connector.fetch_many(due) if due else {}
         reread += len(fresh)
         with rt.store.transaction() as tx:
@@ -91,7 +91,7 @@ def poll_source(
                     record = Record(polled.ref, polled.fields, now, deleted=True)
                 held_back = first or record.ref.kind in resumed
                 applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back,
-                                          past_due, known)  # fmt: skip
+                                          past_due, known)
                 found.saw(changed_at(record))
                 if applied is None:  # quarantined: the page goes on without it
                     continue
@@ -103,7 +103,7 @@ def poll_source(
         pages += 1
         if first or resumed:  # a large helpdesk's first sync reads for minutes: say how far
             log.info("baseline_progress", source=source, pages=pages, records=found.records,
-                     through=found.newest.isoformat() if found.newest else None)  # fmt: skip
+                     through=found.newest.isoformat() if found.newest else None)
             rt.progress.page(source, pages, found.records, found.newest)
         if stopping():
             rt.progress.done(source)
@@ -119,5 +119,5 @@ def poll_source(
     retry_quarantined(rt, connector, kinds)
     if found.records:  # quiet when nothing changed: a poll runs every few seconds
         log.info("poll_done", source=source, records=found.records, planned=found.planned,
-                 reread=reread, baseline=held)  # fmt: skip
+                 reread=reread, baseline=held)
     return found

@@ -66,7 +66,7 @@ def read_once() -> Freshen:
     whole: set[RecordRef] = set()  # read with the extras
 
     def freshen(rt: Runtime, refs: Sequence[RecordRef],
-                extras: bool) -> Mapping[RecordRef, Record | None]:  # fmt: skip
+                extras: bool) -> Mapping[RecordRef, Record | None]:
         unread = [ref for ref in refs if ref not in (whole if extras else seen)]
         if unread:
             seen.update(fetch(rt, unread, extras))

@@ -60,7 +60,7 @@ class Bar:
         starting = not self._tasks
         if source not in self._tasks:
             self._tasks[source] = self._progress.add_task(f"{source}: first sync", total=None,
-                                                          pages="", through="")  # fmt: skip
+                                                          pages="", through="")
         shown = f"{pages} page{'s' if pages != 1 else ''}"
         read = f"through {through:%Y-%m-%d %H:%M}" if through else ""
         self._progress.update(self._tasks[source], completed=records, pages=shown, through=read)

@@ -90,14 +90,14 @@ class PushSource:
     """The webhook endpoint and the worker that applies what it accepted."""
 
     def __init__(self, rt: Runtime, may_act: Callable[[], bool], planned: Callable[[], None],
-                 counted: Callable[[str | None], None]) -> None:  # fmt: skip
+                 counted: Callable[[str | None], None]) -> None:
         settings = rt.settings.webhooks
         assert settings.signing_secret is not None  # settings refuse `enabled` without it
         self.rt = rt
         self.settings = settings
         self.inbox = Inbox()
         self.verifier = Verifier(settings.signing_secret.get_secret_value(), rt.clock,
-                                 settings.max_age_s)  # fmt: skip
+                                 settings.max_age_s)
         self._may_act = may_act
         self._planned = planned
         self.counted = counted  # each request: None accepted, else the refusal's reason
@@ -115,7 +115,7 @@ class PushSource:
             thread.start()
             self._threads.append(thread)
         log.info("webhooks_listening", host=self.settings.host, port=self.port,
-                 path=self.settings.path, tls=self.settings.tls_cert is not None)  # fmt: skip
+                 path=self.settings.path, tls=self.settings.tls_cert is not None)
         return self
 
     def stop(self) -> None:

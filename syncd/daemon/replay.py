@@ -73,10 +73,10 @@ class Replayed:
 def _signature(ruleset: RuleSet, rule: Rule) -> tuple[Any, ...]:
     """What decides a rule's intents: its definition, its calendar, the templates it sees."""
     directory = Path(ruleset.sources[rule.id].file).parent / TEMPLATE_DIR if rule.id in \
-        ruleset.sources else None  # fmt: skip
+        ruleset.sources else None
     named = ruleset.templates.get(directory, {}) if directory else {}
     return (rule, ruleset.calendars.get(rule.calendar or ""),
-            sorted((n, t.subject, t.body) for n, t in named.items()))  # fmt: skip
+            sorted((n, t.subject, t.body) for n, t in named.items()))
 
 
 def differing(running: RuleSet, candidate: RuleSet) -> list[str]:
@@ -123,7 +123,7 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def versions(fields: Mapping[str, Any], observed_at: datetime, changes: Sequence[Any],
-             first_at: datetime | None = None) -> list[Version]:  # fmt: skip
+             first_at: datetime | None = None) -> list[Version]:
     """The record's versions, oldest first, rebuilt from its snapshot by undoing its history:
     `changes` are its field_history rows after version 1 (any order), `first_at` the instant
     of its first version. Without changes: the snapshot alone."""
@@ -152,7 +152,7 @@ def recorded(tx: Tx, kinds: Sequence[str]) -> Iterator[tuple[RecordRef, bool, li
         first = tx.records.first_seen(kind)
         for snap in tx.records.snapshots(kind):
             seen = versions(snap.fields, snap.observed_at, changed.get(snap.id, ()),
-                            first.get(snap.id))  # fmt: skip
+                            first.get(snap.id))
             yield RecordRef(kind, snap.id), snap.deleted, seen
 
 
@@ -164,7 +164,7 @@ Planned = dict[str, tuple[Intent, Version]]  # key -> (intent, the version it wa
 
 def evaluate_history(engine: Engine, ref: RecordRef, deleted: bool, seen: Sequence[Version],
                      since: datetime, until: datetime,
-                     grace: timedelta = DEFAULT_GRACE) -> Planned:  # fmt: skip
+                     grace: timedelta = DEFAULT_GRACE) -> Planned:
     """The intents due in [since, until] the engine plans over the record's versions."""
     found: Planned = {}
     memory: Mapping[str, RuleMemory] = {}
@@ -190,7 +190,7 @@ def evaluate_history(engine: Engine, ref: RecordRef, deleted: bool, seen: Sequen
 
 
 def _values(engine: Engine, intent: Intent, seen: Sequence[Version], ref: RecordRef,
-            until: datetime) -> dict[str, Any]:  # fmt: skip
+            until: datetime) -> dict[str, Any]:
     """Why the candidate did not plan a running rule's intent: the values its conditions saw
     on the version current at the intent's instant or, if they held then, on the first later
     version on which they stopped holding (a step the candidate puts later, after an agent
@@ -205,7 +205,7 @@ def _values(engine: Engine, intent: Intent, seen: Sequence[Version], ref: Record
 
 
 def replay(tx: Tx, running: RuleSet, candidate: RuleSet, since: datetime, until: datetime,
-           grace: timedelta = DEFAULT_GRACE) -> Replayed:  # fmt: skip
+           grace: timedelta = DEFAULT_GRACE) -> Replayed:
     ids = differing(running, candidate)
     old, new = Engine(only(running, ids)), Engine(only(candidate, ids))
     kinds = sorted({r.kind for r in (*old.rules.values(), *new.rules.values())})
@@ -234,7 +234,7 @@ def replay(tx: Tx, running: RuleSet, candidate: RuleSet, since: datetime, until:
             items.sort(key=lambda pair: (pair[0].due_at, pair[0].record.id, pair[0].key))
     order = {rule_id: n for n, rule_id in enumerate(ids)}
     return Replayed(dict(sorted(differences.items(), key=lambda kv: order.get(kv[0], 0))),
-                    ids, count, versions_seen)  # fmt: skip
+                    ids, count, versions_seen)
 
 
 def _at(seen: Sequence[Version], instant: datetime) -> Version:

@@ -129,7 +129,7 @@ def open_runtime(
     if own:
         private_dir(Path(settings.syncd.state_dir))
     store = open_store(store_url or settings.syncd.store_url,
-                       max_attempts=settings.syncd.max_attempts)  # fmt: skip
+                       max_attempts=settings.syncd.max_attempts)
     try:
         engine, refused = _rules(settings, clock, store, fall_back=own)
     except BaseException:
@@ -147,7 +147,7 @@ def open_runtime(
 
 
 def _rules(settings: Settings, clock: Clock, store: Store, *, fall_back: bool
-           ) -> tuple[Engine, str | None]:  # fmt: skip
+           ) -> tuple[Engine, str | None]:
     """The engine of the rules directory, saved as the last accepted; if it is refused, the
     engine of the last accepted rule set and why (RulesRefused when there is none)."""
     rules_dir = Path(settings.syncd.rules_dir)

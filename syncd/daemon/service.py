@@ -95,24 +95,24 @@ LEASE = "lease"
 
 class Service:
     def __init__(self, rt: Runtime, notifier: Notifier | None = None,
-                 metrics: Metrics | None = None, holder: str | None = None) -> None:  # fmt: skip
+                 metrics: Metrics | None = None, holder: str | None = None) -> None:
         self.rt = rt
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics(sources=list(rt.connectors),
-                                          vendors=list(rt.connectors), clock=rt.clock)  # fmt: skip
+                                          vendors=list(rt.connectors), clock=rt.clock)
         self.metrics_server: MetricsServer | None = None
         self.ping_every = self.notifier.watchdog_interval()  # None: no watchdog
         self.liveness = Liveness(max(HUNG_AFTER_S, 4 * (self.ping_every or 0)))
         self.watcher = RulesWatcher(rt.settings.syncd.rules_dir)
         self.meter = VendorMeter(self.metrics)
         self.metrics.watch(kill_switch=lambda: rt.kill_switch,
-                           fallback=lambda: rt.rules_refused is not None)  # fmt: skip
+                           fallback=lambda: rt.rules_refused is not None)
         self._started = threading.Event()  # jobs running: /-/ready
         self.status = Status(rt.settings.syncd.tz)
         self.leadership = Leadership(
             rt, self.metrics, self.status, self.notifier,
             on_lead=self._led, beat=lambda: self.liveness.finished(LEASE), holder=holder,
-        )  # fmt: skip
+        )
         rt.may_send = self.leadership.may_send
         if rt.rules_refused:
             self.status.rules_refused_at_start(rt.rules_refused)
@@ -160,7 +160,7 @@ class Service:
                 self.leadership.start()
                 self.notifier.ready(f"watching {', '.join(self.rt.connectors) or 'no source'}")
                 log.info("daemon_started", sources=list(self.rt.connectors),
-                         dry_run=self.rt.dry_run)  # fmt: skip
+                         dry_run=self.rt.dry_run)
                 self._warn_unpolled()
                 self._main_loop()
         finally:
@@ -178,7 +178,7 @@ class Service:
     def _warn_unpolled(self) -> None:
         for rule in unpolled_rules(self.rt.engine.ruleset, self.rt.settings):
             log.warning("rule_unpolled", rule=rule.rule, where=rule.where, why=rule.why,
-                        fix=rule.fix)  # fmt: skip
+                        fix=rule.fix)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -197,10 +197,10 @@ class Service:
         try:
             return self.metrics.serve(settings.host, settings.port,
                                       healthy=lambda: not self.liveness.hung(),
-                                      ready=self._started.is_set)  # fmt: skip
+                                      ready=self._started.is_set)
         except OSError as exc:  # a taken port must not keep the daemon from working
             log.warning("metrics_unavailable", host=settings.host, port=settings.port,
-                        error=str(exc))  # fmt: skip
+                        error=str(exc))
             return None
 
     def _await_vendors(self) -> bool:
@@ -213,7 +213,7 @@ class Service:
                     connector.directory()
                 except VendorError as exc:
                     log.warning("vendor_unanswered", vendor=name, error=str(exc),
-                                request_id=exc.request_id)  # fmt: skip
+                                request_id=exc.request_id)
                     self.notifier.status(f"starting: waiting for {name} to answer: {exc}")
                 else:
                     del waiting[name]
@@ -240,7 +240,7 @@ class Service:
         if self.rt.settings.store.keep_days:
             every = self._real_s(self.rt.settings.store.prune_every_s)
             self.scheduler.add_job(self._prune, IntervalTrigger(seconds=every), id=PRUNE,
-                                   executor=PRUNE, next_run_time=now)  # fmt: skip
+                                   executor=PRUNE, next_run_time=now)
         self.scheduler.start()
 
     def _main_loop(self) -> None:
@@ -334,7 +334,7 @@ class Service:
                 return
             if isinstance(exc, VendorError):
                 log.warning("poll_failed", source=source, error=str(exc),
-                            request_id=exc.request_id)  # fmt: skip
+                            request_id=exc.request_id)
             else:
                 log.exception("poll_crashed", source=source)
             self.metrics.polled(source, failed=True)
@@ -418,7 +418,7 @@ class Service:
         if drained.done or drained.failed or drained.held or drained.limited:
             log.info("work_done", done=drained.done, failed=drained.failed,
                      skipped=drained.skipped,
-                     held=drained.held, limited=drained.limited)  # fmt: skip
+                     held=drained.held, limited=drained.limited)
         return due, drained.failed > 0
 
     def _wake(self, at: datetime | None, after_failures: bool = False) -> None:
@@ -455,7 +455,7 @@ class Service:
             self.notifier.ready(self.status.line())
             return
         log.info("rules_reloaded", rules=reloaded.rules, removed=reloaded.removed,
-                 timers_cancelled=reloaded.timers_cancelled)  # fmt: skip
+                 timers_cancelled=reloaded.timers_cancelled)
         self.metrics.reloaded(ok=True)
         self._warn_unpolled()
         self.status.reload_accepted()

@@ -34,12 +34,12 @@ class Status:
         dead = counts.get(IntentState.DEAD, 0)
         unknown = counts.get(IntentState.UNKNOWN, 0)
         held = (f", {unknown} unknown (verify refused: `syncd intents --state unknown`)"
-                if unknown else "")  # fmt: skip
+                if unknown else "")
         if limited := counts.get(IntentState.HELD, 0):
             held += f", {limited} held by limits (`syncd intents --held`)"
         with self._lock:
             self._cycle = (f"last cycle {self._time(at)}: {pending} intents pending, {dead} dead"
-                           f"{held}")  # fmt: skip
+                           f"{held}")
 
     def error(self, at: datetime, text: str) -> None:
         with self._lock:
@@ -48,7 +48,7 @@ class Status:
     def reload_refused(self, at: datetime, first_error: str) -> None:
         with self._lock:
             self._rules = (f"rules reload REFUSED {self._time(at)} ({_short(first_error)}); "
-                           "previous rules still running")  # fmt: skip
+                           "previous rules still running")
 
     def rules_refused_at_start(self, why: str) -> None:
         with self._lock:
@@ -67,12 +67,12 @@ class Status:
     def standby(self, holder: str, since: datetime | None) -> None:
         with self._lock:
             self._role = (f"standby, leader is {holder} since "
-                          f"{self._time(since) if since else '?'}")  # fmt: skip
+                          f"{self._time(since) if since else '?'}")
 
     def store_lost(self, at: datetime, error: str, retry_in_s: float) -> None:
         with self._lock:
             self._store = (f"state database UNREACHABLE since {self._time(at)} "
-                           f"({_short(error)}); reconnecting in {retry_in_s:.0f} s")  # fmt: skip
+                           f"({_short(error)}); reconnecting in {retry_in_s:.0f} s")
 
     def store_back(self) -> None:
         with self._lock:

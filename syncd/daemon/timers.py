@@ -26,7 +26,7 @@ BATCH = 100
 
 
 def fetch(rt: Runtime, refs: Sequence[RecordRef],
-          extras: bool = True) -> Mapping[RecordRef, Record | None]:  # fmt: skip
+          extras: bool = True) -> Mapping[RecordRef, Record | None]:
     """The records (of one system) as the vendor has them now (None: gone), with the fields
     that cost a call per record if `extras`; the stored ones if it is not configured."""
     connector = rt.connector_for(refs[0].kind)
@@ -46,11 +46,11 @@ def _naming(engine: Engine, fields: frozenset[str]) -> frozenset[str]:
     if any(name in text for text in texts for name in fields):
         return frozenset(engine.rules)
     return frozenset(rule.id for rule in ruleset.rules
-                     if any(name in repr(rule) for name in fields))  # fmt: skip
+                     if any(name in repr(rule) for name in fields))
 
 
 def _needs_extras(rt: Runtime, readers: frozenset[str], refs: Sequence[RecordRef],
-                  at: datetime) -> set[RecordRef]:  # fmt: skip
+                  at: datetime) -> set[RecordRef]:
     """The records (of one system) one of whose timers due at `at` (in this batch or not)
     belongs to one of the rules `readers`."""
     if not readers:
@@ -60,7 +60,7 @@ def _needs_extras(rt: Runtime, readers: frozenset[str], refs: Sequence[RecordRef
         for kind in dict.fromkeys(ref.kind for ref in refs):
             pending = tx.timers.for_records(kind, [ref.id for ref in refs if ref.kind == kind])
             found |= {RecordRef(kind, i) for i, timers in pending.items()
-                      if any(t.due_at <= at and t.rule_id in readers for t in timers)}  # fmt: skip
+                      if any(t.due_at <= at and t.rule_id in readers for t in timers)}
     return found
 
 
@@ -93,7 +93,7 @@ def fire_due(
                 if family not in readers:
                     connector = rt.connector_for(refs[0].kind)
                     readers[family] = _naming(engine, connector.extra_fields if connector
-                                              else frozenset())  # fmt: skip
+                                              else frozenset())
                 full = _needs_extras(rt, readers[family], refs, at)
                 fresh: dict[RecordRef, Record | None] = {}
                 for extras in (True, False):
@@ -102,7 +102,7 @@ def fire_due(
                         fresh.update(freshen(rt, chosen, extras))
             except VendorError as exc:
                 log.warning("timer_refetch_failed", records=[str(r) for r in refs],
-                            error=str(exc))  # fmt: skip
+                            error=str(exc))
                 rt.fail(f"{refs[0].family}: re-read before firing: {exc}")
                 failed.update(refs)
                 continue
@@ -120,7 +120,7 @@ def fire_due(
 
 
 def _fire(rt: Runtime, tx: Tx, engine: Engine, known: Known, timers: Sequence[StoredTimer],
-          fresh: Record | None, at: datetime) -> None:  # fmt: skip
+          fresh: Record | None, at: datetime) -> None:
     """Re-evaluate the timers' record as re-read (`fresh`; None: gone), which settles them."""
     ref = timers[0].record
     stored = known.record(ref)

@@ -32,7 +32,7 @@ def fingerprint(directory: Path) -> Fingerprint:
 
 class RulesWatcher:
     def __init__(self, directory: Path, every_s: float = CHECK_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self.every_s = every_s
         self._clock = clock

@@ -81,7 +81,7 @@ class Company:
         server.control("POST", "/_sandbox/reset")
         fixture = load_fixture(shipped(SANDBOX_SEED))
         fixture["zendesk"]["settings"] = {"rate_limit_per_minute": FAST,
-                                          "incremental_per_minute": FAST}  # fmt: skip
+                                          "incremental_per_minute": FAST}
         server.control("POST", "/_sandbox/seed", fixture)
         self.start = datetime.fromisoformat(fixture["clock"])
         self.rules_dir = workdir / "rules"
@@ -119,12 +119,12 @@ class Company:
     def look(self, failures: list[str]) -> Checkpoint:
         tickets = {t["subject"]: t for t in self.get("/tickets.json")["tickets"]}
         comments = {subject: self.get(f"/tickets/{t['id']}/comments.json")["comments"]
-                    for subject, t in tickets.items()}  # fmt: skip
+                    for subject, t in tickets.items()}
         mail = self.mail()
         new, self._mail_seen = mail[self._mail_seen :], len(mail)
         snapshot = self.server.sandbox.snapshot()
         return Checkpoint(tickets, comments, new, self.salesforce(snapshot).get("Task", []),
-                          set(drive_items(snapshot["graph"])), failures)  # fmt: skip
+                          set(drive_items(snapshot["graph"])), failures)
 
     def mail(self) -> list[dict[str, Any]]:
         return list(self.server.control("GET", "/_sandbox/mail")["mail"])
@@ -155,7 +155,7 @@ class Company:
     def update(self, subject: str, custom: dict[str, Any] | None = None, **fields: Any) -> None:
         if custom:
             fields["custom_fields"] = [{"id": self.fields[k]["id"], "value": v}
-                                       for k, v in custom.items()]  # fmt: skip
+                                       for k, v in custom.items()]
         self._send("PUT", f"/tickets/{self.ticket(subject)['id']}.json", {"ticket": fields})
 
     def reply(self, subject: str, author: str, body: str) -> None:
@@ -167,7 +167,7 @@ class Company:
 
     def new_ticket(self, subject: str, requester: str, group: str, body: str) -> None:
         ticket = {"subject": subject, "comment": {"body": body}, "requester": {"email": requester},
-                  "group_id": self.groups[group]}  # fmt: skip
+                  "group_id": self.groups[group]}
         self._send("POST", "/tickets.json", {"ticket": ticket})
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from syncd.demo.runner import Run
 from syncd.rehearsal.timeline import SYNCD, Event
 
 _SYSTEM_STYLE = {"Zendesk": "green", "Salesforce": "blue", "SharePoint": "magenta",
-                 "Mail": "yellow"}  # fmt: skip
+                 "Mail": "yellow"}
 
 
 def _day(at: datetime) -> str:
@@ -69,7 +69,7 @@ def print_results(console: Console, run: Run, results: list[Result]) -> None:
         for line in failed:
             what.append(f"\n{line}", style="red")
         table.add_row(mark, r.check.process, what, f"{len(r.evidence) - len(failed)}/"
-                      f"{len(r.evidence)}")  # fmt: skip
+                      f"{len(r.evidence)}")
     console.print(table)
     passed = sum(r.ok for r in results)
     style = "bold green" if passed == len(results) else "bold red"

@@ -49,13 +49,13 @@ def run_story(
             seen[name] = co.look(list(report.failures))
 
     script = [Scripted(step.at, partial(step.act, co), step.who, step.what, step.record,
-                       step.system, step.process) for step in STEPS]  # fmt: skip
+                       step.system, step.process) for step in STEPS]
     client = SandboxClient(server.info)
     try:
         run = rehearse(co.settings, client, co.start, min(END, until) if until else END,
                        script=script, stops=sorted(set(CHECKPOINTS.values())), cast=CAST,
-                       on_event=on_event, at_stop=look)  # fmt: skip
+                       on_event=on_event, at_stop=look)
     finally:
         client.close()
     return Run(co.seen(seen), run.events, run.started, run.ended, run.cycles, run.seconds,
-               run.failures)  # fmt: skip
+               run.failures)

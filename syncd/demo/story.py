@@ -36,7 +36,7 @@ CAST = {
     ONSITE: "onsite-visit", TRANSCRIPT_TICKET: "transcripts", "Transcripts": "transcripts",
     "Acme Ltd - Weekly project meeting.vtt": "transcripts", "Initech": "contract-won",
     "Acme SI onboarding": "si-onboarding", "Globex SI onboarding": "si-onboarding",
-}  # fmt: skip
+}
 
 
 def _at(text: str) -> datetime:
@@ -117,4 +117,4 @@ STEPS = [
     Step(_at("2026-03-03T10:25:00+00:00"), "ticket-categories-sla", "Zendesk", "Petra PM",
          "asks the customer for feedback: status Pending",
          ISSUE, lambda co: co.update(ISSUE, status="pending")),
-]  # fmt: skip
+]

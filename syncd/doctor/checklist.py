@@ -67,6 +67,6 @@ def diagnose(
     checks += reference_checks(settings, uses, found, vendors.graph)
     checks += value_checks(uses, found)
     checks += webhook_checks(settings.webhooks, vendors.zendesk if "zendesk" in found else None,
-                             clock)  # fmt: skip
+                             clock)
     checks.append(clock_check(found))
     return checks

@@ -40,7 +40,7 @@ def metrics_check(settings: Settings) -> Check:
         return Check("metrics", "ok", f"/metrics: {where}")
     return Check("metrics", "warn", exposed,
                  'set [metrics] host = "127.0.0.1" and scrape through a proxy or an SSH tunnel, '
-                 "or firewall the port")  # fmt: skip
+                 "or firewall the port")
 
 
 def settings_check(configured: list[str]) -> Check:

@@ -38,7 +38,7 @@ def mailbox_checks(settings: Settings, uses: Uses, found: Mapping[str, Found]) -
         return [Check("graph mailbox", "skip", "not checked: Graph could not be read")]
     if _user(found["graph"].directory, mailbox) is None:
         return [Check("graph mailbox", "fail", f"no active Graph user with mail {mailbox!r}",
-                      "set [graph] mailbox to an existing mailbox's address")]  # fmt: skip
+                      "set [graph] mailbox to an existing mailbox's address")]
     return [Check("graph mailbox", "ok", mailbox)]
 
 
@@ -50,7 +50,7 @@ def reference_checks(
     if settings.graph:
         watched = "[graph] watched_folders"
         references += [Reference(("graph",), "folder", f, watched)
-                       for f in settings.graph.watched_folders]  # fmt: skip
+                       for f in settings.graph.watched_folders]
     places: dict[tuple[tuple[str, ...], str], dict[str, list[str]]] = {}
     for ref in references:
         places.setdefault((ref.systems, ref.what), {}).setdefault(ref.name, []).append(ref.where)
@@ -113,7 +113,7 @@ def value_checks(uses: Uses, found: Mapping[str, Found]) -> list[Check]:
             f"{name} is never {value!r}{did_you_mean(value, dropdown.values)}: the Zendesk "
             f"dropdown {dropdown.title} offers {', '.join(_some(dropdown.values))}",
             f"change {_places(wheres)} or add the option in Zendesk (Admin Center > Objects "
-            "and rules > Ticket fields)"))  # fmt: skip
+            "and rules > Ticket fields)"))
     if not checks and checked:
         checks.append(Check("zendesk dropdown values", "ok", ", ".join(sorted(checked))))
     return checks
@@ -128,7 +128,7 @@ def _lookup(
         if name in groups:
             return None
         return (f"no {label} group named {name!r}{did_you_mean(name, groups)}; groups: "
-                f"{', '.join(_some(groups)) or 'none'}")  # fmt: skip
+                f"{', '.join(_some(groups)) or 'none'}")
     if what == "user":
         if any(_user(f.directory, name) for f in seen):
             return None

@@ -23,4 +23,4 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "ok": self.ok,
-                "detail": self.detail, "fix": self.fix}  # fmt: skip
+                "detail": self.detail, "fix": self.fix}

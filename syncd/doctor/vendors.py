@@ -121,12 +121,12 @@ def _vendor_failed(name: str, system: str, exc: VendorError) -> Check:
     section = f"[{system}]"
     if exc.status == 401 or exc.code in AUTH_CODES:
         fix = (f"{LABELS[system]} refused syncd's credentials: check {section} "
-               f"{IDENTITY_KEYS[system]} and the {SECRET_FILE[system]} file")  # fmt: skip
+               f"{IDENTITY_KEYS[system]} and the {SECRET_FILE[system]} file")
     elif exc.code == "tls":
         fix = "the vendor's TLS certificate is not trusted: set [tls] ca_bundle to its CA"
     elif exc.status is None:
         fix = (f"cannot connect: check {section} {HOST_KEYS[system]}, DNS, firewalls and "
-               "[proxy] https")  # fmt: skip
+               "[proxy] https")
     elif exc.status == 403:
         fix = f"syncd's user lacks a permission in {LABELS[system]}: grant it, or check {section}"
     else:
@@ -148,7 +148,7 @@ def _zendesk(zd: ZendeskConnector, uses: Uses, clock: Clock) -> tuple[list[Check
         return [_vendor_failed("zendesk", "zendesk", exc)], None
     skew = _skew(zd.governor, clock)
     checks = [Check("zendesk", "ok", f"signed in as {me.email} ({me.role})"),
-              _zendesk_role(me.email, me.role, polls="zendesk.ticket" in uses.kinds)]  # fmt: skip
+              _zendesk_role(me.email, me.role, polls="zendesk.ticket" in uses.kinds)]
     try:
         fields = zd.field_names()
         dropdowns = zd.dropdowns() if uses.compared else None
@@ -169,9 +169,9 @@ def _zendesk_role(email: str, role: str, *, polls: bool) -> Check:
     if role == "agent":
         return Check(name, "fail", f"{email} is an agent: polling reads the incremental "
                      "ticket export, which Zendesk allows to admins only (403 for agents)",
-                     f"{make}, or set [zendesk] email to an admin's (and its token)")  # fmt: skip
+                     f"{make}, or set [zendesk] email to an admin's (and its token)")
     return Check(name, "fail", f"{email} is an {role}: syncd cannot read or update tickets",
-                 f"{make}; an agent suffices when the rules poll no Zendesk tickets")  # fmt: skip
+                 f"{make}; an agent suffices when the rules poll no Zendesk tickets")
 
 
 def _salesforce(
@@ -185,7 +185,7 @@ def _salesforce(
     people = f"{len(directory.users)} user(s), {len(directory.groups)} group(s)"
     checks = [Check("salesforce", "ok", f"signed in: {people}"), _salesforce_sign_in(sf)]
     named = {r.name.partition(".")[0] for r in uses.references if r.systems == ("salesforce",)
-             and r.what == "field"}  # fmt: skip
+             and r.what == "field"}
     described: dict[str, Mapping[str, Any]] = {}
     for sobject in sorted(named | {sobject for sobject, _ in uses.writes}):
         try:
@@ -194,7 +194,7 @@ def _salesforce(
             checks.append(_vendor_failed(f"salesforce {sobject}", "salesforce", exc))
     checks.append(_salesforce_permissions(uses.writes, described))
     fields = frozenset(f"{sobject}.{f['name']}" for sobject, d in described.items()
-                       for f in d["fields"])  # fmt: skip
+                       for f in d["fields"])
     complete = described.keys() >= named
     return checks, Found(directory, fields if complete else None, skew)
 
@@ -205,7 +205,7 @@ def _salesforce_sign_in(sf: SalesforceConnector, failed: VendorError | None = No
     cfg = sf.settings
     if not (cfg.username and cfg.private_key):
         return Check("salesforce sign-in", "ok" if failed is None else "fail",
-                     "client credentials flow (no JWT audience)")  # fmt: skip
+                     "client credentials flow (no JWT audience)")
     shown = f"JWT bearer flow as {cfg.username}, audience {audience(cfg)}"
     if failed is None:
         return Check("salesforce sign-in", "ok", shown)
@@ -213,7 +213,7 @@ def _salesforce_sign_in(sf: SalesforceConnector, failed: VendorError | None = No
         return Check("salesforce sign-in", "fail", f"{shown}: the org refused this audience",
                      "set [salesforce] jwt_audience to the org's login host: "
                      "https://login.salesforce.com (production), https://test.salesforce.com "
-                     "(a sandbox org) or its My Domain URL")  # fmt: skip
+                     "(a sandbox org) or its My Domain URL")
     return Check("salesforce sign-in", "fail", shown)
 
 
@@ -242,7 +242,7 @@ def _salesforce_permissions(
 # Application permissions syncd needs, each met by any one of the names given (a broader
 # permission includes a narrower one).
 GRAPH_DRIVE = ("Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All",
-               "Files.ReadWrite.All")  # fmt: skip
+               "Files.ReadWrite.All")
 GRAPH_SEND = ("Mail.Send",)
 GRAPH_VERIFY_MAIL = ("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite")  # Sent Items
 
@@ -257,7 +257,7 @@ def _graph(gr: GraphConnector, uses: Uses, clock: Clock) -> tuple[list[Check], F
         Check("graph", "ok", f"token for {gr.settings.client_id}: {len(directory.users)} user(s)"),
         _graph_roles(token, drive=bool(gr.settings.drive_id),
                      mail=bool(uses.mail or gr.settings.mailbox)),
-    ], Found(directory, skew_s=_skew(gr.governor, clock))  # fmt: skip
+    ], Found(directory, skew_s=_skew(gr.governor, clock))
 
 
 def _graph_roles(token: str, *, drive: bool, mail: bool) -> Check:
@@ -278,7 +278,7 @@ def _graph_roles(token: str, *, drive: bool, mail: bool) -> Check:
         return Check(name, "fail", f"the app's token lacks {shown}",
                      "in Entra ID > App registrations > API permissions, add the Microsoft "
                      "Graph application permission " + ", ".join(n[0] for n, _ in missing)
-                     + " and grant admin consent")  # fmt: skip
+                     + " and grant admin consent")
     have = ", ".join(sorted(granted)) or "none"
     return Check(name, "ok", f"roles: {have}")
 

@@ -52,7 +52,7 @@ def listener_check(hooks: WebhooksSection, clock: Clock) -> Check:
         if problem:
             return Check(name, "fail", f"{url}: {problem}",
                          "set [webhooks] tls_cert / tls_key to a certificate chain (PEM) and "
-                         "its private key, readable by syncd")  # fmt: skip
+                         "its private key, readable by syncd")
     try:
         with socket.socket(_family(hooks.host), socket.SOCK_STREAM) as sock:
             sock.bind((hooks.host, hooks.port))
@@ -60,16 +60,16 @@ def listener_check(hooks: WebhooksSection, clock: Clock) -> Check:
         if exc.errno == errno.EADDRINUSE:
             return Check(name, "warn", f"{url}: port {hooks.port} is in use",
                          "fine when it is syncd itself, running; else free the port or set "
-                         "[webhooks] port")  # fmt: skip
+                         "[webhooks] port")
         if exc.errno == errno.EADDRNOTAVAIL:
             return Check(name, "fail", f"{url}: {hooks.host} is no address of this host",
-                         'set [webhooks] host to one of its addresses (or "0.0.0.0")')  # fmt: skip
+                         'set [webhooks] host to one of its addresses (or "0.0.0.0")')
         return Check(name, "fail", f"{url}: cannot listen: {exc.strerror or exc}",
-                     "set [webhooks] host / port (a port under 1024 needs privileges)")  # fmt: skip
+                     "set [webhooks] host / port (a port under 1024 needs privileges)")
     if scheme == "http" and hooks.host not in LOOPBACK and not hooks.host.startswith("127."):
         return Check(name, "warn", f"{url}: plain HTTP on {hooks.host}: requests cross the "
                      "network unencrypted", "set [webhooks] tls_cert / tls_key, or listen on "
-                     "127.0.0.1 behind a proxy that terminates TLS")  # fmt: skip
+                     "127.0.0.1 behind a proxy that terminates TLS")
     return Check(name, "ok", url + expires)
 
 
@@ -107,24 +107,24 @@ def registered_check(hooks: WebhooksSection, zendesk: ZendeskConnector | None) -
     except VendorError as exc:
         if exc.status == 403:
             return Check(name, "skip", "not checked: only Zendesk admins may list webhooks, "
-                         f"and syncd's API user is not one; look in {WEBHOOKS_PAGE}")  # fmt: skip
+                         f"and syncd's API user is not one; look in {WEBHOOKS_PAGE}")
         return Check(name, "fail", f"cannot list Zendesk's webhooks: {exc}",
-                     "try again; `syncd doctor` shows Zendesk's own check above")  # fmt: skip
+                     "try again; `syncd doctor` shows Zendesk's own check above")
     ours = [w for w in found if urlsplit(w.endpoint).path.rstrip("/") == hooks.path.rstrip("/")]
     active = [w for w in ours if w.active]
     if active:
         shown = "; ".join(f"{w.name!r} sends to {w.endpoint}" for w in active)
         if any(urlsplit(w.endpoint).scheme != "https" for w in active):
             return Check(name, "warn", f"{shown}: not over HTTPS",
-                         f"give the webhook an https:// endpoint in {WEBHOOKS_PAGE}")  # fmt: skip
+                         f"give the webhook an https:// endpoint in {WEBHOOKS_PAGE}")
         return Check(name, "ok", shown)
     create = (f"create one in {WEBHOOKS_PAGE} (POST, JSON) and a trigger notifying it with "
               '{"ticket_id": "{{ticket.id}}"} (README: "Instant rules: Zendesk webhooks")')
     if ours:
         shown = ", ".join(f"{w.name!r} ({w.endpoint})" for w in ours)
         return Check(name, "fail", f"{shown} is inactive: nothing is pushed, instant rules "
-                     "wait for the export", f"activate it in {WEBHOOKS_PAGE}")  # fmt: skip
+                     "wait for the export", f"activate it in {WEBHOOKS_PAGE}")
     others = ", ".join(w.endpoint for w in found[:SHOWN]) or "none"
     return Check(name, "fail", f"no Zendesk webhook sends to a URL ending in {hooks.path}: "
                  f"nothing is pushed, instant rules wait for the export (webhooks: {others})",
-                 create)  # fmt: skip
+                 create)

@@ -55,7 +55,7 @@ class SandboxClient:
     # -- the control API ---------------------------------------------------------------------
     def control(self, method: str, path: str, body: Any = None) -> Any:
         resp = self.http.request(method, f"{self.url}/_sandbox/{path.strip('/')}", json=body,
-                                 timeout=60)  # fmt: skip
+                                 timeout=60)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
@@ -66,7 +66,7 @@ class SandboxClient:
         except Exception as exc:
             raise NotASandbox(f"{self.url} does not answer the sandbox control API "
                               f"(GET /_sandbox/clock: {exc}); rehearsals run only against a "
-                              "sandbox") from None  # fmt: skip
+                              "sandbox") from None
         if not isinstance(now, str):
             raise NotASandbox(f"{self.url}: GET /_sandbox/clock answered no clock")
         return now
@@ -76,7 +76,7 @@ class SandboxClient:
 
     # -- the vendors' APIs -------------------------------------------------------------------
     def call(self, vendor: str, method: str, path: str, body: Any = None,
-             params: dict[str, Any] | None = None) -> Any:  # fmt: skip
+             params: dict[str, Any] | None = None) -> Any:
         """One vendor API call as its own client makes it (`path` below the vendor's API root:
         `/tickets.json`, `/sobjects/Task`, `/sites/{site_id}/lists`), authenticated as the
         sandbox's credentials say; the JSON answer (None when empty). A token the sandbox's
@@ -90,7 +90,7 @@ class SandboxClient:
             return self._call(vendor, method, path, body, params)
 
     def _call(self, vendor: str, method: str, path: str, body: Any,
-              params: dict[str, Any] | None) -> Any:  # fmt: skip
+              params: dict[str, Any] | None) -> Any:
         if vendor == "zendesk":
             resp = self.http.request(method, f"{self.url}{ZENDESK_API}{path}", json=body,
                                      params=params, auth=self.zendesk_auth, timeout=60)
@@ -98,7 +98,7 @@ class SandboxClient:
             instance, token = self._salesforce()
             resp = self.http.request(method, f"{instance}{SALESFORCE_API}{path}", json=body,
                                      params=params, timeout=60,
-                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                                     headers={"Authorization": f"Bearer {token}"})
         elif vendor == "graph":
             g = self.info["graph"]
             with httpx.Client(base_url=g["base_url"], verify=httpx_verify(self.ca), timeout=60,
@@ -117,11 +117,11 @@ class SandboxClient:
             sf = self.info["salesforce"]
             resp = self.http.post(sf["token_url"], timeout=60, data={
                 "grant_type": "client_credentials", "client_id": sf["client_id"],
-                "client_secret": sf["client_secret"]})  # fmt: skip
+                "client_secret": sf["client_secret"]})
             resp.raise_for_status()
             answer = resp.json()
             self._sf = (str(answer.get("instance_url") or sf["instance_url"]),
-                        str(answer["access_token"]))  # fmt: skip
+                        str(answer["access_token"]))
         return self._sf
 
     def _graph_token(self) -> str:
@@ -162,7 +162,7 @@ class SandboxClient:
         instance, token = self._salesforce()
         headers = {"Authorization": f"Bearer {token}"}
         resp = self.http.get(f"{instance}{SALESFORCE_API}/query", params={"q": query},
-                             headers=headers, timeout=60)  # fmt: skip
+                             headers=headers, timeout=60)
         records: list[dict[str, Any]] = []
         while True:
             resp.raise_for_status()
@@ -171,7 +171,7 @@ class SandboxClient:
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return records
             resp = self.http.get(f"{instance}{page['nextRecordsUrl']}", headers=headers,
-                                 timeout=60)  # fmt: skip
+                                 timeout=60)
 
     def drive_changes(self, link: str | None) -> tuple[list[dict[str, Any]], str]:
         """The drive's items changed since `link` (every item when None), and the next link."""

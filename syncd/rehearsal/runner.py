@@ -65,7 +65,7 @@ class Rehearsal:
         return {"from": self.started.isoformat(), "reached": self.ended.isoformat(),
                 "cycles": self.cycles, "seconds": round(self.seconds, 2),
                 "events": [e.to_json() for e in self.events],
-                "failures": self.failures}  # fmt: skip
+                "failures": self.failures}
 
 
 def rehearse(
@@ -132,7 +132,7 @@ def rehearse(
 
 
 def _next(rt: Runtime, now: datetime, changed: bool,
-          instants: Sequence[datetime]) -> datetime | None:  # fmt: skip
+          instants: Sequence[datetime]) -> datetime | None:
     """The next instant at which something can happen (None: nothing ever will)."""
     with rt.store.read() as tx:
         due = [tx.timers.next_due(), tx.ledger.next_attempt_at()]

@@ -31,7 +31,7 @@ from syncd.rehearsal.client import VENDORS, SandboxClient
 from syncd.rehearsal.runner import Scripted
 
 _SYSTEMS = {"zendesk": "Zendesk", "salesforce": "Salesforce", "graph": "SharePoint",
-            "seed": "Sandbox"}  # fmt: skip
+            "seed": "Sandbox"}
 _KEYS = {"at", "who", "what", "record", "process", *_SYSTEMS}
 
 
@@ -105,7 +105,7 @@ def _step(path: Path, index: int, raw: Any, client: SandboxClient) -> Scripted:
 
     return Scripted(at, checked, who=str(raw.get("who") or "script"),
                     what=str(raw.get("what") or what), record=str(raw.get("record") or ""),
-                    system=_SYSTEMS[system], process=str(raw.get("process") or ""))  # fmt: skip
+                    system=_SYSTEMS[system], process=str(raw.get("process") or ""))
 
 
 def _plain(value: Any) -> Any:

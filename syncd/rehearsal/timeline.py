@@ -55,14 +55,14 @@ class Timeline:
     changes that carry no syncd key (a person's, a folder)."""
 
     def __init__(self, client: SandboxClient, rules_dir: Path, at: datetime,
-                 cast: dict[str, str] | None = None) -> None:  # fmt: skip
+                 cast: dict[str, str] | None = None) -> None:
         self.client = client
         self.cast = cast or {}
         self.processes = rule_processes(rules_dir)
         fields = client.zendesk_all("/ticket_fields.json", "ticket_fields")
         self.field_titles = {str(f["id"]): f["title"] for f in fields}
         self.group_names = {g["id"]: g["name"] for g in client.zendesk_all("/groups.json",
-                                                                           "groups")}  # fmt: skip
+                                                                           "groups")}
         self.people = {u["id"]: u["name"] for u in client.zendesk_all("/users.json", "users")}
         self._tickets: dict[int, dict[str, Any]] = {}  # by id, as of the last audits read
         self._requests = 0
@@ -106,7 +106,7 @@ class Timeline:
     def person(self, user_id: int | None) -> str:
         if user_id not in self.people:
             self.people.update({u["id"]: u["name"] for u in self.client.zendesk_all(
-                "/users.json", "users")})  # fmt: skip
+                "/users.json", "users")})
         return str(self.people.get(user_id, user_id))
 
     # -- mail --------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class Timeline:
         mail = self.client.control("GET", "mail")["mail"]
         new, self._mail = mail[self._mail :], len(mail)
         return [Event(at, self._process(m["headers"].get("x-syncd-key")), "Mail",
-                      f"mailed “{m['subject']}”", _recipients(m)) for m in new]  # fmt: skip
+                      f"mailed “{m['subject']}”", _recipients(m)) for m in new]
 
     # -- Zendesk -----------------------------------------------------------------------------
     def _zendesk(self, at: datetime) -> list[Event]:
@@ -137,7 +137,7 @@ class Timeline:
             process, record, what = self._audit_change(audit)
             told.setdefault((process, record), []).append(what)
         return [Event(at, process, "Zendesk", "; ".join(whats), record)
-                for (process, record), whats in told.items()]  # fmt: skip
+                for (process, record), whats in told.items()]
 
     def _audit_change(self, audit: dict[str, Any]) -> tuple[str, str, str]:
         """(process, record, what) of one audit."""
@@ -186,10 +186,10 @@ class Timeline:
             process = self._process(task.get("Syncd_Key__c"), record)
             told.setdefault((process, record), []).append(
                 f"“{subject}” ({users.get(task.get('OwnerId'), '?')}, due {due})"
-                if old is None else f"“{subject}” moved to {due}")  # fmt: skip
+                if old is None else f"“{subject}” moved to {due}")
         self._tasks = tasks
         return [Event(at, process, "Salesforce", _tasks_told(lines), record)
-                for (process, record), lines in told.items()]  # fmt: skip
+                for (process, record), lines in told.items()]
 
     def _read_tasks(self) -> list[dict[str, Any]]:
         fields = "Id, Subject, ActivityDate, WhatId, OwnerId"
@@ -223,7 +223,7 @@ class Timeline:
             if inside:
                 what += f" with {', '.join(p[len(path) + 1 :] for p in inside)}"
             events.append(Event(at, self._process(None, *reversed(path.split("/"))),
-                                "SharePoint", what, path))  # fmt: skip
+                                "SharePoint", what, path))
         return events
 
 
@@ -243,7 +243,7 @@ def _took_effect(request: dict[str, Any]) -> bool:
     reads in one composite POST)."""
     return (request["method"] in {"POST", "PUT", "PATCH", "DELETE"}
             and (request["status"] or 500) < 400
-            and not request["path"].endswith(("/token", "/composite")))  # fmt: skip
+            and not request["path"].endswith(("/token", "/composite")))
 
 
 def _tasks_told(lines: list[str]) -> str:

@@ -112,10 +112,10 @@ class Settings:
 # without one: Exchange's `ErrorAccessDenied` for mail, SharePoint's `accessDenied` for sites
 # and drives, Entra's `Authorization_RequestDenied` for the directory.
 _SITES_WRITE = frozenset({"Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All",
-                          "Files.ReadWrite.All"})  # fmt: skip
+                          "Files.ReadWrite.All"})
 _SITES_READ = _SITES_WRITE | {"Sites.Read.All", "Files.Read.All"}
 _USERS_READ = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
-                         "Directory.ReadWrite.All"})  # fmt: skip
+                         "Directory.ReadWrite.All"})
 _MAIL_SEND = frozenset({"Mail.Send"})
 _MAIL_READ = frozenset({"Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 _DENIED = {

@@ -57,7 +57,7 @@ def composite(call: Call, route: Route) -> Response:
         )
     results = [_answer(_run(route, sub, parts), ref) for (sub, parts), ref in
                zip(parsed, (str(item.get("referenceId", "")) for item in subrequests),
-                   strict=True)]  # fmt: skip
+                   strict=True)]
     return Response.json(200, {"compositeResponse": results})
 
 
@@ -114,7 +114,7 @@ def _run(route: Route, sub: Call, parts: list[str]) -> Response:
 
 def _answer(resp: Response, reference: str) -> dict[str, Any]:
     headers = {k: v for k, v in resp.headers.items()
-               if k.lower() not in ("content-type", "content-length")}  # fmt: skip
+               if k.lower() not in ("content-type", "content-length")}
     return {
         "body": json.loads(resp.body) if resp.body else None,
         "httpHeaders": headers,

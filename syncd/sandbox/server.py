@@ -286,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         if req.path.startswith(CONTROL_PREFIX):
             if not is_loopback(self.client_address[0]):  # no auth: loopback is the guard
                 self._send(Response.json(403, {"error": "the control API answers loopback "
-                                                        "clients only"}))  # fmt: skip
+                                                        "clients only"}))
                 return
             self._send(sandbox.control(req))
             return

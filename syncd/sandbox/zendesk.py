@@ -316,7 +316,7 @@ _WEBHOOKS = re.compile(f"{API_PREFIX}/webhooks{J}")  # outgoing webhooks: the ve
 # Zendesk's 403 (an agent on an admins-only endpoint, such as the incremental exports), as
 # quoted in zenpy issue #336 and dust-tt/dust#8860.
 FORBIDDEN = {"error": "Forbidden", "description": "You do not have access to this page. Please "
-             "contact the account owner of this help desk for further help."}  # fmt: skip
+             "contact the account owner of this help desk for further help."}
 
 
 class ZendeskVendor(Vendor):
@@ -422,7 +422,7 @@ class ZendeskVendor(Vendor):
         owner = str(call.actor["id"])
         return Response.json(200, {"webhooks": [webhook_view(h, owner)
                                                 for h in self.webhooks.listed()],
-                                   "meta": {"has_more": False}})  # fmt: skip
+                                   "meta": {"has_more": False}})
 
     def _api_email(self) -> str:
         return str(self.ctx.credentials.get("zendesk", {}).get("email", ""))

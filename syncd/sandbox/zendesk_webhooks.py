@@ -97,7 +97,7 @@ def webhook_view(hook: Webhook, created_by: str) -> dict[str, Any]:
     return {"id": hook.id, "name": hook.name, "status": "active" if hook.active else "inactive",
             "subscriptions": ["conditional_ticket_events"], "created_at": hook.created_at,
             "created_by": created_by, "endpoint": hook.endpoint, "http_method": "POST",
-            "request_format": "json"}  # fmt: skip
+            "request_format": "json"}
 
 
 def parse_webhooks(items: Any, created_at: str) -> list[Webhook]:
@@ -118,7 +118,7 @@ def parse_webhooks(items: Any, created_at: str) -> list[Webhook]:
             raise WebhookSeedError(f"{where}.status: active or inactive")
         found.append(Webhook(str(spec.get("id") or "01" + secrets.token_hex(12).upper()),
                              endpoint, secret, status == "active", spec.get("ca_bundle"),
-                             str(spec.get("name") or "Webhook"), created_at))  # fmt: skip
+                             str(spec.get("name") or "Webhook"), created_at))
     return found
 
 
@@ -127,7 +127,7 @@ class WebhookSender:
     documented retries; `delivered` keeps each invocation's attempts for tests."""
 
     def __init__(self, timeout_s: float = TIMEOUT_S,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.webhooks: list[Webhook] = []
         self.delivered: list[Delivery] = []
         self.timeout_s = timeout_s
@@ -158,12 +158,12 @@ class WebhookSender:
                     continue
                 for ticket_id, event, updated_at in events:
                     body = json.dumps({"ticket_id": str(ticket_id), "event": event,
-                                       "updated_at": updated_at}).encode()  # fmt: skip
+                                       "updated_at": updated_at}).encode()
                     delivery = Delivery(hook, body, stamp, secrets.token_hex(13).upper())
                     heapq.heappush(self._queue, (self._now(), next(self._seq), delivery))
             if self._queue and self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sandbox-webhooks",
-                                                daemon=True)  # fmt: skip
+                                                daemon=True)
                 self._thread.start()
             self._cond.notify()
 
@@ -191,7 +191,7 @@ class WebhookSender:
                     self._sending = False
                     if again is not None:
                         heapq.heappush(self._queue, (self._now() + again, next(self._seq),
-                                                     delivery))  # fmt: skip
+                                                     delivery))
                     else:
                         self.delivered.append(delivery)
 
@@ -219,10 +219,10 @@ class WebhookSender:
         if url.scheme == "https":
             tls = ssl.create_default_context(cafile=hook.ca_bundle)
             conn = http.client.HTTPSConnection(url.hostname or "", url.port or 443,
-                                               timeout=self.timeout_s, context=tls)  # fmt: skip
+                                               timeout=self.timeout_s, context=tls)
         else:
             conn = http.client.HTTPConnection(url.hostname or "", url.port or 80,
-                                              timeout=self.timeout_s)  # fmt: skip
+                                              timeout=self.timeout_s)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "Zendesk Webhook",
@@ -231,7 +231,7 @@ class WebhookSender:
             "X-Zendesk-Webhook-Signature-Timestamp": delivery.timestamp,
             "X-Zendesk-Webhook-Signature": signature(hook.signing_secret, delivery.timestamp,
                                                      delivery.body),
-        }  # fmt: skip
+        }
         try:
             conn.request("POST", url.path or "/", body=delivery.body, headers=headers)
             resp = conn.getresponse()
@@ -252,7 +252,7 @@ def _spend(delivery: Delivery, kind: str, limit: int) -> bool:
 
 
 def audited(state_audits: Mapping[int, Mapping[str, Any]], first_id: int, next_id: int
-            ) -> list[tuple[int, str, str]]:  # fmt: skip
+            ) -> list[tuple[int, str, str]]:
     """The (ticket id, event, at) of the audits with ids in [first_id, next_id): one request's
     ticket changes, in order (ids only grow)."""
     found: list[tuple[int, str, str]] = []
@@ -262,5 +262,5 @@ def audited(state_audits: Mapping[int, Mapping[str, Any]], first_id: int, next_i
             continue
         created = any(e.get("type") == "Create" for e in audit.get("events", []))
         found.append((int(audit["ticket_id"]), "created" if created else "updated",
-                      str(audit["created_at"])))  # fmt: skip
+                      str(audit["created_at"])))
     return found

@@ -52,7 +52,7 @@ class Audit:
             "rule_id": rule_id,
             "intent_key": intent_key,
             "detail": dict(detail or {}),
-        })  # fmt: skip
+        })
         return int(result.inserted_primary_key[0])
 
     def for_record(self, record: RecordRef) -> list[AuditEntry]:

@@ -56,7 +56,7 @@ def _refuse_data(conn: Connection, tables: list[object]) -> None:
         if conn.scalar(query):
             name = getattr(table, "name", "?")
             raise StoreError(f"the destination already holds data (table {name}): copy into "
-                             "an empty database, never over a live one")  # fmt: skip
+                             "an empty database, never over a live one")
 
 
 def _advance_sequences(conn: Connection) -> None:
@@ -72,4 +72,4 @@ def _advance_sequences(conn: Connection) -> None:
             text(f"SELECT setval(pg_get_serial_sequence(:table, :column), "
                  f"COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false)"),
             {"table": table.name, "column": column.name},
-        )  # fmt: skip
+        )

@@ -83,7 +83,7 @@ def _initial_schema(conn: Connection) -> None:
     # version 1 had them, so a fresh database replays history step by step.
     later = ("leases", "quarantine")
     metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in later],
-                        checkfirst=False)  # fmt: skip
+                        checkfirst=False)
     _V1_LEASES.create(conn, checkfirst=False)
 
 
@@ -220,7 +220,7 @@ def open_store(url: str, *, max_attempts: int = 8) -> Store:
     # pre_ping: a connection the server dropped (restart, failover, network cut) is replaced
     # when taken from the pool instead of failing the next transaction.
     engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json.loads,
-                           pool_pre_ping=parsed.get_backend_name() != "sqlite")  # fmt: skip
+                           pool_pre_ping=parsed.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     store = Store(engine, max_attempts)

@@ -112,7 +112,7 @@ class Lease:
         expires = now + self.term
         if row is None:
             conn.execute(insert(leases).values(name=self.name, holder=self.holder, epoch=1,
-                                               acquired_at=now, expires_at=expires))  # fmt: skip
+                                               acquired_at=now, expires_at=expires))
             self.current = Holder(self.holder, 1, now, expires)
             return 1
         mine = row.holder == self.holder and row.epoch == self.epoch
@@ -121,7 +121,7 @@ class Lease:
             self.current = Holder(self.holder, row.epoch, row.acquired_at, expires)
         elif seize or row.expires_at <= now:
             values = {"holder": self.holder, "epoch": row.epoch + 1, "acquired_at": now,
-                      "expires_at": expires}  # fmt: skip
+                      "expires_at": expires}
             self.current = Holder(self.holder, row.epoch + 1, now, expires)
         else:
             self.current = Holder(row.holder, row.epoch, row.acquired_at, row.expires_at)
@@ -175,7 +175,7 @@ class Lease:
             self.epoch = None
             held = f"{row.holder} at epoch {row.epoch}" if row else "nobody"
             raise Fenced(f"{self.holder} lost the {self.name} lease (epoch {epoch}): "
-                         f"now held by {held}")  # fmt: skip
+                         f"now held by {held}")
 
     def _bound_pause(self, conn: Connection) -> None:
         """A process paused inside a transaction keeps its row locks, and a takeover waits for
@@ -184,7 +184,7 @@ class Lease:
         if conn.dialect.name == "postgresql":
             ms = str(max(1, int(self.term.total_seconds() * 1000)))
             conn.execute(select(func.set_config("idle_in_transaction_session_timeout", ms, True),
-                                func.set_config("lock_timeout", ms, True)))  # fmt: skip
+                                func.set_config("lock_timeout", ms, True)))
 
     def _end_frozen(self) -> None:
         """End the sessions that hold the lease row's lock while waiting on their client for
@@ -201,7 +201,7 @@ class Lease:
                 "AND clock_timestamp() - a.state_change > make_interval(secs => :term) "
                 "AND EXISTS (SELECT 1 FROM pg_locks l "
                 "            WHERE l.pid = a.pid AND l.relation = 'leases'::regclass)"
-            ), {"term": self.term.total_seconds()}).scalars().all()  # fmt: skip
+            ), {"term": self.term.total_seconds()}).scalars().all()
         if ended:
             log.warning("lease_frozen_sessions_ended", pids=list(ended))
 

@@ -122,7 +122,7 @@ class Ledger:
         ]
         if self._plan is None:  # built once: a page plans for most of its records
             self._plan = insert_ignoring_duplicates(self._conn, intents, "key").returning(
-                intents.c.key)  # fmt: skip
+                intents.c.key)
         inserted = {row.key for row in self._conn.execute(self._plan, rows)}
         new_keys = [key for key in fresh if key in inserted]
         for key in new_keys:
@@ -295,7 +295,7 @@ class Ledger:
                 row = found[key]
                 self._audit.append(row.state, now, record=RecordRef(row.record_kind,
                                    row.record_id), rule_id=row.rule_id, intent_key=key,
-                                   detail={"attempts": row.attempts, "reason": reason})  # fmt: skip
+                                   detail={"attempts": row.attempts, "reason": reason})
             skipped += len(rows)
         return skipped
 
@@ -329,20 +329,20 @@ class Ledger:
         return self._transition(
             key, (IntentState.HELD,), now, {"state": IntentState.PLANNED.value},
             detail={"by": by}, event=RELEASED,
-        )  # fmt: skip
+        )
 
     def drop(self, key: str, by: str, now: datetime) -> bool:
         """A person decides a held intent must never be carried out."""
         return self._transition(
             key, (IntentState.HELD,), now, {"state": IntentState.SKIPPED.value},
             detail={"reason": f"dropped by {by}"},
-        )  # fmt: skip
+        )
 
     def sent_since(self, since: datetime, rule_ids: Iterable[str]) -> builtins.list[Intent]:
         """The rules' intents sent after `since` (their last claim), for the per-hour limits
         (by rule: the (rule_id, sent_at) index answers it without reading the whole ledger)."""
         query = select(intents).where(intents.c.rule_id.in_(sorted(rule_ids)),
-                                      intents.c.sent_at > since)  # fmt: skip
+                                      intents.c.sent_at > since)
         return [_entry(row).intent for row in self._conn.execute(query)]
 
     def held_by_rule(self) -> dict[str, int]:

@@ -40,11 +40,11 @@ class MemoryTable:
         if not rule_ids:
             return {}
         rows = self._conn.execute(_OF_RECORD, {"kind": record.kind, "id": record.id,
-                                               "rules": list(rule_ids)})  # fmt: skip
+                                               "rules": list(rule_ids)})
         return {rule_id: memory for rule_id, memory in rows}
 
     def of_records(self, rule_ids: Collection[str], kind: str,
-                   ids: Iterable[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+                   ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """`of_record` of many records of one kind (id -> rule -> memory), a statement per 500."""
         found: dict[str, dict[str, Any]] = {}
         wanted = list(dict.fromkeys(ids))
@@ -81,7 +81,7 @@ class MemoryTable:
         self, rule_id: str, record: RecordRef, memory: Mapping[str, Any], now: datetime
     ) -> None:
         values = {"rule": rule_id, "kind": record.kind, "id": record.id,
-                  "mem": dict(memory), "at": now}  # fmt: skip
+                  "mem": dict(memory), "at": now}
         if self._put is None:  # built once: a page puts a memory for every rule and record
             self._put = (
                 insert_ignoring_duplicates(self._conn, rule_memory, "rule_id", "record_kind",
@@ -90,7 +90,7 @@ class MemoryTable:
                         record_id=bindparam("id"), memory=bindparam("mem"),
                         updated_at=bindparam("at"))
                 .returning(rule_memory.c.rule_id)  # psycopg's rowcount is -1 for ON CONFLICT
-            )  # fmt: skip
+            )
         inserted = self._conn.execute(self._put, values).first()
         if inserted is None:
             self._conn.execute(_UPDATE, values)

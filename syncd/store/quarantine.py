@@ -45,14 +45,14 @@ class Quarantine:
         attempts = (found.attempts if found else 0) + 1
         retry = now + backoff(attempts)
         values = {"reason": reason, "attempts": attempts, "updated_at": now,
-                  "next_attempt_at": retry}  # fmt: skip
+                  "next_attempt_at": retry}
         if found is None:
             self._conn.execute(insert(quarantine).values(
-                record_kind=ref.kind, record_id=ref.id, first_at=now, **values))  # fmt: skip
+                record_kind=ref.kind, record_id=ref.id, first_at=now, **values))
         else:
             self._conn.execute(update(quarantine).where(*_key(ref)).values(**values))
         self._audit.append(QUARANTINED, now, record=ref, detail={
-            "reason": reason, "attempts": attempts, "retry_at": retry.isoformat()})  # fmt: skip
+            "reason": reason, "attempts": attempts, "retry_at": retry.isoformat()})
         return Held(ref, reason, attempts, found.first_at if found else now, retry)
 
     def release(self, ref: RecordRef, now: datetime) -> bool:
@@ -67,10 +67,10 @@ class Quarantine:
         return _held(row) if row is not None else None
 
     def due(self, kinds: builtins.list[str], now: datetime, limit: int = 100
-            ) -> builtins.list[RecordRef]:  # fmt: skip
+            ) -> builtins.list[RecordRef]:
         query = (select(quarantine.c.record_kind, quarantine.c.record_id)
                  .where(quarantine.c.record_kind.in_(kinds), quarantine.c.next_attempt_at <= now)
-                 .order_by(quarantine.c.next_attempt_at).limit(limit))  # fmt: skip
+                 .order_by(quarantine.c.next_attempt_at).limit(limit))
         return [RecordRef(kind, id_) for kind, id_ in self._conn.execute(query)]
 
     def list(self, record: RecordRef | None = None) -> builtins.list[Held]:
@@ -85,7 +85,7 @@ class Quarantine:
 
 # built once: every record a poll evaluates cleanly is released
 _RELEASE = delete(quarantine).where(quarantine.c.record_kind == bindparam("kind"),
-                                    quarantine.c.record_id == bindparam("id"))  # fmt: skip
+                                    quarantine.c.record_id == bindparam("id"))
 
 
 def _key(ref: RecordRef) -> tuple[object, ...]:
@@ -95,4 +95,4 @@ def _key(ref: RecordRef) -> tuple[object, ...]:
 def _held(row: Row[object]) -> Held:
     r = row._mapping
     return Held(RecordRef(str(r["record_kind"]), str(r["record_id"])), str(r["reason"]),
-                int(r["attempts"]), r["first_at"], r["next_attempt_at"])  # type: ignore[arg-type]  # fmt: skip
+                int(r["attempts"]), r["first_at"], r["next_attempt_at"])  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 _KEY = (records.c.kind == bindparam("k"), records.c.id == bindparam("i"))
 _CURRENT = select(records).where(*_KEY).with_for_update()
 _VALUES = {"fields": bindparam("f"), "observed_at": bindparam("o"), "deleted": bindparam("d"),
-           "version": bindparam("v")}  # fmt: skip
+           "version": bindparam("v")}
 _INSERT = insert(records).values(kind=bindparam("k"), id=bindparam("i"), **_VALUES)
 _UPDATE = update(records).where(*_KEY).values(**_VALUES)
 _HISTORY = insert(field_history)
@@ -158,7 +158,7 @@ class Records:
         return iter(self._conn.execute(
             select(fh.record_id, fh.version, fh.field, fh.at, fh.old)
             .where(fh.record_kind == kind, fh.version > 1).order_by(fh.record_id)
-        ))  # fmt: skip
+        ))
 
     def first_seen(self, kind: str) -> dict[str, datetime]:
         """Record id -> the instant of its first version, for the records of `kind` stored in
@@ -170,7 +170,7 @@ class Records:
                    fh.record_id.in_(select(records.c.id).where(records.c.kind == kind,
                                                                 records.c.version > 1)))
             .group_by(fh.record_id)
-        ).all())  # fmt: skip
+        ).all())
 
     def snapshots(self, kind: str) -> Iterator[Row[Any]]:
         """Every stored record of `kind`, deleted ones too (id, fields, observed_at, deleted),
@@ -178,7 +178,7 @@ class Records:
         return iter(self._conn.execute(
             select(records.c.id, records.c.fields, records.c.observed_at, records.c.deleted)
             .where(records.c.kind == kind).order_by(records.c.id)
-        ))  # fmt: skip
+        ))
 
 
 def _key(ref: RecordRef) -> tuple[Any, ...]:

@@ -35,7 +35,7 @@ from syncd.store.timers import TimerState
 BATCH = 500
 SETTLED = (IntentState.DONE.value, IntentState.SKIPPED.value)
 OPEN = (IntentState.PLANNED.value, IntentState.SENT.value, IntentState.FAILED.value,
-        IntentState.DEAD.value)  # fmt: skip
+        IntentState.DEAD.value)
 ENDED_TIMERS = (TimerState.FIRED.value, TimerState.CANCELLED.value)
 
 
@@ -51,7 +51,7 @@ class Pruned:
 
 
 def prune(store: Store, cutoff: datetime, batch: int = BATCH,
-          stopping: Callable[[], bool] = lambda: False) -> Pruned:  # fmt: skip
+          stopping: Callable[[], bool] = lambda: False) -> Pruned:
     """Delete what is older than `cutoff` and no longer needed, `batch` rows a transaction."""
     pending_timer = exists().where(
         timers.c.state == TimerState.PENDING.value,
@@ -60,7 +60,7 @@ def prune(store: Store, cutoff: datetime, batch: int = BATCH,
         timers.c.record_id == intents.c.record_id,
     )
     open_intent = exists().where(intents.c.key == audit.c.intent_key,
-                                 intents.c.state.in_(OPEN))  # fmt: skip
+                                 intents.c.state.in_(OPEN))
     plans: list[tuple[Table, ColumnElement[bool]]] = [
         (field_history, field_history.c.at < cutoff),
         (intents, and_(intents.c.state.in_(SETTLED), intents.c.updated_at < cutoff,

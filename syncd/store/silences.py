@@ -34,12 +34,12 @@ class Silence:
 
     def holds(self, rule_id: str, record: RecordRef, now: datetime) -> bool:
         return (self.rule_id == rule_id and self.starts_at <= now < self.ends_at
-                and self.record in (None, str(record)))  # fmt: skip
+                and self.record in (None, str(record)))
 
     def reason(self) -> str:
         where = f" on {self.record}" if self.record else ""
         return (f"silenced{where} until {self.ends_at.isoformat()} by {self.created_by}: "
-                f"{self.comment} (silence {self.id})")  # fmt: skip
+                f"{self.comment} (silence {self.id})")
 
     def to_json(self) -> dict[str, str | None]:
         found = asdict(self)
@@ -58,12 +58,12 @@ def active(tx: Tx, now: datetime) -> list[Silence]:
 
 
 def add(tx: Tx, rule_id: str, record: RecordRef | None, starts: datetime, until: datetime,
-        comment: str, created_by: str, now: datetime) -> Silence:  # fmt: skip
+        comment: str, created_by: str, now: datetime) -> Silence:
     silence = Silence(uuid.uuid4().hex[:12], rule_id, str(record) if record else None, starts,
-                      until, comment, created_by)  # fmt: skip
+                      until, comment, created_by)
     _save(tx, [*every(tx), silence])
     tx.audit.append("silence_added", now, record=record, rule_id=rule_id,
-                    detail=silence.to_json())  # fmt: skip
+                    detail=silence.to_json())
     return silence
 
 
@@ -77,7 +77,7 @@ def expire(tx: Tx, silence_id: str, now: datetime) -> Silence | None:
     _save(tx, [ended if s.id == silence_id else s for s in kept])
     record = RecordRef.parse(found.record) if found.record else None
     tx.audit.append("silence_expired", now, record=record, rule_id=found.rule_id,
-                    detail=ended.to_json())  # fmt: skip
+                    detail=ended.to_json())
     return ended
 
 
@@ -94,4 +94,4 @@ def _silence(item: dict[str, str]) -> Silence:
     return Silence(item["id"], item["rule_id"], item.get("record"),
                    datetime.fromisoformat(item["starts_at"]),
                    datetime.fromisoformat(item["ends_at"]), item["comment"],
-                   item.get("created_by") or "")  # fmt: skip
+                   item.get("created_by") or "")

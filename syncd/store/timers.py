@@ -53,9 +53,9 @@ class StoredTimer:
 # built once: every record evaluated reads and settles its timers through them
 _OWNED = select(timers).where(timers.c.rule_id == bindparam("rule"),
                               timers.c.record_kind == bindparam("kind"),
-                              timers.c.record_id == bindparam("id"))  # fmt: skip
+                              timers.c.record_id == bindparam("id"))
 _PENDING = select(timers).where(timers.c.key == bindparam("key"),
-                                timers.c.state == TimerState.PENDING.value)  # fmt: skip
+                                timers.c.state == TimerState.PENDING.value)
 _INSERT = insert(timers)
 
 
@@ -85,7 +85,7 @@ class Timers:
         for key, row in existing.items():
             if row.state == TimerState.PENDING and key not in wanted:
                 self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled",
-                          reason=reason)  # fmt: skip
+                          reason=reason)
         for key, spec in wanted.items():
             row = existing.get(key)
             if row is None:
@@ -93,7 +93,7 @@ class Timers:
                     "key": key, "rule_id": rule_id, "record_kind": record.kind,
                     "record_id": record.id, "step": spec.step, "due_at": spec.due_at,
                     "state": TimerState.PENDING.value, "created_at": now, "updated_at": now,
-                })  # fmt: skip
+                })
                 self._log("timer_scheduled", rule_id, record, key, spec.step, spec.due_at, now)
             elif row.state == TimerState.CANCELLED:
                 self._set(
@@ -110,7 +110,7 @@ class Timers:
         rows = self._conn.execute(query).all()
         for row in rows:
             self._set(row, now, state=TimerState.CANCELLED, event="timer_cancelled",
-                      reason="the rule was removed by a reload")  # fmt: skip
+                      reason="the rule was removed by a reload")
         return len(rows)
 
     def due(self, now: datetime, limit: int = 100) -> list[StoredTimer]:

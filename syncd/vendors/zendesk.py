@@ -13,7 +13,7 @@ TICKET_VALUES = {
     **{name: Values("number") for name in (
         "id", "requester_id", "assignee_id", "group_id", "organization_id")},
     **{name: Values("instant") for name in ("created_at", "updated_at", "last_agent_action_at")},
-}  # fmt: skip
+}
 
 TICKET = RecordKind(
     name="zendesk.ticket",

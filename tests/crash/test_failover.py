@@ -62,7 +62,7 @@ def tickets(numbers: range) -> dict[str, Any]:
         {"id": n, "subject": f"Order {n} is late", "status": "new",
          "requester": "carl@customer.example", "created_at": created, "updated_at": updated}
         for n in numbers
-    ]}}  # fmt: skip
+    ]}}
 
 
 class Cluster:
@@ -99,7 +99,7 @@ class Cluster:
             process = subprocess.Popen(
                 [sys.executable, str(DAEMON), "run", "--config", str(self.config)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         self.processes.append(process)
         self.logs.append(log_path)
         return process
@@ -120,7 +120,7 @@ class Cluster:
         return int(row.holder.rsplit(":", 1)[1]), int(row.epoch)
 
     def leader(self, timeout: float = 30.0, other_than: int = 0
-               ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
+               ) -> tuple[subprocess.Popen[bytes], int]:
         """The running process that holds a live lease (waiting for one, not `other_than`),
         and its epoch."""
         found: list[tuple[subprocess.Popen[bytes], int]] = []
@@ -128,7 +128,7 @@ class Cluster:
         def led() -> bool:
             held = self.holder()
             found[:] = [(p, held[1]) for p in self.running()
-                        if held and p.pid == held[0] and p.pid != other_than]  # fmt: skip
+                        if held and p.pid == held[0] and p.pid != other_than]
             return bool(found)
 
         assert wait_until(led, timeout, every=0.1), "no leader among the running daemons"
@@ -150,7 +150,7 @@ class Cluster:
         env = {k: v for k, v in self.env.items() if k.startswith("SYNCD_")}
         for key in waiting:
             result = CliRunner().invoke(app, ["intents", "--retry", key, "--config",
-                                              str(self.config)], env=env)  # fmt: skip
+                                              str(self.config)], env=env)
             assert result.exit_code in (0, 1), result.output  # 1: it moved on meanwhile
         return False
 
@@ -172,7 +172,7 @@ def test_failover_after_sigkill_and_sigstop_loses_and_repeats_nothing(
         {"vendor": vendor, "path": path, "probability": p, "seed": SEED + n, **kind}
         for n, (vendor, path) in enumerate(FAULT_TARGETS)
         for p, kind in FAULT_KINDS
-    ]})  # fmt: skip
+    ]})
     cluster = Cluster(sandbox, tmp_path, postgres.new_database())
     rng = random.Random(SEED)
     for _ in range(3):  # a leader and two standbys: one is always warm while one restarts
@@ -212,7 +212,7 @@ def test_failover_after_sigkill_and_sigstop_loses_and_repeats_nothing(
         with postgres.admin() as admin:  # who holds what, when a takeover did not come
             for row in admin.execute("SELECT pid, state, wait_event, now() - state_change, "
                                      "left(query, 100) FROM pg_stat_activity "
-                                     "WHERE datname IS NOT NULL").fetchall():  # fmt: skip
+                                     "WHERE datname IS NOT NULL").fetchall():
                 print("pg_stat_activity", row)
         for process in cluster.running():
             process.kill()

@@ -59,7 +59,7 @@ def fixture() -> dict[str, Any]:
             ],
         },
         "graph": {"settings": {"rate_limit_per_minute": 100000}},
-    }  # fmt: skip
+    }
 
 
 def wait_until(done: Callable[[], bool], timeout: float) -> bool:
@@ -94,7 +94,7 @@ def test_released_intents_go_out_exactly_once_across_sigkills(
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             return subprocess.Popen([sys.executable, str(DAEMON), "run", "--config", str(config)],
-                                    env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                    env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def states() -> Counter[str]:
         if not (state / "state.db").exists():
@@ -120,9 +120,9 @@ def test_released_intents_go_out_exactly_once_across_sigkills(
             (0.2, {"kind": "apply_then_drop"}), (0.1, {"kind": "apply_then_status",
                                                        "status": 500}),
             (0.1, {"kind": "status", "status": 503})])
-    ]})  # fmt: skip
+    ]})
     released = CliRunner().invoke(app, ["intents", "--release", "welcome", "--config",
-                                        str(config)], env=env)  # fmt: skip
+                                        str(config)], env=env)
     assert released.exit_code == 0, released.output
     rng = random.Random(SEED)
     for _ in range(KILLS):

@@ -103,7 +103,7 @@ def fixture() -> dict[str, Any]:
             ],
         },
         "graph": {"settings": {"rate_limit_per_minute": 100000}},
-    }  # fmt: skip
+    }
 
 
 def tickets(numbers: range) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def tickets(numbers: range) -> dict[str, Any]:
                 for n in numbers
             ]
         }
-    }  # fmt: skip
+    }
 
 
 class Daemon:
@@ -151,7 +151,7 @@ class Daemon:
             return subprocess.Popen(
                 [sys.executable, str(DAEMON), "run", "--config", str(self.config)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
 
     def started(self) -> int:
         """How many runs so far got to `daemon_started` (jobs scheduled, work begins)."""
@@ -181,7 +181,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         {"vendor": vendor, "path": path, "probability": p, "seed": SEED + n, **kind}
         for n, (vendor, path) in enumerate(FAULT_TARGETS)
         for p, kind in FAULT_KINDS
-    ]})  # fmt: skip
+    ]})
     daemon = Daemon(sandbox, tmp_path)
     rng = random.Random(SEED)
 
@@ -276,7 +276,7 @@ class Vendors:
         self.zendesk_auth = (f"{zd['email']}/token", zd["token"])
         token = self.http.post(sf["token_url"], data={
             "grant_type": "client_credentials", "client_id": sf["client_id"],
-            "client_secret": sf["client_secret"]}, timeout=30).json()  # fmt: skip
+            "client_secret": sf["client_secret"]}, timeout=30).json()
         self.sf_token = token["access_token"]
 
     def ticket(self, n: int) -> dict[str, Any]:
@@ -289,7 +289,7 @@ class Vendors:
         resp = self.http.get(f"{self.url}/services/data/v59.0/query",
                              params={"q": "SELECT Id, Subject, Syncd_Key__c FROM Task"},
                              headers={"Authorization": f"Bearer {self.sf_token}"},
-                             timeout=30)  # fmt: skip
+                             timeout=30)
         resp.raise_for_status()
         return list(resp.json()["records"])
 

@@ -89,7 +89,7 @@ def seed(tickets: int, created: datetime) -> dict[str, Any]:
                 for n in range(1, tickets + 1)
             ],
         },
-    }  # fmt: skip
+    }
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -119,7 +119,7 @@ class World:
     """A sandbox seeded for one test, syncd settings pointing at it, and a shared clock."""
 
     def __init__(self, sandbox: SandboxServer, tmp_path: Path, rules: str = RULES,
-                 store_url: str | None = None) -> None:  # fmt: skip
+                 store_url: str | None = None) -> None:
         self.sandbox = sandbox
         self.clock = FrozenClock(NOW)
         self.rules_dir = tmp_path / "rules"
@@ -177,7 +177,7 @@ class World:
     def new_ticket(self, subject: str) -> int:
         """A customer writes in; the clock moves on until the export shows it."""
         ticket = {"subject": subject, "comment": {"body": "Help"},
-                  "requester": {"email": "carl@customer.example"}}  # fmt: skip
+                  "requester": {"email": "carl@customer.example"}}
         resp = self.http.post(f"{self.api}/tickets.json", json={"ticket": ticket}, timeout=30)
         resp.raise_for_status()
         self.advance(timedelta(minutes=2))  # the export leaves out the last minute
@@ -187,7 +187,7 @@ class World:
         """A public comment by `author` (an agent answering the customer)."""
         comment = {"body": body, "public": True, "author_id": author}
         resp = self.http.put(f"{self.api}/tickets/{ticket_id}.json",
-                             json={"ticket": {"comment": comment}}, timeout=30)  # fmt: skip
+                             json={"ticket": {"comment": comment}}, timeout=30)
         resp.raise_for_status()
 
     def soql(self, query: str) -> list[dict[str, Any]]:
@@ -195,7 +195,7 @@ class World:
         http = PinnedSession(verify=self.sandbox.ca_bundle)
         token = http.post(sf["token_url"], timeout=30, data={
             "grant_type": "client_credentials", "client_id": sf["client_id"],
-            "client_secret": sf["client_secret"]}).json()["access_token"]  # fmt: skip
+            "client_secret": sf["client_secret"]}).json()["access_token"]
         resp = http.get(
             f"{self.sandbox.url}/services/data/v59.0/query",
             params={"q": query},
@@ -212,7 +212,7 @@ class World:
         log = self.sandbox.control("GET", "/_sandbox/requests")["requests"]
         reads = ("/token", "/composite")  # a composite call is syncd's Salesforce poll
         return [r for r in log if r["method"] in ("POST", "PUT", "PATCH", "DELETE")
-                and not r["path"].endswith(reads)]  # fmt: skip
+                and not r["path"].endswith(reads)]
 
     def _get(self, path: str) -> dict[str, Any]:
         resp = self.http.get(f"{self.api}{path}", timeout=30)

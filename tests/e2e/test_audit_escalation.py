@@ -66,7 +66,7 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     assert world.cycle().ok  # 10:31: the 1h step mails the group through Graph
     world.advance(2 * HOUR)
     world.http.put(f"{world.api}/tickets/1.json", timeout=30,
-                   json={"ticket": {"priority": "urgent"}}).raise_for_status()  # fmt: skip
+                   json={"ticket": {"priority": "urgent"}}).raise_for_status()
     world.advance(5 * MINUTE)
     assert world.cycle().ok  # 12:36: the change seen
     world.advance(CREATED + 24 * HOUR + MINUTE - world.clock.now())
@@ -74,12 +74,12 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
 
     explained = _explained(world)
     assert {"field": "priority", "at": "2026-03-02T12:36:00+00:00", "old": "normal",
-            "new": "urgent"} in explained["history"]  # fmt: skip
+            "new": "urgent"} in explained["history"]
     steps = {i["step"]: i for i in explained["intents"] if i["rule"] == "ladder"}
     assert list(steps) == ["h1", "h24"]
     h1, h24 = steps["h1"], steps["h24"]
     assert (h1["action"], h1["state"], h24["action"], h24["state"]) == (
-        "notify", "done", "comment", "done")  # fmt: skip
+        "notify", "done", "comment", "done")
     for intent in (h1, h24):  # the values that made it fire: `when`, and the anchor counted from
         assert intent["reason"]["when"] == {"status": "open"}
         assert _at(intent["reason"]["anchor"]) == CREATED
@@ -90,9 +90,9 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     assert mail["headers"][KEY_HEADER] == h1["key"]
     assert h1["vendor_answer"] == {h1["key"]: {"mailbox": mail["from"]}}
     (prepared,) = [r["detail"]["ops"] for r in explained["audit"]
-                   if r["event"] == "prepared" and r["intent"] == h1["key"]]  # fmt: skip
+                   if r["event"] == "prepared" and r["intent"] == h1["key"]]
     assert [(o["system"], o["verb"], o["key"]) for o in prepared] == [
-        ("graph", "send_mail", h1["key"])]  # fmt: skip
+        ("graph", "send_mail", h1["key"])]
     # Zendesk's answer: the ticket update (audit) that holds the comment
     answer = h24["vendor_answer"][h24["key"]]
     assert answer["ticket_id"] == 1
@@ -100,9 +100,9 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     shown.raise_for_status()
     update = shown.json()["audit"]
     assert [e["body"] for e in update["events"] if e["type"] == "Comment"] == [
-        "Nobody has answered for 24 hours."]  # fmt: skip
+        "Nobody has answered for 24 hours."]
     assert [(t["rule"], t["step"], _at(t["due_at"])) for t in explained["timers"]] == [
-        ("ladder", "h26", CREATED + 26 * HOUR)]  # fmt: skip
+        ("ladder", "h26", CREATED + 26 * HOUR)]
 
     out = _audit(world)
     order = [
@@ -118,7 +118,7 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
         _line(out, "planned", "#5 step h24: comment", "because status=open"),
         _line(out, "done", "#5 vendor answered zendesk comment", "ticket_id=1",
               f"audit_id={answer['audit_id']}"),
-    ]  # fmt: skip
+    ]
     assert order == sorted(order)
     _line(_section(out, "Intents"), h1["key"], "h1", "done", "status=open", f"{KEY_HEADER}: ")
     _line(_section(out, "Rules"), "ladder", "running", "h1, h24")
@@ -137,7 +137,7 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     (ladder,) = [r for r in explained["rules"] if r["rule"] == "ladder"]
     assert ladder["memory"]["cancelled"] is True
     (stop,) = [r for r in explained["audit"]
-               if r["event"] == "timer_cancelled" and r["detail"]["step"] == "h26"]  # fmt: skip
+               if r["event"] == "timer_cancelled" and r["detail"]["step"] == "h26"]
     assert stop["at"] == ladder["updated_at"] == (CREATED + 26 * HOUR + MINUTE).isoformat()
     assert stop["detail"]["reason"] == "`until` held when the record was re-read"
     assert {"field": "agent_touched", "at": stop["at"], "old": False, "new": True} in (
@@ -148,7 +148,7 @@ def test_audit_explains_an_escalation_across_zendesk_and_graph(world: World) -> 
     touched = _line(out, "2026-03-03 12:31:00 CET", "changed", "agent_touched: false → true")
     stopped = _line(out, "2026-03-03 12:31:00 CET", "timer_cancelled", "step h26",
                     "due 2026-03-03 12:30:00 CET",
-                    "`until` held when the record was re-read")  # fmt: skip
+                    "`until` held when the record was re-read")
     assert touched < stopped
     _line(_section(out, "Rules"), "ladder", "stopped (`until` held)", "h1, h24")
     assert "Pending timers" not in out

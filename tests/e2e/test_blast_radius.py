@@ -82,7 +82,7 @@ def test_a_broadened_rule_holds_at_its_limit_and_sends_nothing_past_it(
     assert sorted(states(world, "close-stale").values()) == ["done"] * 3 + ["held"] * 7
     with world.store().read() as tx:
         held = [a for a in tx.audit.for_record(RecordRef("zendesk.ticket", "4"))
-                if a.event == "held"]  # fmt: skip
+                if a.event == "held"]
         status = Status(world.settings.syncd.tz)
         status.cycle(NOW, tx.ledger.count_by_state())
     assert [a.detail["limit"] for a in held] == ["rule close-stale: 3 write per hour"]
@@ -92,7 +92,7 @@ def test_a_broadened_rule_holds_at_its_limit_and_sends_nothing_past_it(
     assert (group["rule"], group["count"]) == ("close-stale", 7)
     assert group["limits"] == ["rule close-stale: 3 write per hour"]
     assert [e["record"] for e in group["examples"]] == [
-        f"zendesk.ticket:{n}" for n in range(4, 9)]  # fmt: skip
+        f"zendesk.ticket:{n}" for n in range(4, 9)]
     assert group["examples"][0]["action"] == "set"
     assert group["examples"][0]["reason"]["when"] == {"status": "new"}
     table = cli(world, "intents", "--held")
@@ -111,7 +111,7 @@ def test_a_broadened_rule_holds_at_its_limit_and_sends_nothing_past_it(
     with world.store().read() as tx:
         rows = [a for a in tx.audit.for_rule("close-stale") if a.event in ("release", "drop")]
         dropped = [a for a in tx.audit.for_record(RecordRef("zendesk.ticket", "9"))
-                   if a.event == "skipped"]  # fmt: skip
+                   if a.event == "skipped"]
     assert [(a.event, a.detail["count"]) for a in rows] == [("release", 2), ("drop", 5)]
     assert all(a.detail["by"] for a in rows)
     assert dropped[0].detail["reason"].startswith("dropped by ")
@@ -126,18 +126,18 @@ def test_a_released_intent_whose_record_no_longer_matches_is_skipped_with_the_re
     assert solved(world, 5) == [1, 2, 3]
     # meanwhile an agent took ticket 4 in hand (the export has not shown it to syncd yet)
     world.http.put(f"{world.api}/tickets/4.json", json={"ticket": {"status": "open"}},
-                   timeout=30).raise_for_status()  # fmt: skip
+                   timeout=30).raise_for_status()
     cli(world, "intents", "--release", "close-stale")
     world.cycle()
     assert solved(world, 5) == [1, 2, 3, 5]
     assert world.ticket(4)["status"] == "open"
     with world.store().read() as tx:
         entry = next(e for e in tx.ledger.list(rule_id="close-stale")
-                     if e.intent.record.id == "4")  # fmt: skip
+                     if e.intent.record.id == "4")
         [skip] = [a for a in tx.audit.for_intent(entry.intent.key) if a.event == "skipped"]
     assert entry.state.value == "skipped"
     assert skip.detail["reason"] == ("released, but the rule no longer holds when the record "
-                                     "was re-read: status=open")  # fmt: skip
+                                     "was re-read: status=open")
 
 
 def test_the_global_mail_limit_holds_every_rule_past_it(
@@ -169,7 +169,7 @@ def test_a_per_cycle_limit_holds_the_rest_of_the_cycle(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     world = World(sandbox, tmp_path, BROADENED.replace("per_hour: {write: 3}",
-                                                       "per_cycle: {any: 2}"))  # fmt: skip
+                                                       "per_cycle: {any: 2}"))
     sandbox.control("POST", "/_sandbox/seed", seed(5, NOW - 5 * MINUTE))
     assert world.cycle().drained.limited == 3
     assert solved(world, 5) == [1, 2]
@@ -200,6 +200,6 @@ def test_release_and_drop_refuse_a_rule_with_nothing_held(
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 5 * MINUTE))
     world.cycle()
     assert "nothing of close-stale is held" in cli(world, "intents", "--release", "close-stale",
-                                                     code=1)  # fmt: skip
+                                                     code=1)
     usage = cli(world, "intents", "--drop", "x", "--held", code=2)
     assert "take no other option" in " ".join(usage.replace("│", " ").split())

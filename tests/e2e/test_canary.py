@@ -28,7 +28,7 @@ rules:
 
 def tagged(world: World, tickets: int) -> set[int]:
     found = world.http.get(f"{world.api}/tickets.json", params={"per_page": 100},
-                           timeout=30).json()["tickets"]  # fmt: skip
+                           timeout=30).json()["tickets"]
     return {t["id"] for t in found if "seen" in t["tags"] and t["id"] <= tickets}
 
 
@@ -43,7 +43,7 @@ def sides(world: World) -> dict[str, set[int]]:
 
 def cli(world: World, *args: str) -> str:
     result = CliRunner().invoke(app, [*args, "--config", str(world.config)],
-                                env={**world.env, "COLUMNS": "300"})  # fmt: skip
+                                env={**world.env, "COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -67,7 +67,7 @@ def test_a_canary_rule_acts_on_its_share_only_and_going_live_refires_nothing(
     with world.store().read() as tx:
         reasons = {e.state.value: e for e in tx.ledger.list(rule_id="tag-new")}
         skipped = [a for a in tx.audit.for_intent(reasons["skipped"].intent.key)
-                   if a.event == "skipped"]  # fmt: skip
+                   if a.event == "skipped"]
     assert skipped[0].detail["reason"] == "canary: shadow side"
     table = cli(world, "intents")
     assert "(canary live)" in table and "(canary shadow)" in table
@@ -78,7 +78,7 @@ def test_a_canary_rule_acts_on_its_share_only_and_going_live_refires_nothing(
     rules(world, CANARY.replace("percent: 20", "percent: 50"))
     world.sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"tickets": [
         {"id": n, "subject": f"Printer {n}", "status": "new", "requester": "carl@customer.example"}
-        for n in range(TICKETS + 1, 2 * TICKETS + 1)]}})  # fmt: skip
+        for n in range(TICKETS + 1, 2 * TICKETS + 1)]}})
     world.advance(2 * MINUTE)
     world.cycle()
     wider = sides(world)

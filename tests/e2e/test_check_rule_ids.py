@@ -19,7 +19,7 @@ def test_a_renamed_rule_is_flagged_against_what_the_daemon_remembers(world: Worl
     (renamed / "support.yaml").write_text(RULES.replace("id: triage", "id: triage-v2"))
 
     shown = CliRunner().invoke(app, ["check", str(renamed), "--config", str(world.config)],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     assert shown.exit_code == 0, shown.output  # warnings, not errors: renaming may be meant
     new, gone = [line for line in shown.output.splitlines() if ": warning: " in line]
     assert new.startswith(f"{renamed / 'support.yaml'}:3:")
@@ -30,7 +30,7 @@ def test_a_renamed_rule_is_flagged_against_what_the_daemon_remembers(world: Worl
     assert shown.output.rstrip().endswith("2 warnings")
 
     unchanged = CliRunner().invoke(app, ["check", str(world.rules_dir), "--config",
-                                         str(world.config)], env=world.env)  # fmt: skip
+                                         str(world.config)], env=world.env)
     assert unchanged.exit_code == 0 and "warning" not in unchanged.output
 
 
@@ -46,5 +46,5 @@ def test_rules_that_have_touched_no_record_are_not_new_to_the_daemon(world: Worl
     assert world.cycle().ok  # accepts the rule set; no ticket is a vip's
 
     shown = CliRunner().invoke(app, ["check", str(world.rules_dir), "--config",
-                                     str(world.config)], env=world.env)  # fmt: skip
+                                     str(world.config)], env=world.env)
     assert shown.exit_code == 0 and "warning" not in shown.output, shown.output

@@ -85,7 +85,7 @@ def fixture() -> dict[str, Any]:
             {"path": f"Transcripts/{name}", "content": "WEBVTT", "created_at": created}
             for name in ("ZD-3 call.vtt", "Unknown call.vtt")
         ]},
-    }  # fmt: skip
+    }
 
 
 def test_every_action_kind_reaches_its_vendor(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_every_action_kind_reaches_its_vendor(sandbox: SandboxServer, tmp_path: 
     # read your own writes: `owner` is who the `assign` before it made the owner
     assert mails["Won: Big deal"]["to"] == ["pete@acme.example"]
     assert set(mails["Transcript not filed: Unknown call.vtt"]["to"]) == {
-        STAFF[ANN], STAFF[BOB], STAFF[CARA]}  # fmt: skip
+        STAFF[ANN], STAFF[BOB], STAFF[CARA]}
     (task,) = world.soql("SELECT Subject, ActivityDate, Owner.Email FROM Task")
     assert (task["Subject"], task["ActivityDate"]) == ("Kick-off Big deal", "2026-03-04")
     assert task["Owner"]["Email"] == "olga@acme.example"

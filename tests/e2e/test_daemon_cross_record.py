@@ -52,9 +52,9 @@ def fixture() -> dict[str, Any]:
         {"title": "Dev stage", "type": "tagger", "key": "dev_stage",
          "options": ["MTP", "Task closed"]},
         {"title": "Customer ticket", "type": "integer", "key": "customer_ticket"},
-    ]  # fmt: skip
+    ]
     task = {"type": "task", "group": "Development", "assignee": STAFF[BOB], "status": "open",
-            "requester": STAFF[BOB]}  # fmt: skip
+            "requester": STAFF[BOB]}
     zendesk["tickets"] = [
         {"id": CUSTOMER, "subject": "Checkout page broken", "status": "open",
          "requester": "carl@customer.example", "custom_fields": {"Category": "urgent_issue"}},
@@ -62,7 +62,7 @@ def fixture() -> dict[str, Any]:
          "custom_fields": {"Customer ticket": CUSTOMER}},
         {"id": ORPHAN, "subject": "Task: a typo in the link", **task,
          "custom_fields": {"Customer ticket": MISSING}},
-    ]  # fmt: skip
+    ]
     for ticket in zendesk["tickets"]:
         ticket.update(created_at=created, updated_at=created)
     return base
@@ -81,19 +81,19 @@ def ticket_writes(world: World, ticket_id: int) -> int:
 def solve(world: World, ticket_id: int) -> None:
     """The support tech lead closes the task (solves it in Zendesk)."""
     world.http.put(f"{world.api}/tickets/{ticket_id}.json", timeout=30,
-                   json={"ticket": {"status": "solved"}}).raise_for_status()  # fmt: skip
+                   json={"ticket": {"status": "solved"}}).raise_for_status()
     world.advance(MINUTES)
 
 
 def cli_json(world: World, *args: str, code: int = 0) -> Any:
     shown = CliRunner().invoke(app, [*args, "--json", "--config", str(world.config)],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     assert shown.exit_code == code, shown.output
     return json.loads(shown.output)
 
 
 def test_a_closed_task_closes_its_customer_ticket_once(sandbox: SandboxServer,
-                                                       tmp_path: Path) -> None:  # fmt: skip
+                                                       tmp_path: Path) -> None:
     world = World(sandbox, tmp_path, shipped_rules())
     sandbox.control("POST", "/_sandbox/seed", fixture())
     assert world.cycle().ok
@@ -132,7 +132,7 @@ def test_a_closed_task_closes_its_customer_ticket_once(sandbox: SandboxServer,
         "done",
     )
     assert intent["params"] == {"record": str(CUSTOMER),
-                                "fields": {"custom.dev_stage": "task_closed"}}  # fmt: skip
+                                "fields": {"custom.dev_stage": "task_closed"}}
     (prepared,) = [r for r in audited["audit"] if r["event"] == "prepared"]
     assert [op["target"] for op in prepared["detail"]["ops"]] == [str(CUSTOMER)]
 

@@ -54,7 +54,7 @@ def test_ladder_escalates_on_time_and_stops_once_an_agent_answered(world: World)
     world.advance(11 * MINUTE)  # NOW+31m: the 1h step of every ticket is due
     assert world.cycle().ok
     assert [s for s in world.subjects() if s.startswith("1h")] == [
-        "1h without action: #1", "1h without action: #3"]  # fmt: skip
+        "1h without action: #1", "1h without action: #3"]
     world.advance(timedelta(hours=23, minutes=30))  # NOW+24h01m
     assert world.cycle().ok
     for n in (1, 3):
@@ -72,7 +72,7 @@ def test_a_tag_write_applied_then_failed_is_verified_not_repeated(world: World) 
     world.sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - 5 * MINUTE))
     # every attempt the connector makes is applied and answered 500: the executor sees a failure
     world.faults({"vendor": "zendesk", "method": "PUT", "path": r"/tags",
-                  "kind": "apply_then_status", "status": 500, "times": 10})  # fmt: skip
+                  "kind": "apply_then_status", "status": 500, "times": 10})
     first = world.cycle()
     assert not first.ok
     tag_writes = [w for w in world.writes() if w["path"].endswith("/tags.json")]
@@ -102,7 +102,7 @@ def test_with_one_write_in_five_failing_every_effect_happens_exactly_once(world:
         for n, kind in enumerate(kinds)
         for vendor, method, path in (("zendesk", "PUT", r"/tickets/"),
                                      ("graph", "POST", r"/sendMail"))
-    ))  # fmt: skip
+    ))
     for _ in range(8):  # 80 minutes: triage, then the ladder's first step
         world.cycle()
         world.advance(10 * MINUTE)
@@ -171,7 +171,7 @@ def test_a_bad_intent_fails_alone_with_its_reason(sandbox: SandboxServer, tmp_pa
     switch.unlink()
     world.advance(2 * MINUTE)  # the export shows the deletion a minute later
     result = CliRunner().invoke(app, ["run", "--once", "--config", str(world.config)],
-                                env=world.env)  # fmt: skip
+                                env=world.env)
     assert result.exit_code == 1, result.output
     with world.store().read() as tx:
         dead: dict[tuple[str, str], str | None] = {}
@@ -195,7 +195,7 @@ def test_max_actions_per_hour_is_a_limit_that_holds_the_excess_for_a_person(
             max_actions_per_hour: 2
             when: {status: new}
             do: [{tag: [seen]}]
-    """)  # fmt: skip
+    """)
     sandbox.control("POST", "/_sandbox/seed", seed(4, NOW - 5 * MINUTE))
     first = world.cycle()
     assert (first.drained.done, first.drained.limited) == (2, 2)
@@ -204,23 +204,23 @@ def test_max_actions_per_hour_is_a_limit_that_holds_the_excess_for_a_person(
     assert ["seen" in world.ticket(n)["tags"] for n in range(1, 5)] == [True, True, False, False]
     with world.store().read() as tx:
         assert {e.last_error for e in tx.ledger.list(state="held")} == {
-            "held: rule careful: 2 any per hour"}  # fmt: skip
+            "held: rule careful: 2 any per hour"}
 
 
 def test_plan_lists_what_is_due_without_touching_the_store_or_vendors(world: World) -> None:
     world.sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 30 * MINUTE))
     found = preview(world.settings, world.clock, NOW + 2 * timedelta(hours=1))
     listed = [(i["rule"], i["record"], i["action"], i["due_at"])
-              for i in found.to_json()["intents"]]  # fmt: skip
+              for i in found.to_json()["intents"]]
     h1 = (NOW + 30 * MINUTE).isoformat()
     assert sorted(listed) == sorted(
         [("triage", f"zendesk.ticket:{n}", a, NOW.isoformat())
          for n in (1, 2) for a in ("tag", "assign", "notify")]
         + [("ladder", f"zendesk.ticket:{n}", "notify", h1) for n in (1, 2)]
-    )  # fmt: skip
+    )
     assert found.to_json()["intents"][0]["reason"]
     cli = CliRunner().invoke(app, ["plan", "--config", str(world.config), "--json"],
-                             env=world.env)  # fmt: skip
+                             env=world.env)
     assert cli.exit_code == 0, cli.output
     shown = json.loads(cli.stdout)["intents"]  # on the real clock: the whole ladder is late
     assert {(i["rule"], i["action"]) for i in shown} >= {("triage", "tag"), ("ladder", "comment")}
@@ -238,12 +238,12 @@ def test_plan_reads_a_due_ticket_again_and_leaves_out_the_step_an_agent_stopped(
     world.advance(2 * MINUTE)
     found = preview(world.settings, world.clock, NOW + 2 * timedelta(hours=1))
     assert [(i["rule"], i["record"]) for i in found.to_json()["intents"]] == [
-        ("ladder", "zendesk.ticket:2")]  # fmt: skip
+        ("ladder", "zendesk.ticket:2")]
     assert world.mail_per_key() and all(n == 1 for n in world.mail_per_key().values())
     world.advance(timedelta(hours=1))
     assert world.cycle().ok  # and the daemon agrees with the plan
     assert [s for s in world.subjects() if s.startswith("1h without action")] == [
-        "1h without action: #2"]  # fmt: skip
+        "1h without action: #2"]
 
 
 class Conflicted:
@@ -284,11 +284,11 @@ def test_a_conflict_rereads_the_record_and_tries_again(world: World) -> None:
 
 def test_shadow_rules_plan_and_audit_but_never_act(sandbox: SandboxServer, tmp_path: Path) -> None:
     world = World(sandbox, tmp_path, TRIAGE.replace("on: zendesk.ticket", "on: zendesk.ticket\n"
-                                                    "    mode: shadow"))  # fmt: skip
+                                                    "    mode: shadow"))
     sandbox.control("POST", "/_sandbox/seed", seed(2, NOW - 5 * MINUTE))
     assert world.cycle().drained.skipped == 6
     assert world.writes() == [] and world.mail() == []
     with world.store().read() as tx:
         reasons = {e.detail.get("reason") for e in tx.audit.for_record(RecordRef(
-            "zendesk.ticket", "1")) if e.event == "skipped"}  # fmt: skip
+            "zendesk.ticket", "1")) if e.event == "skipped"}
     assert reasons == {"shadow mode"}

@@ -41,12 +41,12 @@ def test_a_group_created_after_the_directory_was_read_is_found_by_reading_it_aga
             "groups": [{"name": "Escalations", "members": [STAFF[BOB]]}],
             "tickets": [{"id": n, "subject": subject, "status": "open", "requester":
                          "carl@customer.example", "tags": ["syncd-triaged", "escalate"]}
-                        for n, subject in ((2, "Escalations"), (3, "Nobody"))]}})  # fmt: skip
+                        for n, subject in ((2, "Escalations"), (3, "Nobody"))]}})
         world.advance(timedelta(minutes=2))  # the export shows them
         report = run_cycle(rt)
         with rt.store.read() as tx:
             states = {e.intent.record.id: (e.state, e.last_error)
-                      for e in tx.ledger.list(rule_id="escalate")}  # fmt: skip
+                      for e in tx.ledger.list(rule_id="escalate")}
     finally:
         rt.close()
     assert world.ticket(2)["assignee_id"] == BOB  # the new group, read again

@@ -30,7 +30,7 @@ def queue(*tickets: dict[str, Any]) -> dict[str, Any]:
         {"group": "Queue", "requester": "carl@customer.example", "created_at": created,
          "updated_at": created, **ticket}
         for ticket in tickets
-    ]  # fmt: skip
+    ]
     return base
 
 
@@ -53,7 +53,7 @@ def test_a_request_waiting_for_the_customer_is_not_handed_out(
         {"id": 3, "subject": "On hold", "status": "hold", "priority": "urgent"},
         {"id": 4, "subject": "Solved", "status": "solved", "priority": "urgent"},
         {"id": 5, "subject": "Printer", "status": "open", "priority": "low"},
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert [world.ticket(n)["assignee_id"] for n in (2, 3, 4)] == [None, None, None]
@@ -67,7 +67,7 @@ def test_a_dispatch_with_nothing_to_hand_out_is_a_quiet_no_op(
     sandbox.control("POST", "/_sandbox/seed", queue(
         {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
         {"id": 2, "subject": "Waiting for the customer", "status": "pending"},
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert dispatch_outcome(world) == (IntentState.SKIPPED, "nothing to dispatch: no queued ticket")
@@ -79,12 +79,12 @@ def test_a_dispatch_with_no_free_agent_is_a_quiet_no_op(
 ) -> None:
     world = World(sandbox, tmp_path, RULES)
     busy = [{"id": n, "subject": f"Busy {n}", "group": "Support", "assignee": STAFF[who]}
-            for n, who in ((2, ANN), (3, ANN), (4, ANN), (5, BOB), (6, BOB))]  # fmt: skip
+            for n, who in ((2, ANN), (3, ANN), (4, ANN), (5, BOB), (6, BOB))]
     sandbox.control("POST", "/_sandbox/seed", queue(
         {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
         *busy,
         {"id": 7, "subject": "Printer", "status": "new"},
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert dispatch_outcome(world) == (
@@ -106,7 +106,7 @@ def test_two_dispatches_in_one_pass_hand_a_ticket_out_once(
         {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
         {"id": 2, "subject": "Serve it again", "group": "Support", "assignee": STAFF[BOB]},
         {"id": 3, "subject": "Printer", "status": "new"},
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert world.ticket(3)["assignee_id"] in (ANN, BOB)
@@ -120,7 +120,7 @@ def test_a_dispatch_hands_its_tickets_out_in_one_update_many_job_each_once(
     sandbox.control("POST", "/_sandbox/seed", queue(
         {"id": 1, "subject": "Serve the queue", "group": "Support", "assignee": STAFF[BOB]},
         *({"id": n, "subject": f"Printer {n}", "status": "open"} for n in (2, 3, 4, 5)),
-    ))  # fmt: skip
+    ))
     assert world.cycle().ok
     assert [w["path"] for w in world.writes()] == ["/api/v2/tickets/update_many.json"]
     assert {world.ticket(n)["assignee_id"] for n in (2, 3, 4, 5)} <= {ANN, BOB}
@@ -153,7 +153,7 @@ def test_a_queue_served_again_every_15_minutes_is_re_read_without_its_audits(
     sandbox.control("POST", "/_sandbox/seed", queue(
         {"id": 1, "subject": "Ann's own", "status": "open", "assignee": STAFF[ANN]},
         *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(2, 7)),
-    ))  # fmt: skip
+    ))
     assert world.cycle().ok
     before = len(sandbox.control("GET", "/_sandbox/requests")["requests"])
     world.advance(timedelta(minutes=15))
@@ -176,7 +176,7 @@ def test_a_queue_served_once_in_a_pass_holds_none_of_its_other_intents_for_a_per
         "    on: zendesk.ticket\n", "    on: zendesk.ticket\n    max_actions_per_hour: 2\n"))
     sandbox.control("POST", "/_sandbox/seed", queue(
         *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(1, 7)),
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert (report.drained.done, report.drained.limited) == (1, 0)

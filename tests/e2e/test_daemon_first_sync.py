@@ -65,24 +65,24 @@ def test_the_first_sync_acts_on_nothing_and_later_changes_on_everything(
     assert world.writes() == [] and world.mail() == []
     with world.store().read() as tx:
         skipped = {(e.intent.rule_id, e.intent.record.id) for e in tx.ledger.list()
-                   if e.state == IntentState.SKIPPED}  # fmt: skip
+                   if e.state == IntentState.SKIPPED}
         timers = [t.step for n in (2, 3) for t in tx.timers.for_record(
-            RecordRef("zendesk.ticket", str(n)))]  # fmt: skip
+            RecordRef("zendesk.ticket", str(n)))]
     assert skipped == {("csat", "1"), ("triage", "2"), ("triage", "3")}
     assert timers == ["h1", "h1"]  # the ladder keeps its course
     shown = CliRunner().invoke(app, ["audit", "zendesk:1", "--json", "--config",
-                                     str(world.config)], env=world.env)  # fmt: skip
+                                     str(world.config)], env=world.env)
     assert shown.exit_code == 0, shown.output
     audited = json.loads(shown.output)
     assert [(r["event"], r["rule"], r["detail"].get("reason")) for r in audited["audit"]
-            if r["event"] == "skipped"] == [("skipped", "csat", "baseline")]  # fmt: skip
+            if r["event"] == "skipped"] == [("skipped", "csat", "baseline")]
     assert [i["state"] for i in audited["intents"]] == ["skipped"]
 
     # after going live: a change fires, an unchanged record does not, the ladder steps on time
     world.http.put(f"{world.api}/tickets/2.json", timeout=30,
-                   json={"ticket": {"status": "solved"}}).raise_for_status()  # fmt: skip
+                   json={"ticket": {"status": "solved"}}).raise_for_status()
     world.http.put(f"{world.api}/tickets/1.json", timeout=30,
-                   json={"ticket": {"priority": "high"}}).raise_for_status()  # fmt: skip
+                   json={"ticket": {"priority": "high"}}).raise_for_status()
     world.advance(31 * MINUTE)
     assert world.cycle().ok
     assert world.subjects() == ["How did we do on #2?"]
@@ -156,7 +156,7 @@ def test_a_first_sync_says_how_far_it_has_read_page_by_page(
         with caplog.at_level(logging.INFO, logger="syncd"):
             poll_source(rt, "zendesk", source)
             going = [r.syncd_fields for r in caplog.records  # type: ignore[attr-defined]
-                     if r.getMessage() == "baseline_progress"]  # fmt: skip
+                     if r.getMessage() == "baseline_progress"]
             caplog.clear()
             poll_source(rt, "zendesk", source)
             later = [r for r in caplog.records if r.getMessage() == "baseline_progress"]
@@ -206,14 +206,14 @@ def test_steps_past_due_at_go_live_are_skipped_and_audited_later_ones_fire_on_ti
     assert world.cycle().ok
     assert world.mail() == [] and world.comments(1)[1:] == []  # no storm at go-live
     shown = CliRunner().invoke(app, ["audit", "zendesk:1", "--json", "--config",
-                                     str(world.config)], env=world.env)  # fmt: skip
+                                     str(world.config)], env=world.env)
     assert shown.exit_code == 0, shown.output
     audited = json.loads(shown.output)
     assert [(r["rule"], r["detail"].get("reason")) for r in audited["audit"]
-            if r["event"] == "skipped"] == [("ladder", "before go-live")]  # fmt: skip
+            if r["event"] == "skipped"] == [("ladder", "before go-live")]
     assert [(i["step"], i["state"]) for i in audited["intents"]] == [("h1", "skipped")]
     human = CliRunner().invoke(app, ["audit", "zendesk:1", "--config", str(world.config)],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     assert "before go-live" in human.output
 
     world.advance(31 * MINUTE)  # ticket 2's 1 h step falls due after go-live: it fires
@@ -270,7 +270,7 @@ def test_a_record_twice_in_one_page_is_evaluated_against_its_first_version(
             ref = RecordRef("zendesk.ticket", "1")
             seen = (tx.memory.of_record(["triage", "ladder", "csat"], ref),
                     [(t.step, t.due_at) for t in tx.timers.for_record(ref)],
-                    [(e.intent.rule_id, str(e.state)) for e in tx.ledger.list()])  # fmt: skip
+                    [(e.intent.rule_id, str(e.state)) for e in tx.ledger.list()])
     finally:
         rt.close()
     memory, timers, intents = seen

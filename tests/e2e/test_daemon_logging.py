@@ -20,7 +20,7 @@ def test_run_logs_json_events_with_record_rule_intent_and_request_id(
     world = World(sandbox, tmp_path, TRIAGE)  # the CLI runs on the real clock: no timelines
     sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - timedelta(minutes=5)))
     world.faults({"vendor": "graph", "method": "POST", "path": r"/sendMail", "kind": "status",
-                  "status": 400, "times": 1})  # fmt: skip
+                  "status": 400, "times": 1})
     env = {**world.env, "SYNCD_SYNCD__LOG_FORMAT": "json"}
     result = CliRunner().invoke(app, ["run", "--once", "--config", str(world.config)], env=env)
     assert result.exit_code == 1  # the mail failed
@@ -31,5 +31,5 @@ def test_run_logs_json_events_with_record_rule_intent_and_request_id(
         assert {"record", "rule", "intent", "action"} <= set(events[event])
     failed = events["intent_failed"]
     assert (failed["record"], failed["rule"], failed["action"]) == (
-        "zendesk.ticket:1", "triage", "notify")  # fmt: skip
+        "zendesk.ticket:1", "triage", "notify")
     assert failed["request_id"]  # Graph's request-id, to quote to Microsoft support

@@ -26,7 +26,7 @@ rules:
 def test_a_refused_task_query_leaves_accounts_polled(sandbox: SandboxServer,
                                                      tmp_path: Path) -> None:
     sandbox.control("POST", "/_sandbox/seed", {"clock": NOW.isoformat(), "salesforce": {
-        "accounts": [{"Name": "Acme"}], "tasks": [{"Subject": "Call"}]}})  # fmt: skip
+        "accounts": [{"Name": "Acme"}], "tasks": [{"Subject": "Call"}]}})
     world = World(sandbox, tmp_path, RULES)
     world.settings = load_settings(world.config, env={  # a path Salesforce refuses
         **world.env, "SYNCD_SALESFORCE__PARENT_FIELDS": '["Task.Nope.Name"]'})

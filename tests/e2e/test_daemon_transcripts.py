@@ -27,7 +27,7 @@ def fixture(*names: str) -> dict[str, Any]:
     base = seed(1, NOW - timedelta(minutes=30))
     created = (NOW - timedelta(minutes=5)).isoformat()
     files = [{"path": f"Transcripts/{n}", "content": "WEBVTT", "created_at": created}
-             for n in names]  # fmt: skip
+             for n in names]
     return {**base, "graph": {"files": files}}
 
 
@@ -42,19 +42,19 @@ def test_a_number_that_names_no_ticket_is_filed_and_reported_with_the_reason(
 ) -> None:
     world = World(sandbox, tmp_path, RULES)
     sandbox.control("POST", "/_sandbox/seed", fixture(
-        "ZD-1 review.vtt", "ZD-999 typo.vtt", "Weekly call.vtt"))  # fmt: skip
+        "ZD-1 review.vtt", "ZD-999 typo.vtt", "Weekly call.vtt"))
     report = world.cycle()
     assert report.ok, report.failures
     assert any(c.startswith("Transcript: ZD-1 review.vtt") for c in world.comments(1))
     mails = {m["subject"]: m for m in world.mail()}
     assert set(mails) == {"Transcript not filed: ZD-999 typo.vtt",
-                          "Transcript not filed: Weekly call.vtt"}  # fmt: skip
+                          "Transcript not filed: Weekly call.vtt"}
     typo = mails["Transcript not filed: ZD-999 typo.vtt"]
     assert typo["to"] == ["hal@example.com"]
     assert "names ticket 999, but ticket 999 was not found" in typo["body"]
     assert "A copy is in Transcripts/Unmatched." in typo["body"]
     assert "No ticket number found in 'Weekly call.vtt'." in (
-        mails["Transcript not filed: Weekly call.vtt"]["body"])  # fmt: skip
+        mails["Transcript not filed: Weekly call.vtt"]["body"])
     found = copies(sandbox)
     assert (found["Unmatched"], found["ZD-999 typo.vtt"], found["Weekly call.vtt"]) == (1, 2, 2)
     with world.store().read() as tx:

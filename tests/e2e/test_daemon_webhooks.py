@@ -101,9 +101,9 @@ class Hooked:
     def new_ticket(self, subject: str) -> int:
         """A customer writes in (the clock stands: the export would not show it yet)."""
         ticket = {"subject": subject, "comment": {"body": "Help"},
-                  "requester": {"email": "carl@customer.example"}}  # fmt: skip
+                  "requester": {"email": "carl@customer.example"}}
         resp = self.world.http.post(f"{self.world.api}/tickets.json", json={"ticket": ticket},
-                                    timeout=30)  # fmt: skip
+                                    timeout=30)
         resp.raise_for_status()
         return int(resp.json()["ticket"]["id"])
 
@@ -119,7 +119,7 @@ class Hooked:
 
     def tag_writes(self, ticket_id: int) -> int:
         return sum(r["method"] == "PUT" and r["path"].endswith(f"/tickets/{ticket_id}/tags.json")
-                   for r in self.requests())  # fmt: skip
+                   for r in self.requests())
 
     def triaged(self, ticket_id: int) -> bool:
         return "syncd-triaged" in self.world.ticket(ticket_id)["tags"]
@@ -152,7 +152,7 @@ def test_forged_and_unsigned_requests_do_nothing(hooked: Hooked) -> None:
         assert hooked.post(body, {TIMESTAMP: STAMP}).status_code == 401
         stale = "2026-03-02T09:50:00Z"
         assert hooked.post(body, {SIGNATURE: sign(SECRET, stale, body),
-                                  TIMESTAMP: stale}).status_code == 401  # fmt: skip
+                                  TIMESTAMP: stale}).status_code == 401
         threading.Event().wait(1.0)  # longer than the batch window: nothing may follow
         assert hooked.rereads() == 0
         assert not hooked.triaged(ticket)
@@ -183,7 +183,7 @@ def test_a_duplicate_webhook_and_the_exports_copy_act_once(hooked: Hooked) -> No
         body = json.dumps({"ticket_id": str(ticket)}).encode()
         again = "2026-03-02T10:00:01Z"  # a second, distinct and genuine request
         assert hooked.post(body, {SIGNATURE: sign(SECRET, again, body),
-                                  TIMESTAMP: again}).status_code == 200  # fmt: skip
+                                  TIMESTAMP: again}).status_code == 200
         wait_for(lambda: hooked.rereads() >= 2)
         threading.Event().wait(0.5)
     hooked.world.advance(timedelta(minutes=2))  # the export shows the change now
@@ -217,7 +217,7 @@ def test_an_older_copy_of_a_ticket_never_replaces_a_newer_one(hooked: Hooked) ->
                 "assignee_id": None, "created_at": "2026-03-02T09:59:00Z"}
         old = Record(ref, {**base, "updated_at": "2026-03-02T09:59:00Z"}, NOW)
         new = Record(ref, {**base, "tags": ["syncd-triaged"], "updated_at": "2026-03-02T10:00:00Z"},
-                     NOW)  # fmt: skip
+                     NOW)
         with rt.store.transaction() as tx:
             first = apply_record(tx, rt.engine, old, NOW, rt.grace)
             apply_record(tx, rt.engine, new, NOW, rt.grace)
@@ -234,7 +234,7 @@ def webhook_samples(service: Service) -> dict[tuple[str, str], float]:
     """(sample name, reason) -> value of the webhook series /metrics shows."""
     families = text_string_to_metric_families(service.metrics.render().decode())
     return {(s.name, s.labels.get("reason", "")): s.value for f in families for s in f.samples
-            if "webhook" in s.name}  # fmt: skip
+            if "webhook" in s.name}
 
 
 def test_metrics_count_accepted_and_refused_requests_by_reason(hooked: Hooked) -> None:
@@ -255,13 +255,13 @@ def test_metrics_count_accepted_and_refused_requests_by_reason(hooked: Hooked) -
         assert hooked.post(body, {}).status_code == 401
         stale = "2026-03-02T09:50:00Z"
         assert hooked.post(body, {SIGNATURE: sign(SECRET, stale, body),
-                                  TIMESTAMP: stale}).status_code == 401  # fmt: skip
+                                  TIMESTAMP: stale}).status_code == 401
         nothing = b'{"hello": 1}'
         assert hooked.post(nothing, {SIGNATURE: sign(SECRET, STAMP, nothing),
-                                     TIMESTAMP: STAMP}).status_code == 401  # fmt: skip
+                                     TIMESTAMP: STAMP}).status_code == 401
         after = webhook_samples(service)
     assert after[("syncd_webhooks_accepted_total", "")] == 1
     assert after[("syncd_webhook_last_accepted_timestamp_seconds", "")] == NOW.timestamp()
     refused = {reason: v for (name, reason), v in after.items()
-               if name == "syncd_webhooks_refused_total"}  # fmt: skip
+               if name == "syncd_webhooks_refused_total"}
     assert refused == {"signature": 2, "stale": 1, "replay": 1, "unknown": 1}

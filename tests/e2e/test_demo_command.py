@@ -27,17 +27,17 @@ def test_demo_judges_every_shipped_process_from_the_sandbox() -> None:
 
     timeline = doc["timeline"]
     assert {e["system"] for e in timeline if e["by"] == SYNCD} == {
-        "Zendesk", "Salesforce", "SharePoint", "Mail"}  # fmt: skip
+        "Zendesk", "Salesforce", "SharePoint", "Mail"}
     assert {e["process"] for e in timeline} == {p["process"] for p in processes}
     assert any(e["by"] == "Carl Customer" for e in timeline)  # people act in the story too
     assert doc["simulated"] == {"from": "2026-03-02T08:00:00+00:00",
-                                "to": "2026-04-13T09:05:00+00:00"}  # fmt: skip
+                                "to": "2026-04-13T09:05:00+00:00"}
     assert doc["real_seconds"] > 0
 
 
 def test_demo_until_stops_early_and_fails_what_it_did_not_reach() -> None:
     result = CliRunner().invoke(app, ["demo", "--quiet", "--until", "2026-03-02T08:00:00Z",
-                                      "--json", "-"])  # fmt: skip
+                                      "--json", "-"])
     doc = json.loads(result.stdout)
     assert result.exit_code == 1
     assert doc["simulated"]["to"] == "2026-03-02T08:00:00+00:00"

@@ -131,7 +131,7 @@ def test_a_missing_secret_is_named_never_shown(sandbox: SandboxServer, tmp_path:
     line(result.output, "✓", "zendesk secret")
     info = sandbox.info
     for secret in (info["zendesk"]["token"], info["salesforce"]["client_secret"],
-                   info["graph"]["client_secret"]):  # fmt: skip
+                   info["graph"]["client_secret"]):
         assert secret not in result.output
 
 
@@ -164,7 +164,7 @@ def test_json_lists_every_check(sandbox: SandboxServer, tmp_path: Path) -> None:
         "detail": "no SharePoint folder 'Transcrips'",
         "fix": f"change the rule at {world.rules_dir / 'support.yaml'}:18 or create the folder "
                "in SharePoint",
-    }]  # fmt: skip
+    }]
     assert {c["status"] for c in report["checks"]} == {"ok", "fail"}  # nothing left unchecked
 
 
@@ -238,7 +238,7 @@ def test_a_rule_on_a_list_no_source_polls_fails_and_the_daemon_says_so_at_start(
     assert result.exit_code == 1, result.output
     found = line(result.output, "✗", "polled")
     assert "rule 'release-day' never fires: it is on sharepoint.item and [graph] lists is empty" \
-        in result.output  # fmt: skip
+        in result.output
     assert "support.yaml:" in found  # where the rule is
     assert "fix: name the lists in [graph] lists" in result.output
 
@@ -287,14 +287,14 @@ def test_dropdown_values_the_tenant_does_not_offer_fail(
         {"title": "Category", "type": "tagger",
          "options": [{"name": "Billing", "value": "billing"},
                      {"name": "Technical", "value": "technical"},
-                     {"name": "Refund", "value": "refund"}]}]}})  # fmt: skip
+                     {"name": "Refund", "value": "refund"}]}]}})
     result = doctor(world)
     assert result.exit_code == 1, result.output
     rules = world.rules_dir / "support.yaml"
     lines = rules.read_text().splitlines()
     shown = line(result.output, "✗", "zendesk field custom.category value 'tecnical'")
     assert "custom.category is never 'tecnical' (did you mean 'technical'?): the Zendesk " \
-        "dropdown Category offers billing, technical, refund" in shown  # fmt: skip
+        "dropdown Category offers billing, technical, refund" in shown
     fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
     at = int(fix.split(f"{rules}:")[1].split()[0])
     assert "tecnical" in lines[at - 1] and "billing-desk" in "\n".join(lines[at - 5 : at])

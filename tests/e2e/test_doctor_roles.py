@@ -32,7 +32,7 @@ def test_graph_roles_are_read_from_the_token(sandbox: SandboxServer, tmp_path: P
     assert "Sites.ReadWrite.All" in shown and "Mail.Send" in shown and "Mail.Read" in shown
 
     sandbox.control("POST", "/_sandbox/seed", {"graph": {
-        "app_roles": ["Sites.ReadWrite.All", "Mail.Send", "User.Read.All"]}})  # fmt: skip
+        "app_roles": ["Sites.ReadWrite.All", "Mail.Send", "User.Read.All"]}})
     result = doctor(world)
     assert result.exit_code == 1
     shown = line(result.output, "✗", "graph permissions")

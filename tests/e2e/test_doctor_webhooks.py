@@ -48,12 +48,12 @@ class Setup:
 
     def hook(self, **spec: Any) -> None:
         webhook = {"endpoint": f"https://syncd.example.com{PATH}", "signing_secret": SECRET,
-                   "name": "syncd", **spec}  # fmt: skip
+                   "name": "syncd", **spec}
         self.sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"webhooks": [webhook]}})
 
     def doctor(self, **env: str) -> Result:
         return CliRunner().invoke(app, ["doctor", "--config", str(self.world.config)],
-                                  env={**self.env, **env})  # fmt: skip
+                                  env={**self.env, **env})
 
 
 def line(output: str, mark: str, name: str) -> str:

@@ -14,7 +14,7 @@ from syncd.cli import app
 
 def explain(world: World, *args: str) -> tuple[int, str]:
     shown = CliRunner().invoke(app, ["explain", *args, "--config", str(world.config)],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     return shown.exit_code, shown.output
 
 

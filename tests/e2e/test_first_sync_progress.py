@@ -32,7 +32,7 @@ def going_live(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in {**os.environ, **world.env}.items() if k not in ("NO_COLOR",)}
     env.pop("SYNCD_SYNCD__FIRST_SYNC")  # the default: a baseline
     return {**env, "TERM": "xterm-256color", "COLUMNS": "120",
-            "SYNCD_CONFIG": str(world.config)}  # fmt: skip
+            "SYNCD_CONFIG": str(world.config)}
 
 
 COMMAND = [sys.executable, "-m", "syncd.cli", "run", "--once"]

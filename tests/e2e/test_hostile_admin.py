@@ -47,7 +47,7 @@ def test_a_do_list_stops_at_its_first_failed_action(sandbox: SandboxServer,
     fixture["zendesk"]["tickets"] = [
         {"id": n, "subject": s, "status": "new", "requester": "carl@customer.example",
          "created_at": (NOW - timedelta(minutes=30)).isoformat()}
-        for n, s in ((1, ".."), (2, "Kestrel"))]  # fmt: skip
+        for n, s in ((1, ".."), (2, "Kestrel"))]
     sandbox.control("POST", "/_sandbox/seed", fixture)
     world.cycle()
     states = _states(world)
@@ -57,13 +57,13 @@ def test_a_do_list_stops_at_its_first_failed_action(sandbox: SandboxServer,
     store = world.store()
     with store.read() as tx:
         (mail,) = [e for e in tx.ledger.list() if e.intent.record.id == "1"
-                   and e.intent.action == "notify"]  # fmt: skip
+                   and e.intent.action == "notify"]
     store.close()
     assert "earlier action ensure_folder" in (mail.last_error or "")
 
     # a Graph outage past the connector's own retries: the mail waits for its folder
     world.faults({"vendor": "graph", "method": "POST", "path": "children$", "kind": "status",
-                  "status": 503, "times": None})  # fmt: skip
+                  "status": 503, "times": None})
     acme = str(world.new_ticket("Acme"))
     world.cycle()
     assert _states(world)[acme] == [("ensure_folder", "failed"), ("notify", "planned")]
@@ -87,7 +87,7 @@ def test_check_finishes_and_names_the_costly_template(tmp_path: Path, template: 
     rules.mkdir()
     (rules / "costly.yaml").write_text(
         "rules:\n  - id: costly\n    on: zendesk.ticket\n    when: {status: new}\n"
-        f"    do:\n      - comment: {{body: \"{template}\"}}\n")  # fmt: skip
+        f"    do:\n      - comment: {{body: \"{template}\"}}\n")
     started = time.monotonic()
     result = CliRunner().invoke(app, ["check", str(rules)])
     assert time.monotonic() - started < 30  # bounded: it used to run forever

@@ -73,7 +73,7 @@ def test_a_record_a_rule_fails_on_is_quarantined_and_retried_while_the_rest_goes
     assert "syncd-triaged" in world.ticket(bad)["tags"]  # the other rule still acted on it
     assert "syncd-client" not in world.ticket(bad)["tags"]  # the failing rule: nothing of it
     assert [f for f in report.failures if "quarantined" in f] == [
-        f for f in report.failures if f.startswith(f"zendesk.ticket:{bad}")]  # fmt: skip
+        f for f in report.failures if f.startswith(f"zendesk.ticket:{bad}")]
     (held,) = _held(world)
     assert held.record == RecordRef("zendesk.ticket", str(bad)) and held.attempts == 1
     assert "client-tag" in held.reason
@@ -95,7 +95,7 @@ def test_a_record_a_rule_fails_on_is_quarantined_and_retried_while_the_rest_goes
     assert _held(world)[0].attempts == 2
 
     resp = world.http.put(f"{world.api}/tickets/{bad}.json", timeout=30,
-                          json={"ticket": {"subject": "printer - Kestrel"}})  # fmt: skip
+                          json={"ticket": {"subject": "printer - Kestrel"}})
     resp.raise_for_status()
     world.advance(2 * MINUTE)
     assert world.cycle().ok
@@ -117,7 +117,7 @@ def test_a_record_the_store_cannot_take_is_quarantined_and_the_page_goes_on(
         with rt.store.transaction() as tx:
             # a nested key with a lone surrogate: a field name (not a value) the store refuses
             odd = Record(RecordRef("zendesk.ticket", "7"), {"status": "new", "x": {"\ud800": 1}},
-                         NOW)  # fmt: skip
+                         NOW)
             fine = Record(RecordRef("zendesk.ticket", "8"),
                           {"id": 8, "status": "new", "subject": "ok", "tags": []}, NOW)
             assert apply_contained(rt, tx, rt.engine, odd, NOW, rt.grace) is None

@@ -98,11 +98,11 @@ def fixture() -> dict[str, Any]:
         {"id": n, "subject": text[:MIB], "description": text, "status": "new",
          "requester": "carl@customer.example", "created_at": created, "updated_at": created}
         for n, text in enumerate(CORPUS, start=1)
-    ]  # fmt: skip
+    ]
     tickets.append({"id": 90, "subject": "many tags", "description": "10,000 tags",
                     "status": "new", "requester": "carl@customer.example",
                     "tags": [f"tag{n}" for n in range(10_000)], "created_at": created,
-                    "updated_at": created})  # fmt: skip
+                    "updated_at": created})
     tickets.append({"id": 99, "subject": CANARY, "description": "Help", "status": "new",
                     "requester": "carl@customer.example", "created_at": created,
                     "updated_at": (NOW - timedelta(minutes=20)).isoformat()})  # last in the page
@@ -112,23 +112,23 @@ def fixture() -> dict[str, Any]:
          "AccountId": "@acme"}
         for text in CORPUS
     ] + [{"Name": "Canary deal", "StageName": "Closed Won", "CloseDate": "2026-03-01",
-          "AccountId": "@acme"}]  # fmt: skip
+          "AccountId": "@acme"}]
     key = [{"name": "Syncd_Key__c", "type": "string", "external_id": True}]
     base["salesforce"] = {"settings": {"custom_fields": {"Task": key, "Event": key}},
                           "accounts": [{"@key": "acme", "Name": "Acme Ltd"}],
-                          "opportunities": opportunities}  # fmt: skip
+                          "opportunities": opportunities}
     files = [{"path": f"Transcripts/{name}", "content": "WEBVTT", "created_at": created}
-             for name in [*NAMES, "Kestrel Foods - Weekly meeting #2.vtt"]]  # fmt: skip
+             for name in [*NAMES, "Kestrel Foods - Weekly meeting #2.vtt"]]
     items = [{"fields": {"Title": text[:255], "Role": text, "HRPartner": text[:255]}}
-             for text in CORPUS if "\x00" not in text and "\ud800" not in text]  # fmt: skip
+             for text in CORPUS if "\x00" not in text and "\ud800" not in text]
     items.append({"fields": {"Title": "Canary arrival", "Role": "Support",
-                             "HRPartner": "harriet@support.example"}})  # fmt: skip
+                             "HRPartner": "harriet@support.example"}})
     base["graph"] = {
         "folders": ["Transcripts", "Clients/Kestrel Foods/Meetings"],
         "files": files,
         "lists": [{"name": "Arrivals", "columns": [{"name": "Title"}, {"name": "Role"},
                                                    {"name": "HRPartner"}], "items": items}],
-    }  # fmt: skip
+    }
     return base
 
 
@@ -157,7 +157,7 @@ def test_every_source_into_every_action_and_the_rest_goes_on(corpus_world: World
             held = {h.record for h in tx.quarantine.list()}
             stored = {(r.ref.kind, r.ref.id) for kind in ("zendesk.ticket",
                       "salesforce.opportunity", "sharepoint.file", "sharepoint.item")
-                      for r in tx.records.by_kind(kind)}  # fmt: skip
+                      for r in tx.records.by_kind(kind)}
     finally:
         store.close()
     # nothing lost: every hostile ticket is stored or held back with its reason
@@ -186,7 +186,7 @@ def test_every_source_into_every_action_and_the_rest_goes_on(corpus_world: World
     for mail in mails:
         assert all(a in (*STAFF.values(), "hal@example.com", "carl@customer.example",
                          "harriet@support.example", "hr@support.example")
-                   for a in [*mail["to"], *mail["cc"]]), mail  # fmt: skip
+                   for a in [*mail["to"], *mail["cc"]]), mail
         assert "\r" not in mail["subject"] and "\n" not in mail["subject"]
     # every failure names its record and reason on one line
     assert all("\n" not in f for f in report.failures)

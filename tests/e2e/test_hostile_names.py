@@ -39,7 +39,7 @@ def fixture(*names: str) -> dict[str, Any]:
     base = seed(2, NOW - timedelta(minutes=30))
     created = (NOW - timedelta(minutes=5)).isoformat()
     files = [{"path": f"Transcripts/{n}", "content": "WEBVTT", "created_at": created}
-             for n in names]  # fmt: skip
+             for n in names]
     return {**base, "graph": {"folders": ["Clients/Kestrel Foods/Meetings"], "files": files}}
 
 
@@ -135,10 +135,10 @@ def test_a_recipient_from_data_is_one_address_or_the_intent_fails_saying_why(
     columns = [{"name": "Title"}, {"name": "HRPartner"}]
     items = [{"fields": {"Title": "Dana\r\nBcc: x@evil.example",
                          "HRPartner": "hp@support.example"}},
-             {"fields": {"Title": "Eve", "HRPartner": partner}}]  # fmt: skip
+             {"fields": {"Title": "Eve", "HRPartner": partner}}]
     sandbox.control("POST", "/_sandbox/seed", {
         **seed(0, NOW), "graph": {"lists": [{"name": "Arrivals", "columns": columns,
-                                             "items": items}]}})  # fmt: skip
+                                             "items": items}]}})
     report = world.cycle()
     (mail,) = world.mail()
     assert mail["to"] == ["hp@support.example"] and mail["cc"] == []
@@ -156,7 +156,7 @@ def test_a_transcript_over_the_size_cap_is_left_in_place_and_reported(
     created = (NOW - timedelta(minutes=5)).isoformat()
     sandbox.control("POST", "/_sandbox/seed", {**seed(1, NOW - timedelta(minutes=30)), "graph": {
         "files": [{"path": "Transcripts/ZD-1 long.vtt", "content": "WEBVTT\n" + "x" * 2000,
-                   "created_at": created}]}})  # fmt: skip
+                   "created_at": created}]}})
     before = drive_paths(sandbox)
     report = world.cycle()
     assert report.ok, report.failures
@@ -184,15 +184,15 @@ def test_a_slash_printed_from_data_is_not_a_path_separator(sandbox: SandboxServe
     fixture["zendesk"]["tickets"] = [
         {"id": n, "subject": s, "status": "new", "requester": "carl@customer.example",
          "created_at": (NOW - timedelta(minutes=30)).isoformat()}
-        for n, s in ((1, "Kestrel Foods/Meetings"), (2, "A\\B"), (3, "Acme Ltd"))]  # fmt: skip
+        for n, s in ((1, "Kestrel Foods/Meetings"), (2, "A\\B"), (3, "Acme Ltd"))]
     sandbox.control("POST", "/_sandbox/seed", fixture)
     before = drive_paths(sandbox)
     report = world.cycle()
     assert drive_paths(sandbox) - before == {"Clients", "Clients/Acme Ltd",
-                                             "Clients/Acme Ltd/Meetings"}  # fmt: skip
+                                             "Clients/Acme Ltd/Meetings"}
     assert sorted(f.split(": ", 1)[0] for f in report.failures) == [
         "client-folder/" + k for k in sorted(
-            e.intent.key.split("/", 1)[1] for e in _dead(world))]  # fmt: skip
+            e.intent.key.split("/", 1)[1] for e in _dead(world))]
     assert all("a value from the record contains '/'" in f for f in report.failures)
 
 

@@ -75,7 +75,7 @@ def test_an_echoed_basic_credential_is_stored_and_printed_masked(world: World,
     runner = CliRunner()
     with echoing(world) as netloc:
         env = {**world.env, "SYNCD_CONFIG": str(world.config),
-               "SYNCD_ZENDESK__NETLOC": netloc, "SYNCD_SYNCD__MAX_ATTEMPTS": "1"}  # fmt: skip
+               "SYNCD_ZENDESK__NETLOC": netloc, "SYNCD_SYNCD__MAX_ATTEMPTS": "1"}
         once = runner.invoke(app, ["run", "--once"], env=env)
     assert once.exit_code == 1
     assert "failed:" in once.stderr

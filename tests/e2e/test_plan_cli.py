@@ -26,7 +26,7 @@ NAG = TRIAGE + """
 
 def plan(world: World, *args: str) -> str:
     shown = CliRunner().invoke(app, ["plan", "--config", str(world.config), *args],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     assert shown.exit_code == 0, shown.output
     return shown.stdout  # logs go to stderr
 
@@ -49,6 +49,6 @@ def test_plan_filters_groups_repeats_and_speaks_like_audit(
 
     tsv = plan(world, "--tsv", "--rule", "triage").splitlines()
     assert tsv[0].split("\t") == ["due", "rule", "record", "action", "step", "shadow",
-                                  "params", "reason"]  # fmt: skip
+                                  "params", "reason"]
     assert len(tsv) == 1 + 2 * 3  # two tickets: tag, assign, notify each
     assert all(len(row.split("\t")) == 8 for row in tsv)

@@ -60,7 +60,7 @@ def rules_dir(tmp_path: Path) -> Path:
 
 def rehearse(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([SYNCD, "rehearse", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300)  # fmt: skip
+                          input=stdin, timeout=300)
 
 
 def at(event: dict[str, Any]) -> datetime:
@@ -74,13 +74,13 @@ def test_a_new_rule_rehearsed_over_two_simulated_weeks(
     (tmp_path / "story.yaml").write_text(textwrap.dedent(SCRIPT))
     run = rehearse("--sandbox", str(sandbox.directory), "--rules", str(rules_dir(tmp_path)),
                    "--from", "2026-03-02T08:00:00Z", "--until", "2026-03-16T08:00:00Z",
-                   "--script", str(tmp_path / "story.yaml"), "--json", "-")  # fmt: skip
+                   "--script", str(tmp_path / "story.yaml"), "--json", "-")
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     events = doc["events"]
     people = [(e["by"], e["what"]) for e in events if e["by"] != "syncd"]
     assert people == [("Carl Customer", "writes in"),
-                      ("Ann", "asks for the model number, sets Pending")]  # fmt: skip
+                      ("Ann", "asks for the model number, sets Pending")]
     syncd = [e for e in events if e["by"] == "syncd"]
     nudge = [e for e in syncd if "Any news?" in e["what"]]
     solved = [e for e in syncd if "status pending → solved" in e["what"]]
@@ -106,7 +106,7 @@ def test_a_stop_pauses_the_rehearsal_at_the_chosen_instant(
     run = rehearse("--sandbox", str(sandbox.directory), "--rules", str(rules_dir(tmp_path)),
                    "--from", "2026-03-02T08:00:00Z", "--until", "2026-03-06T08:00:00Z",
                    "--script", str(tmp_path / "story.yaml"),
-                   "--stop-at", "2026-03-04T12:00:00Z", stdin="\n")  # fmt: skip
+                   "--stop-at", "2026-03-04T12:00:00Z", stdin="\n")
     assert run.returncode == 0, run.stderr
     assert "paused at 2026-03-04T12:00:00+00:00" in " ".join(run.stdout.split())
     assert "Any news?" in run.stdout  # and it went on after the pause
@@ -127,9 +127,9 @@ def test_anything_but_a_sandbox_is_refused(sandbox: SandboxServer, tmp_path: Pat
     real = tmp_path / "pointing-at-zendesk.toml"
     text = (sandbox.directory / "syncd.toml").read_text()  # type: ignore[operator]
     real.write_text(text.replace(f'netloc = "{sandbox.info["zendesk"]["netloc"]}"',
-                                 'netloc = "acme.zendesk.com"'))  # fmt: skip
+                                 'netloc = "acme.zendesk.com"'))
     run = rehearse("--sandbox", str(sandbox.directory), "--config", str(real), "--rules", rules,
-                   "--until", "2026-03-03T00:00:00Z")  # fmt: skip
+                   "--until", "2026-03-03T00:00:00Z")
     assert run.returncode == 2
     assert "zendesk.netloc" in run.stdout and "never touches a real vendor" in " ".join(
         run.stdout.split())
@@ -144,15 +144,15 @@ def test_a_script_step_the_vendor_refuses_stops_with_its_answer(
     (tmp_path / "story.yaml").write_text(textwrap.dedent("""
         - at: 2026-03-02T10:00:00Z
           zendesk: {method: PUT, path: /tickets/99.json, body: {ticket: {status: open}}}
-        """))  # fmt: skip
+        """))
     run = rehearse("--sandbox", str(sandbox.directory), "--rules", str(rules_dir(tmp_path)),
                    "--from", "2026-03-02T08:00:00Z", "--until", "2026-03-03T08:00:00Z",
-                   "--script", str(tmp_path / "story.yaml"))  # fmt: skip
+                   "--script", str(tmp_path / "story.yaml"))
     assert run.returncode == 2, run.stdout + run.stderr
     told = " ".join(run.stdout.split())
     assert "story.yaml:2: step 1: PUT /tickets/99.json" in told and "404" in told
     (tmp_path / "bad.yaml").write_text("- {at: 2026-03-02T10:00:00Z, zendsk: {path: /x}}\n")
     run = rehearse("--sandbox", str(sandbox.directory), "--until", "2026-03-03T08:00:00Z",
-                   "--script", str(tmp_path / "bad.yaml"))  # fmt: skip
+                   "--script", str(tmp_path / "bad.yaml"))
     assert run.returncode == 2
     assert "bad.yaml:1: step 1: unknown key 'zendsk'" in " ".join(run.stdout.split())

@@ -37,10 +37,10 @@ rules:
 """
 # urgent also takes high; the ladder's first step waits two hours; welcome is unchanged
 CANDIDATE = RUNNING.replace("when: {priority: urgent}", "when: {priority: [urgent, high]}") \
-    .replace("after: 1h", "after: 2h")  # fmt: skip
+    .replace("after: 1h", "after: 2h")
 # urgent stops taking urgent tickets that are already solved
 NARROWED = RUNNING.replace("when: {priority: urgent}",
-                           "when: {priority: urgent, status: [new, open]}")  # fmt: skip
+                           "when: {priority: urgent, status: [new, open]}")
 
 
 def rules_dir(tmp_path: Path, name: str, text: str) -> Path:
@@ -54,7 +54,7 @@ def replay(world: World, rules: Path, *more: str) -> tuple[int, Any]:
     result = CliRunner().invoke(app, [
         "replay", "--rules", str(rules), "--config", str(world.config), "--json",
         "--since", "2026-03-01T00:00:00Z", "--until", "2026-03-03T12:00:00Z", *more,
-    ], env=world.env)  # fmt: skip
+    ], env=world.env)
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 
@@ -65,21 +65,21 @@ def recorded_history(sandbox: SandboxServer, tmp_path: Path) -> World:
     world = World(sandbox, tmp_path, RUNNING)
     fixture = seed(3, NOW - 5 * MINUTE)
     for ticket, priority in zip(fixture["zendesk"]["tickets"], ["normal", "normal", "low"],
-                                strict=True):  # fmt: skip
+                                strict=True):
         ticket["priority"] = priority
     sandbox.control("POST", "/_sandbox/seed", fixture)
     world.cycle()
     world.advance(20 * MINUTE)
     for ticket, change in ((2, {"priority": "urgent"}), (3, {"priority": "high"}),
-                           (1, {"priority": "urgent"})):  # fmt: skip
+                           (1, {"priority": "urgent"})):
         world.http.put(f"{world.api}/tickets/{ticket}.json", json={"ticket": change},
-                       timeout=30).raise_for_status()  # fmt: skip
+                       timeout=30).raise_for_status()
     world.advance(2 * MINUTE)
     world.cycle()
     for n in range(12):
         if n == 5:
             world.http.put(f"{world.api}/tickets/1.json", json={"ticket": {"status": "solved"}},
-                           timeout=30).raise_for_status()  # fmt: skip
+                           timeout=30).raise_for_status()
         world.advance(10 * MINUTE)
         world.cycle()
     return world
@@ -110,14 +110,14 @@ def test_replay_lists_added_removed_and_moved_intents_and_exits_1(
     text = CliRunner().invoke(app, [
         "replay", "--rules", str(tmp_path / "candidate"), "--config", str(world.config),
         "--since", "2026-03-01T00:00:00Z", "--until", "2026-03-03T12:00:00Z",
-    ], env={**world.env, "COLUMNS": "200"})  # fmt: skip
+    ], env={**world.env, "COLUMNS": "200"})
     assert text.exit_code == 1
     lines = text.output.splitlines()
     assert "urgent: 1 added, 0 removed, 0 moved" in lines
     assert "  + zendesk.ticket:3 tag 2026-03-02 10:22:00 UTC (priority=high)" in lines
     assert "  - zendesk.ticket:1 comment 2026-03-02 10:55:00 UTC (status=solved)" in lines
     assert ("  ~ zendesk.ticket:2 comment 2026-03-02 10:55:00 UTC -> 2026-03-02 11:55:00 UTC"
-            in lines)  # fmt: skip
+            in lines)
 
 
 def test_replay_of_a_narrowed_rule_lists_what_it_would_no_longer_do(
@@ -127,15 +127,15 @@ def test_replay_of_a_narrowed_rule_lists_what_it_would_no_longer_do(
     code, found = replay(world, rules_dir(tmp_path, "narrowed", NARROWED))
     assert code == 0  # ticket 1 was still open when it turned urgent: the same intents
     world.http.put(f"{world.api}/tickets/2.json", json={"ticket": {"status": "solved"}},
-                   timeout=30).raise_for_status()  # fmt: skip
+                   timeout=30).raise_for_status()
     world.advance(2 * MINUTE)
     world.cycle()
     world.http.put(f"{world.api}/tickets/2.json", json={"ticket": {"priority": "low"}},
-                   timeout=30).raise_for_status()  # fmt: skip
+                   timeout=30).raise_for_status()
     world.advance(2 * MINUTE)
     world.cycle()
     world.http.put(f"{world.api}/tickets/2.json", json={"ticket": {"priority": "urgent"}},
-                   timeout=30).raise_for_status()  # fmt: skip
+                   timeout=30).raise_for_status()
     world.advance(2 * MINUTE)
     world.cycle()
     code, found = replay(world, rules_dir(tmp_path, "narrowed-again", NARROWED))

@@ -45,6 +45,6 @@ def test_a_first_start_on_broken_rules_is_refused(sandbox: SandboxServer, tmp_pa
     with pytest.raises(RulesRefused):
         open_runtime(world.settings, world.clock)
     shown = CliRunner().invoke(app, ["run", "--once", "--config", str(world.config)],
-                               env=world.env)  # fmt: skip
+                               env=world.env)
     assert shown.exit_code == 2  # refused: nothing to fall back to
     assert "support.yaml:" in shown.output and "zendesk.tickt" in shown.output

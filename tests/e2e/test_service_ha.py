@@ -27,7 +27,7 @@ from syncd.store.db import open_store
 from syncd.store.lease import Lease
 
 FAST_LEASE = {"SYNCD_SYNCD__LEASE_TERM_S": "2", "SYNCD_SYNCD__LEASE_RENEW_S": "0.5",
-              "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"}  # fmt: skip
+              "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3"}
 
 
 class Statuses(Notifier):
@@ -44,14 +44,14 @@ class Statuses(Notifier):
 def gauge(service: Service, name: str) -> float:
     text = service.metrics.render().decode()
     return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                if s.name == name)  # fmt: skip
+                if s.name == name)
 
 
 @contextmanager
 def running(world: World, url: str, holder: str,
-            **env: str) -> Iterator[tuple[Service, Statuses]]:  # fmt: skip
+            **env: str) -> Iterator[tuple[Service, Statuses]]:
     settings = load_settings(world.config, env={**world.env, **FAST_LEASE,
-                                                "SYNCD_SYNCD__STORE_URL": url, **env})  # fmt: skip
+                                                "SYNCD_SYNCD__STORE_URL": url, **env})
     rt = open_runtime(settings, world.clock)
     statuses = Statuses()
     service = Service(rt, statuses, holder=holder)
@@ -77,7 +77,7 @@ def test_one_leads_the_other_stands_by_and_a_clean_stop_hands_over_at_once(
         with running(world, url, "host-b:2") as (b, b_status):
             wait_for(lambda: len(world.mail()) == 2)
             wait_for(lambda: any(s.startswith("standby, leader is host-a:1 since ")
-                                 for s in b_status.lines))  # fmt: skip
+                                 for s in b_status.lines))
             assert not b.leadership.leading()
             assert (gauge(a, "syncd_leader"), gauge(b, "syncd_leader")) == (1.0, 0.0)
             assert any(s.startswith("leader since ") for s in a_status.lines)
@@ -111,7 +111,7 @@ def test_a_database_lost_mid_run_is_waited_for_and_nothing_is_lost_or_doubled(
             server.halt()
             number = world.new_ticket("Arrived while the database was down")
             wait_for(lambda: any("state database UNREACHABLE since" in s
-                                 for s in statuses.lines), timeout=30)  # fmt: skip
+                                 for s in statuses.lines), timeout=30)
             assert gauge(a, "syncd_store_up") == 0.0
             time.sleep(2.5)  # a few reconnection attempts, backing off
             server.resume()
@@ -141,7 +141,7 @@ def test_a_host_neither_polls_nor_acts_before_it_holds_the_lease_and_polls_once_
     assert a.acquire()
     letting_go = threading.Event()
     renewer = threading.Thread(target=lambda: [
-        a.acquire() for _ in iter(lambda: letting_go.wait(0.5), True)])  # fmt: skip
+        a.acquire() for _ in iter(lambda: letting_go.wait(0.5), True)])
     renewer.start()
 
     def requests() -> list[dict[str, str]]:
@@ -150,7 +150,7 @@ def test_a_host_neither_polls_nor_acts_before_it_holds_the_lease_and_polls_once_
     try:
         with running(world, url, "host-b:2", SYNCD_SYNCD__POLL_INTERVAL_S="3600") as (b, status):
             wait_for(lambda: any(s.startswith("standby, leader is host-a:1 since ")
-                                 for s in status.lines))  # fmt: skip
+                                 for s in status.lines))
             time.sleep(2.0)  # four lease turns of B, its jobs started
             seen = requests()
             assert not [r for r in seen if "/incremental/" in r["path"]]

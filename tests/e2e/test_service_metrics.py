@@ -41,7 +41,7 @@ def free_port() -> int:
 def scrape(port: int) -> Samples:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -61,11 +61,11 @@ def test_metrics_move_as_the_service_works(sandbox: SandboxServer, tmp_path: Pat
          "status": 429, "retry_after": 1, "times": 1},
         {"vendor": "graph", "method": "GET", "path": r"/delta", "kind": "status", "status": 403,
          "times": 1},
-    )  # fmt: skip
+    )
     port = free_port()
     settings = load_settings(world.config, env={
         **world.env, "SYNCD_SYNCD__POLL_INTERVAL_S": "0.3", "SYNCD_METRICS__ENABLED": "true",
-        "SYNCD_METRICS__PORT": str(port)})  # fmt: skip
+        "SYNCD_METRICS__PORT": str(port)})
     with serving(open_runtime(settings, world.clock)) as service:
         wait_for(lambda: service.metrics_server is not None)
         wait_for(lambda: done(port) == 6)
@@ -88,10 +88,10 @@ def test_metrics_move_as_the_service_works(sandbox: SandboxServer, tmp_path: Pat
     assert value(first, "syncd_reloads_total", result="refused") == 0
 
     assert value(later, "syncd_polls_total", source="zendesk") > value(
-        first, "syncd_polls_total", source="zendesk")  # fmt: skip
+        first, "syncd_polls_total", source="zendesk")
     for vendor in ("zendesk", "graph"):  # timer re-reads, then mails
         assert value(later, "syncd_api_calls_total", vendor=vendor) > value(
-            first, "syncd_api_calls_total", vendor=vendor)  # fmt: skip
+            first, "syncd_api_calls_total", vendor=vendor)
     assert value(later, "syncd_source_lag_seconds", source="zendesk") >= 3600
     assert value(later, "syncd_cycle_duration_seconds_count") > value(
-        first, "syncd_cycle_duration_seconds_count")  # fmt: skip
+        first, "syncd_cycle_duration_seconds_count")

@@ -39,7 +39,7 @@ def running(sandbox: SandboxServer, tmp_path: Path) -> Iterator[tuple[World, Ser
 
 def reloads(service: Service, result: str) -> float:
     return float(service.metrics.registry.get_sample_value(
-        "syncd_reloads_total", {"result": result}) or 0)  # fmt: skip
+        "syncd_reloads_total", {"result": result}) or 0)
 
 
 def test_a_refused_reload_keeps_the_old_rules_firing(

@@ -62,7 +62,7 @@ class Listener:
     def statuses(self) -> list[str]:
         with self._lock:
             return [line.removeprefix("STATUS=") for _, lines in self.messages
-                    for line in lines if line.startswith("STATUS=")]  # fmt: skip
+                    for line in lines if line.startswith("STATUS=")]
 
     def reloaded(self) -> bool:
         """RELOADING=1 was heard, and READY=1 after it."""
@@ -169,16 +169,16 @@ def test_ready_watchdog_reloading_ready_stopping_and_no_watchdog_while_stuck(
 
 
 def test_syncd_run_answers_sighup_and_sigterm(sandbox: SandboxServer, tmp_path: Path,
-                                              systemd: Listener) -> None:  # fmt: skip
+                                              systemd: Listener) -> None:
     world = World(sandbox, tmp_path, TRIAGE)
     env = {**os.environ, **world.env, "NOTIFY_SOCKET": systemd.path,
            "WATCHDOG_USEC": WATCHDOG_USEC, "SYNCD_SYNCD__LOG_FORMAT": "json",
-           "SYNCD_SYNCD__POLL_INTERVAL_S": "0.5"}  # fmt: skip
+           "SYNCD_SYNCD__POLL_INTERVAL_S": "0.5"}
     env.pop("WATCHDOG_PID", None)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "syncd.cli", "run", "--config", str(world.config)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         systemd.wait_for(lambda: "WATCHDOG=1" in systemd.states(), timeout=60)
         daemon.send_signal(signal.SIGHUP)

@@ -21,7 +21,7 @@ FIELDS = [
     {"title": "Impact", "type": "tagger", "key": "impact", "options": ["High", "Medium", "Low"]},
     {"title": "Severity", "type": "tagger", "key": "severity",
      "options": ["Critical", "Major", "Minor"]},
-]  # fmt: skip
+]
 
 
 def desk(*tickets: dict[str, Any]) -> dict[str, Any]:
@@ -31,20 +31,20 @@ def desk(*tickets: dict[str, Any]) -> dict[str, Any]:
     zd = base["zendesk"]
     zd["users"] += [{"name": "Ivan", "email": IVAN, "role": "agent"},
                     {"name": "Dita", "email": DITA, "role": "agent"},
-                    {"name": "Cora", "email": "cora@customer.example"}]  # fmt: skip
+                    {"name": "Cora", "email": "cora@customer.example"}]
     zd["groups"] += [{"name": "Dispatch", "members": [DITA]},
                      {"name": "IT Pros", "members": [IVAN]},
-                     {"name": "Quality Review", "members": [DITA]}]  # fmt: skip
+                     {"name": "Quality Review", "members": [DITA]}]
     zd["ticket_fields"] = FIELDS
     held = [{"subject": f"Held {n}", "group": "IT Pros", "assignee": IVAN, "status": "open",
              "custom_fields": {"Impact": "low", "Severity": "minor"}, "priority": "low"}
-            for n in (1, 2)]  # fmt: skip
+            for n in (1, 2)]
     zd["tickets"] = [
         {"requester": "cora@customer.example", "group": "Dispatch",
          "created_at": (NOW - timedelta(hours=3)).isoformat(),
          "updated_at": (NOW - timedelta(hours=3)).isoformat(), **t}
         for t in (*held, *tickets)
-    ]  # fmt: skip
+    ]
     return base
 
 
@@ -67,7 +67,7 @@ def test_a_request_nobody_has_triaged_is_not_dispatched(
         {"subject": "Untriaged, older", "created_at": hours(5), "updated_at": hours(5)},
         {"subject": "Triaged", "custom_fields": {"Impact": "medium", "Severity": "minor"},
          "created_at": hours(1), "updated_at": hours(1)},
-    ))  # fmt: skip
+    ))
     for _ in range(3):
         report = world.cycle()
         assert report.ok, report.failures
@@ -86,14 +86,14 @@ def test_requests_triaged_in_the_same_poll_go_out_by_priority_then_age(
     sandbox.control("POST", "/_sandbox/seed", desk(
         {"subject": "Old, minor", "created_at": hours(5), "updated_at": hours(5)},
         {"subject": "New, critical", "created_at": hours(1), "updated_at": hours(1)},
-    ))  # fmt: skip
+    ))
     assert world.cycle().ok
     tickets = by_subject(world)
     fields = {f["key"]: f["id"] for f in world._get("/ticket_fields.json")["ticket_fields"]}
     for subject, impact, severity in (("Old, minor", "low", "minor"),
-                                      ("New, critical", "high", "critical")):  # fmt: skip
+                                      ("New, critical", "high", "critical")):
         custom = [{"id": fields["impact"], "value": impact},
-                  {"id": fields["severity"], "value": severity}]  # fmt: skip
+                  {"id": fields["severity"], "value": severity}]
         world.http.put(f"{world.api}/tickets/{tickets[subject]['id']}.json", timeout=30,
                        json={"ticket": {"custom_fields": custom}}).raise_for_status()
     world.advance(timedelta(minutes=2))

@@ -37,7 +37,7 @@ def arrivals(*items: dict[str, Any]) -> dict[str, Any]:
          "columns": ["Client", {"name": "MeetingStart", "dateTime": {}}, "OnboardingLead",
                      "OnboardingLeadManager", {"name": "AgendaSent", "boolean": {}}],
          "items": []},
-    ]}  # fmt: skip
+    ]}
     return base
 
 
@@ -49,7 +49,7 @@ def mail_to(world: World, address: str) -> list[dict[str, Any]]:
 def world(sandbox: SandboxServer, tmp_path: Path) -> Iterator[World]:
     found = World(sandbox, tmp_path, "rules: []\n")
     shipped(found, "employee-onboarding.yaml", "weekly-meeting-agenda.yaml",
-            "case-lifecycle.yaml")  # fmt: skip
+            "case-lifecycle.yaml")
     yield found
 
 
@@ -67,9 +67,9 @@ def patch_item(world: World, list_name: str, title: str, fields: dict[str, Any])
         list_id = next(x["id"] for x in lists if x["displayName"] == list_name)
         items = http.get(f"{site}/lists/{list_id}/items", params={"expand": "fields"})
         item_id = next(i["id"] for i in items.raise_for_status().json()["value"]
-                       if i["fields"].get("Title") == title)  # fmt: skip
+                       if i["fields"].get("Title") == title)
         http.patch(f"{site}/lists/{list_id}/items/{item_id}/fields",
-                   json=fields).raise_for_status()  # fmt: skip
+                   json=fields).raise_for_status()
 
 
 def test_a_date_only_column_in_summer_time_is_mailed_as_its_local_day(
@@ -78,7 +78,7 @@ def test_a_date_only_column_in_summer_time_is_mailed_as_its_local_day(
     # Graph stores "1 June" of a date-only column, in London (BST), as 31 May 23:00 UTC
     sandbox.control("POST", "/_sandbox/seed", arrivals(
         {"Title": "June Joiner", "Arrival": "2026-05-31T23:00:00Z", "HRPartner": HARRIET,
-         "Status": "Planned"}))  # fmt: skip
+         "Status": "Planned"}))
     report = world.cycle()
     assert report.ok, report.failures
     (prepare,) = mail_to(world, HARRIET)
@@ -91,11 +91,11 @@ def test_an_arrival_moved_after_it_was_announced_sends_a_correction(
 ) -> None:
     sandbox.control("POST", "/_sandbox/seed", arrivals(
         {"Title": "Mo Mover", "Arrival": "2026-03-16T00:00:00Z", "HRPartner": HARRIET,
-         "LineManager": "lee@people.example", "Status": "Planned"}))  # fmt: skip
+         "LineManager": "lee@people.example", "Status": "Planned"}))
     assert world.cycle().ok  # the preparation mail states 16 March; the announcement too
     assert sorted(m["subject"] for m in mail_to(world, HARRIET)) == [
         "2 weeks to go: announce the arrival of Mo Mover",
-        "New team member Mo Mover arrives 2026-03-16: prepare the arrival"]  # fmt: skip
+        "New team member Mo Mover arrives 2026-03-16: prepare the arrival"]
     world.advance(timedelta(hours=1))
     patch_item(world, "Arrivals", "Mo Mover", {"Arrival": "2026-03-30T00:00:00Z"})
     world.advance(timedelta(minutes=5))
@@ -120,7 +120,7 @@ def test_the_agenda_reminder_comes_before_the_deadline_then_the_manager_is_told(
         "Title": "Kestrel weekly", "Client": "Kestrel Foods",
         "MeetingStart": start.isoformat().replace("+00:00", "Z"),
         "OnboardingLead": "olly@people.example", "OnboardingLeadManager": "maud@people.example",
-        "AgendaSent": False}}]  # fmt: skip
+        "AgendaSent": False}}]
     sandbox.control("POST", "/_sandbox/seed", fixture)
     assert world.cycle().ok
     world.advance(start - timedelta(hours=48) - world.clock.now())
@@ -145,7 +145,7 @@ def test_a_case_handed_over_inside_support_notifies_the_new_owner(
         {"title": "Kind", "type": "tagger", "key": "kind",
          "options": ["High Priority", "Low Priority", "Training", "Third Party", "Other"]},
         {"title": "Request type", "type": "tagger", "key": "request_type",
-         "options": ["Multi-site licence", "Other request"]}]  # fmt: skip
+         "options": ["Multi-site licence", "Other request"]}]
     fixture["zendesk"]["tickets"][0]["group"] = "Support"
     sandbox.control("POST", "/_sandbox/seed", fixture)
     assert world.cycle().ok
@@ -155,7 +155,7 @@ def test_a_case_handed_over_inside_support_notifies_the_new_owner(
     new_owner = {ANN: "ann@example.com", BOB: "bob@example.com"}[other]
     assert not any("is now yours" in m["subject"] for m in world.mail())  # the first assignment
     world.http.put(f"{world.api}/tickets/1.json", timeout=30,
-                   json={"ticket": {"assignee_id": other}}).raise_for_status()  # fmt: skip
+                   json={"ticket": {"assignee_id": other}}).raise_for_status()
     world.advance(timedelta(minutes=2))
     assert world.cycle().ok
     assert [m["subject"] for m in mail_to(world, new_owner) if "is now yours" in m["subject"]] == [
@@ -172,9 +172,9 @@ def test_a_condition_value_like_a_template_that_is_no_var_reference_fails_check(
     assert text.count('"{{ vars.support_group }}"') > 1
     path.write_text(text.replace('"{{ vars.support_group }}"', '"{{ var.support_group }}"', 1))
     line = next(n for n, row in enumerate(path.read_text().splitlines(), 1)
-                if "{{ var.support_group }}" in row)  # fmt: skip
+                if "{{ var.support_group }}" in row)
     run = subprocess.run([str(Path(sys.executable).parent / "syncd"), "check", str(rules)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     errors = [row for row in run.stdout.splitlines() if ": error: " in row]
     assert len(errors) == 1, run.stdout

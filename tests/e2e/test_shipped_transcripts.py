@@ -54,7 +54,7 @@ def customers(tickets: list[dict[str, Any]], files: list[str]) -> dict[str, Any]
         "folders": ["Transcripts", "Clients/Acme Ltd/Meetings", "Clients/Kestrel Foods/Meetings"],
         "files": [{"path": f"Transcripts/{n}", "content": "WEBVTT", "created_at": created}
                   for n in files],
-    }  # fmt: skip
+    }
     return base
 
 
@@ -99,7 +99,7 @@ def test_a_transcript_for_a_closed_ticket_is_filed_and_the_manager_told_why(
         [{"id": 7, "subject": "Old printer case", "requester": "amy@acme.example",
           "status": "closed"}],
         ["ZD-7 printer follow-up.vtt", "Acme Ltd - ZD-7 review.vtt"],
-    ))  # fmt: skip
+    ))
     world.cycle()
     world.advance(timedelta(minutes=5))
     world.cycle()
@@ -126,7 +126,7 @@ def test_a_bare_hash_number_in_a_meeting_title_is_not_a_ticket_reference(
     sandbox.control("POST", "/_sandbox/seed", customers(
         [{"id": 2, "subject": "Acme's private case", "requester": "amy@acme.example"}],
         ["Kestrel Foods - Weekly meeting #2.vtt", "#2 stocktake call.vtt"],
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert attachments(world, 2) == []
@@ -141,7 +141,7 @@ def test_a_ticket_of_another_client_is_not_a_match(world: World, sandbox: Sandbo
         [{"id": 3, "subject": "Acme's case", "requester": "amy@acme.example"},
          {"id": 4, "subject": "Kestrel's case", "requester": "ken@kestrel.example"}],
         ["Kestrel Foods - ticket 3 review.vtt", "Kestrel Foods - ZD-4 review.vtt"],
-    ))  # fmt: skip
+    ))
     report = world.cycle()
     assert report.ok, report.failures
     assert attachments(world, 3) == []
@@ -159,7 +159,7 @@ def test_a_ticket_younger_than_the_export_is_looked_up_before_deciding(
     assert world.cycle().ok
     resp = world.http.post(f"{world.api}/tickets.json", timeout=30, json={"ticket": {
         "subject": "Stocktake", "comment": {"body": "Call at 10"},
-        "requester": {"email": "ken@kestrel.example"}}})  # fmt: skip
+        "requester": {"email": "ken@kestrel.example"}}})
     resp.raise_for_status()
     ticket = int(resp.json()["ticket"]["id"])
     world.advance(timedelta(seconds=20))
@@ -171,7 +171,7 @@ def test_a_ticket_younger_than_the_export_is_looked_up_before_deciding(
     assert attachments(world, ticket) == [f"ZD-{ticket} stocktake call.vtt"]
     assert to_hal(world) == {}
     shows = [r["path"] for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
-             if r["method"] == "GET" and "/tickets/show_many" in r["path"]]  # fmt: skip
+             if r["method"] == "GET" and "/tickets/show_many" in r["path"]]
     assert len(shows) == 1
 
 
@@ -182,10 +182,10 @@ def test_the_else_path_after_a_refusal_is_carried_out_exactly_once(
         [{"id": 7, "subject": "Old printer case", "requester": "amy@acme.example",
           "status": "closed"}],
         ["ZD-7 printer follow-up.vtt"],
-    ))  # fmt: skip
+    ))
     # the manager's mail is sent, but the answer is lost: an unknown outcome
     world.faults({"vendor": "graph", "method": "POST", "path": "sendMail",
-                  "kind": "apply_then_drop", "times": 1})  # fmt: skip
+                  "kind": "apply_then_drop", "times": 1})
     world.cycle()
     for _ in range(3):
         world.advance(timedelta(minutes=2))

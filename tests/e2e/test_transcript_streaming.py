@@ -41,7 +41,7 @@ def run_once_peak_kib(world: World) -> int:
     done = subprocess.run(
         [sys.executable, "-c", PEAK, "run", "--once", "--config", str(world.config)],
         env={**os.environ, **world.env}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("peak_kib ")]
     return int(line.split()[1])

@@ -35,7 +35,7 @@ def world_with_a_lost_answer(sandbox: SandboxServer, tmp_path: Path) -> World:
                                                 "graph": {"app_roles": NO_MAIL_READ}})
     world = World(sandbox, tmp_path, NOTIFY)
     world.faults({"vendor": "graph", "path": "/sendMail", "kind": "apply_then_status",
-                  "status": 504, "times": 1})  # fmt: skip
+                  "status": 504, "times": 1})
     world.cycle()  # sent, applied, but answered 504: outcome unknown
     assert len(world.mail()) == 1
     return world
@@ -43,7 +43,7 @@ def world_with_a_lost_answer(sandbox: SandboxServer, tmp_path: Path) -> World:
 
 def intents(world: World, *args: str) -> str:
     result = CliRunner().invoke(app, ["intents", "--config", str(world.config), *args],
-                                env=world.env)  # fmt: skip
+                                env=world.env)
     assert result.exit_code == (1 if "--failed" in args else 0), result.output
     return result.output
 

@@ -21,7 +21,7 @@ SHIPPED = ROOT / "syncd" / "shipped"
 def run(*args: str | Path, cwd: Path, timeout: float = 600) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+                          text=True, timeout=timeout)
     assert done.returncode == 0, f"{args}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -31,11 +31,11 @@ def run(*args: str | Path, cwd: Path, timeout: float = 600) -> str:
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", dist, ROOT,
-        cwd=tmp_path)  # fmt: skip
+        cwd=tmp_path)
     (wheel,) = dist.glob("syncd-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [str(p.relative_to(ROOT)) for p in SHIPPED.rglob("*")
-               if p.is_file() and str(p.relative_to(ROOT)) not in names]  # fmt: skip
+               if p.is_file() and str(p.relative_to(ROOT)) not in names]
     assert missing == [], "files the program reads at run time are not in the wheel"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 

@@ -78,12 +78,12 @@ def test_410_without_location_starts_a_fresh_delta_and_says_so(
     _, cursor = poll(graph, None)
     sandbox.control("POST", "/_sandbox/faults", {"faults": [
         {"vendor": "graph", "path": "/root/delta", "kind": "status", "status": 410,
-         "times": 1}]})  # fmt: skip
+         "times": 1}]})
     with caplog.at_level(logging.WARNING):
         again, cursor = poll(graph, cursor)
     assert sorted(r.fields["name"] for r in again) == ["Call 0.vtt", "Call 1.vtt"]
     assert any("delta_restarted" in r.getMessage() or "delta_restarted" in str(r.__dict__)
-               for r in caplog.records)  # fmt: skip
+               for r in caplog.records)
     # and the fresh deltaLink is the one kept: the next poll goes on from it
     assert poll(graph, cursor)[0] == []
     assert graph.fetch(RecordRef("sharepoint.file", again[0].ref.id)) is not None

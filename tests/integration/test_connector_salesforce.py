@@ -33,9 +33,9 @@ def connector(sandbox: SandboxServer, **overrides: Any) -> SalesforceConnector:
         "objects": ("Account", "Task"),
     }
     tuning = {k: overrides.pop(k) for k in list(overrides)
-              if k not in SalesforceSection.model_fields}  # fmt: skip
+              if k not in SalesforceSection.model_fields}
     found = SalesforceConnector(SalesforceSection(**{**settings, **overrides}), SystemClock(),
-                                TlsSection(ca_bundle=sandbox.ca_bundle))  # fmt: skip
+                                TlsSection(ca_bundle=sandbox.ca_bundle))
     for name, value in tuning.items():
         setattr(found, name, value)
     return found
@@ -121,7 +121,7 @@ def test_a_refused_object_query_fails_only_that_objects_poll(sandbox: SandboxSer
     _, cursor = poll(sf, None)  # describes Task with Region__c
     sandbox.control("POST", "/_sandbox/seed", {"salesforce": {
         "settings": {"custom_fields": {"Task": [KEY_FIELD]}},  # an admin deletes it
-        "accounts": [{"Name": "Polled anyway"}]}})  # fmt: skip
+        "accounts": [{"Name": "Polled anyway"}]}})
     pages = []
     with pytest.raises(VendorError) as info:
         for page in sf.poll_pages(cursor):
@@ -147,7 +147,7 @@ def test_poll_names_parents_that_have_a_name_field_only(sandbox: SandboxServer) 
                                "CloseDate": "2026-04-01", "AccountId": "@acme"}],
             "tasks": [{"Subject": "Call", "WhatId": "@deal"}],
         },
-    })  # fmt: skip
+    })
     sf = connector(sandbox, objects=("Opportunity", "Account", "Task"))
     records = {r.ref.kind: r for r in poll(sf, None)[0]}
     assert set(records) == {"salesforce.opportunity", "salesforce.account", "salesforce.task"}
@@ -319,7 +319,7 @@ def test_jwt_audience_follows_the_login_host(sandbox: SandboxServer) -> None:
     ("https://test.salesforce.com/services/oauth2/token", "https://test.salesforce.com"),
     ("https://acme--uat.sandbox.my.salesforce.com/services/oauth2/token",
      "https://acme--uat.sandbox.my.salesforce.com"),
-])  # fmt: skip
+])
 def test_default_jwt_audience_is_the_login_host(token_url: str, audience: str) -> None:
     assert jwt_audience(SalesforceSection(token_url=token_url, client_id="c")) == audience
     explicit = SalesforceSection(token_url=token_url, client_id="c", jwt_audience="https://x")
@@ -371,5 +371,5 @@ def test_a_refusal_describe_cannot_cure_costs_one_describe_not_one_per_poll(
         with pytest.raises(VendorError):
             poll(sf, None)
     describes = [r for r in sandbox.control("GET", "/_sandbox/requests")["requests"]
-                 if r["path"].endswith("/describe")]  # fmt: skip
+                 if r["path"].endswith("/describe")]
     assert len(describes) == 2 * 2  # Account and Task: at first, then once more after the refusal

@@ -330,7 +330,7 @@ def test_fetch_many_reads_the_tickets_in_one_show_many_and_each_ones_audits(
     assert all(found[r].fields["agent_touched"] is False for r in refs[:2])  # type: ignore[union-attr]
     read = [p for p in paths(sandbox) if p.startswith("/api/v2/tickets")]
     assert sorted(read) == ["/api/v2/tickets/1/audits.json", "/api/v2/tickets/3/audits.json",
-                            "/api/v2/tickets/show_many.json"]  # fmt: skip
+                            "/api/v2/tickets/show_many.json"]
 
 
 def test_the_directory_is_kept_15_minutes_and_read_again_once_for_a_group_it_lacks(
@@ -351,7 +351,7 @@ def test_the_directory_is_kept_15_minutes_and_read_again_once_for_a_group_it_lac
             sandbox.control("POST", "/_sandbox/seed", {"zendesk": {
                 "groups": [{"name": group, "members": [AGENT]}],
                 "tickets": [{"id": ticket, "subject": "New", "group": group,
-                             "requester": "carl@customer.example"}]}})  # fmt: skip
+                             "requester": "carl@customer.example"}]}})
             seeded.add(ticket)
         found = zd.fetch(RecordRef("zendesk.ticket", str(ticket)))
         assert found is not None

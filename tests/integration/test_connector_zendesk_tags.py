@@ -15,7 +15,7 @@ from syncd.sandbox.server import SandboxServer
 
 def tag_calls(sandbox: SandboxServer) -> list[tuple[str, int]]:
     return [(r["method"], r["status"]) for r in sandbox.control("GET", "/_sandbox/requests")
-            ["requests"] if r["path"].startswith("/api/v2/tickets/1")]  # fmt: skip
+            ["requests"] if r["path"].startswith("/api/v2/tickets/1")]
 
 
 def test_tags_are_sent_with_safe_update_and_the_tickets_stamp(sandbox: SandboxServer) -> None:

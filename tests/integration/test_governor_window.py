@@ -49,24 +49,24 @@ def test_a_burst_never_exceeds_the_configured_share_in_any_sliding_minute(
                     "tickets": [{"id": n, "subject": f"T{n}", "requester": "carl@customer.example"}
                                 for n in (1, 2, 3)]},
         "graph": {"users": [{"userPrincipalName": "support@example.com"}]},
-    })  # fmt: skip
+    })
     zd, g = sandbox.info["zendesk"], sandbox.info["graph"]
     tls = TlsSection(ca_bundle=sandbox.ca_bundle)
     zendesk = ZendeskConnector(ZendeskSection(
         subdomain=zd["subdomain"], email=zd["email"], token=zd["token"], scheme=zd["scheme"],
         netloc=zd["netloc"], rate_share=ZENDESK_SHARE, plan_rate_per_minute=70),
-        SystemClock(), tls)  # fmt: skip
+        SystemClock(), tls)
     graph = GraphConnector(GraphSection(
         tenant_id=g["tenant_id"], client_id=g["client_id"], client_secret=g["client_secret"],
         authority=g["authority"], base_url=g["base_url"], site_id=g["site_id"],
-        drive_id=g["drive_id"], mailbox=g["mailbox"]), SystemClock(), tls)  # fmt: skip
+        drive_id=g["drive_id"], mailbox=g["mailbox"]), SystemClock(), tls)
     failures: list[Any] = []
 
     def mails() -> None:
         for n in range(MAILS):
             mail = {"to": ["carl@customer.example"], "subject": f"#{n}", "body": "b"}
             op = Operation(key=f"burst/{n}", system="graph", verb="send_mail", target="",
-                           payload=mail)  # fmt: skip
+                           payload=mail)
             outcome = graph.execute(op)
             if not outcome.ok:
                 failures.append(outcome)
@@ -97,7 +97,7 @@ def test_a_burst_never_exceeds_the_configured_share_in_any_sliding_minute(
 
     def stamps(vendor: str, path: str = "") -> list[datetime]:
         return [datetime.fromisoformat(r["at"]) for r in log
-                if r["vendor"] == vendor and path in r["path"]]  # fmt: skip
+                if r["vendor"] == vendor and path in r["path"]]
 
     assert len(stamps("graph", "/sendMail")) == MAILS
     # each share is reached (the burst is larger) and never exceeded

@@ -26,11 +26,11 @@ def test_the_control_api_refuses_a_client_that_is_not_loopback(
         client.verify = server.ca_bundle
         real = _HTTPServer.finish_request
         monkeypatch.setattr(_HTTPServer, "finish_request", lambda self, request, address:
-                            real(self, request, (REMOTE, address[1])))  # fmt: skip
+                            real(self, request, (REMOTE, address[1])))
         refused = client.get(f"https://127.0.0.1:{port}/_sandbox/clock", timeout=10)
         assert refused.status_code == 403
         assert client.post(f"https://127.0.0.1:{port}/_sandbox/reset", timeout=10
-                           ).status_code == 403  # fmt: skip
+                           ).status_code == 403
         client.close()  # that connection was taken as remote; a new one is as it comes
         monkeypatch.undo()
         mine = client.get(f"https://127.0.0.1:{port}/_sandbox/clock", timeout=10)
@@ -40,4 +40,4 @@ def test_the_control_api_refuses_a_client_that_is_not_loopback(
 def test_loopback_addresses() -> None:
     assert all(is_loopback(a) for a in ("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"))
     assert not any(is_loopback(a) for a in ("192.0.2.2", "10.0.0.1", "fd00::2", "::ffff:10.0.0.1",
-                                            "not an address"))  # fmt: skip
+                                            "not an address"))

@@ -728,7 +728,7 @@ def test_tokens_carry_the_seeded_roles_and_a_missing_role_is_refused(sandbox: An
     with client(sandbox, token) as http:
         sent = http.post(f"/users/{mailbox}/sendMail", json={"message": {
             "subject": "s", "body": {"contentType": "Text", "content": "b"},
-            "toRecipients": [{"emailAddress": {"address": "a@example.com"}}]}})  # fmt: skip
+            "toRecipients": [{"emailAddress": {"address": "a@example.com"}}]}})
         assert sent.status_code == 202
         denied = http.get(f"/users/{mailbox}/mailFolders/SentItems/messages")
         error = graph_error(denied, 403, "ErrorAccessDenied")
@@ -745,7 +745,7 @@ def test_sandbox_mail_log_keeps_sub_second_instants_graph_keeps_whole_seconds(
     mailbox = sandbox.info["graph"]["mailbox"]
     sandbox.control("POST", "/_sandbox/clock", {"now": "2026-03-02T10:00:00.250000+00:00"})
     message = {"subject": "Tick", "body": {"contentType": "Text", "content": "x"},
-               "toRecipients": [{"emailAddress": {"address": "ana@acme.example"}}]}  # fmt: skip
+               "toRecipients": [{"emailAddress": {"address": "ana@acme.example"}}]}
     assert graph.post(f"/users/{mailbox}/sendMail", json={"message": message}).status_code == 202
     [logged] = sandbox.control("GET", "/_sandbox/mail")["mail"]
     assert logged["sent_at"] == "2026-03-02T10:00:00.250000Z"

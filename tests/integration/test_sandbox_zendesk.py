@@ -146,13 +146,13 @@ def test_include_users_side_loads_requesters_on_every_export_page(
     specs[1].update(requester="dana@elsewhere.example", assignee="ann@support.example")
     seed(sandbox, tickets=specs)
     first = wire("GET", "/incremental/tickets/cursor.json?start_time=0&per_page=2"
-                 "&include=users,organizations").json()  # fmt: skip
+                 "&include=users,organizations").json()
     tickets = first["tickets"]
     users = {u["id"]: u["email"] for u in first["users"]}
     assert set(users) == {t[k] for t in tickets for k in ("requester_id", "submitter_id",
-                                                          "assignee_id") if t[k]}  # fmt: skip
+                                                          "assignee_id") if t[k]}
     assert [users[t["requester_id"]] for t in tickets] == [
-        "carl@acme.example", "dana@elsewhere.example"]  # fmt: skip
+        "carl@acme.example", "dana@elsewhere.example"]
     assert users[tickets[1]["assignee_id"]] == "ann@support.example"
     assert [o["name"] for o in first["organizations"]] == ["Acme"]
     assert "include=users%2Corganizations" in first["after_url"]  # kept, as per_page is
@@ -512,7 +512,7 @@ def test_the_incremental_export_is_for_admins_only(sandbox: SandboxServer, wire:
     assert refused.status_code == 403
     assert refused.json() == {"error": "Forbidden", "description": "You do not have access to "
                               "this page. Please contact the account owner of this help desk "
-                              "for further help."}  # fmt: skip
+                              "for further help."}
     assert wire("GET", "/tickets.json").status_code == 200
 
 

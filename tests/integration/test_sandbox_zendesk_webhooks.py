@@ -45,7 +45,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def receiver(sandbox: SandboxServer, answers: list[tuple[int, dict[str, str]]]
-             ) -> Iterator[type[_Receiver]]:  # fmt: skip
+             ) -> Iterator[type[_Receiver]]:
     handler = type("Receiver", (_Receiver,), {"answers": list(answers), "seen": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -55,7 +55,7 @@ def receiver(sandbox: SandboxServer, answers: list[tuple[int, dict[str, str]]]
     thread.start()
     sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"webhooks": [{
         "endpoint": f"https://127.0.0.1:{server.server_address[1]}/hook",
-        "signing_secret": SECRET, "ca_bundle": sandbox.ca_bundle}]}})  # fmt: skip
+        "signing_secret": SECRET, "ca_bundle": sandbox.ca_bundle}]}})
     try:
         yield handler
     finally:
@@ -71,7 +71,7 @@ def api(sandbox: SandboxServer, method: str, path: str, body: Any) -> httpx.Resp
     zd = sandbox.info["zendesk"]
     resp = httpx.request(method, f"{sandbox.url}/api/v2{path}", json=body, timeout=30,
                          auth=(f"{zd['email']}/token", zd["token"]),
-                         verify=ssl.create_default_context(cafile=sandbox.ca_bundle))  # fmt: skip
+                         verify=ssl.create_default_context(cafile=sandbox.ca_bundle))
     resp.raise_for_status()
     return resp
 
@@ -120,7 +120,7 @@ def test_create_and_update_fire_signed_requests(sandbox: SandboxServer) -> None:
 )
 def test_retries_as_zendesk_documents(sandbox: SandboxServer,
                                       answers: list[tuple[int, dict[str, str]]],
-                                      attempts: list[int]) -> None:  # fmt: skip
+                                      attempts: list[int]) -> None:
     with receiver(sandbox, answers) as got:
         create(sandbox)
         (delivery,) = settle(sandbox, 1)
@@ -132,9 +132,9 @@ def test_retries_as_zendesk_documents(sandbox: SandboxServer,
 def test_imports_and_seeds_fire_nothing(sandbox: SandboxServer) -> None:
     with receiver(sandbox, []) as got:
         sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"tickets": [
-            {"subject": "Old", "requester": "carl@customer.example"}]}})  # fmt: skip
+            {"subject": "Old", "requester": "carl@customer.example"}]}})
         api(sandbox, "POST", "/imports/tickets.json", {"ticket": {
-            "subject": "Imported", "comments": [{"value": "history"}]}})  # fmt: skip
+            "subject": "Imported", "comments": [{"value": "history"}]}})
         threading.Event().wait(0.3)
         assert sender(sandbox).idle() and got.seen == []
 

@@ -74,13 +74,13 @@ class Row:
 
 def ops(row: Row) -> list[Operation]:
     return [Operation(KEY + suffix, system, verb, target, payload)
-            for suffix, system, verb, target, payload in row.expected]  # fmt: skip
+            for suffix, system, verb, target, payload in row.expected]
 
 
 def mail(to: list[str], cc: list[str], subject: str, body: str,
-         suffix: str = "") -> tuple[str, str, str, str, dict[str, Any]]:  # fmt: skip
+         suffix: str = "") -> tuple[str, str, str, str, dict[str, Any]]:
     return (suffix, "graph", "send_mail", MAILBOX,
-            {"to": to, "cc": cc, "subject": subject, "body": body})  # fmt: skip
+            {"to": to, "cc": cc, "subject": subject, "body": body})
 
 
 ROWS = [
@@ -310,13 +310,13 @@ def people() -> People:
 
 
 def build(store: Store, row: Row, who: People | None = None,
-          refused: str | None = None) -> list[Operation]:  # fmt: skip
+          refused: str | None = None) -> list[Operation]:
     with store.transaction() as tx:
         for record in row.stored:
             tx.records.upsert(record)
         record = Record(row.record, row.fields, T0)
         ctx = ActionContext(tx=tx, record=record, people=who or people(), roles=row.roles,
-                            mailbox=MAILBOX, now=T0)  # fmt: skip
+                            mailbox=MAILBOX, now=T0)
         intent = Intent(KEY, "rule-x", row.record, row.action, row.params, T0)
         return operations(ctx, intent, refused)
 
@@ -334,7 +334,7 @@ def test_no_zendesk_comment_is_public_unless_the_rule_says_so() -> None:
     """The privacy rule read across the table: only `comment: {public: true}` and dispatch's
     `notify_requester` (a message to the requester by design) reach the customer."""
     public = {row.name for row in ROWS for *_, verb, _, payload in row.expected
-              if verb == "comment" and payload["public"]}  # fmt: skip
+              if verb == "comment" and payload["public"]}
     assert public == {"comment public when asked",
                       "dispatch hands the queue out by priority, tells the requester publicly"}
 
@@ -417,13 +417,13 @@ def test_a_ticket_not_read_yet_is_looked_up_once(store: Store) -> None:
     who.looked_up.add(miss.value.ref)  # looked up: the vendor has no such ticket
     assert build(store, row, who) == [
         Operation(KEY + "#copy", "graph", "copy_file", "Calls/call #8.vtt",
-                  {"destination": "Unfiled"})]  # fmt: skip
+                  {"destination": "Unfiled"})]
 
 
 def test_a_refused_attachment_takes_the_else_path(store: Store) -> None:
     row = next(r for r in ROWS if r.name == "file_transcript attaches privately")
     row = Row(row.name, row.action, {**row.params, "else_notify": ["ann@example.com"]}, [],
-              record=FILE, fields=row.fields, stored=row.stored)  # fmt: skip
+              record=FILE, fields=row.fields, stored=row.stored)
     found = build(store, row, refused="ticket is closed")
     assert [(o.key, o.verb, o.payload.get("to")) for o in found] == [
         (KEY + "#notify", "send_mail", ["ann@example.com"])]

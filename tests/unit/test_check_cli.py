@@ -29,7 +29,7 @@ def test_errors_exit_1_and_are_all_printed(monkeypatch: pytest.MonkeyPatch) -> N
     lines = result.output.splitlines()
     assert lines[0] == "action_kind.yaml:6:9: error: action 'create_task' cannot act on " \
         "sharepoint.file (it works on salesforce.opportunity, salesforce.account, " \
-        "salesforce.task, salesforce.record)"  # fmt: skip
+        "salesforce.task, salesforce.record)"
     assert "unknown_key.yaml:4:5: error: unknown key 'wen' (did you mean 'when'?)" in lines
     assert lines[-1] == "failed: 5 errors, 0 warnings"
 
@@ -44,7 +44,7 @@ def test_warnings_alone_exit_0(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_path_is_rules_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     assert runner.invoke(app, ["check"]).output == "rules: error: no such file or directory\n" \
-        "failed: 1 error, 0 warnings\n"  # fmt: skip
+        "failed: 1 error, 0 warnings\n"
     (tmp_path / "rules").mkdir()
     result = runner.invoke(app, ["check"])
     assert (result.exit_code, result.output) == (0, "ok: 0 rules in 0 files, 0 calendars\n")
@@ -77,7 +77,7 @@ def test_check_json_lists_every_diagnostic(monkeypatch: pytest.MonkeyPatch) -> N
     assert clean.exit_code == 0
     assert json.loads(clean.output) | {"diagnostics": []} == {
         "ok": True, "errors": 0, "warnings": 0, "rules": 7, "files": 3, "calendars": 1,
-        "diagnostics": []}  # fmt: skip
+        "diagnostics": []}
 
 
 def test_limits_are_checked_with_file_line_and_key(tmp_path: Path) -> None:
@@ -96,14 +96,14 @@ def test_limits_are_checked_with_file_line_and_key(tmp_path: Path) -> None:
     text = result.output.replace(str(tmp_path) + "/", "")
     assert "limits.yaml:5:32: error: limits.per_hour.zendsk.write.[key]: input should be " \
         "'any', 'write', 'mail', 'zendesk.write', 'salesforce.write' or 'graph.write', got " \
-        "'zendsk.write'" in text  # fmt: skip
+        "'zendsk.write'" in text
     assert "limits.yaml:5:42: error: limits.per_hour.write: input should be greater than 0" in text
     assert "limits.yaml:6:7: error: unknown key 'per_day'" in text
 
 
 def test_canary_mode_is_checked(tmp_path: Path) -> None:
     rule = "  - id: {id}\n    on: zendesk.ticket\n{extra}    when: {{status: new}}\n" \
-        "    do: [{{tag: [x]}}]\n"  # fmt: skip
+        "    do: [{{tag: [x]}}]\n"
     extras = {
         "a": "    mode: canary\n",
         "b": "    canary: {percent: 10}\n",

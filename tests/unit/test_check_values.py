@@ -51,7 +51,7 @@ def test_yaml_1_1_booleans_numbers_and_dates(tmp_path: Path) -> None:
         """)
     text = "\n".join(out)
     assert "agent_touched is true or false, never 'yes' (YAML 1.2 reads yes/no/on/off as " \
-        "text: write true or false)" in text  # fmt: skip
+        "text: write true or false)" in text
     assert "group_id is a number, never the text '42'" in text
     assert "created_at is a date and time, never 'soon'" in text
     assert out[-1] == "failed: 3 errors, 0 warnings"
@@ -80,7 +80,7 @@ def test_recipients_must_be_mail_addresses(tmp_path: Path) -> None:
         """)
     text = "\n".join(out)
     assert "recipient 'bob@' is not a mail address: There must be something after the @-sign." \
-        in text  # fmt: skip
+        in text
     assert "recipient 'al ice@x.com' is not a mail address" in text
     assert "recipient 'user:a@b@c' is not a mail address" in text
     assert out[-1] == "failed: 3 errors, 0 warnings"

@@ -16,7 +16,7 @@ def exports_per_minute(rate_share: float) -> int:
     clock = FrozenClock(datetime(2026, 3, 2, 10, tzinfo=UTC))
     start = clock.now()
     settings = ZendeskSection(subdomain="acme", email="a@example.com", token="t",
-                              rate_share=rate_share)  # fmt: skip
+                              rate_share=rate_share)
     governor = ZendeskConnector(settings, clock).governor
     calls = 0
     with default_lane("poll"):

@@ -64,7 +64,7 @@ def test_a_list_or_folder_outside_what_graph_polls(tmp_path: Path) -> None:
     found = {u.rule: u for u in unpolled_rules(ruleset, polled)}
     assert set(found) == {"releases", "transcripts"}
     assert 'needs list "Releases", which [graph] lists does not poll (["Arrivals"])' in \
-        found["releases"].why  # fmt: skip
+        found["releases"].why
     assert "folder" in found["transcripts"].why and "watched_folders" in found["transcripts"].fix
     fine = settings(tmp_path, GRAPH + 'lists = ["Releases"]\nwatched_folders = ["Transcripts"]\n')
     assert unpolled_rules(ruleset, fine) == []

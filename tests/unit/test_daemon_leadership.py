@@ -33,11 +33,11 @@ class Told(Notifier):
 def _leadership(url: str, holder: str) -> tuple[Leadership, list[str], Told]:
     rt: Any = SimpleNamespace(
         settings=SimpleNamespace(syncd=SimpleNamespace(lease_term_s=10.0, lease_renew_s=3.0)),
-        store=open_store(url), clock=SystemClock())  # fmt: skip
+        store=open_store(url), clock=SystemClock())
     woken: list[str] = []
     told = Told()
     leadership = Leadership(rt, Metrics(), Status(ZoneInfo("UTC")), told,
-                            on_lead=lambda: woken.append(holder), holder=holder)  # fmt: skip
+                            on_lead=lambda: woken.append(holder), holder=holder)
     rt.store.fence = leadership.lease
     return leadership, woken, told
 

@@ -40,7 +40,7 @@ def test_a_mail_planned_at_night_waits_for_the_next_open_minute(tmp_path: Path) 
 def test_an_unknown_delivery_calendar_is_a_check_error(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text(CALENDAR + "rules:\n" + textwrap.indent(
-        RULES.replace("within: support", "within: suport"), "  "))  # fmt: skip
+        RULES.replace("within: support", "within: suport"), "  "))
     result = CliRunner().invoke(app, ["check", str(path)])
     assert result.exit_code == 1
     assert "unknown calendar 'suport' (did you mean 'support'?)" in result.output

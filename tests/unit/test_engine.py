@@ -811,7 +811,7 @@ def test_the_daemon_sees_a_read_only_view_of_each_rule(bench_like: Engine) -> No
     idle, route = bench_like.rules["idle"], bench_like.rules["route"]
     assert isinstance(idle, CompiledRule)
     assert (idle.id, idle.kind, idle.timeline, route.timeline) == (
-        "idle", "zendesk.ticket", True, False)  # fmt: skip
+        "idle", "zendesk.ticket", True, False)
     assert idle.math.tz.key == "Europe/London"  # type: ignore[attr-defined]
     assert not hasattr(idle, "gate_test")  # the compiled rule's inside stays inside
     with pytest.raises(dataclasses.FrozenInstanceError):

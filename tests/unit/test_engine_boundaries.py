@@ -70,7 +70,7 @@ VARIANTS = {
 def engine_of(tmp_path: Path, body: str, catch_up: str = "fire") -> Engine:
     rule = textwrap.dedent(body).strip("\n")
     text = ("rules:\n  - id: r\n    on: zendesk.ticket\n    when: {status: [new, open]}\n"
-            f"    catch_up: {catch_up}\n" + textwrap.indent(rule, "    ") + "\n")  # fmt: skip
+            f"    catch_up: {catch_up}\n" + textwrap.indent(rule, "    ") + "\n")
     path = tmp_path / f"r{len(list(tmp_path.iterdir()))}.yaml"
     path.write_text(text)
     result = load_rules([path])
@@ -79,7 +79,7 @@ def engine_of(tmp_path: Path, body: str, catch_up: str = "fire") -> Engine:
 
 
 def fired(engine: Engine, now: datetime,
-          grace: timedelta | None = None) -> list[tuple[str, int | None]]:  # fmt: skip
+          grace: timedelta | None = None) -> list[tuple[str, int | None]]:
     """Step "one"'s intents for a record anchored at T0 and first seen at `now`: (step, the
     seconds it was caught up after, None when on time). Evaluated twice at the same `now`, as
     two records of one cycle would be: the second through the remembered missed-ladder cut."""
@@ -89,7 +89,7 @@ def fired(engine: Engine, now: datetime,
         given = {} if grace is None else {"grace": grace}  # None: the engine's default
         result = engine.evaluate(record, None, {}, now, **given)
         found.append([(i.step, i.reason.get("caught_up_after_s")) for i in result.intents
-                      if i.step == "one"])  # fmt: skip
+                      if i.step == "one"])
     assert found[0] == found[1], "the remembered cut changed the answer"
     return found[0]
 
@@ -160,7 +160,7 @@ def test_the_cut_does_not_swallow_a_later_step_that_catches_up(tmp_path: Path) -
       steps:
         - {id: one, after: 1h, catch_up: skip, do: [{tag: [one]}]}
         - {id: two, after: 2h, catch_up: {fire_if_within: 2h}, do: [{tag: [two]}]}
-    """)  # fmt: skip
+    """)
     record = Record(REF, {"status": "open", "created_at": T0.isoformat()}, T0)
     for now, expected in [(T0 + 4 * H, ["two"]), (T0 + 4 * H + US, [])]:
         for _ in range(2):  # the second through the remembered cut
@@ -172,7 +172,7 @@ def test_the_cut_does_not_swallow_a_later_step_that_catches_up(tmp_path: Path) -
     ("MON", "1d", 1),  # the anchor's own date: `from` included
     ("TUE", "1d", 0),  # the date of `to`: excluded
     ("TUE", "2d", 1),
-])  # fmt: skip
+])
 def test_a_pattern_runs_from_included_to_excluded(
     tmp_path: Path, weekday: str, to: str, expected: int
 ) -> None:
@@ -180,7 +180,7 @@ def test_a_pattern_runs_from_included_to_excluded(
       since: created_at
       steps:
         - {{id: one, every: [{weekday}], from: 0d, to: {to}, at: "11:00", do: [{{tag: [a]}}]}}
-    """)  # fmt: skip
+    """)
     record = Record(REF, {"status": "open", "created_at": T0.isoformat()}, T0)
     result = engine.evaluate(record, None, {}, T0)
     assert len(result.timers) == expected
@@ -190,7 +190,7 @@ def test_an_age_test_flips_at_its_instant(tmp_path: Path) -> None:
     path = tmp_path / "age.yaml"
     path.write_text("rules:\n  - id: old\n    on: zendesk.ticket\n"
                     "    when: {status: open, created_at: {older_than: 2h}}\n"
-                    "    do: [{tag: [old]}]\n")  # fmt: skip
+                    "    do: [{tag: [old]}]\n")
     result = load_rules([path])
     assert not result.errors
     engine = Engine(result.ruleset)
@@ -208,7 +208,7 @@ def test_a_wake_timer_makes_a_record_due_at_its_instant(tmp_path: Path) -> None:
     path = tmp_path / "age.yaml"
     path.write_text("rules:\n  - id: old\n    on: zendesk.ticket\n"
                     "    when: {status: open, created_at: {older_than: 2h}}\n"
-                    "    do: [{tag: [old]}]\n")  # fmt: skip
+                    "    do: [{tag: [old]}]\n")
     engine = Engine(load_rules([path]).ruleset)
     record = Record(REF, {"status": "open", "created_at": T0.isoformat()}, T0)
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
@@ -253,12 +253,12 @@ def test_missed_repeats_collapse_into_the_one_due_exactly_now(
       since: created_at
       steps:
         - {id: one, after: 1h, repeat: every 1h, do: [{tag: [one]}]}
-    """)  # fmt: skip
+    """)
     record = Record(REF, {"status": "open", "created_at": T0.isoformat()}, T0)
     now = DUE + missed * H
     result = engine.evaluate(record, None, {}, now)
     assert [(i.occurrence, i.due_at, i.reason.get("caught_up_after_s"))
-            for i in result.intents] == [(missed, now, None)]  # fmt: skip
+            for i in result.intents] == [(missed, now, None)]
     assert result.next_wake == now + H
     before = engine.evaluate(record, None, {}, now - US)
     assert [i.occurrence for i in before.intents] == [missed - 1]
@@ -275,7 +275,7 @@ def test_the_timer_and_the_intent_of_a_step_share_its_key_and_say_why(
     early = engine.evaluate(record, None, {}, DUE - US)
     timers = {t.step: t for t in early.timers}
     assert set(timers) == {"general": {"one", "later"}, "simple": {"one", "two"},
-                           "became": {"one", "two"}}.get(variant, {"one"})  # fmt: skip
+                           "became": {"one", "two"}}.get(variant, {"one"})
     timer = timers["one"]
     assert (timer.rule_id, timer.record, timer.due_at, timer.anchor) == ("r", REF, DUE, T0)
     [intent] = [i for i in engine.evaluate(record, None, {}, DUE).intents if i.step == "one"]
@@ -289,7 +289,7 @@ def test_the_timer_and_the_intent_of_a_step_share_its_key_and_say_why(
 @pytest.mark.parametrize(("weekday", "due"), [
     ("TUE", [datetime(2026, 3, 2, 20, 0, tzinfo=UTC)]),  # 09:00 NZDT on Tuesday
     ("MON", []),  # Monday is the UTC date, not a local one in [from, to)
-])  # fmt: skip
+])
 def test_a_pattern_counts_dates_in_the_calendars_timezone(
     tmp_path: Path, weekday: str, due: list[datetime]
 ) -> None:

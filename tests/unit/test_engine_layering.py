@@ -87,7 +87,7 @@ def test_outside_the_engine_only_its_public_entry_is_read() -> None:
                     found.append(f"{path.relative_to(root)}: from {node.module} import ...")
             elif isinstance(node, ast.Import):
                 found += [f"{path.relative_to(root)}: import {a.name}" for a in node.names
-                          if a.name.startswith(NAME + ".")]  # fmt: skip
+                          if a.name.startswith(NAME + ".")]
             elif isinstance(node, ast.Attribute) and node.attr == "compiled":
                 found.append(f"{path.relative_to(root)}:{node.lineno}: .compiled")
     assert found == []

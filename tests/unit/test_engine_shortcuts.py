@@ -157,16 +157,16 @@ def action(draw: st.DrawFn, kind: str, step: str) -> dict[str, Any]:
         window = {"deliver": {"within": "support"}} if chance(draw, 2) else {}
         to = ["group:Support", "{{ vars.lead }}"]
         return {"notify": {"to": to, "subject": pick(draw, texts), "body": pick(draw, texts),
-                           **window}}  # fmt: skip
+                           **window}}
     if choice == 0:
         return {"create_task": {"subject": "Fixed", "owner": "owner"}}
     if choice == 1:
         return {"set": {"Status__c": "Open"}}
     if choice == 2:
         return {"create_event": {"subject": pick(draw, texts), "start": pick(draw, OFFSETS),
-                                 "duration": "2h"}}  # fmt: skip
+                                 "duration": "2h"}}
     return {"create_task": {"subject": pick(draw, texts), "owner": "owner",
-                            "due": pick(draw, OFFSETS)}}  # fmt: skip
+                            "due": pick(draw, OFFSETS)}}
 
 
 def actions(draw: st.DrawFn, kind: str, step: str = "") -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ def ladder(draw: st.DrawFn, kind: str, simple: bool) -> list[dict[str, Any]]:
             days = pick(draw, [["MON", "WED", "FRI"], "mon-fri", "sat"])
             steps.append({"id": "weekly", "every": days, "from": "2d",
                           "to": pick(draw, ["2w", "3w"]),
-                          **({"at": "09:00"} if chance(draw, 2) else {})})  # fmt: skip
+                          **({"at": "09:00"} if chance(draw, 2) else {})})
         if chance(draw, 2):
             steps.append({"id": "day", "after": "3d", "at": pick(draw, ["09:00", "23:30"])})
         if chance(draw, 2):
@@ -237,7 +237,7 @@ def timeline_rule(draw: st.DrawFn, n: int, kind: str, simple: bool | None) -> di
     if not simple and chance(draw, 3):
         rule["defer"] = {"when": {"custom.viable": False},
                          "from_step": pick(draw, [s["id"] for s in steps]),
-                         "to": "custom.week_b"}  # fmt: skip
+                         "to": "custom.week_b"}
     return rule
 
 
@@ -447,14 +447,14 @@ PAUSED = {
                "when": {"status": ["new", "open"]},
                "steps": [{"id": "s0", "after": "10 hours", "do": [{"tag": ["idle"]}]},
                          {"id": "s1", "after": "30 hours", "do": [{"tag": ["idle"]}]}]}],
-}  # fmt: skip
+}
 PAUSED_HISTORY = History(
     RecordRef(TICKET, "1"),
     {"status": "open", "created_at": BASE.isoformat(), "tags": []},
     BASE,
     [Event({}, False, 0, DEFAULT_GRACE), Event({"status": "pending"}, False, 120, DEFAULT_GRACE),
      Event({"status": "open"}, False, 60, DEFAULT_GRACE)],
-)  # fmt: skip
+)
 
 
 @settings(PROPERTIES, max_examples=120)

@@ -82,7 +82,7 @@ class FakeZendesk:
     records: dict[RecordRef, Record] = field(default_factory=dict)
 
     def poll_pages(self, cursor: str | None,
-                   kinds: Collection[str] | None = None) -> Iterator[Page]:  # fmt: skip
+                   kinds: Collection[str] | None = None) -> Iterator[Page]:
         yield Page([], cursor or "")
 
     def execute(self, op: Operation) -> Outcome:
@@ -124,7 +124,7 @@ def _read(op: Operation) -> Operation:
     if not attachments:
         return op
     read = [{"filename": a["filename"], "read": a["file"].read()} if "file" in a else a
-            for a in attachments]  # fmt: skip
+            for a in attachments]
     return Operation(op.key, op.system, op.verb, op.target, {**op.payload, "attachments": read})
 
 
@@ -145,11 +145,11 @@ class World:
         self.clock = FrozenClock(T0)
         self.zendesk = FakeZendesk()
         settings = Settings(syncd=SyncdSection(state_dir=tmp_path, max_attempts=max_attempts,
-                                               rules_dir=tmp_path / "rules"))  # fmt: skip
+                                               rules_dir=tmp_path / "rules"))
         self.rt = Runtime(settings=settings, clock=self.clock,
                           store=open_store(settings.syncd.store_url, max_attempts=max_attempts),
                           engine=engine_of(tmp_path, RULES), connectors={"zendesk": self.zendesk},
-                          dry_run=dry_run)  # fmt: skip
+                          dry_run=dry_run)
 
     def see(self, at: datetime | None = None, ref: RecordRef = TICKET, **fields: Any) -> Applied:
         """A version of a ticket as a poll would store it (fields merged into the last)."""
@@ -158,7 +158,7 @@ class World:
             stored = tx.records.get(ref)
             base = dict(stored.fields) if stored else {"created_at": T0.isoformat()}
             return apply_record(tx, self.rt.engine, Record(ref, {**base, **fields}, at), at,
-                                DEFAULT_GRACE)  # fmt: skip
+                                DEFAULT_GRACE)
 
     def drain(self) -> Drained:
         return Executor(self.rt).drain()
@@ -412,7 +412,7 @@ def test_a_baseline_records_instant_rules_skipped(world: World) -> None:
     with world.rt.store.transaction() as tx:
         applied = apply_record(tx, world.rt.engine,
                                Record(TICKET, {"status": "new", "created_at": at.isoformat()}, at),
-                               at, DEFAULT_GRACE, baseline=True)  # fmt: skip
+                               at, DEFAULT_GRACE, baseline=True)
         assert hold_back(tx, applied.holding, at) == 1  # the poller's, once per page
     assert world.entry(applied.planned[0]).state == IntentState.SKIPPED
 
@@ -444,7 +444,7 @@ def test_a_timer_fires_at_its_instant_and_not_a_microsecond_before(world: World)
     with world.rt.store.read() as tx:
         assert [(t.step, t.due_at) for t in tx.timers.for_record(TICKET)] == [("one", due)]
         assert not due_by_time(tx, world.rt.engine, tx.records.get(TICKET), due - US,
-                               DEFAULT_GRACE)  # fmt: skip
+                               DEFAULT_GRACE)
         assert due_by_time(tx, world.rt.engine, tx.records.get(TICKET), due, DEFAULT_GRACE)
     assert world.see(due - US).planned == []
     with world.rt.store.read() as tx:
@@ -462,7 +462,7 @@ def test_a_due_timer_that_plans_nothing_is_cancelled_with_the_reason(world: Worl
     with world.rt.store.read() as tx:
         assert tx.timers.for_record(TICKET) == []
         cancelled = [row.detail for row in tx.audit.for_record(TICKET)
-                     if row.event == "timer_cancelled"]  # fmt: skip
+                     if row.event == "timer_cancelled"]
     assert [d["reason"] for d in cancelled] == ["`until` held when the record was re-read"]
 
 
@@ -472,7 +472,7 @@ def test_a_record_that_leaves_when_cancels_its_timer_saying_so(world: World) -> 
     with world.rt.store.read() as tx:
         assert tx.timers.for_record(TICKET) == []
         cancelled = [row.detail for row in tx.audit.for_record(TICKET)
-                     if row.event == "timer_cancelled"]  # fmt: skip
+                     if row.event == "timer_cancelled"]
     assert [d["reason"] for d in cancelled] == ["`when` no longer held when the record changed"]
 
 
@@ -508,7 +508,7 @@ def test_past_a_limit_an_intent_is_held_not_sent(tmp_path: Path) -> None:
     try:
         settings = world.rt.settings
         world.rt.settings = settings.model_copy(
-            update={"limits": LimitsSection(rule_per_cycle={"any": 1})})  # fmt: skip
+            update={"limits": LimitsSection(rule_per_cycle={"any": 1})})
         first = only(world.see(status="new"))
         second = only(world.see(ref=RecordRef("zendesk.ticket", "8"), status="new"))
         assert world.drain() == Drained(done=1, limited=1)
@@ -555,7 +555,7 @@ def test_somebody_missing_from_the_directory_is_looked_for_once_more(tmp_path: P
         assert reads == [None, MISS_REFRESH_S]
         entry = world.entry(key)
         assert entry.state == IntentState.DEAD and "no zendesk group named 'Support'" in (
-            entry.last_error or "")  # fmt: skip
+            entry.last_error or "")
     finally:
         world.close()
 
@@ -569,7 +569,7 @@ def transcript_world(tmp_path: Path) -> tuple[World, FakeGraph, str]:
     with world.rt.store.transaction() as tx:
         applied = apply_record(tx, world.rt.engine,
                                Record(file, {"name": "call #7.vtt", "path": "Calls/call #7.vtt"},
-                                      T0), T0, DEFAULT_GRACE)  # fmt: skip
+                                      T0), T0, DEFAULT_GRACE)
     return world, graph, only(applied)
 
 
@@ -602,7 +602,7 @@ def test_a_refused_attachment_takes_the_else_path_in_the_same_pass(tmp_path: Pat
             (key + "#copy", "copy_file", {"destination": "Unfiled"})]
         assert world.entry(key).state == IntentState.DONE
         assert world.events(key) == ["planned", "sent", "prepared", "refused", "failed", "sent",
-                                     "prepared", "done"]  # fmt: skip
+                                     "prepared", "done"]
     finally:
         world.close()
 
@@ -635,7 +635,7 @@ def test_a_baseline_past_due_skips_the_steps_already_due(world: World) -> None:
     other = Record(RecordRef("zendesk.ticket", "8"), old.fields, T0)
     with world.rt.store.transaction() as tx:
         skipped = apply_record(tx, world.rt.engine, other, T0, DEFAULT_GRACE, baseline=True,
-                               past_due=True)  # fmt: skip
+                               past_due=True)
         assert hold_back(tx, skipped.holding, T0) == 1
     assert world.entry(only(skipped)).state == IntentState.SKIPPED
 
@@ -655,7 +655,7 @@ rules:
     on: zendesk.ticket
     when: {status: new}
     do: [{tag: [other]}]
-""", "failing")  # fmt: skip
+""", "failing")
         failed = world.see(status="new", subject="")
         assert [e.rule_id for e in failed.errors] == ["first-letter"]
         assert [world.entry(k).intent.rule_id for k in failed.planned] == ["other"]
@@ -672,7 +672,7 @@ def held_world(tmp_path: Path) -> tuple[World, str, str]:
     """Two tickets triaged in one pass under a limit of one: the second is held."""
     world = World(tmp_path)
     world.rt.settings = world.rt.settings.model_copy(
-        update={"limits": LimitsSection(rule_per_cycle={"any": 1})})  # fmt: skip
+        update={"limits": LimitsSection(rule_per_cycle={"any": 1})})
     first = only(world.see(status="new"))
     second = only(world.see(ref=RecordRef("zendesk.ticket", "8"), status="new"))
     world.drain()
@@ -702,7 +702,7 @@ def test_a_released_intent_goes_past_its_limit_after_its_record_is_re_read(
 @pytest.mark.parametrize(("fresh", "why"), [
     ({"status": "solved"}, "released, but the rule no longer holds when the record was re-read"),
     (None, "released, but the record is gone at its vendor"),
-])  # fmt: skip
+])
 def test_a_released_intent_whose_rule_no_longer_acts_is_skipped(
     tmp_path: Path, fresh: dict[str, Any] | None, why: str
 ) -> None:

@@ -123,7 +123,7 @@ def test_intents_table_shows_key_rule_record_state_due_and_error(world: World) -
     for text in (
         "last error", world.notify, "escalate-urgent", f"{OPPORTUNITY}", "create_task",
         "550 mailbox unavailable", "2026-03-02 10:30:00 UTC", "4 intents",
-    ):  # fmt: skip
+    ):
         assert text in out, text
     # failed: the due column shows when it is tried next
     task_line = next(line for line in out.splitlines() if world.task in line)
@@ -336,13 +336,13 @@ def test_audit_says_a_timer_moved_with_its_anchor(world: World) -> None:
 def test_audit_names_the_vendor_and_the_mail_that_answered(world: World) -> None:
     mail = _intent("escalate-urgent", TICKET, 2, "notify", to=["sue@example.com"])
     op = {"key": mail.key, "system": "graph", "verb": "send_mail", "target": "syncd@example.com",
-          "payload": {"to": ["sue@example.com"], "subject": "Urgent", "body": "#123"}}  # fmt: skip
+          "payload": {"to": ["sue@example.com"], "subject": "Urgent", "body": "#123"}}
     store = _more(world)
     with store.transaction() as tx:  # what the executor writes around a vendor call
         tx.ledger.plan([mail], T1)
         assert tx.ledger.mark_sent(mail.key, T1)
         tx.audit.append("prepared", T1, record=TICKET, rule_id=mail.rule_id,
-                        intent_key=mail.key, detail={"ops": [op]})  # fmt: skip
+                        intent_key=mail.key, detail={"ops": [op]})
         assert tx.ledger.mark_done(mail.key, {mail.key: {"mailbox": "syncd@example.com"}}, T1)
     store.close()
     out = _run("audit", "zendesk:123", "--config", world.config).output

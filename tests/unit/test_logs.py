@@ -169,7 +169,7 @@ def test_configured_secrets_never_reach_the_output(configure: Configure, fmt: st
         ("password: hunter2", "password: ***"),
         ("429 Too Many Requests, Retry-After: 30", "429 Too Many Requests, Retry-After: 30"),
     ],
-)  # fmt: skip
+)
 def test_token_shapes_are_redacted_without_configuration(
     configure: Configure, message: str, shown: str
 ) -> None:
@@ -205,4 +205,4 @@ def test_settings_secrets_lists_every_loaded_secret(tmp_path: Path) -> None:
     basic = [base64.b64encode(b"a@acme.example/token:zd-token-value").decode(),
              base64.b64encode(b"c:graph-secret-value").decode()]  # as clients send them
     assert sorted(settings_secrets(settings)) == sorted(
-        ["graph-secret-value", "zd-token-value", *basic])  # fmt: skip
+        ["graph-secret-value", "zd-token-value", *basic])

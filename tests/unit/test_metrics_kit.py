@@ -62,7 +62,7 @@ def test_held_failed_and_dead_intents_per_rule(tmp_path: Path) -> None:
     def intent(rule: str, due: datetime, n: int = 0) -> Intent:
         return Intent(key=intent_key(rule, ticket, "", due, action_index=n), rule_id=rule,
                       record=ticket, action="tag", params={"tags": ["x"]}, due_at=due,
-                      reason={})  # fmt: skip
+                      reason={})
 
     held, later = intent("escalate", NOW), intent("escalate", NOW + timedelta(hours=1), 1)
     broken = intent("mail", NOW)
@@ -82,7 +82,7 @@ def test_held_failed_and_dead_intents_per_rule(tmp_path: Path) -> None:
     with store.read() as tx:
         store_gauges(tx, metrics, NOW)
     assert samples(metrics)[("syncd_rule_intents", (("rule", "escalate"), ("state", "held")))] \
-        == 0  # fmt: skip
+        == 0
     store.close()
 
 

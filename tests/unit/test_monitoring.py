@@ -75,7 +75,7 @@ def test_every_alert_names_exported_metrics_and_says_what_to_do() -> None:
     known = exported() | PROMETHEUS_OWN
     assert {r["alert"] for r in rules} >= {
         "SyncdDown", "SyncdNoSuccessfulPoll", "SyncdIntentsFailing", "SyncdIntentsHeld",
-        "SyncdRulesFallback", "SyncdApiBudgetNearlySpent"}  # fmt: skip
+        "SyncdRulesFallback", "SyncdApiBudgetNearlySpent"}
     for rule in rules:
         assert named(rule["expr"]) and named(rule["expr"]) <= known, rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
@@ -94,5 +94,5 @@ def test_promtool_checks_and_unit_tests_the_alert_rules() -> None:
         pytest.skip("promtool not installed (make test gets it: monitoring/get-promtool)")
     for args in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"]):
         done = subprocess.run([promtool, *args], cwd=MONITORING, capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+                              text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr

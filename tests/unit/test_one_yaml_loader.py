@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_fixture_reads_as_yaml_1_2(tmp_path: Path) -> None:
     fixture = tmp_path / "seed.yaml"
     fixture.write_text("graph:\n  lists:\n    - {name: Shifts, items: [{fields: "
-                       "{Start: 9:30, Remote: no, Day: 2026-03-02}}]}\n")  # fmt: skip
+                       "{Start: 9:30, Remote: no, Day: 2026-03-02}}]}\n")
     fields = load_fixture(fixture)["graph"]["lists"][0]["items"][0]["fields"]
     assert fields["Start"] == "9:30" and fields["Remote"] == "no"
     assert str(fields["Day"]) == "2026-03-02"
@@ -25,7 +25,7 @@ def test_a_fixture_reads_as_yaml_1_2(tmp_path: Path) -> None:
 def test_nothing_imports_pyyaml_and_it_is_not_a_dependency() -> None:
     importers = []
     for path in sorted([*ROOT.glob("syncd/**/*.py"), *ROOT.glob("tests/**/*.py"),
-                        *ROOT.glob("bench/*.py")]):  # fmt: skip
+                        *ROOT.glob("bench/*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

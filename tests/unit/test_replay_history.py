@@ -35,7 +35,7 @@ def test_versions_are_rebuilt_from_the_snapshot_and_its_history(tmp_path: Path) 
         store.close()
     assert [v.fields for v in found["zendesk.ticket:7"]] == SEEN
     assert [v.at for v in found["zendesk.ticket:7"]] == [T0 + timedelta(minutes=n)
-                                                        for n in range(4)]  # fmt: skip
+                                                        for n in range(4)]
     assert [v.fields for v in found["zendesk.ticket:8"]] == [{"status": "new"}]
 
 

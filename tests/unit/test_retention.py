@@ -26,7 +26,7 @@ def ticket(n: int) -> RecordRef:
 
 def intent(rule: str, ref: RecordRef, at: datetime) -> Intent:
     return Intent(key=intent_key(rule, ref, "", at), rule_id=rule, record=ref, action="tag",
-                  params={"tags": ["x"]}, due_at=at, reason={})  # fmt: skip
+                  params={"tags": ["x"]}, due_at=at, reason={})
 
 
 def count(store: Store, table: Any, *where: Any) -> int:
@@ -57,7 +57,7 @@ def setup(tmp_path: Path) -> tuple[Store, dict[str, Intent]]:
             if name == "old_sent":
                 assert tx.ledger.mark_sent(i.key, at)
                 tx.audit.append("prepared", at, record=i.record, intent_key=i.key,
-                                detail={"ops": []})  # fmt: skip
+                                detail={"ops": []})
             elif name == "old_dead":
                 assert tx.ledger.mark_sent(i.key, at)
                 assert tx.ledger.mark_failed(i.key, "550", at, None)
@@ -83,7 +83,7 @@ def test_old_rows_go_and_what_is_still_needed_stays(tmp_path: Path) -> None:
         assert tx.timers.for_record(ticket(3))  # the pending step
         prepared = [r for r in tx.audit.for_intent(made["old_sent"].key) if r.event == "prepared"]
     assert set(left) == {made[k].key for k in ("old_dead", "old_sent", "old_plan_done",
-                                              "new_done")}  # fmt: skip
+                                              "new_done")}
     assert left[made["old_dead"].key] == "dead" and left[made["old_sent"].key] == "sent"
     assert prepared  # the executor settles a sent intent from these
     assert count(store, audit, audit.c.intent_key == made["old_done"].key) == 0

@@ -69,7 +69,7 @@ def test_check_positions_errors_inside_the_long_form(tmp_path: Path) -> None:
             on: salesforce.opportunity
             do:
               - set: {record: "{{ opportunity.AccountId }}", fields: {Name: x}}
-        """)  # fmt: skip
+        """)
     assert [str(d).removeprefix(f"{tmp_path}/") for d in loaded.errors] == [
         "rules.yaml:5:23: error: template reads unknown field 'ticket.custm' of zendesk.ticket "
         "(did you mean 'custom'?)",

@@ -160,7 +160,7 @@ def test_clean_rules_load_with_sources_calendars_and_templates(
     assert [r.id for r in ruleset.rules] == [
         "onboarding-plan", "client-folder", "file-transcripts", "dispatch-queue",
         "triage-new-case", "no-action-ladder", "pending-reminder",
-    ]  # fmt: skip
+    ]
     assert list(ruleset.calendars) == ["support"]
     assert ruleset.sources["no-action-ladder"] == Source("support.yaml", 16, 5)
     by_id = {r.id: r for r in ruleset.rules}
@@ -191,7 +191,7 @@ def test_a_bad_rule_is_dropped_and_its_neighbours_kept(tmp_path: Path) -> None:
     assert sorted(r.id for r in result.ruleset.rules) == ["fine", "good"]
     assert [(Path(d.file).name, d.line) for d in result.errors] == [
         ("broken.yaml", 2), ("mixed.yaml", 3), ("mixed.yaml", 4),
-    ]  # fmt: skip
+    ]
 
 
 def test_empty_and_non_mapping_files(tmp_path: Path) -> None:

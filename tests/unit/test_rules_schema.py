@@ -84,7 +84,7 @@ def test_actions_are_typed_with_the_intent_kind_and_params() -> None:
         {"set": {"status": "solved", "custom.kind": "Training"}},
         {"notify": {"to": ["group:Support"], "subject": "Hi", "body": "{{ ticket.id }}"}},
         {"unassign": None},
-    ])  # fmt: skip
+    ])
     assert [a.kind for a in rule.do or []] == ["tag", "set", "notify", "unassign"]
     tag, set_, notify, unassign = rule.do or []
     assert tag.params() == {"tags": ["vip", "{{ ticket.priority }}"]}
@@ -116,7 +116,7 @@ def test_timeline_rule() -> None:
             {"id": "week6", "after": "6w", "repeat": "every 6 months", "catch_up": "skip",
              "do": [{"create_event": {"subject": "Training", "start": "0d"}}]},
         ],
-    })  # fmt: skip
+    })
     first, pattern, review = rule.steps or []
     assert [s.id for s in rule.steps or []] == ["step-1", "step-2", "week6"]
     assert first.after == Offset(-2, "weeks")
@@ -133,7 +133,7 @@ def test_timeline_rule() -> None:
 
 def test_since_became_anchor() -> None:
     rule = _rule(since={"became": {"status": "pending"}}, steps=[{"after": "2d", "do": [
-        {"tag": ["chased"]}]}])  # fmt: skip
+        {"tag": ["chased"]}]}])
     assert rule.since == language.BecameAnchor(
         became=FieldCondition(field="status", op="eq", value="pending")
     )
@@ -157,7 +157,7 @@ def test_since_became_anchor() -> None:
         ({"since": "a", "steps": [{"every": "mon", "from": "1w", "do": [{"tag": ["b"]}]}]},
          "needs 'from' and 'to'"),
     ],
-)  # fmt: skip
+)
 def test_invariants_the_engine_relies_on(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         _rule(**fields)

@@ -189,7 +189,7 @@ def test_other_braces_in_a_condition_are_errors_at_the_value(tmp_path: Path) -> 
     assert not result.ruleset.rules
 
     result = load(tmp_path, "- {id: t, on: zendesk.ticket, when: {status: {in: '{{ x }}'}},"
-                  " do: [{tag: [x]}]}\n", "still-bad.yaml")  # fmt: skip
+                  " do: [{tag: [x]}]}\n", "still-bad.yaml")
     assert [d.message.split(",")[0] for d in result.diagnostics] == [
         "condition value '{{ x }}' looks like a template"]  # and not also "'in' takes a list"
 
@@ -215,7 +215,7 @@ def test_json_schema_accepts_a_var_where_a_list_or_boolean_goes() -> None:
 
     def errors(when: dict[str, Any]) -> list[str]:
         rule = {"id": "r", "on": "zendesk.ticket", "vars": {"open": ["new"], "flag": True},
-                "when": when, "do": [{"tag": ["x"]}]}  # fmt: skip
+                "when": when, "do": [{"tag": ["x"]}]}
         return [e.message for e in validator.iter_errors({"rules": [rule]})]
 
     assert errors({"status": {"in": "{{ vars.open }}"}, "tags": {"exists": "{{vars.flag}}"}}) == []
@@ -265,7 +265,7 @@ def test_a_rule_var_overrides_the_file_var_of_the_same_name(tmp_path: Path) -> N
     """
     run = Engine(load(tmp_path, rules, header=FILE_VARS).ruleset)
     for desk, fired in [("Sales", ("sales-case", "case-sales")),
-                        ("Support", ("support-case", "case-support"))]:  # fmt: skip
+                        ("Support", ("support-case", "case-support"))]:
         intents = play(run, [(T0, {"group_name": desk, "status": "open"})], T0)
         assert [(i.rule_id, i.params["tags"][0]) for i in intents] == [fired], desk
 
@@ -374,7 +374,7 @@ def test_a_dispatch_queue_condition_reads_vars_and_names_known_fields(tmp_path: 
     serve = next(r for r in fixed.ruleset.rules if r.id == "serve")
     (action,) = serve.do
     assert action.params()["queue"] == {"group": "{{ vars.desk }}", "where": {
-        "custom.impact": {"exists": True}, "priority": "urgent"}}  # fmt: skip
+        "custom.impact": {"exists": True}, "priority": "urgent"}}
 
 
 def test_a_recipient_naming_a_plain_var_is_rule_text_one_reading_data_is_an_address(
@@ -400,7 +400,7 @@ def test_a_recipient_naming_a_plain_var_is_rule_text_one_reading_data_is_an_addr
     result = load(tmp_path, rules)
     assert result.diagnostics == [], [str(d) for d in result.diagnostics]
     ticket = Record(RecordRef("zendesk.ticket", "1"), {
-        "status": "new", "requester_email": "group:Everyone"}, T0)  # fmt: skip
+        "status": "new", "requester_email": "group:Everyone"}, T0)
     (intent,) = Engine(result.ruleset).evaluate(ticket, None, {}, T0).intents
     assert intent.params["to"] == ["group:Support", "address:group:Everyone"]
     assert intent.params["cc"] == ["group:Supervisors", "ops@example.com"]

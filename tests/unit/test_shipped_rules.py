@@ -51,7 +51,7 @@ def test_check_is_clean_without_warnings(monkeypatch: pytest.MonkeyPatch) -> Non
     result = CliRunner().invoke(app, ["check", "rules/"])
     assert result.exit_code == 0, result.output
     assert re.fullmatch(r"ok: \d+ rules in \d+ files, \d+ calendars\n", result.output), \
-        result.output  # fmt: skip
+        result.output
     loaded = load_rules(RULES)
     assert loaded.diagnostics == []
     assert len(loaded.ruleset.rules) == sum(len(_rule_ids(p)) for p in RULE_FILES)
@@ -91,13 +91,13 @@ def test_docs_name_every_rule(path: Path) -> None:
 
 def test_every_named_template_is_used() -> None:
     found = re.findall(r"template: (?:\"([^\"]+)\"|([^\s,}]+))", "\n".join(
-        p.read_text(encoding="utf-8") for p in RULE_FILES))  # fmt: skip
+        p.read_text(encoding="utf-8") for p in RULE_FILES))
     names = [quoted or bare for quoted, bare in found]
     assert "si-week-{{ week }}" in names
     patterns = [re.compile(".+".join(re.escape(part) for part in re.split(r"\{\{.*?\}\}", n)))
-                for n in names]  # fmt: skip
+                for n in names]
     unused = [t.stem for t in TEMPLATES.glob("*.j2")
-              if not any(p.fullmatch(t.stem) for p in patterns)]  # fmt: skip
+              if not any(p.fullmatch(t.stem) for p in patterns)]
     assert unused == []
 
 
@@ -112,14 +112,14 @@ def test_fields_the_rules_read_exist_in_the_sandbox_company() -> None:
 
     salesforce = {f["name"] if isinstance(f, dict) else f
                   for fields in seed["salesforce"]["settings"]["custom_fields"].values()
-                  for f in fields}  # fmt: skip
+                  for f in fields}
     used = set(re.findall(r"\b([A-Za-z0-9_]+__c)\b", text))
     assert used, "no Salesforce custom field found: the pattern is stale"
     assert used <= salesforce, f"Salesforce fields missing from the seed: {used - salesforce}"
 
     lists = {sp["name"]: sp for sp in seed["graph"]["lists"]}
     columns = {"Title"} | {c["name"] if isinstance(c, dict) else c
-                           for sp in lists.values() for c in sp["columns"]}  # fmt: skip
+                           for sp in lists.values() for c in sp["columns"]}
     used = set(re.findall(r"fields\.(?:get\(')?([A-Za-z]+)", text)) - {"get"}
     assert used, "no SharePoint column found: the pattern is stale"
     assert used <= columns, f"SharePoint columns missing from the seed: {used - columns}"

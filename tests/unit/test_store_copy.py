@@ -27,16 +27,16 @@ runner = CliRunner()
 def _populate(url: str, rules_dir: Path) -> None:
     store = open_store(url)
     intents = [Intent(f"ladder/{n}", "ladder", TICKET, "notify", {"to": ["group:Support"]},
-                      NOW + timedelta(hours=n), step=f"h{n}") for n in range(4)]  # fmt: skip
+                      NOW + timedelta(hours=n), step=f"h{n}") for n in range(4)]
     with store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "new", "subject": "Ünïcode ✓"}, NOW))
     with store.transaction() as tx:
         tx.records.upsert(Record(TICKET, {"status": "open", "subject": "Ünïcode ✓"},
-                                 NOW + timedelta(minutes=5)))  # fmt: skip
+                                 NOW + timedelta(minutes=5)))
         tx.ledger.plan(intents, NOW)
         tx.timers.replace("ladder", TICKET, [TimerSpec("t/1", "h1", NOW + timedelta(hours=1)),
                                              TimerSpec("t/2", "h2", NOW + timedelta(hours=2))],
-                          NOW)  # fmt: skip
+                          NOW)
         tx.memory.put("ladder", TICKET, {"inside": True}, NOW)
         tx.cursors.set("zendesk", "cursor-abc", NOW)
         rulesets.remember(tx, rules_dir, NOW)
@@ -56,14 +56,14 @@ def _dump(url: str) -> dict[str, list[dict[str, Any]]]:
             table.name: [dict(row) for row in tx.conn.execute(
                 table.select().order_by(*table.primary_key.columns)).mappings()]
             for table in metadata.sorted_tables if table is not leases
-        }  # fmt: skip
+        }
     store.close()
     return dump
 
 
 @pytest.fixture(params=["sqlite-to-postgresql", "postgresql-to-sqlite"])
 def urls(request: pytest.FixtureRequest, tmp_path: Path,
-         postgres: PostgresServer) -> tuple[str, str]:  # fmt: skip
+         postgres: PostgresServer) -> tuple[str, str]:
     sqlite = f"sqlite:///{tmp_path / 'state.db'}"
     pg = postgres.new_database()
     return (sqlite, pg) if request.param == "sqlite-to-postgresql" else (pg, sqlite)
@@ -104,7 +104,7 @@ def test_copy_refuses_a_destination_that_holds_data(urls: tuple[str, str], tmp_p
     (tmp_path / "rules").mkdir()
     _populate(source, tmp_path / "rules")
     assert runner.invoke(app, ["store", "copy", "--from", source, "--to", destination]
-                         ).exit_code == 0  # fmt: skip
+                         ).exit_code == 0
     before = _dump(destination)
     again = runner.invoke(app, ["store", "copy", "--from", source, "--to", destination])
     assert again.exit_code == 1
@@ -115,7 +115,7 @@ def test_copy_refuses_a_destination_that_holds_data(urls: tuple[str, str], tmp_p
 def test_copy_names_a_bad_url_without_its_password(tmp_path: Path) -> None:
     bad = "postgresql+psycopg://syncd:s3cret-pw@127.0.0.1:1/nowhere"
     result = runner.invoke(app, ["store", "copy", "--from", f"sqlite:///{tmp_path}/s.db",
-                                 "--to", bad])  # fmt: skip
+                                 "--to", bad])
     assert result.exit_code == 1
     assert "destination postgresql+psycopg://syncd:***@127.0.0.1:1/nowhere" in result.output
     assert "s3cret-pw" not in result.output

@@ -178,7 +178,7 @@ def test_a_version_1_lease_gets_an_epoch_on_either_engine(store_url: str) -> Non
     engine = create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO leases (name, holder, expires_at) "
-                          "VALUES ('leader', 'old-host', :at)"), {"at": NOW})  # fmt: skip
+                          "VALUES ('leader', 'old-host', :at)"), {"at": NOW})
     engine.dispose()
     store = open_store(store_url)
     assert store.version() == 3

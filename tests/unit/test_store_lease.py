@@ -97,7 +97,7 @@ def test_a_deposed_leader_cannot_claim_advance_or_settle(hosts: tuple[Host, Host
     ):
         a.lease.epoch = 1  # as if a had not noticed yet: the check is in the database
         with pytest.raises(Fenced, match="now held by host-b:2 at epoch 2"), \
-                a.store.transaction() as tx:  # fmt: skip
+                a.store.transaction() as tx:
             write(tx)
         assert not a.lease.leading()  # it stepped down
     with b.store.read() as tx:

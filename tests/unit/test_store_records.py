@@ -133,7 +133,7 @@ def test_by_kind_filters_with_a_callable(store: Store) -> None:
 def test_by_kind_selects_on_a_field_in_the_database_as_python_would(store: Store) -> None:
     """Dispatch and least-loaded read only open tickets, without decoding the solved history."""
     odd = [{"status": "open"}, {"status": "solved"}, {"status": None}, {}, {"status": 7},
-           {"status": "Open"}, {"status": "hold", "x": "é"}, {"status": ["open"]}]  # fmt: skip
+           {"status": "Open"}, {"status": "hold", "x": "é"}, {"status": ["open"]}]
     with store.transaction() as tx:
         for n, fields in enumerate(odd):
             tx.records.upsert(Record(RecordRef("zendesk.ticket", str(n)), fields, T0))

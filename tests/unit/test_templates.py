@@ -52,11 +52,11 @@ def test_static_reads() -> None:
 
 def test_context_names() -> None:
     assert templates.context_names("ticket") == {
-        "ticket", "record", "previous", "rule", "vars", "now"}  # fmt: skip
+        "ticket", "record", "previous", "rule", "vars", "now"}
     assert templates.context_names("opportunity", timeline=True, pattern=True) == {
         "opportunity", "record", "previous", "rule", "vars", "now", "step", "occurrence", "week",
         "date",
-    }  # fmt: skip
+    }
     assert "occurrence" in templates.context_names("account", timeline=True, repeat=True)
 
 
@@ -64,7 +64,7 @@ def test_render_tree_renders_only_templates() -> None:
     params = {"to": [Text("user:{{ ticket.id }}")], "ticket_from": "#(\\d{2,})", "n": 2}
     assert templates.render_tree(params, {"ticket": {"id": 5}}) == {
         "to": ["user:5"], "ticket_from": "#(\\d{2,})", "n": 2,
-    }  # fmt: skip
+    }
 
 
 def test_named_template_subject_and_body(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_named_template_subject_and_body(tmp_path: Path) -> None:
     named = templates.load_named(path)
     assert (named.name, named.subject, named.body, named.body_line) == (
         "welcome", "Hi {{ ticket.id }}", "Body {{ ticket.subject }}\n", 3,
-    )  # fmt: skip
+    )
     path.write_text("Only a body\n")
     assert templates.load_named(path).subject is None
 

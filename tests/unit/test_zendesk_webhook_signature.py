@@ -20,7 +20,7 @@ KNOWN = "6CPjAFMbPR8Oi23tS33VVwLHXT4hXV0P2V+VsLecRQY="
 
 
 def headers(stamp: str = "2026-03-02T10:00:00Z", body: bytes = BODY,
-            secret: str = SECRET) -> dict[str, str]:  # fmt: skip
+            secret: str = SECRET) -> dict[str, str]:
     return {SIGNATURE: sign(secret, stamp, body), TIMESTAMP: stamp}
 
 

@@ -69,7 +69,7 @@ class _Rule:
     """A rule compiled for the hot loop: no pydantic attribute access per record."""
 
     def __init__(self, rule: language.Rule, position: int, math: TimeMath,
-                 calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
+                 calendars: Mapping[str, Calendar] | None = None) -> None:
         calendars = calendars or {}
         self.id = rule.id
         self.position = position
@@ -81,7 +81,7 @@ class _Rule:
         self.canary = canary is not None
         self.canary_share = round(canary.percent * 100) if canary and canary.percent else None
         self.canary_scope = (cond.compile_test(cond.compile_condition(canary.scope))
-                             if canary and canary.scope is not None else None)  # fmt: skip
+                             if canary and canary.scope is not None else None)
         self.limits = rule.own_limits()
         self.on_failure = rule.on_failure
         self.math = math
@@ -151,7 +151,7 @@ def _actions(
         window = calendars.get(action.deliver.within) if action.deliver else None
         params = action.params()
         yield _Action(index, action.kind, params, _has_text(params), action.link is not None,
-                      window)  # fmt: skip
+                      window)
 
 
 def _has_text(value: Any) -> bool:
@@ -165,7 +165,7 @@ def _has_text(value: Any) -> bool:
 
 
 def _step(step: language.Step, rule_catch_up: language.CatchUp, deferrable: bool,
-          actions: tuple[_Action, ...]) -> _Step:  # fmt: skip
+          actions: tuple[_Action, ...]) -> _Step:
     catch_up = step.catch_up or rule_catch_up
     late_us: int | None = None  # fire
     if catch_up.policy == "skip" or (

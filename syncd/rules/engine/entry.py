@@ -92,7 +92,7 @@ def _values(explanation: Any) -> str:
     """`status=open, priority=low` from a condition's explanation (nested for any/all/not)."""
     if isinstance(explanation, Mapping):
         return ", ".join(f"{k}={_values(v)}" if not isinstance(v, Mapping) else _values(v)
-                         for k, v in explanation.items())  # fmt: skip
+                         for k, v in explanation.items())
     if isinstance(explanation, list | tuple):
         return ", ".join(_values(v) for v in explanation)
     return str(explanation)

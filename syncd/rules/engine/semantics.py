@@ -301,7 +301,7 @@ class _Run(cond.Context):
         make = self.make_intent
         if rule.canary:
             live = (canary_bucket(rule_id, ref) < rule.canary_share if rule.canary_share
-                    else bool(rule.canary_scope(ctx)))  # type: ignore[misc]  # fmt: skip
+                    else bool(rule.canary_scope(ctx)))  # type: ignore[misc]
             shadow = not live
             reason = {**reason, "canary": "live" if live else "shadow"}
         render: _Renderer | None = None
@@ -321,7 +321,7 @@ class _Run(cond.Context):
                 if linked is None:
                     self.fail(rule, step, f"action {action.index + 1} ({action.kind}): "
                               f"{language.LINK} renders to {rendered!r}, not a ticket id (a "
-                              "positive whole number)")  # fmt: skip
+                              "positive whole number)")
                     ok = False
                     continue
                 params[language.LINK] = linked

@@ -315,7 +315,7 @@ def _unwrap_action(raw: Any) -> Any:
     model = ACTIONS.get(name)
     if model is None:
         raise LocatedError([((name,), f"unknown action {name!r}{did_you_mean(name, ACTIONS)}",
-                             True)])  # fmt: skip
+                             True)])
     if model.body_key:
         if isinstance(body, dict) and LINK in body and LINK in model.model_fields:
             return {**body, "kind": name}  # the long form: {record: ..., fields: {...}}

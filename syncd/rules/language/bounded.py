@@ -83,18 +83,18 @@ def _too_wide(value: Any) -> bool:
 
 def bounded_power(left: Any, right: Any) -> Any:
     if (isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
-            and right * math.log2(abs(left)) > MAX_POWER_BITS):  # fmt: skip
+            and right * math.log2(abs(left)) > MAX_POWER_BITS):
         raise TooCostly(f"template too costly: {left} ** {right} has more than "
-                        f"{MAX_POWER_BITS} bits")  # fmt: skip
+                        f"{MAX_POWER_BITS} bits")
     return left**right
 
 
 def bounded_product(left: Any, right: Any) -> Any:
     for seq, times in ((left, right), (right, left)):
         if (isinstance(seq, str | list | tuple) and isinstance(times, int)
-                and len(seq) * times > MAX_OUTPUT):  # fmt: skip
+                and len(seq) * times > MAX_OUTPUT):
             raise TooCostly(f"template too costly: a sequence of {len(seq)} repeated "
-                                f"{times} times")  # fmt: skip
+                                f"{times} times")
     return left * right
 
 
@@ -117,7 +117,7 @@ class BoundedEnvironment(SandboxedEnvironment):
     code_generator_class = _TickingCodeGenerator
     intercepted_binops = frozenset({"**", "*", "%"})
     _BINOPS: ClassVar[dict[str, Callable[[Any, Any], Any]]] = {
-        "**": bounded_power, "*": bounded_product, "%": bounded_modulo}  # fmt: skip
+        "**": bounded_power, "*": bounded_product, "%": bounded_modulo}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -135,7 +135,7 @@ class BoundedEnvironment(SandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         _step()
         if attribute in ("format", "format_map") and isinstance(obj, str) and \
-                _WIDE_FORMAT.search(obj):  # fmt: skip
+                _WIDE_FORMAT.search(obj):
             raise TooCostly("template too costly: a format width over the output limit")
         return super().getattr(obj, attribute)
 
@@ -146,7 +146,7 @@ class BoundedEnvironment(SandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _step()
         if any(_too_wide(a) for a in (*args, *kwargs.values())) and isinstance(
-                getattr(__obj, "__self__", None), str):  # fmt: skip
+                getattr(__obj, "__self__", None), str):
             raise TooCostly(f"template too costly: {__obj.__name__} wider than {MAX_OUTPUT:,}")
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -165,7 +165,7 @@ def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
         if any(_too_wide(a) for a in (*args[1:], *kwargs.values())):
             name = function.__name__.removeprefix('do_')
             raise TooCostly(f"template too costly: |{name} wider than "
-                            f"{MAX_OUTPUT:,}")  # fmt: skip
+                            f"{MAX_OUTPUT:,}")
         return function(*args, **kwargs)
 
     return bounded
@@ -212,7 +212,7 @@ def cost_problem(tree: nodes.Template) -> str | None:
             return f"template too costly: range over {MAX_RANGE:,} (line {loop.lineno})"
         if _iterations(loop) > MAX_STEPS:
             return (f"template too costly: nested loops of more than {MAX_STEPS:,} iterations "
-                    f"(line {loop.lineno})")  # fmt: skip
+                    f"(line {loop.lineno})")
     return None
 
 
@@ -228,7 +228,7 @@ def _const(node: nodes.Node) -> Any:
             return _NOT_CONST
         try:
             return (bounded_power if isinstance(node, nodes.Pow) else bounded_product)(
-                left, right)  # fmt: skip
+                left, right)
         except Exception:
             return _NOT_CONST
     return _NOT_CONST
@@ -238,7 +238,7 @@ def _range_length(loop: nodes.For) -> int:
     """How many times `loop` runs if it iterates a constant `range(...)`; else 1."""
     it = loop.iter
     constant = all(isinstance(a, nodes.Const) and isinstance(a.value, int) for a in
-                   getattr(it, "args", ()))  # fmt: skip
+                   getattr(it, "args", ()))
     named = isinstance(it, nodes.Call) and isinstance(it.node, nodes.Name)
     if named and it.node.name == "range" and constant:  # type: ignore[attr-defined]
         try:

@@ -32,7 +32,7 @@ Scalar: TypeAlias = str | int | float | bool | date | datetime | None
 Op = Literal[
     "eq", "ne", "in", "not_in", "contains", "lacks", "matches", "exists",
     "gt", "gte", "lt", "lte", "older_than", "newer_than", "changed", "became",
-]  # fmt: skip
+]
 OPS: tuple[str, ...] = Op.__args__  # type: ignore[attr-defined]
 
 
@@ -105,7 +105,7 @@ class _ConditionParser:
             if op not in OPS or (nested and op in ("became", "changed")):
                 allowed = [o for o in OPS if not nested or o not in ("became", "changed")]
                 self.fail((*path, op), f"unknown operator {op!r}{did_you_mean(str(op), allowed)}",
-                          at_key=True)  # fmt: skip
+                          at_key=True)
                 parts.append(None)
             else:
                 parts.append(self.test(field, op, value, (*path, op)))

@@ -51,7 +51,7 @@ from syncd.vendors.declare import RecordKind, Values
 RECIPIENT_PREFIXES = ("group:", "user:", "role:")
 SYMBOLIC_RECIPIENTS = ("assignee", "requester", "owner")
 CONDITION_KEYS: tuple[Path_, ...] = (("when",), ("scope",), ("until",), ("since", "became"),
-                                     ("defer", "when"), ("canary", "scope"))  # fmt: skip
+                                     ("defer", "when"), ("canary", "scope"))
 EQUALITY_OPS = ("eq", "ne", "in", "not_in", "became")  # the operators that compare values
 YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _ACTION: TypeAdapter[Action] = TypeAdapter(ActionField)
@@ -98,7 +98,7 @@ def lint(node: Mapping[str, Any], kind: RecordKind, env: Env) -> Iterator[Findin
     parts = _parts(node, kind)
     if node.get("enabled") is False:
         yield Finding(("enabled",), f"rule {parts.rule_id!r} is disabled and will not run",
-                      "warning")  # fmt: skip
+                      "warning")
     calendar = node.get("calendar")
     if isinstance(calendar, str) and calendar not in env.calendars:
         yield Finding(("calendar",), unknown_calendar(calendar, env.calendars))
@@ -129,7 +129,7 @@ def _shape(node: Mapping[str, Any]) -> Iterator[Finding]:
     ]
     from_step = _get(node, ("defer", "from_step"))
     problems = shape_problems(present, [i for i in ids if isinstance(i, str)],
-                              from_step if isinstance(from_step, str) else None)  # fmt: skip
+                              from_step if isinstance(from_step, str) else None)
     for path, message, at_key in problems:
         yield Finding(path, message, at_key=at_key)
 
@@ -210,12 +210,12 @@ def _fields(node: Mapping[str, Any], kind: RecordKind) -> Iterator[Finding]:
         body = _get(node, path)
         if name in ACTION_KINDS and name not in ACTIONS[kind.name]:
             yield Finding(path, f"action {name!r} cannot act on {kind.name} (it works on "
-                          f"{', '.join(ACTION_KINDS[name])})", at_key=True)  # fmt: skip
+                          f"{', '.join(ACTION_KINDS[name])})", at_key=True)
         linked = isinstance(body, Mapping) and LINK in body
         if linked and kind.name not in LINK_KINDS:
             yield Finding((*path, LINK), f"'{LINK}' (writing to another record) works only in "
                           f"rules on {', '.join(LINK_KINDS)} for now, not on {kind.name}",
-                          at_key=True)  # fmt: skip
+                          at_key=True)
         if name == "set" and isinstance(body, Mapping):
             fields, base = (body.get("fields"), (*path, "fields")) if linked else (body, path)
             if isinstance(fields, Mapping):
@@ -255,17 +255,17 @@ def _value_problem(value: Any, spec: Values) -> str | None:
     shown = repr(value)
     if spec.type == "bool" and not isinstance(value, bool):
         hint = (" (YAML 1.2 reads yes/no/on/off as text: write true or false)"
-                if str(value).lower() in YAML11_BOOLEANS else "")  # fmt: skip
+                if str(value).lower() in YAML11_BOOLEANS else "")
         return f"is true or false, never {shown}{hint}"
     if spec.type == "number" and (isinstance(value, bool)
-                                  or not isinstance(value, int | float | Decimal)):  # fmt: skip
+                                  or not isinstance(value, int | float | Decimal)):
         return f"is a number, never the text {shown} (write it without quotes)"
     if spec.type == "instant" and not (isinstance(value, date) or (
-            isinstance(value, str) and as_instant(value) is not None)):  # fmt: skip
+            isinstance(value, str) and as_instant(value) is not None)):
         return f"is a date and time, never {shown} (write an ISO date: 2026-03-02T09:00:00Z)"
     if spec.type == "choice" and value not in spec.choices:
         return (f"is never {shown}{did_you_mean(str(value), spec.choices)}: it is one of "
-                f"{', '.join(spec.choices)}")  # fmt: skip
+                f"{', '.join(spec.choices)}")
     return None
 
 
@@ -346,7 +346,7 @@ def _offsets(parts: Parts) -> Iterator[tuple[Path_, Offset]]:
 _SCALES = {"minutes": ("wall", 1), "hours": ("wall", 60), "days": ("wall", 1440),
            "weeks": ("wall", 10080), "months": ("months", 1),
            "business_minutes": ("business", 1), "business_hours": ("business", 60),
-           "business_days": ("business days", 1)}  # fmt: skip
+           "business_days": ("business days", 1)}
 _BUSINESS = frozenset({"business", "business days"})
 
 
@@ -366,27 +366,27 @@ def _steps(parts: Parts) -> Iterator[Finding]:
             (a, x), (b, y) = _scale(timing.from_), _scale(timing.to)
             if a == b and y <= x:
                 yield Finding(("steps", index, "to"), f"step {step_id!r}: 'to' ({timing.to}) "
-                              f"must be later than 'from' ({timing.from_})")  # fmt: skip
+                              f"must be later than 'from' ({timing.from_})")
     for (_, before_id, before), (index, step_id, timing) in zip(
         parts.steps, parts.steps[1:], strict=False
     ):
         if before.repeat is not None:
             yield Finding(("steps", index), f"step {step_id!r} follows the repeating step "
-                          f"{before_id!r}; list repeating steps last", "warning")  # fmt: skip
+                          f"{before_id!r}; list repeating steps last", "warning")
         key, here = _start(timing)
         there = _start(before)[1]
         (scale, value), (prev_scale, prev_value) = _scale(here), _scale(there)
         path = ("steps", index, key)
         if scale == prev_scale and value < prev_value:
             yield Finding(path, f"steps out of order: {step_id!r} ({here}) is due before "
-                          f"{before_id!r} ({there}) listed above it")  # fmt: skip
+                          f"{before_id!r} ({there}) listed above it")
         elif scale == prev_scale and value == prev_value and not (timing.every or before.every):
             yield Finding(path, f"step {step_id!r} is shadowed: due at the same offset ({here}) "
-                          f"as {before_id!r}; merge their actions", "warning")  # fmt: skip
+                          f"as {before_id!r}; merge their actions", "warning")
         elif {scale, prev_scale} & _BUSINESS and "wall" in {scale, prev_scale}:
             yield Finding(path, f"steps {before_id!r} ({there}) and {step_id!r} ({here}) mix "
                           "business and wall time; their order depends on the calendar",
-                          "warning")  # fmt: skip
+                          "warning")
 
 
 # --- conditions ---------------------------------------------------------------------------
@@ -450,7 +450,7 @@ def _action(
         return  # reported by _fields
     if action.deliver is not None and action.deliver.within not in env.calendars:
         yield Finding((*path, "deliver", "within"),
-                      unknown_calendar(action.deliver.within, env.calendars))  # fmt: skip
+                      unknown_calendar(action.deliver.within, env.calendars))
     for sub, text in _texts(action):
         yield from _template(text, names, parts, (*path, *sub))
     if isinstance(action, Notify):
@@ -502,7 +502,7 @@ def _template(
     for name in sorted(unknown, key=lambda n: (templates.first_use(text, n), n)):
         prefix, line = at(templates.first_use(text, name))
         yield Finding(path, f"{prefix}template reads unknown variable {name!r}"
-                      f"{did_you_mean(name, names)}{line}")  # fmt: skip
+                      f"{did_you_mean(name, names)}{line}")
     known = {
         "rule": templates.RULE_ATTRIBUTES,
         "step": templates.STEP_ATTRIBUTES,
@@ -517,7 +517,7 @@ def _template(
                           f"of {kind.name}{did_you_mean(attribute, kind.all_fields)}{line}")
         elif variable in known and attribute not in known[variable]:
             yield Finding(path, f"{prefix}template reads unknown '{variable}.{attribute}'"
-                          f"{did_you_mean(attribute, known[variable])}{line}")  # fmt: skip
+                          f"{did_you_mean(attribute, known[variable])}{line}")
 
 
 def _recipients(recipients: list[Text], kind: RecordKind, path: Path_) -> Iterator[Finding]:
@@ -540,7 +540,7 @@ def _recipients(recipients: list[Text], kind: RecordKind, path: Path_) -> Iterat
         yield Finding(path, f"unknown recipient {recipient!r}"
                       f"{did_you_mean(recipient, SYMBOLIC_RECIPIENTS)} (expected group:Name, "
                       "user:email, role:Name, assignee, requester, owner, an address or a "
-                      "template)")  # fmt: skip
+                      "template)")
 
 
 def _address_problem(address: str) -> str | None:
@@ -568,14 +568,14 @@ def _notify(
             return
         if not named:
             yield Finding((*path, "template"), f"no named template {name!r} (looked for "
-                          f"{env.template_dir}/{name}.j2)")  # fmt: skip
+                          f"{env.template_dir}/{name}.j2)")
             return
     for template in named:
         if template.subject is not None:
             yield from _template(template.subject, names, parts, (*path, "template"), template)
         yield from _template(template.body, names, parts, (*path, "template"), template,
-                             template.body_line)  # fmt: skip
+                             template.body_line)
     has_subject = action.subject is not None or (named and all(t.subject for t in named))
     if action.via == "mail" and not has_subject:
         yield Finding(path, "a mail needs a subject: set 'subject' or start the named template "
-                      "with 'Subject: ...'")  # fmt: skip
+                      "with 'Subject: ...'")

@@ -189,7 +189,7 @@ class _Load:
         self.defaults: list[tuple[str, CommentedMap, str]] = []  # file, root, default calendar
 
     def report(self, file: str, root: Any, path: Path_, message: str,
-               severity: Severity = "error", at_key: bool = False) -> None:  # fmt: skip
+               severity: Severity = "error", at_key: bool = False) -> None:
         line, col = locate(root, _shared_var(root, path), at_key)
         self.diagnostics.append(Diagnostic(file, line, col, severity, message))
 
@@ -243,7 +243,7 @@ class _Load:
             return
         if not isinstance(root, CommentedMap):
             self.report(file, root, (), "a rules file is a mapping with 'rules' and/or "
-                        "'calendars'")  # fmt: skip
+                        "'calendars'")
             return
         for key in root:
             if key not in RulesFile.model_fields:
@@ -291,7 +291,7 @@ class _Load:
         if rule_id in self.rule_ids:
             first = self.rule_ids[rule_id]
             self.report(file, node, ("id",), f"duplicate rule id {rule_id!r} (first defined at "
-                        f"{first})")  # fmt: skip
+                        f"{first})")
             return False
         self.rule_ids[rule_id] = Source(file, *locate(node, ()))
         return True
@@ -325,7 +325,7 @@ class _Load:
             return
         if name in self.calendar_sources:
             self.report(file, root, path, f"duplicate calendar {name!r} (first defined at "
-                        f"{self.calendar_sources[name]})", at_key=True)  # fmt: skip
+                        f"{self.calendar_sources[name]})", at_key=True)
             return
         try:
             self.calendars[name] = Calendar.from_config(name, _plain(root["calendars"][name]))
@@ -377,7 +377,7 @@ class _Load:
             findings = list(lint.lint(node, kind, env))
             for finding in findings:
                 self.report(entry.file, entry.root, (*entry.path, *finding.path),
-                            finding.message, finding.severity, finding.at_key)  # fmt: skip
+                            finding.message, finding.severity, finding.at_key)
             rule = entry.rule
             if rule and entry.unique and not any(f.severity == "error" for f in findings):
                 where = self.rule_ids[rule.id]

@@ -36,9 +36,9 @@ class Limits(Node):
     named replaces the `[limits]` default for rules; kinds not named keep it."""
 
     per_cycle: LimitCounts = Field(default_factory=dict,
-                                   description="Intents per executor pass, by kind")  # fmt: skip
+                                   description="Intents per executor pass, by kind")
     per_hour: LimitCounts = Field(default_factory=dict,
-                                  description="Intents sent in any hour, by kind")  # fmt: skip
+                                  description="Intents sent in any hour, by kind")
 
 
 class Canary(Node):
@@ -139,16 +139,16 @@ def shape_problems(
     problems: list[tuple[Path_, str, bool]] = []
     if ("do" in present) == ("steps" in present):
         problems.append(((), "a rule needs exactly one of 'do' (instant) and 'steps' (timeline)",
-                         False))  # fmt: skip
+                         False))
     if "steps" in present and "since" not in present:
         problems.append(((), "a timeline rule needs 'since' (its anchor)", False))
     if "steps" not in present:
         problems += [((key,), f"'{key}' belongs to a timeline rule (with 'steps')", True)
-                     for key in Rule.TIMELINE_KEYS if key in present]  # fmt: skip
+                     for key in Rule.TIMELINE_KEYS if key in present]
     for i, step_id in enumerate(step_ids):
         if step_id in step_ids[:i]:
             problems.append((("steps", i, "id"), f"duplicate step id {step_id!r}", False))
     if from_step is not None and from_step not in step_ids:
         problems.append((("defer", "from_step"), f"defer.from_step {from_step!r} names no step"
-                         f"{did_you_mean(from_step, step_ids)}", False))  # fmt: skip
+                         f"{did_you_mean(from_step, step_ids)}", False))
     return problems

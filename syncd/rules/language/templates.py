@@ -177,7 +177,7 @@ def _from_data(text: str) -> bool:
     `{{ vars.x }}` still here after loading: the loader writes plain vars into recipients
     (vars.py), so what is left is a var that renders the record."""
     return (isinstance(text, RecipientText) and not text.lstrip().startswith(RECIPIENT_KINDS)
-            and bool(variables(text) - (RULE_NAMES - {"vars"})))  # fmt: skip
+            and bool(variables(text) - (RULE_NAMES - {"vars"})))
 
 
 def render_tree(value: Any, context: Mapping[str, Any]) -> Any:

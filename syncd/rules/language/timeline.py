@@ -32,7 +32,7 @@ class CatchUp(Node):
             window = parsed(durations.parse_offset)(raw["fire_if_within"])
             if window.unit not in _FIXED_UNITS or window.amount <= 0:
                 raise ValueError(f"fire_if_within takes a positive wall duration such as 2h, "
-                                 f"got {window}")  # fmt: skip
+                                 f"got {window}")
             return {"policy": "fire_if_within", "within": timedelta(**{window.unit: window.amount})}
         return raw
 

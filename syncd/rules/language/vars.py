@@ -163,7 +163,7 @@ class _Substitution:
             if isinstance(raw, str) and any(mark in raw for mark in _JINJA):
                 return self.fail(path, raw, f"condition value {raw!r} looks like a template, "
                                  "but a condition is never rendered: write a var reference "
-                                 "exactly as \"{{ vars.NAME }}\", or the value itself")  # fmt: skip
+                                 "exactly as \"{{ vars.NAME }}\", or the value itself")
             return raw
         name = match[1]
         if name not in self.values:
@@ -176,7 +176,7 @@ class _Substitution:
         if any(isinstance(text, str) and any(m in text for m in _JINJA) for text in texts):
             return self.fail(path, raw, f"condition reads 'vars.{name}', a template: it is "
                              "rendered for each record when an action runs, so a condition "
-                             "can only read a var with a plain value")  # fmt: skip
+                             "can only read a var with a plain value")
         if expected is not None and isinstance(value, list) is not expected[0]:
             if expected[0]:
                 message = f"'vars.{name}' is a single value ({value!r}) but {expected[1]}"

@@ -33,7 +33,7 @@ BASE = "https://graph.microsoft.com/v1.0"
 
 def validate(instance: Any, resource: str) -> None:
     schema = {"$schema": SCHEMAS["$schema"], "$defs": SCHEMAS["$defs"],
-              "$ref": f"#/$defs/{resource}"}  # fmt: skip
+              "$ref": f"#/$defs/{resource}"}
     jsonschema.Draft202012Validator(schema).validate(instance)
 
 
@@ -49,7 +49,7 @@ def validate_collection(body: dict[str, Any], resource: str) -> None:
 def documented_graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphConnector]:
     monkeypatch.setattr(GraphConnector, "_token", lambda self: "token")
     graph = GraphConnector(GraphSection(tenant_id="t", client_id="c", client_secret="s",
-                                        drive_id="d"), SystemClock())  # fmt: skip
+                                        drive_id="d"), SystemClock())
     yield graph
     graph.close()
 
@@ -87,7 +87,7 @@ def graph_http(sandbox: SandboxServer) -> Iterator[tuple[httpx.Client, str]]:
     sandbox.control("POST", "/_sandbox/seed", {"graph": {
         "files": [{"path": "Clients/Acme Corp/notes.txt", "content": "hello"}],
         "lists": [{"name": "Arrivals", "columns": ["Name"], "items": [{"fields": {
-            "Title": "Ana", "Name": "Ana"}}]}]}})  # fmt: skip
+            "Title": "Ana", "Name": "Ana"}}]}]}})
     token = PinnedSession(verify=sandbox.ca_bundle).post(
         f"{g['authority']}/oauth2/v2.0/token", timeout=30,
         data={"grant_type": "client_credentials", "client_id": g["client_id"],
@@ -106,13 +106,13 @@ def test_drive_answers_are_drive_items(graph_http: tuple[httpx.Client, str]) -> 
     validate(http.get(f"{drive}/items/{item['id']}").json(), "driveItem")
     validate_collection(http.get(f"{drive}/root:/Clients:/children").json(), "driveItem")
     validate_collection(http.get(f"{drive}/root/delta", params={"$top": 200}).json(),
-                        "driveItem")  # fmt: skip
+                        "driveItem")
     made = http.post(f"{drive}/root:/Clients:/children", json={
         "name": "New", "folder": {}, "@microsoft.graph.conflictBehavior": "fail"})
     assert made.status_code == 201
     validate(made.json(), "driveItem")
     put = http.put(f"{drive}/root:/Clients/New/a.txt:/content", content=b"abc",
-                   params={"@microsoft.graph.conflictBehavior": "replace"})  # fmt: skip
+                   params={"@microsoft.graph.conflictBehavior": "replace"})
     assert put.status_code in (200, 201)
     validate(put.json(), "driveItem")
 
@@ -138,21 +138,21 @@ def test_directory_mail_and_list_answers(
     http, _ = graph_http
     g = sandbox.info["graph"]
     validate_collection(http.get("/users", params={
-        "$select": "id,displayName,mail,accountEnabled"}).json(), "user")  # fmt: skip
+        "$select": "id,displayName,mail,accountEnabled"}).json(), "user")
     key = "String {00020329-0000-0000-C000-000000000046} Name SyncdKey"
     sent = http.post(f"/users/{g['mailbox']}/sendMail", json={"message": {
         "subject": "s", "body": {"contentType": "Text", "content": "b"},
         "toRecipients": [{"emailAddress": {"address": "a@example.com"}}],
         "singleValueExtendedProperties": [{"id": key, "value": "k1"}]},
-        "saveToSentItems": True})  # fmt: skip
+        "saveToSentItems": True})
     assert sent.status_code == 202 and sent.content == b""
     found = http.get(f"/users/{g['mailbox']}/mailFolders/SentItems/messages", params={
         "$filter": f"singleValueExtendedProperties/any(ep: ep/id eq '{key}' and "
-                   "ep/value eq 'k1')", "$select": "id"}).json()  # fmt: skip
+                   "ep/value eq 'k1')", "$select": "id"}).json()
     validate_collection(found, "message")
     assert len(found["value"]) == 1
     items = http.get(f"/sites/{g['site_id']}/lists/Arrivals/items/delta",
-                     params={"expand": "fields"}).json()  # fmt: skip
+                     params={"expand": "fields"}).json()
     validate_collection(items, "listItem")
 
 
@@ -175,7 +175,7 @@ def test_error_answers_are_graph_errors(
                   "client_secret": g["client_secret"],
                   "scope": "https://graph.microsoft.com/.default"}).json()["access_token"]
         resp = http.get(f"/users/{g['mailbox']}/mailFolders/SentItems/messages",
-                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                        headers={"Authorization": f"Bearer {token}"})
     else:
         stale = base64.urlsafe_b64encode(b"not a token").decode()
         resp = http.get(f"{drive}/root/delta", params={"token": stale})

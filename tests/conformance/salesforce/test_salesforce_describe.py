@@ -19,7 +19,7 @@ from syncd.sandbox.server import SandboxServer
 RECORDED = Path(__file__).with_name("recorded")
 COMPARED = ("type", "length", "nillable", "createable", "updateable", "defaultedOnCreate",
             "nameField", "polymorphicForeignKey", "referenceTo", "relationshipName",
-            "filterable", "sortable", "calculated", "externalId", "unique")  # fmt: skip
+            "filterable", "sortable", "calculated", "externalId", "unique")
 ORG_SPECIFIC = {"RecordTypeId"}  # exists only in orgs with record types on the object
 
 
@@ -29,7 +29,7 @@ def recorded(sobject: str) -> dict[str, Any]:
 
 def standard(fields: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in fields
-            if not f["name"].endswith("__c") and f["name"] not in ORG_SPECIFIC}  # fmt: skip
+            if not f["name"].endswith("__c") and f["name"] not in ORG_SPECIFIC}
 
 
 @pytest.fixture
@@ -50,13 +50,13 @@ def test_describe_lists_the_real_standard_fields(sf: Salesforce, sobject: str) -
     assert list(mine) == list(theirs)  # every standard field, in describe's order
     differ = [(name, key, mine[name].get(key), field[key])
               for name, field in theirs.items() for key in COMPARED
-              if mine[name].get(key) != field[key]]  # fmt: skip
+              if mine[name].get(key) != field[key]]
     assert differ == []
     assert ours["keyPrefix"] == real["keyPrefix"] and ours["label"] == real["label"]
 
 
 @pytest.mark.parametrize("sobject", ["Account", "Contact", "Opportunity", "Event", "Task",
-                                     "User", "Group", "OpportunityHistory"])  # fmt: skip
+                                     "User", "Group", "OpportunityHistory"])
 def test_describe_sends_no_key_a_real_describe_lacks(sf: Salesforce, sobject: str) -> None:
     real = recorded("Account")
     ours = sf.restful(f"sobjects/{sobject}/describe")
@@ -76,7 +76,7 @@ def test_objects_transcribed_from_the_object_reference(sf: Salesforce) -> None:
         assert {k: task[shared][k] for k in ("type", "relationshipName", "nameField",
                                              "polymorphicForeignKey")} == {
             k: event[shared][k] for k in ("type", "relationshipName", "nameField",
-                                          "polymorphicForeignKey")}, shared  # fmt: skip
+                                          "polymorphicForeignKey")}, shared
     assert [n for n, f in fields("User").items() if f["nameField"]] == ["Name"]
     assert [n for n, f in fields("Group").items() if f["nameField"]] == ["Name"]
     assert not any(f["nameField"] for f in fields("OpportunityHistory").values())
@@ -126,4 +126,4 @@ def test_an_unknown_field_is_refused_with_salesforces_body(sandbox: SandboxServe
                             "are attempting to use a custom field, be sure to append the '__c' "
                             "after the custom field name. Please reference your WSDL or the "
                             "describe call for the appropriate names.",
-                            "errorCode": "INVALID_FIELD"}]  # fmt: skip
+                            "errorCode": "INVALID_FIELD"}]

@@ -72,15 +72,15 @@ class DocumentedOrg(BaseAdapter):
 def describe(name: str, *fields: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "keyPrefix": {"Account": "001", "Task": "00T"}.get(name, "001"),
             "fields": [{"name": "Id", "type": "id"}, *fields,
-                       {"name": "SystemModstamp", "type": "datetime"}]}  # fmt: skip
+                       {"name": "SystemModstamp", "type": "datetime"}]}
 
 
 def connector(route: Route, **config: Any) -> tuple[SalesforceConnector, DocumentedOrg]:
     sf = SalesforceConnector(SalesforceSection(
         token_url="https://login.salesforce.com/services/oauth2/token", client_id="3MVG9",
-        client_secret="s", **config), CLOCK())  # fmt: skip
+        client_secret="s", **config), CLOCK())
     org = DocumentedOrg(lambda req: (200, TOKEN_RESPONSE) if "oauth2" in (req.url or "")
-                        else route(req))  # fmt: skip
+                        else route(req))
     sf.session.mount("https://", org)
     return sf, org
 
@@ -102,7 +102,7 @@ def test_documented_token_answer_and_limits_header_are_understood() -> None:
 def test_documented_jwt_audience_refusal_is_a_clear_error() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
+                            serialization.NoEncryption()).decode()
     sf = SalesforceConnector(SalesforceSection(
         token_url="https://test.salesforce.com/services/oauth2/token", client_id="3MVG9",
         username="ann@acme.example", private_key=pem), CLOCK())
@@ -112,7 +112,7 @@ def test_documented_jwt_audience_refusal_is_a_clear_error() -> None:
         sf.describe("Account")
     assert "audience is invalid" in str(info.value)
     form = parse_qs(org.seen[0].body if isinstance(org.seen[0].body, str) else
-                    (org.seen[0].body or b"").decode())  # fmt: skip
+                    (org.seen[0].body or b"").decode())
     claims = json.loads(_b64(form["assertion"][0].split(".")[1]))
     assert claims["aud"] == "https://test.salesforce.com"
 
@@ -135,14 +135,14 @@ def test_documented_query_batches_are_followed_by_next_records_url() -> None:
             first = {**QUERY_FIRST_BATCH, "records": [
                 {**r, "Id": r["attributes"]["url"].rsplit("/", 1)[1],
                  "SystemModstamp": "2026-03-02T09:00:00.000+0000"}
-                for r in QUERY_FIRST_BATCH["records"]]}  # fmt: skip
+                for r in QUERY_FIRST_BATCH["records"]]}
             return 200, {"compositeResponse": [{"body": first, "httpHeaders": {},
                                                 "httpStatusCode": 200, "referenceId": "Account"}]}
         assert path == QUERY_FIRST_BATCH["nextRecordsUrl"]
         last = {**QUERY_LAST_BATCH, "records": [
             {**r, "Id": r["attributes"]["url"].rsplit("/", 1)[1],
              "SystemModstamp": "2026-03-02T09:00:01.000+0000"}
-            for r in QUERY_LAST_BATCH["records"]]}  # fmt: skip
+            for r in QUERY_LAST_BATCH["records"]]}
         return 200, last
 
     sf, _ = connector(route, objects=("Account",))
@@ -165,11 +165,11 @@ def test_a_documented_failed_subrequest_fails_its_object_only() -> None:
             return 200, {"compositeResponse": []}
         row = {"attributes": {"type": "Account", "url": "/x/001D000000IRFmaIAH"},
                "Id": "001D000000IRFmaIAH", "Name": "Test 1",
-               "SystemModstamp": "2026-03-02T09:00:00.000+0000"}  # fmt: skip
+               "SystemModstamp": "2026-03-02T09:00:00.000+0000"}
         return 200, {"compositeResponse": [
             {"body": {"totalSize": 1, "done": True, "records": [row]}, "httpHeaders": {},
              "httpStatusCode": 200, "referenceId": "Account"},
-            {**COMPOSITE_FAILED, "referenceId": "Task"}]}  # fmt: skip
+            {**COMPOSITE_FAILED, "referenceId": "Task"}]}
 
     sf, _ = connector(route, objects=("Account", "Task"))
     pages = []
@@ -197,7 +197,7 @@ def test_documented_collection_results_become_outcomes() -> None:
     outcomes = sf.execute_many([op("create", 1), op("create", 2),
                                 op("update", 1, Id="001RM000003oCprYAE"),
                                 op("update", 2, Id="001xx000003DGb2AAG"),
-                                op("upsert_by_key", 1), op("upsert_by_key", 2)])  # fmt: skip
+                                op("upsert_by_key", 1), op("upsert_by_key", 2)])
     assert [o.ok for o in outcomes] == [True, False, True, False, True, True]
     assert outcomes[0].detail["id"] == "001RM000003oLnnYAE"
     assert "DUPLICATES_DETECTED" in str(outcomes[1].error)

@@ -21,7 +21,7 @@ STRINGS = {"type": "array", "items": {"type": "string"}}
 ERRORS = {"type": "array", "minItems": 1, "items": {
     "type": "object", "required": ["message", "errorCode"], "additionalProperties": False,
     "properties": {"message": {"type": "string"}, "errorCode": {"type": "string"},
-                   "fields": STRINGS}}}  # fmt: skip
+                   "fields": STRINGS}}}
 RECORD = {"type": "object", "required": ["attributes"], "properties": {"attributes": {
     "type": "object", "required": ["type", "url"], "additionalProperties": False,
     "properties": {"type": {"type": "string"},
@@ -31,34 +31,34 @@ QUERY = {"type": "object", "required": ["totalSize", "done", "records"],
              "totalSize": {"type": "integer"}, "done": {"type": "boolean"},
              "nextRecordsUrl": {"type": "string",
                                 "pattern": r"^/services/data/v\d+\.\d/query/[0-9A-Za-z]+-\d+$"},
-             "records": {"type": "array", "items": RECORD}}}  # fmt: skip
+             "records": {"type": "array", "items": RECORD}}}
 HEADERS = {"type": "object", "additionalProperties": {"type": "string"}}
 SUBREQUEST = {"type": "object", "additionalProperties": False,
               "required": ["body", "httpHeaders", "httpStatusCode", "referenceId"],
               "properties": {"body": {}, "httpHeaders": HEADERS,
                              "httpStatusCode": {"type": "integer"},
-                             "referenceId": {"type": "string"}}}  # fmt: skip
+                             "referenceId": {"type": "string"}}}
 COMPOSITE = {"type": "object", "required": ["compositeResponse"], "additionalProperties": False,
              "properties": {"compositeResponse": {"type": "array", "items": SUBREQUEST}}}
 RECORD_ERROR = {"type": "object", "required": ["statusCode", "message", "fields"],
                 "additionalProperties": False,
                 "properties": {"statusCode": {"type": "string"}, "message": {"type": "string"},
-                               "fields": STRINGS}}  # fmt: skip
+                               "fields": STRINGS}}
 SAVE_RESULT = {"type": "object", "required": ["success", "errors"], "additionalProperties": False,
                "properties": {"id": {"type": ["string", "null"]}, "success": {"type": "boolean"},
                               "errors": {"type": "array", "items": RECORD_ERROR},
-                              "created": {"type": "boolean"}}}  # fmt: skip
+                              "created": {"type": "boolean"}}}
 COLLECTION = {"type": "array", "items": SAVE_RESULT}
 TOKEN = {"type": "object",  # client credentials answers also carry issued_at and signature
          "required": ["access_token", "scope", "instance_url", "id", "token_type"],
          "additionalProperties": False, "properties": {
              k: {"type": "string"} for k in ("access_token", "scope", "instance_url", "id",
                                              "token_type", "issued_at", "signature",
-                                             "api_instance_url")}}  # fmt: skip
+                                             "api_instance_url")}}
 OAUTH_ERROR = {"type": "object", "required": ["error", "error_description"],
                "additionalProperties": False,
                "properties": {"error": {"type": "string"},
-                              "error_description": {"type": "string"}}}  # fmt: skip
+                              "error_description": {"type": "string"}}}
 LIMIT_INFO = re.compile(r"api-usage=\d+/\d+(; per-app-api-usage=\d+/\d+\(appName=[^)]+\))?")
 
 
@@ -73,7 +73,7 @@ def test_the_shapes_fit_salesforces_own_examples() -> None:
         (doc.COMPOSITE_FAILED["body"], ERRORS), (doc.COMPOSITE_CREATED["body"], SAVE_RESULT),
         (doc.COLLECTION_CREATE_RESULTS, COLLECTION), (doc.COLLECTION_UPDATE_RESULTS, COLLECTION),
         (doc.COLLECTION_UPSERT_RESULTS, COLLECTION),
-    ]:  # fmt: skip
+    ]:
         jsonschema.validate(body, schema)
     assert LIMIT_INFO.fullmatch(doc.LIMIT_INFO)
 
@@ -109,7 +109,7 @@ def org(sandbox: SandboxServer) -> Org:
             {"name": "Syncd_Key__c", "external_id": True, "unique": True}]},
             "per_app_api_limit": 5000},
         "accounts": [{"Name": f"Acct {n:03d}"} for n in range(250)],
-    }})  # fmt: skip
+    }})
     return Org(sandbox)
 
 
@@ -123,7 +123,7 @@ def valid(resp: requests.Response, status: int, schema: dict[str, Any]) -> Any:
 def test_token_endpoint(org: Org) -> None:
     jsonschema.validate(org.token.json(), TOKEN)
     refused = org.call_token({"grant_type": "client_credentials", "client_id": "wrong",
-                              "client_secret": "x"})  # fmt: skip
+                              "client_secret": "x"})
     valid(refused, 400, OAUTH_ERROR)
 
 
@@ -132,7 +132,7 @@ def test_composite_queries_and_describes(org: Org) -> None:
                ("Task", "SELECT Id, Nope__c FROM Task")]
     request = [{"method": "GET", "url": f"{API}/queryAll/?{urlencode({'q': q})}",
                 "referenceId": ref, "httpHeaders": {"Sforce-Query-Options": "batchSize=200"}}
-               for ref, q in queries]  # fmt: skip
+               for ref, q in queries]
     request.append({"method": "GET", "url": f"{API}/sobjects/User/describe",
                     "referenceId": "User"})
     body = valid(org("POST", f"{API}/composite",
@@ -177,7 +177,7 @@ def test_collections(org: Org) -> None:
         {**task, "id": "001xx000003DGb2AAG", "Subject": "?"}]}), 200, COLLECTION)
     upserted = valid(org("PATCH", f"{API}/composite/sobjects/Task/Syncd_Key__c", {
         "allOrNone": False, "records": [{**task, "Syncd_Key__c": "k/1", "Subject": "Keyed"}]}),
-        200, COLLECTION)  # fmt: skip
+        200, COLLECTION)
     assert upserted[0]["created"] is True
 
 

@@ -26,7 +26,7 @@ from syncd.sandbox.server import SandboxServer
 from syncd.settings import ZendeskSection
 
 RECORDED: dict[str, Any] = json.loads((Path(__file__).parent / "recorded.json").read_text())[
-    "interactions"]  # fmt: skip
+    "interactions"]
 HOST = urlsplit(RECORDED["export"]["body"]["after_url"]).hostname or ""
 
 
@@ -67,7 +67,7 @@ class Replay(BaseAdapter):
 @pytest.fixture
 def replayed() -> tuple[ZendeskConnector, Replay]:
     settings = ZendeskSection(subdomain=HOST.split(".")[0], email="redacted@example.com",
-                              token="t")  # fmt: skip
+                              token="t")
     connector = ZendeskConnector(settings, FrozenClock(datetime(2026, 3, 2, tzinfo=UTC)))
     replay = Replay(RECORDED)
     connector.client.tickets.session.mount("https://", replay)
@@ -125,14 +125,14 @@ def shape_schema(sample: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON Schema of a recorded object: every recorded key required, no other key, each
     of its recorded JSON type (or null: a recorded null constrains nothing)."""
     types = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-             dict: "object"}  # fmt: skip
+             dict: "object"}
     return {
         "type": "object",
         "required": sorted(sample),
         "additionalProperties": False,
         "properties": {k: {} if v is None else {"type": [types[type(v)], "null"]}
                        for k, v in sample.items()},
-    }  # fmt: skip
+    }
 
 
 def _first(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -177,7 +177,7 @@ def seeded(sandbox: SandboxServer) -> tuple[PinnedSession, str, dict[str, int]]:
         "groups": [{"name": "Support", "members": ["ann@example.com"]}],
         "ticket_fields": [{"title": "Kind", "type": "text"}],
         "tickets": [{"subject": "Printer", "requester": "ann@example.com", "group": "Support",
-                     "custom_fields": {"Kind": "x"}}]}})  # fmt: skip
+                     "custom_fields": {"Kind": "x"}}]}})
     sandbox.control("POST", "/_sandbox/clock", {"advance": 120})
     zd = sandbox.info["zendesk"]
     http = PinnedSession(verify=sandbox.ca_bundle)
@@ -198,7 +198,7 @@ def test_sandbox_answers_have_the_recorded_shape(
     headers = {"Content-Type": "application/octet-stream"} if name == "upload" else {}
     data = b"hello" if name == "upload" else None
     resp = http.request(method, api + path.format(**ids), json=BODIES.get(name), data=data,
-                        headers=headers, timeout=30)  # fmt: skip
+                        headers=headers, timeout=30)
     assert resp.status_code == recorded["status"], resp.text
     body = resp.json()
     jsonschema.validate(body, shape_schema(recorded["body"]))
@@ -245,7 +245,7 @@ def test_sandbox_webhooks_are_listed_as_recorded(sandbox: SandboxServer) -> None
     sandbox.control("POST", "/_sandbox/seed", {"zendesk": {
         "users": [{"name": "Ann", "email": "ann@example.com", "role": "agent"}],
         "webhooks": [{"endpoint": "https://127.0.0.1:1/hook", "signing_secret": "s",
-                      "status": "inactive", "name": "syncd"}]}})  # fmt: skip
+                      "status": "inactive", "name": "syncd"}]}})
     zd = sandbox.info["zendesk"]
     http = PinnedSession(verify=sandbox.ca_bundle)
     http.auth = (f"{zd['email']}/token", zd["token"])
@@ -263,5 +263,5 @@ def test_sandbox_webhooks_are_listed_as_recorded(sandbox: SandboxServer) -> None
         "https://127.0.0.1:1/hook", "inactive", "syncd")
     assert "s" not in hook.values()  # never the signing secret
     sandbox.control("POST", "/_sandbox/seed", {"zendesk": {"users": [
-        {"name": "Api", "email": zd["email"], "role": "agent"}]}})  # fmt: skip
+        {"name": "Api", "email": zd["email"], "role": "agent"}]}})
     assert http.get(f"{sandbox.url}/api/v2/webhooks", timeout=30).status_code == 403

@@ -18,7 +18,7 @@ class FastRule(_Rule):
     """`_Rule` and its shortcuts' data: inlined gates, the simple ladder, render plans."""
 
     def __init__(self, rule: language.Rule, position: int, math: TimeMath,
-                 calendars: Mapping[str, Calendar] | None = None) -> None:  # fmt: skip
+                 calendars: Mapping[str, Calendar] | None = None) -> None:
         super().__init__(rule, position, math, calendars)
         # set by Shortcuts: `evaluate` tests `when` itself, on the record's own context (no age
         # test, the calendar the kind's rules share), for an instant rule (inline_gate) or a
