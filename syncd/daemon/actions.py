@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.businesstime.durations import DurationError, parse_offset
+from syncd.businesstime.instants import as_instant
 from syncd.businesstime.spans import TimeMath
 from syncd.daemon.dispatch import Agent, QueuedTicket, plan_dispatch
 from syncd.daemon.people import (
@@ -28,7 +29,7 @@ from syncd.daemon.people import (
 )
 from syncd.model import Intent, Operation, Record, RecordRef
 from syncd.pathnames import path_problem
-from syncd.rules.conditions import Condition, Context, as_instant, compile_condition
+from syncd.rules.conditions import Condition, Context, compile_condition
 from syncd.rules.language import LINK
 from syncd.store.db import Tx
 from syncd.vendors.salesforce import KIND_OF_SOBJECT, SOBJECT_OF_KIND

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from syncd.businesstime.instants import as_instant
 from syncd.daemon.baseline import to_hold
 from syncd.daemon.runtime import log
 from syncd.model import Intent, Record, RecordRef
-from syncd.rules.conditions import as_instant
 from syncd.rules.engine import (
     WAKE_STEP,
     Engine,

@@ -1,8 +1,8 @@
 """The import rules the packages' docstrings state: business time is standard library and
 `holidays` only (anything may use it, so it may use nothing of syncd's but itself and the
-exception tree, `syncd.errors`, which imports nothing), and the
-condition package never imports the engine. Read from the source with `ast`, so an import
-inside a function or under TYPE_CHECKING counts too."""
+exception tree, `syncd.errors`, which imports nothing); the condition package never imports the
+engine, and the language neither of them. Read from the source with `ast`, so an import inside
+a function or under TYPE_CHECKING counts too."""
 
 from __future__ import annotations
 
@@ -61,3 +61,10 @@ def test_business_time_imports_only_the_standard_library_holidays_and_itself() -
 def test_conditions_never_import_the_engine() -> None:
     forbidden = "syncd.rules.engine"
     assert offenders("syncd.rules.conditions", lambda name: not within(name, forbidden)) == []
+
+
+def test_the_language_never_imports_conditions_or_the_engine() -> None:
+    forbidden = ("syncd.rules.conditions", "syncd.rules.engine", "syncd.daemon")
+    assert offenders(
+        "syncd.rules.language", lambda name: not any(within(name, f) for f in forbidden)
+    ) == []

@@ -13,7 +13,7 @@ May import the standard library, `regex`, `syncd.businesstime` and the rule lang
 """
 
 from syncd.rules.conditions.compile import compile_condition, compile_test
-from syncd.rules.conditions.context import Context, Test, as_instant, json_safe, resolve
+from syncd.rules.conditions.context import Context, Test, json_safe, resolve
 from syncd.rules.conditions.nodes import ALWAYS, Age, All, Condition, Eq, In, entered, next_change
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "Eq",
     "In",
     "Test",
-    "as_instant",
     "compile_condition",
     "compile_test",
     "entered",

@@ -1,14 +1,15 @@
 """One record version as conditions see it (`Context`: fields, previous version, now, the
 rule's business time), and the value helpers the nodes and the generated code share: dotted
-paths (`resolve`), instants (`as_instant`), values as the audit stores them (`json_safe`).
+paths (`resolve`) and values as the audit stores them (`json_safe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from syncd.businesstime.instants import as_instant
 from syncd.businesstime.spans import UTC_MATH, TimeMath
 
 if TYPE_CHECKING:
@@ -106,36 +107,6 @@ def resolve(fields: Mapping[str, Any], path: str) -> Any:
         if current is None:
             return None
     return current
-
-
-def as_instant(value: Any, tz: tzinfo = UTC, naive: tzinfo = UTC) -> datetime | None:
-    """An aware datetime from a datetime, a date (00:00 in `tz`) or an ISO string; else None.
-
-    A naive datetime is taken in `naive`: UTC for vendor data, the calendar's zone for rules.
-    """
-    if isinstance(value, str):  # vendor data: ISO text, the common case first
-        if not value[:1].isdigit():
-            return None
-        if len(value) == 10:
-            parsed = _parse_date(value)
-            return None if parsed is None else datetime.combine(parsed, time(0), tz)
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=naive)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), tz)
-    return None
-
-
-def _parse_date(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def json_safe(value: Any) -> Any:

@@ -35,15 +35,8 @@ from typing import Any
 import regex
 
 from syncd.businesstime.durations import Offset
-from syncd.rules.conditions.context import (
-    Context,
-    Explanation,
-    Test,
-    _parse_date,
-    as_instant,
-    json_safe,
-    resolve,
-)
+from syncd.businesstime.instants import as_instant, parse_date
+from syncd.rules.conditions.context import Context, Explanation, Test, json_safe, resolve
 from syncd.rules.conditions.generated import _Generator, _plain_held
 
 _LISTS = frozenset({list, tuple, set, frozenset})
@@ -394,7 +387,7 @@ class Compare(FieldTest):
         if self.kind == "date" and not isinstance(value, datetime):
             day = value if isinstance(value, date) else None
             if isinstance(value, str) and len(value) == 10:
-                day = _parse_date(value)
+                day = parse_date(value)
             if day is not None:
                 return _ordered(self.op, day, self.bound)
         left = ctx.instant(self.path)

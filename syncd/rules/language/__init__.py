@@ -7,9 +7,8 @@ errors, scalar types). Then what turns rule files into the engine's one input, a
 and the `RuleSet` are listed here, the language's public face (`from syncd.rules.language import
 Rule`); the rest is read from its module.
 
-It imports neither the engine nor the daemon, and of condition evaluation
-(`syncd.rules.conditions`, which reads the trees parsed here) only `as_instant`, lint's test of
-an ISO instant.
+It imports neither the engine, nor condition evaluation (`syncd.rules.conditions`, which
+compiles the trees parsed here), nor the daemon.
 """
 
 from syncd.rules.language.actions import (

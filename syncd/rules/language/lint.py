@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.businesstime.durations import Offset
-from syncd.rules.conditions import as_instant
+from syncd.businesstime.instants import as_instant
 from syncd.rules.kinds import ACTION_KINDS, ACTIONS, LINK_KINDS
 from syncd.rules.language import templates
 from syncd.rules.language.actions import (
