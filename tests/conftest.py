@@ -11,7 +11,11 @@ import certifi
 import pytest
 import secret_scan
 from postgres import PostgresServer
-from secret_scan import pytest_configure, pytest_sessionfinish  # noqa: F401  (hooks)
+from secret_scan import (  # noqa: F401  (hooks)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_testnodedown,
+)
 
 from syncd.sandbox.server import SandboxServer
 
