@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from zenpy import Zenpy
 
-from syncd.clock import FrozenClock, SystemClock
+from syncd.clock import Clock, FrozenClock, SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.http import PermanentError
 from syncd.connectors.zendesk import ZendeskConfig, ZendeskConnector, pin_host
@@ -22,7 +22,9 @@ NOW = "2026-03-02T10:00:00+00:00"
 AGENT = "ann@example.com"
 
 
-def connector(sandbox: SandboxServer, **overrides: Any) -> ZendeskConnector:
+def connector(
+    sandbox: SandboxServer, clock: Clock | None = None, **overrides: Any
+) -> ZendeskConnector:
     zd = sandbox.info["zendesk"]
     settings: dict[str, Any] = {
         "subdomain": zd["subdomain"],
@@ -33,7 +35,7 @@ def connector(sandbox: SandboxServer, **overrides: Any) -> ZendeskConnector:
         "ca_bundle": sandbox.ca_bundle,
     }
     config = ZendeskConfig(**{**settings, **overrides})
-    return ZendeskConnector(config, SystemClock())
+    return ZendeskConnector(config, clock or SystemClock())
 
 
 def seed(sandbox: SandboxServer, tickets: int = 5) -> None:
@@ -86,7 +88,9 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     sandbox: SandboxServer,
 ) -> None:
     seed(sandbox)
-    zd = connector(sandbox, page_size=2)
+    # eight exports against a budget of five a minute: the governor waits on this clock
+    clock = FrozenClock(datetime.fromisoformat(NOW))
+    zd = connector(sandbox, clock, page_size=2)
     pages = list(zd.poll_pages(None))
     assert [len(p.records) for p in pages] == [2, 2, 1]
     ids = [r.ref.id for p in pages for r in p.records]
@@ -109,6 +113,7 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     changed, cursor = poll(zd, pages[-1].cursor)
     assert [(r.ref.id, r.fields["tags"]) for r in changed] == [("3", ["seed", "later"])]
     assert poll(zd, cursor)[0] == []
+    assert clock.now() > datetime.fromisoformat(NOW)  # the budget was waited for, on the clock
 
 
 def test_each_verb_is_absent_before_and_verified_after(sandbox: SandboxServer) -> None:
