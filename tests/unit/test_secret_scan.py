@@ -27,7 +27,10 @@ def scanned(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 # one process, and two xdist workers reporting to the controller
-WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+WORKERS = pytest.mark.parametrize("workers", [
+    pytest.param([], id="serial"),
+    pytest.param(["-n", "2"], id="xdist", marks=pytest.mark.slow),  # three pytest processes
+])
 
 
 @WORKERS
