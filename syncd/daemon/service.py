@@ -273,12 +273,9 @@ class Service:
 
     # -- jobs --------------------------------------------------------------------------------
     def _led(self) -> None:
-        """Just elected: work and prune at once (polls come at their interval). The prune due
-        at start may have run before the first lease turn, as a standby that prunes nothing."""
+        """Just elected: work at once (polls come at their interval)."""
         if self.scheduler.running:
             self._wake(self.rt.clock.now())
-            if self.scheduler.get_job(PRUNE) is not None:
-                self.scheduler.modify_job(PRUNE, next_run_time=datetime.now(UTC))
 
     def _store_trouble(self, exc: Exception) -> bool:
         """A job's transaction failed for want of the lease or of the database: rolled back,
@@ -354,8 +351,6 @@ class Service:
 
     def _prune(self) -> None:
         """Delete what retention lets go (store/retention.py), a small batch at a time."""
-        if self.stopping() or not self.leadership.leading():
-            return
         cutoff = self.rt.clock.now() - timedelta(days=self.rt.settings.store.keep_days)
         try:
             pruned = prune(self.rt.store, cutoff, stopping=self.stopping)
