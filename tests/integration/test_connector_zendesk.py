@@ -90,7 +90,7 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     seed(sandbox)
     # eight exports against a budget of five a minute: the governor waits on this clock
     clock = FrozenClock(datetime.fromisoformat(NOW))
-    zd = connector(sandbox, clock, page_size=2)
+    zd = connector(sandbox, clock=clock, page_size=2)
     pages = list(zd.poll_pages(None))
     assert [len(p.records) for p in pages] == [2, 2, 1]
     ids = [r.ref.id for p in pages for r in p.records]
