@@ -19,14 +19,19 @@ demo: $(STAMP)
 $(BIN)/promtool: | $(STAMP)
 	sh monitoring/get-promtool $(BIN) || echo "promtool unavailable: tests/unit/test_monitoring.py skips its promtool test outside CI"
 
+# Four xdist workers on two cores: most of the suite waits (sockets, daemons in subprocesses,
+# real-time windows), so more workers than cores fill the gaps. One file per worker at a time
+# (module fixtures such as the demo story run once); tests/conftest.py puts the long runs first.
+PARALLEL := -n 4 --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP) $(BIN)/promtool
 	.ci/install-postgresql
 	$(BIN)/ruff check syncd tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 test-quick: $(STAMP)
 	.ci/install-postgresql
-	$(BIN)/python -m pytest -q -m 'not crash and not slow'
+	$(BIN)/python -m pytest -q $(PARALLEL) -m 'not crash and not slow'
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd tests bench

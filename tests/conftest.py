@@ -11,7 +11,11 @@ import certifi
 import pytest
 import secret_scan
 from postgres import PostgresServer
-from secret_scan import pytest_configure, pytest_sessionfinish  # noqa: F401  (hooks)
+from secret_scan import (  # noqa: F401  (hooks)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_testnodedown,
+)
 
 from syncd.sandbox.server import SandboxServer
 
@@ -69,3 +73,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long runs first (crash, then slow), the rest in their usual order: on `make test`'s
+    xdist workers they start at once, instead of one of them being the last still running."""
+    order = ("crash", "slow")
+    items.sort(key=lambda item: next(
+        (n for n, mark in enumerate(order) if item.get_closest_marker(mark)), len(order)))

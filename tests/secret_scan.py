@@ -1,7 +1,8 @@
 """A pytest plugin: no configured secret may appear in any log record or persisted state the
 whole suite produces (issue 7). It collects every log record, and at the end scans them and
 every SQLite store and sandbox state file under the session's temporary directory for the
-secrets of every sandbox the suite started and every credentials file it wrote.
+secrets of every sandbox the suite started and every credentials file it wrote. Under xdist
+each worker scans its own records and files and hands what it found to the controller.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _credential_values(base: Path) -> set[str]:
             if p.is_file()}
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def _leaks(session: pytest.Session) -> list[str]:
     factory = getattr(session.config, "_tmp_path_factory", None)
     base = factory.getbasetemp() if factory is not None else None
     known = set(secrets) | (_credential_values(base) if base else set())
@@ -61,6 +62,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for path in _persisted_files(base) if base else []:
         data = path.read_bytes()
         leaks += [f"persisted file {path}" for s in known if s.encode() in data]
+    return leaks
+
+
+_worker_leaks: list[str] = []  # on an xdist controller: what its workers found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """An xdist worker has finished: keep the leaks it found in its own logs and files."""
+    _worker_leaks.extend(getattr(node, "workeroutput", {}).get("secret_leaks", []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = _leaks(session)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and fails the run
+        workeroutput["secret_leaks"] = leaks
+        return
+    leaks += _worker_leaks
     if leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

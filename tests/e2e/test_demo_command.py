@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app
@@ -12,6 +13,7 @@ from syncd.rehearsal.timeline import SYNCD, rule_processes
 from syncd.resources import RULES, shipped
 
 
+@pytest.mark.slow  # the whole story, six simulated weeks
 def test_demo_judges_every_shipped_process_from_the_sandbox() -> None:
     result = CliRunner().invoke(app, ["demo", "--json", "-"])
     doc = json.loads(result.stdout)

@@ -5,6 +5,7 @@ JSON, a pause at a chosen instant, and a refusal of anything that is not a sandb
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,8 +60,11 @@ def rules_dir(tmp_path: Path) -> Path:
 
 
 def rehearse(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    # no wrapping: rich breaks long words (the temporary paths) at 80 columns, so where a
+    # message broke depended on the length of the temporary directory's name (xdist's longer)
     return subprocess.run([SYNCD, "rehearse", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300)
+                          input=stdin, timeout=300,
+                          env={**os.environ, "COLUMNS": "1000"})
 
 
 def at(event: dict[str, Any]) -> datetime:

@@ -20,6 +20,8 @@ from syncd.demo.company import Seen
 from syncd.demo.runner import run_story
 from syncd.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.slow  # the whole story, six simulated weeks, before the first check
+
 
 @pytest.fixture(scope="module")
 def seen(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Seen:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from zenpy import Zenpy
 
-from syncd.clock import FrozenClock, SystemClock
+from syncd.clock import Clock, FrozenClock, SystemClock
 from syncd.connectors.base import poll
 from syncd.connectors.http import PermanentError
 from syncd.connectors.zendesk import ZendeskConnector, pin_host
@@ -22,7 +22,8 @@ NOW = "2026-03-02T10:00:00+00:00"
 AGENT = "ann@example.com"
 
 
-def connector(sandbox: SandboxServer, trusted: bool = True, **tuning: Any) -> ZendeskConnector:
+def connector(sandbox: SandboxServer, trusted: bool = True, clock: Clock | None = None,
+              **tuning: Any) -> ZendeskConnector:
     """The sandbox's connector (trusting its CA unless not `trusted`); `tuning` sets connector
     attributes that are not settings."""
     zd = sandbox.info["zendesk"]
@@ -34,7 +35,7 @@ def connector(sandbox: SandboxServer, trusted: bool = True, **tuning: Any) -> Ze
         netloc=zd["netloc"],
     )
     tls = TlsSection(ca_bundle=sandbox.ca_bundle if trusted else None)
-    found = ZendeskConnector(settings, SystemClock(), tls)
+    found = ZendeskConnector(settings, clock or SystemClock(), tls)
     for name, value in tuning.items():
         setattr(found, name, value)
     return found
@@ -90,7 +91,9 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     sandbox: SandboxServer,
 ) -> None:
     seed(sandbox)
-    zd = connector(sandbox, page_size=2)
+    # eight exports against a budget of five a minute: the governor waits on this clock
+    clock = FrozenClock(datetime.fromisoformat(NOW))
+    zd = connector(sandbox, clock=clock, page_size=2)
     pages = list(zd.poll_pages(None))
     assert [len(p.records) for p in pages] == [2, 2, 1]
     ids = [r.ref.id for p in pages for r in p.records]
@@ -113,6 +116,7 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     changed, cursor = poll(zd, pages[-1].cursor)
     assert [(r.ref.id, r.fields["tags"]) for r in changed] == [("3", ["seed", "later"])]
     assert poll(zd, cursor)[0] == []
+    assert clock.now() > datetime.fromisoformat(NOW)  # the budget was waited for, on the clock
 
 
 def test_each_verb_is_absent_before_and_verified_after(sandbox: SandboxServer) -> None:
