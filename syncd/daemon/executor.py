@@ -396,7 +396,9 @@ class Executor:
         and stored as a poll would (the engine sees them), before an intent that reads them is
         planned (one on a written record, or an action reading others: a dispatch, an assign).
         So two requests triaged in one poll are dispatched by the priorities syncd just set.
-        What no later intent reads waits for the next poll."""
+        What no later intent reads waits for the next poll. The fields that cost a call per
+        record (Zendesk's audits, for `agent_touched`) are left out: they tell what agents did,
+        which syncd's own writes never change, and the stored ones are kept."""
         stale, self.stale = self.stale, set()
         for kind in sorted({ref.kind for ref in stale}):
             connector = self.rt.connector_for(kind)
@@ -404,7 +406,7 @@ class Executor:
             if connector is None:
                 continue
             try:
-                found = connector.fetch_many(refs)
+                found = connector.fetch_many(refs, extras=False)
             except VendorError as exc:  # the next poll reads them anyway
                 log.warning("read_back_failed", kind=kind, records=len(refs), error=str(exc))
                 continue

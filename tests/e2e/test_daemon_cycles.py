@@ -46,6 +46,29 @@ def test_triage_tags_assigns_in_turn_and_mails_the_group_once(world: World) -> N
     assert len(world.mail()) == 3
 
 
+def test_each_ticket_costs_one_audits_read_per_due_step_and_none_for_its_triage(
+    world: World,
+) -> None:
+    # Reading back syncd's own writes (the tag before the assign, the assignment before the
+    # mail) needs the tickets' fields; their audits only tell what agents did, which syncd's
+    # writes never change. They are read once per ticket when a ladder step falls due.
+    world.sandbox.control("POST", "/_sandbox/seed", seed(3, NOW - 30 * MINUTE))
+
+    def audits_read_by(cycle: Any) -> list[str]:
+        before = len(world.sandbox.control("GET", "/_sandbox/requests")["requests"])
+        report = cycle()
+        assert report.ok, report.failures
+        log = world.sandbox.control("GET", "/_sandbox/requests")["requests"][before:]
+        return sorted(r["path"] for r in log if r["path"].endswith("/audits.json"))
+
+    assert audits_read_by(world.cycle) == []  # three triaged: tag, assign, mail each
+    assert len(world.subjects()) == 3
+    world.advance(31 * MINUTE)  # the 1h step of every ticket is due
+    assert audits_read_by(world.cycle) == [f"/api/v2/tickets/{n}/audits.json" for n in (1, 2, 3)]
+    assert [s for s in world.subjects() if s.startswith("1h")] == [
+        f"1h without action: #{n}" for n in (1, 2, 3)]  # fmt: skip
+
+
 def test_ladder_escalates_on_time_and_stops_once_an_agent_answered(world: World) -> None:
     world.sandbox.control("POST", "/_sandbox/seed", seed(3, NOW - 30 * MINUTE))
     assert world.cycle().ok
