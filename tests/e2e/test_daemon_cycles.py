@@ -66,7 +66,7 @@ def test_each_ticket_costs_one_audits_read_per_due_step_and_none_for_its_triage(
     world.advance(31 * MINUTE)  # the 1h step of every ticket is due
     assert audits_read_by(world.cycle) == [f"/api/v2/tickets/{n}/audits.json" for n in (1, 2, 3)]
     assert [s for s in world.subjects() if s.startswith("1h")] == [
-        f"1h without action: #{n}" for n in (1, 2, 3)]  # fmt: skip
+        f"1h without action: #{n}" for n in (1, 2, 3)]
 
 
 def test_ladder_escalates_on_time_and_stops_once_an_agent_answered(world: World) -> None:
