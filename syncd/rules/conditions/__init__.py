@@ -1,6 +1,6 @@
 """Condition trees compiled once per rule set and evaluated against one record version.
 
-`schema.parse_condition` turns the YAML form of docs/rules.md ("Conditions") into a tree of
+`language.parse_condition` turns the YAML form of docs/rules.md ("Conditions") into a tree of
 `FieldCondition(field, op, value)`, `AllOf`, `AnyOf` and `Not`; `compile.compile_condition`
 turns that tree (or the raw YAML mapping) into the small node objects of `nodes`, so the hot
 loop does no parsing, no regex compilation and no pydantic attribute access, and

@@ -47,7 +47,7 @@ class Engine:
         self.evaluate: Callable[..., Evaluation] = path.evaluate
 
     def limits(self, rule_id: str) -> tuple[dict[str, int], dict[str, int]]:
-        """The rule's own (per cycle, per hour) blast-radius limits by kind (`schema.Limits`)."""
+        """The rule's own (per cycle, per hour) blast-radius limits by kind (`language.Limits`)."""
         rule = self.compiled.get(rule_id)
         return rule.limits if rule else ({}, {})
 
