@@ -24,11 +24,11 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 KIND = "zendesk.ticket"
 
 
-def engine_of(tmp_path: Path, canary: str, rule_id: str = "tag-new") -> Engine:
+def engine_of(tmp_path: Path, canary: str, rule_id: str = "tag-new",
+              acts: str = "do: [{tag: [seen]}]") -> Engine:
     path = tmp_path / f"r{len(list(tmp_path.iterdir()))}.yaml"
     path.write_text(f"rules:\n  - id: {rule_id}\n    on: {KIND}\n    mode: canary\n"
-                    f"    canary: {canary}\n    when: {{status: new}}\n"
-                    "    do: [{tag: [seen]}]\n")
+                    f"    canary: {canary}\n    when: {{status: new}}\n    {acts}\n")
     result = load_rules([path])
     assert not result.errors, [str(d) for d in result.errors]
     return Engine(result.ruleset)
@@ -73,3 +73,11 @@ def test_a_scope_canary_is_live_exactly_where_its_condition_holds(tmp_path: Path
     engine = engine_of(tmp_path, "{scope: {tags: {contains: canary}}}")
     assert side(engine, 1, tags=["canary"]) == "live"
     assert side(engine, 1, tags=["other"]) == "shadow"
+
+
+def test_a_scope_canary_decides_each_step_of_a_timeline(tmp_path: Path) -> None:
+    ladder = "since: created_at\n    steps: [{id: one, after: 0m, do: [{tag: [one]}]}]"
+    engine = engine_of(tmp_path, "{scope: {tags: {contains: canary}}}", acts=ladder)
+    created = NOW.isoformat()
+    assert side(engine, 1, tags=["canary"], created_at=created) == "live"
+    assert side(engine, 1, tags=["other"], created_at=created) == "shadow"
