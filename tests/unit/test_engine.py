@@ -304,6 +304,25 @@ def test_template_error_is_isolated_to_its_rule_and_retried(tmp_path: Path) -> N
     assert retried[0].key == fired[0].key  # same entry: the ledger absorbs the repeat
 
 
+def test_a_steps_template_error_names_the_step(tmp_path: Path) -> None:
+    """The daemon logs `rule_error` with the error's step: the admin must learn which step of
+    a ladder failed (mutmut, issue 17: the step could be dropped from the error unnoticed)."""
+    sim = Sim(build(tmp_path, """
+        - id: ladder
+          on: zendesk.ticket
+          when: {status: new}
+          since: created_at
+          steps:
+            - {id: ok, after: 1h, do: [{tag: [a]}]}
+            - {id: nudge, after: 2h, do: [{comment: {body: "{{ ticket.custom.missing }}"}}]}
+    """))
+    t0 = utc(2026, 3, 2, 9)
+    sim.see(t0 + 3 * H, status="new", created_at=t0.isoformat(), custom={})
+    assert sim.last is not None
+    assert [(e.rule_id, e.step) for e in sim.last.errors] == [("ladder", "nudge")]
+    assert str(sim.last.errors[0]).startswith("rule ladder step nudge on zendesk.ticket:")
+
+
 # ----------------------------------------------------------------------------- ladders
 
 LADDER = """

@@ -315,3 +315,18 @@ def test_a_pattern_counts_dates_in_the_calendars_timezone(
     found = Engine(result.ruleset).evaluate(record, None, {}, anchor)
     assert [t.due_at for t in found.timers] == due
     assert found.intents == []  # nor a local Monday before the anchor, caught up
+
+
+@pytest.mark.parametrize("variant", ["simple", "became"])
+def test_the_remembered_cut_holds_for_its_instant_and_grace_only(
+    tmp_path: Path, variant: str
+) -> None:
+    """The missed-ladder cut remembered at one `now` (every step given up) must not swallow a
+    step at another instant or grace: `syncd replay` and a clock stepped back evaluate earlier
+    instants on the same engine, and the daemon widens the grace (mutmut, issue 17)."""
+    engine = engine_of(tmp_path, VARIANTS[variant], "skip")
+    assert fired(engine, DUE + 30 * 24 * H) == []  # long missed: the cut covers the anchor
+    assert fired(engine, DUE) == ON_TIME  # an earlier instant: on time
+    assert fired(engine, DUE + 30 * 24 * H) == []
+    late = DUE + 30 * 24 * H
+    assert fired(engine, late, grace=30 * 24 * H) == ON_TIME  # a grace that reaches it
