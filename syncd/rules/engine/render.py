@@ -23,12 +23,11 @@ _ANCHORED = frozenset({"due", "start"})  # create_task.due, create_event.start
 class _Renderer:
     """Renders one rule's actions for one record, building the template context once."""
 
-    __slots__ = ("_context", "ctx", "rule", "run", "step")
+    __slots__ = ("_context", "rule", "run", "step")
 
-    def __init__(self, run: _Run, rule: _Rule, ctx: cond.Context, step: _Due | None) -> None:
+    def __init__(self, run: _Run, rule: _Rule, step: _Due | None) -> None:
         self.run = run
         self.rule = rule
-        self.ctx = ctx
         self.step = step
         self._context: dict[str, Any] | None = None
 

@@ -308,7 +308,7 @@ class _Run(cond.Context):
         ok = True
         for action in actions:
             if render is None:
-                render = self.renderer(self, rule, ctx, due)
+                render = self.renderer(self, rule, due)
             try:
                 params = render.params(action, anchor)
             except Exception as exc:  # template code is admin code: report, never crash
