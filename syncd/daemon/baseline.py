@@ -106,8 +106,4 @@ def to_hold(intents: Iterable[Intent], planned: Iterable[str],
 
 def hold_back(tx: Tx, intents: Sequence[Intent], now: datetime) -> int:
     """Skip `to_hold`'s intents (a page's at once), each with its reason."""
-    held = 0
-    for reason in (REASON, PAST_DUE):
-        keys = [i.key for i in intents if (PAST_DUE if i.step else REASON) == reason]
-        held += tx.ledger.skip_many(keys, reason, now) if keys else 0
-    return held
+    return tx.ledger.skip_many({i.key: PAST_DUE if i.step else REASON for i in intents}, now)

@@ -307,9 +307,7 @@ class Executor:
             return
         now = self.rt.clock.now()
         with self.rt.store.transaction() as tx:
-            for reason in dict.fromkeys(already_served(intent) for intent in served):
-                keys = [i.key for i in served if already_served(i) == reason]
-                result.skipped += tx.ledger.skip_many(keys, reason, now)
+            result.skipped += tx.ledger.skip_many({i.key: already_served(i) for i in served}, now)
         for rule_id, count in Counter(intent.rule_id for intent in served).items():
             log.info("intents_skipped", rule=rule_id, count=count, reason="queue served")
 

@@ -277,15 +277,13 @@ class Ledger:
 
     def skip(self, key: str, reason: str, now: datetime) -> bool:
         """Never execute this intent (shadow mode, dry run, catch-up policy, rule removed)."""
-        reason = redact(reason)
-        return self._transition(
-            key, CLAIMABLE, now, {"state": IntentState.SKIPPED.value}, detail={"reason": reason}
-        )
+        return self.skip_many({key: reason}, now) == 1
 
-    def skip_many(self, keys: Sequence[str], reason: str, now: datetime) -> int:
-        """`skip` of many intents for one reason, in a statement per 500 (a go-live's baseline
+    def skip_many(self, reasons: Mapping[str, str], now: datetime) -> int:
+        """`skip` of many intents (key -> reason), in a statement per 500 (a go-live's baseline
         skips thousands); audited in the order given. Returns how many were skipped."""
-        reason = redact(reason)
+        keys = list(reasons)
+        shown = {reason: redact(reason) for reason in set(reasons.values())}
         skipped = 0
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
@@ -295,7 +293,8 @@ class Ledger:
                 row = found[key]
                 self._audit.append(row.state, now, record=RecordRef(row.record_kind,
                                    row.record_id), rule_id=row.rule_id, intent_key=key,
-                                   detail={"attempts": row.attempts, "reason": reason})
+                                   detail={"attempts": row.attempts,
+                                           "reason": shown[reasons[key]]})
             skipped += len(rows)
         return skipped
 
