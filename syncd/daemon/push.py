@@ -191,10 +191,19 @@ def _server(settings: WebhooksSection, source: PushSource) -> ThreadingHTTPServe
 
     server = ThreadingHTTPServer((settings.host, settings.port), Handler)
     server.daemon_threads = True
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+    tls = listener_tls(settings)
+    if tls is not None:
         # the handshake happens in the request's thread, not in the accepting one
         server.socket = tls.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
     return server
+
+
+def listener_tls(settings: WebhooksSection) -> ssl.SSLContext | None:
+    """The listener's TLS (None: plain HTTP); raises what a certificate or key that cannot
+    serve raises (doctor tries it the same way)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return tls

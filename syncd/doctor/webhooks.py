@@ -20,6 +20,7 @@ from cryptography import x509
 from syncd.clock import Clock
 from syncd.connectors.http import VendorError
 from syncd.connectors.zendesk import ZendeskConnector
+from syncd.daemon.push import listener_tls
 from syncd.doctor.report import Check
 from syncd.settings import LOOPBACK, WebhooksSection
 
@@ -81,8 +82,7 @@ def _tls_problem(hooks: WebhooksSection, clock: Clock) -> tuple[str | None, str]
     """(what keeps the listener from serving TLS, or None; when the certificate expires)."""
     assert hooks.tls_cert is not None and hooks.tls_key is not None
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            hooks.tls_cert, hooks.tls_key)
+        listener_tls(hooks)
         cert = x509.load_pem_x509_certificate(hooks.tls_cert.read_bytes())
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc):
