@@ -150,6 +150,9 @@ class ZendeskSection(_Section):
     rate_share: float = Field(0.5, gt=0, le=1)
     plan_rate_per_minute: int = Field(700, gt=0)
     incremental_per_minute: int = Field(10, gt=0)
+    # syncd's share of the export's own budget. A poll reads it at most twice a minute, so it
+    # binds only on a backlog (a go-live, a catch-up after an outage), which it then paces.
+    export_share: float = Field(1.0, gt=0, le=1)
     # How long the agents, groups and memberships syncd read stay in use: an agent's away flag
     # is seen within it. Somebody missing from them is read again at once (once a minute).
     directory_ttl_s: float = Field(900.0, gt=0)

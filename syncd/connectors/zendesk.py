@@ -11,7 +11,7 @@ cannot be split; for it the variables are set, and a conflicting value is refuse
 Polling. Cursor-based incremental export: `start_time` (an attribute, 0: all history) on the
 first poll, then the stored `after_cursor`; one `Page` per export page, whose cursor is the
 page's `after_cursor`. The export has its own 10 requests/minute budget (a governor bucket of
-its own, of which syncd spends its `rate_share` like every other budget) and leaves out
+its own, of which syncd spends `export_share`, all of it by default) and leaves out
 changes of the last minute: a ticket changed now shows up one minute later, and `fetch`
 (show) is the way to see a ticket fresh. Deleted tickets come with status "deleted" and
 become `Record(deleted=True)`. Cost per page: one export call. It asks
@@ -183,13 +183,14 @@ class ZendeskConnector:
         self.settings = settings
         self.clock = clock
         share = settings.rate_share
-        export_rate = settings.incremental_per_minute * share  # like every budget
+        export_share = settings.export_share
+        export_rate = settings.incremental_per_minute * export_share
         self.governor = Governor.per_minute(
             "zendesk",
             clock,
             settings.plan_rate_per_minute * share,
             share=share,
-            incremental=Bucket(export_rate, max(1.0, export_rate), share),
+            incremental=Bucket(export_rate, max(1.0, export_rate), export_share),
         )
         self.retry = RetryPolicy(self.governor)
         session = MeteredSession(
