@@ -70,6 +70,16 @@ class DirectoryGroup:
 
 
 @dataclass(frozen=True)
+class Dropdown:
+    """A field whose value is chosen from a list (a Zendesk dropdown, a Salesforce picklist):
+    a record holds one of `values` or none, or, when not `restricted`, possibly another."""
+
+    title: str
+    values: tuple[str, ...]
+    restricted: bool = True
+
+
+@dataclass(frozen=True)
 class Directory:
     """The people of one system, for assignment strategies and recipients."""
 

@@ -80,6 +80,7 @@ from syncd.connectors.base import (
     Directory,
     DirectoryGroup,
     DirectoryUser,
+    Dropdown,
     Page,
     TtlCache,
     absent,
@@ -124,14 +125,6 @@ class Webhook:
     name: str
     endpoint: str
     active: bool
-
-
-@dataclass(frozen=True)
-class Dropdown:
-    """A dropdown ticket field: a ticket holds one of its option values or none."""
-
-    title: str
-    values: tuple[str, ...]
 
 
 def pin_host(client: Zenpy, scheme: str, netloc: str) -> None:

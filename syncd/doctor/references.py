@@ -10,7 +10,7 @@ from typing import Any
 from syncd.connectors.base import Directory, DirectoryUser
 from syncd.connectors.graph import GraphConnector
 from syncd.doctor.report import Check
-from syncd.doctor.uses import Reference, Uses
+from syncd.doctor.uses import Compared, Reference, Uses
 from syncd.doctor.vendors import LABELS, Found
 from syncd.model import Operation
 from syncd.rules.language.diagnostics import did_you_mean
@@ -89,33 +89,53 @@ def reference_checks(
     return checks
 
 
+# What a value check calls the list, and where an admin adds a value to it.
+_LISTS = {
+    "zendesk": ("dropdown", "dropdown values",
+                "add the option in Zendesk (Admin Center > Objects and rules > Ticket fields)"),
+    "salesforce": ("picklist", "picklist values",
+                   "add the value in Salesforce (Setup > Object Manager > {sobject} > Fields & "
+                   "Relationships > {field})"),
+}
+
+
 def value_checks(uses: Uses, found: Mapping[str, Found]) -> list[Check]:
-    """Every value a condition compares a Zendesk dropdown with is one of its options: any
-    other never matches. Options live in the tenant, so `syncd check` (offline) cannot know."""
-    if not uses.compared:
-        return []
-    dropdowns = found["zendesk"].dropdowns if "zendesk" in found else None
+    """Every value a condition compares a Zendesk dropdown or a Salesforce picklist with is
+    one of its values: any other never matches (an unrestricted picklist may hold it, so that
+    is a warning). Values live in the tenant, so `syncd check` (offline) cannot know."""
+    checks: list[Check] = []
+    for system in dict.fromkeys(use.system for use in uses.compared):
+        checks += _system_values(system, [u for u in uses.compared if u.system == system],
+                                 found.get(system))
+    return checks
+
+
+def _system_values(system: str, compared: list[Compared], found: Found | None) -> list[Check]:
+    noun, title, how = _LISTS[system]
+    label = LABELS[system]
+    dropdowns = found.dropdowns if found is not None else None
     if dropdowns is None:
-        return [Check("zendesk dropdown values", "skip", "not checked: Zendesk could not be read")]
+        return [Check(f"{system} {title}", "skip", f"not checked: {label} could not be read")]
     places: dict[tuple[str, str], list[str]] = {}
-    for use in uses.compared:
+    for use in compared:
         places.setdefault((use.name, use.value), []).append(use.where)
     checks, checked = [], set()
     for (name, value), wheres in places.items():
-        dropdown = dropdowns.get(name.removeprefix("custom.").partition(".")[0])
-        if dropdown is None:  # not a dropdown, or no such field (the fields check says so)
+        dropdown = dropdowns.get(".".join(name.split(".")[:2]))
+        if dropdown is None:  # not chosen from a list, or no such field (the fields check says)
             continue
         checked.add(name)
         if value in dropdown.values:
             continue
+        sobject, _, field_name = name.partition(".")
         checks.append(Check(
-            f"zendesk field {name} value {value!r}", "fail",
-            f"{name} is never {value!r}{did_you_mean(value, dropdown.values)}: the Zendesk "
-            f"dropdown {dropdown.title} offers {', '.join(_some(dropdown.values))}",
-            f"change {_places(wheres)} or add the option in Zendesk (Admin Center > Objects "
-            "and rules > Ticket fields)"))
+            f"{system} field {name} value {value!r}", "fail" if dropdown.restricted else "warn",
+            f"{name} is never {value!r}{did_you_mean(value, dropdown.values)}: the {label} "
+            f"{noun} {dropdown.title} offers {', '.join(_some(dropdown.values))}"
+            + ("" if dropdown.restricted else " (unrestricted: a record may still hold it)"),
+            f"change {_places(wheres)} or {how.format(sobject=sobject, field=field_name)}"))
     if not checks and checked:
-        checks.append(Check("zendesk dropdown values", "ok", ", ".join(sorted(checked))))
+        checks.append(Check(f"{system} {title}", "ok", ", ".join(sorted(checked))))
     return checks
 
 

@@ -61,7 +61,7 @@ class Compared:
     """A value a condition compares a vendor's dropdown field with, and where."""
 
     system: str
-    name: str  # the field, as the record carries it: `custom.category`
+    name: str  # the field: `custom.category` (Zendesk), `Opportunity.StageName` (Salesforce)
     value: str
     where: str
 
@@ -75,7 +75,7 @@ class Uses:
     # (sObject, "createable" | "updateable") -> where rules create or update one
     writes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     kinds: set[str] = field(default_factory=set)  # the record kinds rules are `on` (polled)
-    compared: list[Compared] = field(default_factory=list)  # values of Zendesk custom fields
+    compared: list[Compared] = field(default_factory=list)  # values of chosen-from-a-list fields
 
 
 def rule_uses(ruleset: RuleSet) -> Uses:
@@ -153,16 +153,27 @@ class _Scan:
     def condition(self, name: str, path: Path_, test: Any) -> None:
         self.field(name, path)
         named = NAMING_FIELDS.get((self.rule.on, name))
-        custom = self.system == "zendesk" and name.startswith("custom.")
-        if named is None and not custom:
+        chosen = self.chosen(name)
+        if named is None and chosen is None:
             return
         for at, value in compared_values(test, path):
             for resolved in self.var_values(value):
                 if named is not None:
                     self.add((named[0],), named[1], str(resolved), at)
-                elif not (isinstance(resolved, str) and is_template(resolved)):
-                    compared = Compared(self.system, name, str(resolved), self.where(at))
+                elif chosen and not (isinstance(resolved, str) and is_template(resolved)):
+                    compared = Compared(self.system, chosen, str(resolved), self.where(at))
                     self.uses.compared.append(compared)
+
+    def chosen(self, name: str) -> str | None:
+        """The field as its vendor's options are looked up, when it may be one whose values are
+        chosen from a list: a Zendesk custom field (`custom.category`), any Salesforce field
+        (`Opportunity.StageName`); None for other fields."""
+        head = name.partition(".")[0]
+        if self.system == "zendesk" and head == "custom":
+            return name
+        if self.sobject and head not in self.kind.mappings:
+            return f"{self.sobject}.{head}"
+        return None
 
     def var_values(self, value: Any) -> list[Any]:
         """A compared value as the loader reads it (the YAML here is as written): a var

@@ -17,11 +17,11 @@ from typing import Any
 import jwt
 
 from syncd.clock import Clock
-from syncd.connectors.base import Directory
+from syncd.connectors.base import Directory, Dropdown
 from syncd.connectors.graph import GraphConnector
 from syncd.connectors.http import Governor, RetryPolicy, VendorError
 from syncd.connectors.salesforce import SalesforceConnector, audience
-from syncd.connectors.zendesk import Dropdown, ZendeskConnector
+from syncd.connectors.zendesk import ZendeskConnector
 from syncd.doctor.report import Check
 from syncd.doctor.uses import Uses
 from syncd.settings import SECRET_FILES, Settings
@@ -90,7 +90,8 @@ class Found:
     directory: Directory
     fields: frozenset[str] | None = None  # None: not read (Graph), or not all of them
     skew_s: float | None = None  # the vendor's clock minus ours, from its `Date` header
-    dropdowns: Mapping[str, Dropdown] | None = None  # Zendesk's, by `custom.<key>` name
+    # fields chosen from a list, by name as `Compared.name` (uses.py); None: not read
+    dropdowns: Mapping[str, Dropdown] | None = None
 
 
 def probe_vendors(
@@ -151,7 +152,8 @@ def _zendesk(zd: ZendeskConnector, uses: Uses, clock: Clock) -> tuple[list[Check
               _zendesk_role(me.email, me.role, polls="zendesk.ticket" in uses.kinds)]
     try:
         fields = zd.field_names()
-        dropdowns = zd.dropdowns() if uses.compared else None
+        dropdowns = ({f"custom.{key}": found for key, found in zd.dropdowns().items()}
+                     if any(c.system == "zendesk" for c in uses.compared) else None)
         return checks, Found(zd.directory(), fields, skew, dropdowns)
     except VendorError as exc:
         return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
@@ -196,7 +198,20 @@ def _salesforce(
     fields = frozenset(f"{sobject}.{f['name']}" for sobject, d in described.items()
                        for f in d["fields"])
     complete = described.keys() >= named
-    return checks, Found(directory, fields if complete else None, skew)
+    return checks, Found(directory, fields if complete else None, skew, _picklists(described))
+
+
+def _picklists(described: Mapping[str, Mapping[str, Any]]) -> dict[str, Dropdown]:
+    """The picklist fields of the described sObjects, by `sObject.Field`, with their active
+    values; an unrestricted one may hold other values (set through the API, imported)."""
+    return {
+        f"{sobject}.{f['name']}": Dropdown(
+            str(f.get("label") or f["name"]),
+            tuple(str(v["value"]) for v in f.get("picklistValues") or () if v.get("active")),
+            bool(f.get("restrictedPicklist")))
+        for sobject, d in described.items() for f in d["fields"]
+        if f.get("type") in ("picklist", "multipicklist")
+    }
 
 
 def _salesforce_sign_in(sf: SalesforceConnector, failed: VendorError | None = None) -> Check:

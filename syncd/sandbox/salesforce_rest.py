@@ -513,4 +513,5 @@ def _describe_field(fdef: FieldDef) -> dict[str, Any]:
         "polymorphicForeignKey": fdef.polymorphic,
         "picklistValues": [{"active": True, "defaultValue": False, "label": v, "validFor": None,
                             "value": v} for v in fdef.picklist],
+        "restrictedPicklist": bool(fdef.picklist),
     }

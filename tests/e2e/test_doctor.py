@@ -308,3 +308,34 @@ def test_dropdown_values_the_tenant_does_not_offer_fail(
     result = doctor(world)
     assert result.exit_code == 0, result.output
     assert "category" in line(result.output, "✓", "zendesk dropdown values")
+
+
+STAGE = """
+  - id: won-deal-welcome
+    on: salesforce.opportunity
+    when: {StageName: {became: Closed-Won}, Type: [New Customer, Existing Customer - Upgrade]}
+    do:
+      - create_task: {subject: Welcome, owner: ann@example.com}
+"""
+
+
+def test_picklist_values_the_org_does_not_offer_fail(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A value a Salesforce picklist never takes never matches either: doctor reads the field's
+    `picklistValues` from the describe it already makes, and names the rule's file:line."""
+    world = setup(sandbox, tmp_path, RULES + STAGE)
+    result = doctor(world)
+    assert result.exit_code == 1, result.output
+    shown = line(result.output, "✗", "salesforce field Opportunity.StageName value 'Closed-Won'")
+    assert "Opportunity.StageName is never 'Closed-Won' (did you mean 'Closed Won'?): the " \
+        "Salesforce picklist Stage offers " in shown
+    fix = result.output.splitlines()[result.output.splitlines().index(shown) + 1].strip()
+    lines = (world.rules_dir / "support.yaml").read_text().splitlines()
+    assert "Closed-Won" in lines[int(fix.split("support.yaml:")[1].split()[0]) - 1]
+    assert "Object Manager" in fix
+    good = RULES + STAGE.replace("Closed-Won", "Closed Won")
+    (world.rules_dir / "support.yaml").write_text(textwrap.dedent(good))
+    result = doctor(world)
+    assert result.exit_code == 0, result.output
+    assert "Opportunity.StageName" in line(result.output, "✓", "salesforce picklist values")
