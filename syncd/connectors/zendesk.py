@@ -1,4 +1,4 @@
-"""Zendesk through zenpy: incremental ticket export, additive tags, batched updates, comments
+"""Zendesk through zenpy: incremental ticket export, collision-safe tags, batched updates, comments
 with uploads, ticket creation with an idempotency key.
 
 Host. zenpy builds `https://{subdomain}.{domain}/api/v2` and lets the process-wide variables
@@ -36,17 +36,22 @@ fires, which is when a ladder's `until: {agent_touched: true}` must be right, an
 audits out (`extras=False`) when no rule of the due timers reads them.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
-- `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?}`: the tag endpoints only
-  (PUT/DELETE /tickets/{id}/tags), never `tags` on an update, which would replace the list;
-  with `safe_update` and the ticket's `updated_stamp`, and on a 409 (changed meanwhile) the
-  ticket is read again and the change retried. Verify: all present / none present.
+- `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?, "current_tags"?}`: one
+  ticket update (PUT /tickets/{id}) carrying the whole tag list, `current_tags` (the list as
+  of `updated_stamp`) with the change, sent with `safe_update` and that stamp, so a tag added
+  meanwhile earns a 409, and the ticket is read again and the list computed anew, never
+  overwritten; without `current_tags` the ticket is read first. The update answers the
+  ticket as saved, so the write costs no read-back (the tag endpoints answer only the tag
+  list). Verify: all present / none present.
 - `update` `{"status", "priority", "type", "assignee_id", "group_id", "assignee_email",
   "group_name", "custom_fields": {id|key|title: value}, "updated_stamp"?}`: with
   `updated_stamp` the update is a `safe_update` and a 409 answers `error="conflict"` (not
   retryable: re-read and re-plan). Verify: every given field has the given value.
-  `execute_many` sends runs of three or more updates without `updated_stamp` through
-  `update_many` (100 a job), one op per ticket per job, and polls the job status on the
-  clock (fewer go one by one: a job costs the call and at least one status read).
+  `execute_many` sends consecutive tag changes and updates without `updated_stamp` of one
+  ticket (a rule's tag and assignment) as one update, each op with its outcome and verified
+  alone; runs of three or more updates of distinct tickets go through `update_many` (100 a
+  job), and the job status is polled on the clock (fewer go one by one: a job costs the call
+  and at least one status read).
 - `comment` `{"body", "public": bool, "attachments": [{"filename", "content_b64",
   "content_type"?}]}`: attachments are uploaded first, then the comment goes on with the
   tokens. The operation key travels as the audit's custom metadata (`{"ticket": {"metadata":
@@ -111,6 +116,7 @@ AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100
 BATCH_MIN = 3  # a job costs its update_many and one status read or more: it pays from three
 METADATA_KEY = "syncd_key"
+TAG_VERBS = frozenset({"add_tags", "remove_tags"})
 TAG_ATTEMPTS = 3  # a tag change re-read after a 409 this many times before waiting
 SIDELOADS = ("users", "organizations")  # what the export carries beside its tickets
 DROPDOWN_TYPES = ("tagger", "multiselect")  # fields whose values are their options'
@@ -215,9 +221,9 @@ class ZendeskConnector:
         self._emails: dict[int, str | None] = {}
         self._orgs: dict[int, str | None] = {}
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
-            "add_tags": self._add_tags,
-            "remove_tags": self._remove_tags,
-            "update": self._update,
+            "add_tags": self._one_write,
+            "remove_tags": self._one_write,
+            "update": self._one_write,
             "comment": self._comment,
             "create_ticket": self._create_ticket,
         }
@@ -473,9 +479,11 @@ class ZendeskConnector:
         return dispatch(op, self._verifiers, "zendesk verify")
 
     def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Runs of plain updates (no `updated_stamp`, one per ticket) go through `update_many`
-        jobs of up to 100, once a run has `BATCH_MIN`; anything else is executed alone. Order
-        is kept: a run ends at the first op that cannot join it."""
+        """Consecutive writes to one ticket that can share an update (`joins`: a rule's tag and
+        assignment) go out as one ticket update, each op with its outcome. Then runs of plain
+        updates (no `updated_stamp`, one per ticket) go through `update_many` jobs of up to
+        100, once a run has `BATCH_MIN`; anything else is executed alone. Order is kept: a run
+        ends at the first op that cannot join it."""
         outcomes: list[Outcome] = []
         run: list[Operation] = []
 
@@ -484,14 +492,19 @@ class ZendeskConnector:
                             else map(self.execute, run))
             run.clear()
 
-        for op in ops:
-            batchable = op.verb == "update" and "updated_stamp" not in op.payload
+        for group in _ticket_groups(ops):
+            op = group[0]
+            batchable = len(group) == 1 and op.verb == "update" and not op.payload.get(
+                "updated_stamp")
             if not batchable or len(run) == BATCH_MAX or op.target in {o.target for o in run}:
                 flush()
             if batchable:
                 run.append(op)
-            else:
+            elif len(group) == 1:
                 outcomes.append(self.execute(op))
+            else:  # one update for the group: its errors become outcomes as `execute`'s do
+                outcomes.extend([dispatch(op, {op.verb: lambda _, g=group: self._write(g)},
+                                          "zendesk")] * len(group))
         flush()
         return outcomes
 
@@ -538,59 +551,74 @@ class ZendeskConnector:
             self.clock.sleep(self.job_poll_s)
             waited += self.job_poll_s
 
-    def _add_tags(self, op: Operation) -> Outcome:
-        return self._change_tags(op, self.client.tickets._put)
+    def _one_write(self, op: Operation) -> Outcome:
+        return self._write([op])
 
-    def _remove_tags(self, op: Operation) -> Outcome:
-        return self._change_tags(op, self.client.tickets._delete)
+    def _write(self, ops: Sequence[Operation]) -> Outcome:
+        """`ops` (writes to one ticket: field updates, tag changes) as one ticket update, whose
+        answer (the ticket as saved) comes back as the outcome's `record`.
 
-    def _change_tags(self, op: Operation, send: Callable[..., Any]) -> Outcome:
-        """PUT (add) or DELETE (remove) on the ticket's tags with `safe_update`: without it a
-        concurrent update of the ticket can lose tags (Zendesk's tags guide). The stamp is the
-        op's `updated_stamp` (the snapshot's `updated_at`) or, failing that or after a 409
-        (the ticket changed since), the ticket's as read now."""
-        ticket_id = int(op.target)
-        tags = [str(t) for t in op.payload["tags"]]
-        api = self.client.tickets
-        url = api._build_url(api.endpoint.tags(id=ticket_id))
-        stamp = op.payload.get("updated_stamp")
+        Tags go as the ticket's whole list (an update's `tags` replaces it: Zendesk's tags
+        guide) computed from `current_tags`, the list as of `updated_stamp`, and sent with
+        `safe_update` and that stamp: if anyone changed the ticket since (an agent's tag),
+        Zendesk answers 409, and the ticket is read again and the list computed anew, so no
+        tag is lost. Without a known list (or after a 409) the ticket is read first. A lone
+        update with its own `updated_stamp` answers a 409 with `error="conflict"` (the
+        executor re-reads the record and plans again) instead."""
+        ticket_id = int(ops[0].target)
+        tagging = [op for op in ops if op.verb in TAG_VERBS]
+        first = (tagging or ops)[0].payload
+        stamp = first.get("updated_stamp")
+        base = first.get("current_tags") if stamp else None
         for _ in range(TAG_ATTEMPTS):
-            if not stamp:
-                ticket = self._show(op)
-                if ticket is None:
+            if tagging and base is None:
+                shown = self._show(ops[0])
+                if shown is None:
                     return refused("ticket not found", ticket_id=ticket_id)
-                stamp = ticket.get("updated_at")
-            body = {"tags": tags, "safe_update": True, "updated_stamp": str(stamp)}
+                stamp, base = shown.get("updated_at"), list(shown.get("tags") or [])
+            ticket = Ticket(id=ticket_id)
+            for op in ops:
+                if op.verb == "update":
+                    self._ticket_changes(op, ticket)
+            if tagging:
+                ticket.tags = _changed_tags(base or [], tagging)
+            if stamp:
+                ticket.safe_update = True
+                ticket.updated_stamp = str(stamp)
             try:
-                result = self._call(lambda body=body: send(url, payload=body))
+                # a field update repeated after an unseen success conflicts with itself (409);
+                # a tag change then reads the ticket again and finds its tags there
+                audit = self._call(lambda ticket=ticket: self.client.tickets.update(ticket),
+                                   idempotent=bool(tagging) or not stamp)
             except PermanentError as exc:
                 if exc.status != 409:
                     raise
-                stamp = None  # changed meanwhile: read it again
+                if not tagging:
+                    return Outcome(ok=False, retryable=False, error="conflict",
+                                   detail=exc.detail())
+                base = None  # changed meanwhile: read it again
                 continue
-            return done(ticket_id=ticket_id, tags=list(result))
+            saved = self._saved(audit)
+            detail: dict[str, Any] = {"ticket_id": ticket_id}
+            if tagging and saved is not None:
+                detail["tags"] = list(saved.fields.get("tags") or [])
+            return Outcome(ok=True, detail=detail, record=saved)
         return Outcome(ok=False, retryable=True, error="ticket kept changing (409 each time)",
                        detail={"ticket_id": ticket_id})
 
-    def _update(self, op: Operation) -> Outcome:
-        ticket = self._ticket_changes(op)
-        stamp = op.payload.get("updated_stamp")
-        if stamp:
-            ticket.safe_update = True
-            ticket.updated_stamp = str(stamp)
-        try:
-            # a safe update repeated after an unseen success would conflict with itself
-            self._call(lambda: self.client.tickets.update(ticket), idempotent=not stamp)
-        except PermanentError as exc:
-            if exc.status == 409:
-                return Outcome(ok=False, retryable=False, error="conflict", detail=exc.detail())
-            raise
-        return done(ticket_id=int(op.target))
+    def _saved(self, audit: Any) -> Record | None:
+        """The ticket a single-ticket write answers (`{"ticket": ..., "audit": ...}`: zenpy's
+        TicketAudit), as a poll would record it."""
+        ticket = getattr(audit, "ticket", None)
+        if ticket is None:
+            return None
+        return self._records([ticket.to_dict()])[0]
 
-    def _ticket_changes(self, op: Operation) -> Ticket:
-        """A zenpy Ticket carrying only the fields `op` sets (zenpy sends only those)."""
+    def _ticket_changes(self, op: Operation, ticket: Ticket | None = None) -> Ticket:
+        """A zenpy Ticket carrying only the fields `op` sets (zenpy sends only those); with
+        `ticket`, those fields are set on it (several updates in one request)."""
         payload = op.payload
-        ticket = Ticket(id=int(op.target))
+        ticket = ticket if ticket is not None else Ticket(id=int(op.target))
         values = {name: payload[name] for name in UPDATE_FIELDS if name in payload}
         if payload.get("assignee_email"):
             email = str(payload["assignee_email"])
@@ -607,7 +635,8 @@ class ZendeskConnector:
         for name, value in values.items():
             setattr(ticket, name, value)
         if payload.get("custom_fields"):
-            ticket.custom_fields = self._custom_values(payload["custom_fields"])
+            ticket.custom_fields = [*(ticket.custom_fields or []),
+                                    *self._custom_values(payload["custom_fields"])]
         return ticket
 
     def _custom_values(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -633,7 +662,9 @@ class ZendeskConnector:
         )
         ticket.metadata = {METADATA_KEY: op.key}
         audit = self._call(lambda: self.client.tickets.update(ticket), idempotent=False)
-        return done(ticket_id=int(op.target), audit_id=getattr(audit.audit, "id", None))
+        return Outcome(ok=True, detail={"ticket_id": int(op.target),
+                                        "audit_id": getattr(audit.audit, "id", None)},
+                       record=self._saved(audit))
 
     def _upload(self, attachment: Mapping[str, Any]) -> str:
         """An attachment's upload token. A `file` (the executor's spooled copy) is streamed, and
@@ -726,6 +757,39 @@ class ZendeskConnector:
         tickets = self._dicts(lambda: self.client.tickets(external_id=op.key))
         found = [t["id"] for t in tickets if t.get("external_id") == op.key]
         return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
+
+
+def joins(op: Operation) -> bool:
+    """Whether `op` may share one ticket update with the writes to its ticket next to it: a tag
+    change, or an update without a stamp of its own (whose 409 would mean "plan again")."""
+    return op.verb in TAG_VERBS or (op.verb == "update" and not op.payload.get("updated_stamp"))
+
+
+def _ticket_groups(ops: Sequence[Operation]) -> Iterator[list[Operation]]:
+    """`ops` in order, consecutive ones that join (`joins`) on one ticket grouped."""
+    group: list[Operation] = []
+    for op in ops:
+        if group and not (joins(op) and joins(group[0]) and op.target == group[0].target):
+            yield group
+            group = []
+        group.append(op)
+    if group:
+        yield group
+
+
+def _changed_tags(tags: Sequence[str], changes: Iterable[Operation]) -> list[str]:
+    """The tag list after `changes` (add_tags, remove_tags, in order); Zendesk's tags are
+    case-insensitive."""
+    found = [str(t) for t in tags]
+    for op in changes:
+        wanted = [str(t) for t in op.payload["tags"]]
+        if op.verb == "add_tags":
+            have = {t.lower() for t in found}
+            found += [t for t in dict.fromkeys(wanted) if t.lower() not in have]
+        else:
+            drop = {t.lower() for t in wanted}
+            found = [t for t in found if t.lower() not in drop]
+    return found
 
 
 def _next_page(export: Any) -> None:

@@ -46,6 +46,9 @@ QUEUE_READERS = frozenset({"dispatch"})
 # Actions whose operations read records other than their own (the queue, agents' loads).
 READS_OTHERS = frozenset({*QUEUE_READERS, "assign"})
 RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
+# Actions that write fields or tags of their own Zendesk ticket: consecutive ones of a `do:`
+# list (triage's tag and assign) are claimed together and may go out as one ticket update.
+JOINS = frozenset({"tag", "untag", "set", "assign", "unassign"})
 
 
 @dataclass
@@ -146,8 +149,12 @@ def tag(ctx: ActionContext, intent: Intent) -> list[Operation]:
     _on(intent, "zendesk")
     tags = _texts(intent.params.get("tags"))
     verb = "add_tags" if intent.action == "tag" else "remove_tags"
-    stamp = ctx.record.fields.get("updated_at")  # safe_update: a 409 if changed since
-    extra = {"updated_stamp": stamp} if stamp else {}
+    # the tag list as of the stamp: the connector sends the whole list, with safe_update (a 409
+    # if the ticket changed since), instead of reading the ticket first
+    stamp, current = ctx.record.fields.get("updated_at"), ctx.record.fields.get("tags")
+    extra: dict[str, Any] = {"updated_stamp": stamp} if stamp else {}
+    if stamp and isinstance(current, list):
+        extra["current_tags"] = [str(t) for t in current]
     return [_op(intent, "zendesk", verb, intent.record.id, tags=tags, **extra)] if tags else []
 
 
