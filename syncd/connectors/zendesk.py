@@ -219,6 +219,7 @@ class ZendeskConnector:
         self._directory = TtlCache(self._load_directory, clock, settings.directory_ttl_s)
         self._fields = TtlCache(self._load_fields, clock, settings.directory_ttl_s)
         self._emails: dict[int, str | None] = {}
+        self._my_id: str | None = None
         self._orgs: dict[int, str | None] = {}
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
             "add_tags": self._one_write,
@@ -311,7 +312,11 @@ class ZendeskConnector:
         return {ref: found.get(int(ref.id)) for ref in refs}
 
     def directory(self, max_age_s: float | None = None) -> Directory:
-        return self._directory.get(max_age_s)
+        """The cached directory; `max_age_s` after a miss (somebody or some group it lacks):
+        then a reload is thorough (`_load_directory`)."""
+        if max_age_s is None:
+            return self._directory.get()
+        return self._directory.get(max_age_s, lambda: self._load_directory(thorough=True))
 
     def field_names(self) -> frozenset[str]:
         """The `custom.<key>` names of the account's ticket fields, as records carry them."""
@@ -427,21 +432,44 @@ class ZendeskConnector:
             if any(_is_agent_action(e) for e in audit.get("events") or [])
         ]
         authors = {str(a.get("author_id")) for a in acted}
-        directory = self.directory()
-        if authors - set(directory.users) - {str(requester_id)}:
+        directory, me = self.directory(), self._me()
+        if authors - set(directory.users) - {str(requester_id), me}:
             directory = self.directory(MISS_REFRESH_S)
-        me = directory.user_by_email(self.settings.email)
         last: str | None = None
         for audit in acted:
             author = str(audit.get("author_id"))
-            if author in directory.users and (me is None or author != me.id):
+            if author in directory.users and author != me:
                 last = max(last or "", str(audit["created_at"]))
         return last
 
-    def _load_directory(self) -> Directory:
-        staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
-        groups = self._dicts(self.client.groups)
-        memberships = self._dicts(self.client.group_memberships)
+    def _me(self) -> str:
+        """syncd's own API user's id (`users/me`, read once: it does not change)."""
+        if self._my_id is None:
+            self._my_id = str(self._call(lambda: self.client.users.me()).id)
+        return self._my_id
+
+    def _load_directory(self, thorough: bool = False) -> Directory:
+        """Agents (with their away flag), groups and memberships, in one listing: the group
+        memberships with their users and groups side-loaded (`include=users,groups`). Every
+        agent and admin belongs to a group ("All team members must belong to at least one
+        group", Zendesk help, "Managing groups"), so each comes with it; a group without
+        members does not, so after a miss (somebody or some group the copy lacks) the reload
+        is `thorough`: agents, groups and memberships listed apart, as before side-loading.
+        What a host does not side-load (users, or users without their `user_fields`, the away
+        flag; groups) is listed apart too."""
+        if thorough:
+            staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
+            groups = self._dicts(self.client.groups)
+            memberships = self._dicts(self.client.group_memberships)
+        else:
+            memberships, loaded = self._listing(self.client.group_memberships,
+                                                "group_memberships", ("users", "groups"))
+            users, groups = loaded["users"], loaded["groups"]
+            staff = [u for u in users or [] if u.get("role") in ("agent", "admin")]
+            if users is None or any("user_fields" not in u for u in staff):
+                staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
+            if groups is None:
+                groups = self._dicts(self.client.groups)
         members: dict[str, set[str]] = {}
         for m in memberships:
             members.setdefault(str(m["group_id"]), set()).add(str(m["user_id"]))
@@ -465,6 +493,29 @@ class ZendeskConnector:
                 for g in groups
             },
         )
+
+    def _listing(self, api: BaseApi, key: str, include: Sequence[str]
+                 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]] | None]]:
+        """A listing's rows (all pages, 100 a page by cursor) and the records its pages
+        side-load (`include`), each once; None for a name no page carried (a host that ignores
+        the side-load). zenpy drops side-loads when its cache is off, so the pages are read as
+        JSON through its session (metered, errors classified as for any zenpy call)."""
+        rows: list[dict[str, Any]] = []
+        loaded: dict[str, dict[Any, dict[str, Any]] | None] = dict.fromkeys(include)
+        url: str | None = api._build_url(api.endpoint(include=list(include)))
+        params: dict[str, Any] | None = {"page[size]": BATCH_MAX}
+        while url:
+            page = self._call(lambda url=url, params=params: api.session.get(
+                url, params=params, timeout=self.timeout_s)).json()
+            rows += page.get(key) or []
+            for name in include:
+                if name in page:
+                    found = loaded[name] = loaded[name] or {}
+                    found.update({r["id"]: r for r in page[name] or []})
+            more = (page.get("meta") or {}).get("has_more")
+            url, params = ((page.get("links") or {}).get("next") if more else None), None
+        return rows, {name: None if found is None else list(found.values())
+                      for name, found in loaded.items()}
 
     def _load_fields(self) -> dict[int, str]:
         """Custom ticket field id -> `custom.<key>` name."""

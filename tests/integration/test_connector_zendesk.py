@@ -367,10 +367,25 @@ def test_the_directory_is_kept_15_minutes_and_read_again_once_for_a_group_it_lac
     assert group_of_new_ticket(9, "Legal") is None  # ... but not twice within a minute
     clock.advance(timedelta(seconds=61))
     assert group_of_new_ticket(9, "Legal") == "Legal"
-    assert paths(sandbox).count("/api/v2/groups.json") == 3
+    assert paths(sandbox).count("/api/v2/group_memberships.json") == 3
     clock.advance(timedelta(minutes=15))
     zd.directory()
-    assert paths(sandbox).count("/api/v2/groups.json") == 4
+    assert paths(sandbox).count("/api/v2/group_memberships.json") == 4
+    # the groups are listed apart only after a miss (a group without members is side-loaded
+    # by no membership)
+    assert paths(sandbox).count("/api/v2/groups.json") == 2
+
+
+def test_the_directory_is_one_listing_with_its_users_and_groups_side_loaded(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, tickets=1)
+    directory = connector(sandbox).directory()
+    assert paths(sandbox) == ["/api/v2/group_memberships.json"]
+    bob = directory.user_by_email("bob@example.com")
+    support = directory.group_by_name("Support")
+    assert bob is not None and bob.away and support is not None
+    assert support.member_ids == {bob.id, directory.user_by_email(AGENT).id}  # type: ignore[union-attr]
 
 
 def test_directory_has_agents_groups_and_away_flags(sandbox: SandboxServer) -> None:
