@@ -21,11 +21,12 @@ only an id the side-load left out costs a `users/show_many` or `organizations/sh
 call (per 100). Groups and agents come from the cached directory, field definitions are read
 once a ticket carries a custom field.
 
-Reference data. The directory (agents with their away flag, groups, memberships: three calls)
-is kept `directory_ttl_s` (15 minutes by default: an agent's away flag is seen within it), and
-read again at most once a minute when something is missing from it: a ticket in a group it
-does not know, an assignee email or group name an update names, an author of an agent's
-action who is not in it. Field definitions likewise, for a field id or name not in them.
+Reference data. The directory (agents with their away flag, groups, memberships: one call,
+the memberships side-loading their users and groups) is kept `directory_ttl_s` (15 minutes by
+default: an agent's away flag is seen within it), and read again, thoroughly (three listings),
+at most once a minute when something is missing from it: a ticket in a group it does not
+know, an assignee email or group name an update names, an author of an agent's action who is
+not in it. Field definitions likewise, for a field id or name not in them.
 
 `agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
 (re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
