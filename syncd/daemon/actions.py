@@ -46,8 +46,7 @@ QUEUE_READERS = frozenset({"dispatch"})
 # Actions whose operations read records other than their own (the queue, agents' loads).
 READS_OTHERS = frozenset({*QUEUE_READERS, "assign"})
 RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
-# Actions that write fields or tags of their own Zendesk ticket: consecutive ones of a `do:`
-# list (triage's tag and assign) are claimed together and may go out as one ticket update.
+# Actions that write fields or tags of a Zendesk ticket (`joins`)
 JOINS = frozenset({"tag", "untag", "set", "assign", "unassign"})
 
 
@@ -119,6 +118,16 @@ def _sobject(ref: RecordRef) -> str:
     if name is None:
         raise ActionError(f"cannot tell the sObject of {ref.kind}")
     return name
+
+
+def joins(intent: Intent) -> bool:
+    """Whether the intent may be claimed with the actions of its `do:` list before it and sent
+    in their request (triage's tag and assignment: one ticket update): a write to fields or
+    tags of its Zendesk ticket, prepared without reading what an earlier write of the list may
+    have changed (an assignment by `mapping` reads the ticket's fields: it waits for their
+    write and its answer)."""
+    return (intent.action in JOINS and system_of(intent.record) == "zendesk"
+            and not (intent.action == "assign" and intent.params.get("strategy") == "mapping"))
 
 
 def written(op: Operation) -> RecordRef | None:

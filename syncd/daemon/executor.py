@@ -35,24 +35,17 @@ from syncd.connectors.http import RetryableError, VendorError
 from syncd.daemon.actions import (
     DRIVE_PATH,
     FALLBACKS,
-    JOINS,
     QUEUE_READERS,
     READS_OTHERS,
     ActionContext,
     already_served,
+    joins,
     operations,
     served_queue,
     written,
 )
 from syncd.daemon.limits import Budget
-from syncd.daemon.people import (
-    ActionError,
-    DirectoryMiss,
-    NothingToDo,
-    People,
-    RecordMiss,
-    system_of,
-)
+from syncd.daemon.people import ActionError, DirectoryMiss, NothingToDo, People, RecordMiss
 from syncd.daemon.planner import apply_record
 from syncd.daemon.runtime import Runtime, log
 from syncd.errors import Skippable
@@ -261,7 +254,7 @@ class Executor:
 
     def _one(self, entry: LedgerEntry, people: People, budget: Budget,
              limited: dict[str, tuple[int, str]], result: Drained,
-             followers: Sequence[LedgerEntry] = (), seen: set[str] | None = None) -> bool:
+             followers: Sequence[LedgerEntry], seen: set[str]) -> bool:
         """Carry the intent out, with those of `followers` (the next actions of its `do:` list,
         writing to its record) that may go in the same request (`_joins`; joined ones are
         added to `seen`); True when the vendor refused it and its `else` path is due."""
@@ -299,8 +292,7 @@ class Executor:
             if not self._joins(follower, joined, budget, now):
                 break
             budget.spend(follower.intent)
-            if seen is not None:
-                seen.add(follower.intent.key)
+            seen.add(follower.intent.key)
             self._joined.append(follower)
             more = self._claimed(follower, people, now, result)
             if more is None:  # settled alone (skipped, failed): the rest take their turn
@@ -688,16 +680,16 @@ class Executor:
 def _followers(entries: Sequence[LedgerEntry], index: int) -> list[LedgerEntry]:
     """The intents after `entries[index]` that may share its request (`Executor._joins` has the
     last word): the next actions of the same `do:` list (rule, record, step, occurrence, due
-    instant), each a write to a Zendesk ticket (actions.JOINS), the first one's too."""
+    instant), each one that `joins` (actions.py), the first one too."""
     lead = entries[index].intent
-    if lead.action not in JOINS or system_of(lead.record) != "zendesk":
+    if not joins(lead):
         return []
     found = []
     for entry in entries[index + 1:]:
         intent = entry.intent
-        if (intent.action not in JOINS or (intent.rule_id, intent.record, intent.step,
-                                           intent.occurrence, intent.due_at)
-                != (lead.rule_id, lead.record, lead.step, lead.occurrence, lead.due_at)):
+        if not joins(intent) or (intent.rule_id, intent.record, intent.step, intent.occurrence,
+                                 intent.due_at) != (lead.rule_id, lead.record, lead.step,
+                                                    lead.occurrence, lead.due_at):
             break
         found.append(entry)
     return found

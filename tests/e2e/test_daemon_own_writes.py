@@ -108,3 +108,30 @@ def test_a_tag_an_agent_adds_between_syncds_read_and_its_write_is_kept(world: Wo
     assert sorted(ticket["tags"]) == ["syncd-triaged", "vip"]
     assert ticket["assignee_id"] == ANN
     assert world.subjects() == ["New ticket #1"]
+
+
+ROUTE = """
+rules:
+  - id: route
+    on: zendesk.ticket
+    when: {status: new}
+    do:
+      - tag: [routed]
+      - set: {priority: urgent}
+      - assign:
+          strategy: mapping
+          mapping: {field: priority, table: {urgent: bob@example.com}, default: ann@example.com}
+"""
+
+
+def test_an_assignment_mapped_from_a_field_the_list_just_set_reads_the_new_value(
+    sandbox: SandboxServer, tmp_path: Path,
+) -> None:
+    # the tag and the priority share one update; the mapping waits for its answer
+    world = World(sandbox, tmp_path, ROUTE)
+    sandbox.control("POST", "/_sandbox/seed", seed(1, NOW - 30 * MINUTE))
+    calls = ticket_calls(world, world.cycle)
+    assert calls == [("PUT", "/api/v2/tickets/1.json")] * 2
+    ticket = world.ticket(1)
+    assert (ticket["priority"], ticket["assignee_id"], ticket["tags"]) == (
+        "urgent", BOB, ["routed"])
