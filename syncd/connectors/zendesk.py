@@ -531,11 +531,11 @@ class ZendeskConnector:
         return dispatch(op, self._verifiers, "zendesk verify")
 
     def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Consecutive writes to one ticket that can share an update (`joins`: a rule's tag and
-        assignment) go out as one ticket update, each op with its outcome. Then runs of plain
-        updates (no `updated_stamp`, one per ticket) go through `update_many` jobs of up to
-        100, once a run has `BATCH_MIN`; anything else is executed alone. Order is kept: a run
-        ends at the first op that cannot join it."""
+        """Consecutive writes to one ticket that can share an update (`_shares_update`: a rule's
+        tag and assignment) go out as one ticket update, each op with its outcome. Then runs
+        of plain updates (no `updated_stamp`, one per ticket) go through `update_many` jobs of
+        up to 100, once a run has `BATCH_MIN`; anything else is executed alone. Order is kept:
+        a run ends at the first op that cannot join it."""
         outcomes: list[Outcome] = []
         run: list[Operation] = []
 
@@ -811,17 +811,18 @@ class ZendeskConnector:
         return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
 
 
-def joins(op: Operation) -> bool:
+def _shares_update(op: Operation) -> bool:
     """Whether `op` may share one ticket update with the writes to its ticket next to it: a tag
     change, or an update without a stamp of its own (whose 409 would mean "plan again")."""
     return op.verb in TAG_VERBS or (op.verb == "update" and not op.payload.get("updated_stamp"))
 
 
 def _ticket_groups(ops: Sequence[Operation]) -> Iterator[list[Operation]]:
-    """`ops` in order, consecutive ones that join (`joins`) on one ticket grouped."""
+    """`ops` in order, consecutive ones that join (`_shares_update`) on one ticket grouped."""
     group: list[Operation] = []
     for op in ops:
-        if group and not (joins(op) and joins(group[0]) and op.target == group[0].target):
+        if group and not (_shares_update(op) and _shares_update(group[0])
+                          and op.target == group[0].target):
             yield group
             group = []
         group.append(op)
