@@ -471,7 +471,7 @@ VENDOR_NAMES = {"zendesk": "Zendesk", "graph": "Graph", "salesforce": "Salesforc
 CATEGORIES: list[tuple[str, str, str, str]] = [  # label, vendor, method, path regex
     ("Zendesk: incremental export (polls)", "zendesk", "GET", r"/incremental/tickets/"),
     ("Zendesk: directory refresh", "zendesk", "GET",
-     r"/api/v2/(users|groups|group_memberships|organizations|ticket_fields)\.json$"),
+     r"/api/v2/(users|users/me|groups|group_memberships|organizations|ticket_fields)\.json$"),
     ("Zendesk: emails, organizations", "zendesk", "GET",
      r"/(users|organizations)/(show_many|\d+)\.json$"),
     ("Zendesk: re-read before a step (show)", "zendesk", "GET",

@@ -148,3 +148,6 @@ class Outcome:
     detail: Mapping[str, Any] = field(default_factory=dict)  # ids created, vendor answer
     retryable: bool = False  # a 429/5xx/timeout: try again later; False + not ok: dead-letter
     error: str = ""
+    # the record as the write left it, when the vendor's answer carries it (a Zendesk ticket
+    # update answers the ticket as saved): the executor stores it instead of reading it back
+    record: Record | None = field(default=None, compare=False)

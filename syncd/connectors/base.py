@@ -194,11 +194,13 @@ class TtlCache(Generic[T]):
         self._value: tuple[datetime, T] | None = None
         self._lock = threading.Lock()
 
-    def get(self, max_age_s: float | None = None) -> T:
+    def get(self, max_age_s: float | None = None, load: Callable[[], T] | None = None) -> T:
+        """The value, loaded again if older than the TTL or `max_age_s`; by `load` instead of
+        the cache's own loader if given (a caller that missed an entry may read more)."""
         limit = self._ttl_s if max_age_s is None else min(self._ttl_s, max_age_s)
         with self._lock:
             now = self._clock.now()
             if self._value is None or (now - self._value[0]).total_seconds() >= limit:
                 with default_lane("poll"):
-                    self._value = (now, self._load())
+                    self._value = (now, (load or self._load)())
             return self._value[1]

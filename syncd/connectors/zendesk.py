@@ -1,4 +1,4 @@
-"""Zendesk through zenpy: incremental ticket export, additive tags, batched updates, comments
+"""Zendesk through zenpy: incremental ticket export, collision-safe tags, batched updates, comments
 with uploads, ticket creation with an idempotency key.
 
 Host. zenpy builds `https://{subdomain}.{domain}/api/v2` and lets the process-wide variables
@@ -21,11 +21,12 @@ only an id the side-load left out costs a `users/show_many` or `organizations/sh
 call (per 100). Groups and agents come from the cached directory, field definitions are read
 once a ticket carries a custom field.
 
-Reference data. The directory (agents with their away flag, groups, memberships: three calls)
-is kept `directory_ttl_s` (15 minutes by default: an agent's away flag is seen within it), and
-read again at most once a minute when something is missing from it: a ticket in a group it
-does not know, an assignee email or group name an update names, an author of an agent's
-action who is not in it. Field definitions likewise, for a field id or name not in them.
+Reference data. The directory (agents with their away flag, groups, memberships: one call,
+the memberships side-loading their users and groups) is kept `directory_ttl_s` (15 minutes by
+default: an agent's away flag is seen within it), and read again, thoroughly (three listings),
+at most once a minute when something is missing from it: a ticket in a group it does not
+know, an assignee email or group name an update names, an author of an agent's action who is
+not in it. Field definitions likewise, for a field id or name not in them.
 
 `agent_touched` / `last_agent_action_at` (an agent's public comment, status change or
 (re)assignment after creation, by anyone but syncd's own API user) need the ticket's audits:
@@ -36,17 +37,22 @@ fires, which is when a ladder's `until: {agent_touched: true}` must be right, an
 audits out (`extras=False`) when no rule of the due timers reads them.
 
 Verbs (`Operation.target` is the ticket id; `create_ticket` has none):
-- `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?}`: the tag endpoints only
-  (PUT/DELETE /tickets/{id}/tags), never `tags` on an update, which would replace the list;
-  with `safe_update` and the ticket's `updated_stamp`, and on a 409 (changed meanwhile) the
-  ticket is read again and the change retried. Verify: all present / none present.
+- `add_tags` / `remove_tags` `{"tags": [...], "updated_stamp"?, "current_tags"?}`: one
+  ticket update (PUT /tickets/{id}) carrying the whole tag list, `current_tags` (the list as
+  of `updated_stamp`) with the change, sent with `safe_update` and that stamp, so a tag added
+  meanwhile earns a 409, and the ticket is read again and the list computed anew, never
+  overwritten; without `current_tags` the ticket is read first. The update answers the
+  ticket as saved, so the write costs no read-back (the tag endpoints answer only the tag
+  list). Verify: all present / none present.
 - `update` `{"status", "priority", "type", "assignee_id", "group_id", "assignee_email",
   "group_name", "custom_fields": {id|key|title: value}, "updated_stamp"?}`: with
   `updated_stamp` the update is a `safe_update` and a 409 answers `error="conflict"` (not
   retryable: re-read and re-plan). Verify: every given field has the given value.
-  `execute_many` sends runs of three or more updates without `updated_stamp` through
-  `update_many` (100 a job), one op per ticket per job, and polls the job status on the
-  clock (fewer go one by one: a job costs the call and at least one status read).
+  `execute_many` sends consecutive tag changes and updates without `updated_stamp` of one
+  ticket (a rule's tag and assignment) as one update, each op with its outcome and verified
+  alone; runs of three or more updates of distinct tickets go through `update_many` (100 a
+  job), and the job status is polled on the clock (fewer go one by one: a job costs the call
+  and at least one status read).
 - `comment` `{"body", "public": bool, "attachments": [{"filename", "content_b64",
   "content_type"?}]}`: attachments are uploaded first, then the comment goes on with the
   tokens. The operation key travels as the audit's custom metadata (`{"ticket": {"metadata":
@@ -112,6 +118,7 @@ AGENT_ACTION_FIELDS = frozenset({"status", "assignee_id", "group_id"})
 BATCH_MAX = 100
 BATCH_MIN = 3  # a job costs its update_many and one status read or more: it pays from three
 METADATA_KEY = "syncd_key"
+TAG_VERBS = frozenset({"add_tags", "remove_tags"})
 TAG_ATTEMPTS = 3  # a tag change re-read after a 409 this many times before waiting
 SIDELOADS = ("users", "organizations")  # what the export carries beside its tickets
 DROPDOWN_TYPES = ("tagger", "multiselect")  # fields whose values are their options'
@@ -207,11 +214,12 @@ class ZendeskConnector:
         self._directory = TtlCache(self._load_directory, clock, settings.directory_ttl_s)
         self._fields = TtlCache(self._load_fields, clock, settings.directory_ttl_s)
         self._emails: dict[int, str | None] = {}
+        self._my_id: str | None = None
         self._orgs: dict[int, str | None] = {}
         self._handlers: dict[str, Callable[[Operation], Outcome]] = {
-            "add_tags": self._add_tags,
-            "remove_tags": self._remove_tags,
-            "update": self._update,
+            "add_tags": self._one_write,
+            "remove_tags": self._one_write,
+            "update": self._one_write,
             "comment": self._comment,
             "create_ticket": self._create_ticket,
         }
@@ -299,7 +307,11 @@ class ZendeskConnector:
         return {ref: found.get(int(ref.id)) for ref in refs}
 
     def directory(self, max_age_s: float | None = None) -> Directory:
-        return self._directory.get(max_age_s)
+        """The cached directory; `max_age_s` after a miss (somebody or some group it lacks):
+        then a reload is thorough (`_load_directory`)."""
+        if max_age_s is None:
+            return self._directory.get()
+        return self._directory.get(max_age_s, lambda: self._load_directory(thorough=True))
 
     def field_names(self) -> frozenset[str]:
         """The `custom.<key>` names of the account's ticket fields, as records carry them."""
@@ -415,21 +427,44 @@ class ZendeskConnector:
             if any(_is_agent_action(e) for e in audit.get("events") or [])
         ]
         authors = {str(a.get("author_id")) for a in acted}
-        directory = self.directory()
-        if authors - set(directory.users) - {str(requester_id)}:
+        directory, me = self.directory(), self._me()
+        if authors - set(directory.users) - {str(requester_id), me}:
             directory = self.directory(MISS_REFRESH_S)
-        me = directory.user_by_email(self.settings.email)
         last: str | None = None
         for audit in acted:
             author = str(audit.get("author_id"))
-            if author in directory.users and (me is None or author != me.id):
+            if author in directory.users and author != me:
                 last = max(last or "", str(audit["created_at"]))
         return last
 
-    def _load_directory(self) -> Directory:
-        staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
-        groups = self._dicts(self.client.groups)
-        memberships = self._dicts(self.client.group_memberships)
+    def _me(self) -> str:
+        """syncd's own API user's id (`users/me`, read once: it does not change)."""
+        if self._my_id is None:
+            self._my_id = str(self._call(lambda: self.client.users.me()).id)
+        return self._my_id
+
+    def _load_directory(self, thorough: bool = False) -> Directory:
+        """Agents (with their away flag), groups and memberships, in one listing: the group
+        memberships with their users and groups side-loaded (`include=users,groups`). Every
+        agent and admin belongs to a group ("All team members must belong to at least one
+        group", Zendesk help, "Managing groups"), so each comes with it; a group without
+        members does not, so after a miss (somebody or some group the copy lacks) the reload
+        is `thorough`: agents, groups and memberships listed apart, as before side-loading.
+        What a host does not side-load (users, or users without their `user_fields`, the away
+        flag; groups) is listed apart too."""
+        if thorough:
+            staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
+            groups = self._dicts(self.client.groups)
+            memberships = self._dicts(self.client.group_memberships)
+        else:
+            memberships, loaded = self._listing(self.client.group_memberships,
+                                                "group_memberships", ("users", "groups"))
+            users, groups = loaded["users"], loaded["groups"]
+            staff = [u for u in users or [] if u.get("role") in ("agent", "admin")]
+            if users is None or any("user_fields" not in u for u in staff):
+                staff = self._dicts(lambda: self.client.users(role=["agent", "admin"]))
+            if groups is None:
+                groups = self._dicts(self.client.groups)
         members: dict[str, set[str]] = {}
         for m in memberships:
             members.setdefault(str(m["group_id"]), set()).add(str(m["user_id"]))
@@ -454,6 +489,29 @@ class ZendeskConnector:
             },
         )
 
+    def _listing(self, api: BaseApi, key: str, include: Sequence[str]
+                 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]] | None]]:
+        """A listing's rows (all pages, 100 a page by cursor) and the records its pages
+        side-load (`include`), each once; None for a name no page carried (a host that ignores
+        the side-load). zenpy drops side-loads when its cache is off, so the pages are read as
+        JSON through its session (metered, errors classified as for any zenpy call)."""
+        rows: list[dict[str, Any]] = []
+        loaded: dict[str, dict[Any, dict[str, Any]] | None] = dict.fromkeys(include)
+        url: str | None = api._build_url(api.endpoint(include=list(include)))
+        params: dict[str, Any] | None = {"page[size]": BATCH_MAX}
+        while url:
+            page = self._call(lambda url=url, params=params: api.session.get(
+                url, params=params, timeout=self.timeout_s)).json()
+            rows += page.get(key) or []
+            for name in include:
+                if name in page:
+                    found = loaded[name] = loaded[name] or {}
+                    found.update({r["id"]: r for r in page[name] or []})
+            more = (page.get("meta") or {}).get("has_more")
+            url, params = ((page.get("links") or {}).get("next") if more else None), None
+        return rows, {name: None if found is None else list(found.values())
+                      for name, found in loaded.items()}
+
     def _load_fields(self) -> dict[int, str]:
         """Custom ticket field id -> `custom.<key>` name."""
         defs = self._dicts(self.client.ticket_fields)
@@ -467,9 +525,11 @@ class ZendeskConnector:
         return dispatch(op, self._verifiers, "zendesk verify")
 
     def execute_many(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Runs of plain updates (no `updated_stamp`, one per ticket) go through `update_many`
-        jobs of up to 100, once a run has `BATCH_MIN`; anything else is executed alone. Order
-        is kept: a run ends at the first op that cannot join it."""
+        """Consecutive writes to one ticket that can share an update (`_shares_update`: a rule's
+        tag and assignment) go out as one ticket update, each op with its outcome. Then runs
+        of plain updates (no `updated_stamp`, one per ticket) go through `update_many` jobs of
+        up to 100, once a run has `BATCH_MIN`; anything else is executed alone. Order is kept:
+        a run ends at the first op that cannot join it."""
         outcomes: list[Outcome] = []
         run: list[Operation] = []
 
@@ -478,14 +538,19 @@ class ZendeskConnector:
                             else map(self.execute, run))
             run.clear()
 
-        for op in ops:
-            batchable = op.verb == "update" and "updated_stamp" not in op.payload
+        for group in _ticket_groups(ops):
+            op = group[0]
+            batchable = len(group) == 1 and op.verb == "update" and not op.payload.get(
+                "updated_stamp")
             if not batchable or len(run) == BATCH_MAX or op.target in {o.target for o in run}:
                 flush()
             if batchable:
                 run.append(op)
-            else:
+            elif len(group) == 1:
                 outcomes.append(self.execute(op))
+            else:  # one update for the group: its errors become outcomes as `execute`'s do
+                outcomes.extend([dispatch(op, {op.verb: lambda _, g=group: self._write(g)},
+                                          "zendesk")] * len(group))
         flush()
         return outcomes
 
@@ -532,59 +597,74 @@ class ZendeskConnector:
             self.clock.sleep(self.job_poll_s)
             waited += self.job_poll_s
 
-    def _add_tags(self, op: Operation) -> Outcome:
-        return self._change_tags(op, self.client.tickets._put)
+    def _one_write(self, op: Operation) -> Outcome:
+        return self._write([op])
 
-    def _remove_tags(self, op: Operation) -> Outcome:
-        return self._change_tags(op, self.client.tickets._delete)
+    def _write(self, ops: Sequence[Operation]) -> Outcome:
+        """`ops` (writes to one ticket: field updates, tag changes) as one ticket update, whose
+        answer (the ticket as saved) comes back as the outcome's `record`.
 
-    def _change_tags(self, op: Operation, send: Callable[..., Any]) -> Outcome:
-        """PUT (add) or DELETE (remove) on the ticket's tags with `safe_update`: without it a
-        concurrent update of the ticket can lose tags (Zendesk's tags guide). The stamp is the
-        op's `updated_stamp` (the snapshot's `updated_at`) or, failing that or after a 409
-        (the ticket changed since), the ticket's as read now."""
-        ticket_id = int(op.target)
-        tags = [str(t) for t in op.payload["tags"]]
-        api = self.client.tickets
-        url = api._build_url(api.endpoint.tags(id=ticket_id))
-        stamp = op.payload.get("updated_stamp")
+        Tags go as the ticket's whole list (an update's `tags` replaces it: Zendesk's tags
+        guide) computed from `current_tags`, the list as of `updated_stamp`, and sent with
+        `safe_update` and that stamp: if anyone changed the ticket since (an agent's tag),
+        Zendesk answers 409, and the ticket is read again and the list computed anew, so no
+        tag is lost. Without a known list (or after a 409) the ticket is read first. A lone
+        update with its own `updated_stamp` answers a 409 with `error="conflict"` (the
+        executor re-reads the record and plans again) instead."""
+        ticket_id = int(ops[0].target)
+        tagging = [op for op in ops if op.verb in TAG_VERBS]
+        first = (tagging or ops)[0].payload
+        stamp = first.get("updated_stamp")
+        base = first.get("current_tags") if stamp else None
         for _ in range(TAG_ATTEMPTS):
-            if not stamp:
-                ticket = self._show(op)
-                if ticket is None:
+            if tagging and base is None:
+                shown = self._show(ops[0])
+                if shown is None:
                     return refused("ticket not found", ticket_id=ticket_id)
-                stamp = ticket.get("updated_at")
-            body = {"tags": tags, "safe_update": True, "updated_stamp": str(stamp)}
+                stamp, base = shown.get("updated_at"), list(shown.get("tags") or [])
+            ticket = Ticket(id=ticket_id)
+            for op in ops:
+                if op.verb == "update":
+                    self._ticket_changes(op, ticket)
+            if tagging:
+                ticket.tags = _changed_tags(base or [], tagging)
+            if stamp:
+                ticket.safe_update = True
+                ticket.updated_stamp = str(stamp)
             try:
-                result = self._call(lambda body=body: send(url, payload=body))
+                # a field update repeated after an unseen success conflicts with itself (409);
+                # a tag change then reads the ticket again and finds its tags there
+                audit = self._call(lambda ticket=ticket: self.client.tickets.update(ticket),
+                                   idempotent=bool(tagging) or not stamp)
             except PermanentError as exc:
                 if exc.status != 409:
                     raise
-                stamp = None  # changed meanwhile: read it again
+                if not tagging:
+                    return Outcome(ok=False, retryable=False, error="conflict",
+                                   detail=exc.detail())
+                base = None  # changed meanwhile: read it again
                 continue
-            return done(ticket_id=ticket_id, tags=list(result))
+            saved = self._saved(audit)
+            detail: dict[str, Any] = {"ticket_id": ticket_id}
+            if tagging and saved is not None:
+                detail["tags"] = list(saved.fields.get("tags") or [])
+            return Outcome(ok=True, detail=detail, record=saved)
         return Outcome(ok=False, retryable=True, error="ticket kept changing (409 each time)",
                        detail={"ticket_id": ticket_id})
 
-    def _update(self, op: Operation) -> Outcome:
-        ticket = self._ticket_changes(op)
-        stamp = op.payload.get("updated_stamp")
-        if stamp:
-            ticket.safe_update = True
-            ticket.updated_stamp = str(stamp)
-        try:
-            # a safe update repeated after an unseen success would conflict with itself
-            self._call(lambda: self.client.tickets.update(ticket), idempotent=not stamp)
-        except PermanentError as exc:
-            if exc.status == 409:
-                return Outcome(ok=False, retryable=False, error="conflict", detail=exc.detail())
-            raise
-        return done(ticket_id=int(op.target))
+    def _saved(self, audit: Any) -> Record | None:
+        """The ticket a single-ticket write answers (`{"ticket": ..., "audit": ...}`: zenpy's
+        TicketAudit), as a poll would record it."""
+        ticket = getattr(audit, "ticket", None)
+        if ticket is None:
+            return None
+        return self._records([ticket.to_dict()])[0]
 
-    def _ticket_changes(self, op: Operation) -> Ticket:
-        """A zenpy Ticket carrying only the fields `op` sets (zenpy sends only those)."""
+    def _ticket_changes(self, op: Operation, ticket: Ticket | None = None) -> Ticket:
+        """A zenpy Ticket carrying only the fields `op` sets (zenpy sends only those); with
+        `ticket`, those fields are set on it (several updates in one request)."""
         payload = op.payload
-        ticket = Ticket(id=int(op.target))
+        ticket = ticket if ticket is not None else Ticket(id=int(op.target))
         values = {name: payload[name] for name in UPDATE_FIELDS if name in payload}
         if payload.get("assignee_email"):
             email = str(payload["assignee_email"])
@@ -601,7 +681,8 @@ class ZendeskConnector:
         for name, value in values.items():
             setattr(ticket, name, value)
         if payload.get("custom_fields"):
-            ticket.custom_fields = self._custom_values(payload["custom_fields"])
+            ticket.custom_fields = [*(ticket.custom_fields or []),
+                                    *self._custom_values(payload["custom_fields"])]
         return ticket
 
     def _custom_values(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -627,7 +708,9 @@ class ZendeskConnector:
         )
         ticket.metadata = {METADATA_KEY: op.key}
         audit = self._call(lambda: self.client.tickets.update(ticket), idempotent=False)
-        return done(ticket_id=int(op.target), audit_id=getattr(audit.audit, "id", None))
+        return Outcome(ok=True, detail={"ticket_id": int(op.target),
+                                        "audit_id": getattr(audit.audit, "id", None)},
+                       record=self._saved(audit))
 
     def _upload(self, attachment: Mapping[str, Any]) -> str:
         """An attachment's upload token. A `file` (the executor's spooled copy) is streamed, and
@@ -720,6 +803,40 @@ class ZendeskConnector:
         tickets = self._dicts(lambda: self.client.tickets(external_id=op.key))
         found = [t["id"] for t in tickets if t.get("external_id") == op.key]
         return done(ticket_id=found[0]) if found else absent("no ticket with this external_id")
+
+
+def _shares_update(op: Operation) -> bool:
+    """Whether `op` may share one ticket update with the writes to its ticket next to it: a tag
+    change, or an update without a stamp of its own (whose 409 would mean "plan again")."""
+    return op.verb in TAG_VERBS or (op.verb == "update" and not op.payload.get("updated_stamp"))
+
+
+def _ticket_groups(ops: Sequence[Operation]) -> Iterator[list[Operation]]:
+    """`ops` in order, consecutive ones that join (`_shares_update`) on one ticket grouped."""
+    group: list[Operation] = []
+    for op in ops:
+        if group and not (_shares_update(op) and _shares_update(group[0])
+                          and op.target == group[0].target):
+            yield group
+            group = []
+        group.append(op)
+    if group:
+        yield group
+
+
+def _changed_tags(tags: Sequence[str], changes: Iterable[Operation]) -> list[str]:
+    """The tag list after `changes` (add_tags, remove_tags, in order); Zendesk's tags are
+    case-insensitive."""
+    found = [str(t) for t in tags]
+    for op in changes:
+        wanted = [str(t) for t in op.payload["tags"]]
+        if op.verb == "add_tags":
+            have = {t.lower() for t in found}
+            found += [t for t in dict.fromkeys(wanted) if t.lower() not in have]
+        else:
+            drop = {t.lower() for t in wanted}
+            found = [t for t in found if t.lower() not in drop]
+    return found
 
 
 def _next_page(export: Any) -> None:

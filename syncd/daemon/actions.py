@@ -46,6 +46,8 @@ QUEUE_READERS = frozenset({"dispatch"})
 # Actions whose operations read records other than their own (the queue, agents' loads).
 READS_OTHERS = frozenset({*QUEUE_READERS, "assign"})
 RECORD_WRITES = frozenset({"update", "add_tags", "remove_tags", "comment"})
+# Actions that write fields or tags of a Zendesk ticket (`joins`)
+JOINS = frozenset({"tag", "untag", "set", "assign", "unassign"})
 
 
 @dataclass
@@ -118,6 +120,16 @@ def _sobject(ref: RecordRef) -> str:
     return name
 
 
+def joins(intent: Intent) -> bool:
+    """Whether the intent may be claimed with the actions of its `do:` list before it and sent
+    in their request (triage's tag and assignment: one ticket update): a write to fields or
+    tags of its Zendesk ticket, prepared without reading what an earlier write of the list may
+    have changed (an assignment by `mapping` reads the ticket's fields: it waits for their
+    write and its answer)."""
+    return (intent.action in JOINS and system_of(intent.record) == "zendesk"
+            and not (intent.action == "assign" and intent.params.get("strategy") == "mapping"))
+
+
 def written(op: Operation) -> RecordRef | None:
     """The record an operation changes, when syncd keeps a snapshot of it (read back after the
     write, so later intents of the cycle see it)."""
@@ -146,8 +158,12 @@ def tag(ctx: ActionContext, intent: Intent) -> list[Operation]:
     _on(intent, "zendesk")
     tags = _texts(intent.params.get("tags"))
     verb = "add_tags" if intent.action == "tag" else "remove_tags"
-    stamp = ctx.record.fields.get("updated_at")  # safe_update: a 409 if changed since
-    extra = {"updated_stamp": stamp} if stamp else {}
+    # the tag list as of the stamp: the connector sends the whole list, with safe_update (a 409
+    # if the ticket changed since), instead of reading the ticket first
+    stamp, current = ctx.record.fields.get("updated_at"), ctx.record.fields.get("tags")
+    extra: dict[str, Any] = {"updated_stamp": stamp} if stamp else {}
+    if stamp and isinstance(current, list):
+        extra["current_tags"] = [str(t) for t in current]
     return [_op(intent, "zendesk", verb, intent.record.id, tags=tags, **extra)] if tags else []
 
 

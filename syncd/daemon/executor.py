@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -39,6 +39,7 @@ from syncd.daemon.actions import (
     READS_OTHERS,
     ActionContext,
     already_served,
+    joins,
     operations,
     served_queue,
     written,
@@ -142,6 +143,7 @@ class Executor:
         self.stale: set[RecordRef] = set()  # records this pass wrote, not read back yet
         self._silences: list[silences.Silence] = []  # read at the start of each drain
         self._served: list[Intent] = []  # queue readers whose queue this pass has served
+        self._joined: list[LedgerEntry] = []  # the intents the current `_one` has claimed
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def recover(self) -> None:
@@ -216,16 +218,21 @@ class Executor:
             if not fresh:
                 break
             fresh.sort(key=lambda e: e.intent.action in QUEUE_READERS)  # queue readers last
-            for entry in fresh:
+            for index, entry in enumerate(fresh):
                 if self.stopping():
                     break
+                if entry.intent.key in seen:
+                    continue  # went out with an earlier action of its `do:` list
                 seen.add(entry.intent.key)
-                if entry.intent.record in self.stale or entry.intent.action in READS_OTHERS:
+                followers = _followers(fresh, index)
+                if entry.intent.record in self.stale or any(
+                        e.intent.action in READS_OTHERS for e in (entry, *followers)):
                     self._read_back()
+                self._joined = [entry]
                 try:
-                    if self._one(entry, people, budget, limited, result):
+                    if self._one(entry, people, budget, limited, result, followers, seen):
                         seen.discard(entry.intent.key)  # refused: its `else` path, now
-                except Exception as exc:  # a bug or bad data: this intent fails, not the others
+                except Exception as exc:  # a bug or bad data: these intents fail, not the others
                     if isinstance(exc, Fenced) or connection_lost(exc):
                         raise  # not this intent's doing: the whole pass stops
                     log.exception(
@@ -235,7 +242,9 @@ class Executor:
                         record=str(entry.intent.record),
                     )
                     retry = self.rt.clock.now() + backoff(entry.attempts)
-                    self._failed(entry.intent, f"{type(exc).__name__}: {exc}", retry, result)
+                    for crashed in self._joined:
+                        self._failed(crashed.intent, f"{type(exc).__name__}: {exc}", retry,
+                                     result)
             self._skip_served(result)
         for rule_id, (count, limit) in sorted(limited.items()):
             log.warning("intents_held", rule=rule_id, held=count, limit=limit,
@@ -244,14 +253,13 @@ class Executor:
         return result
 
     def _one(self, entry: LedgerEntry, people: People, budget: Budget,
-             limited: dict[str, tuple[int, str]], result: Drained) -> bool:
-        """Carry the intent out; True when the vendor refused it and its `else` path is due."""
+             limited: dict[str, tuple[int, str]], result: Drained,
+             followers: Sequence[LedgerEntry], seen: set[str]) -> bool:
+        """Carry the intent out, with those of `followers` (the next actions of its `do:` list,
+        writing to its record) that may go in the same request (`_joins`; joined ones are
+        added to `seen`); True when the vendor refused it and its `else` path is due."""
         intent, now, engine = entry.intent, self.rt.clock.now(), self.rt.engine
-        skip = (SHADOW_SIDE if intent.shadow and intent.reason.get("canary")
-                else "shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
-                else "rule removed" if intent.rule_id not in engine.rules else None)
-        skip = skip or next((s.reason() for s in self._silences
-                             if s.holds(intent.rule_id, intent.record, now)), None)
+        skip = self._skip_reason(intent, now)
         if skip is None and engine.stops_on_failure(intent.rule_id) and self._waits(
                 entry, now, result):
             return False
@@ -276,28 +284,74 @@ class Executor:
                 result.skipped += tx.ledger.skip(intent.key, skip, now)
             return False
         budget.spend(intent)
+        ops = self._claimed(entry, people, now, result)
+        if ops is None:
+            return False
+        joined = [(entry, ops)]
+        for follower in followers:
+            if not self._joins(follower, joined, budget, now):
+                break
+            budget.spend(follower.intent)
+            seen.add(follower.intent.key)
+            self._joined.append(follower)
+            more = self._claimed(follower, people, now, result)
+            if more is None:  # settled alone (skipped, failed): the rest take their turn
+                break
+            joined.append((follower, more))
+        return self._execute(joined, result)
+
+    def _skip_reason(self, intent: Intent, now: datetime) -> str | None:
+        """Why the intent is skipped without being sent (shadow, dry run, a silence), if it is."""
+        skip = (SHADOW_SIDE if intent.shadow and intent.reason.get("canary")
+                else "shadow mode" if intent.shadow else "dry run" if self.rt.dry_run
+                else "rule removed" if intent.rule_id not in self.rt.engine.rules else None)
+        return skip or next((s.reason() for s in self._silences
+                             if s.holds(intent.rule_id, intent.record, now)), None)
+
+    def _joins(self, entry: LedgerEntry, joined: Sequence[tuple[LedgerEntry, Sequence[Operation]]],
+               budget: Budget, now: datetime) -> bool:
+        """Whether `entry`, the next action of the `do:` list `joined` belongs to, is claimed
+        with them and sent in the same request: never sent before, nothing to skip or hold it,
+        and every earlier action of its list done or in `joined` (which `_waits` would ask of
+        it: they succeed or fail together, in one request)."""
+        intent = entry.intent
+        if entry.sent_at is not None or self._skip_reason(intent, now) is not None:
+            return False
+        keys = {e.intent.key for e, _ in joined}
+        with self.rt.store.read() as tx:
+            if released(tx, intent.key):
+                return False
+            earlier = tx.ledger.earlier_in_list(intent)
+        if any(e.state is not IntentState.DONE and e.intent.key not in keys for e in earlier):
+            return False
+        return budget.check(intent) is None
+
+    def _claimed(self, entry: LedgerEntry, people: People, now: datetime,
+                 result: Drained) -> list[Operation] | None:
+        """The operations to send for the intent, claimed (`_claim`); None when it is settled
+        without a call: lost to another executor, held, skipped, failed, or found done."""
+        intent = entry.intent
         try:
             ops = self._claim(entry, people, now)
         except _Lost:
-            return False
+            return None
         except _Refused as exc:
             self._hold(intent, str(exc), result)
-            return False
+            return None
         except NothingToDo as exc:
             log.info("intent_skipped", intent=intent.key, rule=intent.rule_id,
                      record=str(intent.record), reason=str(exc))
             with self.rt.store.transaction() as tx:
                 result.skipped += tx.ledger.skip(intent.key, str(exc), now)
-            return False
+            return None
         except (ActionError, VendorError) as exc:
             retry = now + backoff(entry.attempts) if isinstance(exc, RetryableError) else None
             self._failed(intent, str(exc), retry, result, getattr(exc, "request_id", None))
-            return False
+            return None
         if ops is None:  # every operation was found done at the vendor
             _log_done(intent, verified=True)
             result.done += 1
-            return False
-        return self._execute(entry, ops, result)
+        return ops
 
     def _skip_served(self, result: Drained) -> None:
         """Skip, in one transaction, the queue readers whose queue this pass served already
@@ -412,6 +466,17 @@ class Executor:
                 for record in (r for r in found.values() if r is not None):
                     apply_record(tx, self.rt.engine, record, self.rt.clock.now(), self.rt.grace)
 
+    def _store_answers(self, outcomes: Iterable[Outcome]) -> None:
+        """Store the records the vendor answered as saved (a Zendesk ticket update's answer)
+        as a poll would: read back for free, so they are no longer stale."""
+        records = {o.record.ref: o.record for o in outcomes if o.ok and o.record is not None}
+        if not records:
+            return
+        with self.rt.store.transaction() as tx:
+            for record in records.values():
+                apply_record(tx, self.rt.engine, record, self.rt.clock.now(), self.rt.grace)
+        self.stale -= records.keys()
+
     def _look_up(self, ref: RecordRef) -> None:
         """Read one record syncd has not seen (a ticket younger than the export) and store it
         as a poll would; a record the vendor does not have stays unknown."""
@@ -439,18 +504,37 @@ class Executor:
                                  self.rt.settings.syncd.max_attachment_mb * 1000 * 1000),
                              )
 
-    def _execute(self, entry: LedgerEntry, ops: Sequence[Operation], result: Drained) -> bool:
-        """Send the operations; True when the vendor refused them for good and the action has
-        an `else` path (actions.FALLBACKS), to be prepared next with the vendor's reason."""
+    def _execute(self, joined: Sequence[tuple[LedgerEntry, Sequence[Operation]]],
+                 result: Drained) -> bool:
+        """Send the claimed intents' operations, in order, in as few requests as their
+        connectors allow (`_send_all`), and settle each intent on its own operations'
+        outcomes. The records the vendor answered as saved are stored as a poll would
+        (`_store_answers`); the others written are read back before an intent reads them.
+        True when the vendor refused a lone intent for good and its `else` path is due."""
+        outcomes = self._send_all([op for _, ops in joined for op in ops])
+        refused, replanned = False, set[RecordRef]()
+        for entry, ops in joined:
+            refused |= self._settle(entry, ops, {op.key: outcomes[op.key] for op in ops},
+                                    result, replanned)
+        self._store_answers(outcomes.values())
+        return refused
+
+    def _settle(self, entry: LedgerEntry, ops: Sequence[Operation],
+                outcomes: dict[str, Outcome], result: Drained,
+                replanned: set[RecordRef]) -> bool:
+        """Record the intent's outcome; True when the vendor refused its operations for good
+        and the action has an `else` path (actions.FALLBACKS), to be prepared next with the
+        vendor's reason. A conflict re-reads the record, once for the intents sent together
+        (`replanned`)."""
         intent = entry.intent
-        outcomes = self._send_all(ops)
         now = self.rt.clock.now()
         failures = {k: o for k, o in outcomes.items() if not o.ok}
         if not failures:
             with self.rt.store.transaction() as tx:
                 tx.ledger.mark_done(intent.key, {k: dict(o.detail) for k, o in outcomes.items()},
                                     now)
-            self.stale |= {ref for op in ops if (ref := written(op)) is not None}
+            self.stale |= {ref for op in ops
+                           if (ref := written(op)) is not None and outcomes[op.key].record is None}
             _log_done(intent, verified=False)
             result.done += 1
             return False
@@ -458,7 +542,9 @@ class Executor:
         request_id = next((o.detail["request_id"] for o in failures.values()
                            if o.detail.get("request_id")), None)
         if any(o.error == "conflict" for o in failures.values()):
-            self._replan(intent)  # the record changed under us: re-read it, then try again
+            if intent.record not in replanned:  # it changed under us: re-read, try again
+                replanned.add(intent.record)
+                self._replan(intent)
             retry: datetime | None = now
         elif all(o.retryable for o in failures.values()):
             retry = now + backoff(entry.attempts, next(iter(failures.values())))
@@ -589,6 +675,24 @@ class Executor:
                     error=error, request_id=request_id)
         result.failed += 1
         self.rt.fail(f"{intent.key}: {error}")
+
+
+def _followers(entries: Sequence[LedgerEntry], index: int) -> list[LedgerEntry]:
+    """The intents after `entries[index]` that may share its request (`Executor._joins` has the
+    last word): the next actions of the same `do:` list (rule, record, step, occurrence, due
+    instant), each one that `joins` (actions.py), the first one too."""
+    lead = entries[index].intent
+    if not joins(lead):
+        return []
+    found = []
+    for entry in entries[index + 1:]:
+        intent = entry.intent
+        if not joins(intent) or (intent.rule_id, intent.record, intent.step, intent.occurrence,
+                                 intent.due_at) != (lead.rule_id, lead.record, lead.step,
+                                                    lead.occurrence, lead.due_at):
+            break
+        found.append(entry)
+    return found
 
 
 def _log_done(intent: Intent, *, verified: bool) -> None:

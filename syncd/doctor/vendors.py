@@ -154,7 +154,8 @@ def _zendesk(zd: ZendeskConnector, uses: Uses, clock: Clock) -> tuple[list[Check
         fields = zd.field_names()
         dropdowns = ({f"custom.{key}": found for key, found in zd.dropdowns().items()}
                      if any(c.system == "zendesk" for c in uses.compared) else None)
-        return checks, Found(zd.directory(), fields, skew, dropdowns)
+        # read thoroughly (max age 0): a group without members is no membership's side-load
+        return checks, Found(zd.directory(0), fields, skew, dropdowns)
     except VendorError as exc:
         return [*checks, _vendor_failed("zendesk directory", "zendesk", exc)], None
 

@@ -44,6 +44,7 @@ rules:
     when: {status: new}
     do:
       - tag: [syncd-triaged]
+      - assign: {group: Support, strategy: round_robin}
       - comment: {body: "Thanks for writing in (#{{ ticket.id }})."}
       - notify: {to: [group:Support], subject: "New ticket #{{ ticket.id }}",
                  body: "{{ ticket.subject }}"}
@@ -207,7 +208,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     if arrived < TICKETS:  # a short run (few kills): the rest arrive now
         sandbox.control("POST", "/_sandbox/seed", tickets(range(arrived + 1, TICKETS + 1)))
     sandbox.control("DELETE", "/_sandbox/faults")
-    expected = TICKETS * 4 + OPPORTUNITIES
+    expected = TICKETS * 5 + OPPORTUNITIES
     process = daemon.start()
     try:
         finished = wait_until(lambda: done_count(daemon) == expected, timeout=120)
@@ -251,17 +252,23 @@ def verified(daemon: Daemon) -> int:
 
 
 def assert_every_effect_once(sandbox: SandboxServer, tickets: int) -> None:
-    """What people see at the vendors after the scenario: every mail, comment, tag and task of
-    `tickets` tickets and the opportunities exactly once, whatever was killed meanwhile."""
+    """What people see at the vendors after the scenario: every mail, comment, tag, assignment
+    and task of `tickets` tickets and the opportunities exactly once, whatever was killed
+    meanwhile."""
     see = Vendors(sandbox)
     mails = sandbox.control("GET", "/_sandbox/mail")["mail"]
     per_key = Counter(m["headers"].get(KEY_HEADER) for m in mails)
     assert len(mails) == tickets * 2 and set(per_key.values()) == {1}
     subjects = Counter(m["subject"] for m in mails)
+    assignees: Counter[int] = Counter()
     for n in range(1, tickets + 1):
         assert subjects[f"New ticket #{n}"] == subjects[f"Still open: #{n}"] == 1
         assert see.comments(n).count(f"Thanks for writing in (#{n}).") == 1, n
-        assert "syncd-triaged" in see.ticket(n)["tags"]
+        ticket = see.ticket(n)
+        assert "syncd-triaged" in ticket["tags"]
+        assignees[ticket["assignee_id"]] += 1
+    # in turn, each choice made once: a retried assignment repeats its frozen choice
+    assert sorted(assignees.values()) == [tickets // 2] * 2 and None not in assignees
     tasks = Counter(t["Subject"] for t in see.tasks())
     assert tasks == {f"Kick-off Deal {n}": 1 for n in range(1, OPPORTUNITIES + 1)}
 

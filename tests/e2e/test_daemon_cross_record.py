@@ -102,15 +102,9 @@ def test_a_closed_task_closes_its_customer_ticket_once(sandbox: SandboxServer,
     solve(world, TASK)
     report = world.cycle()
     assert report.ok, report.failures
-    customer = world.ticket(CUSTOMER)
     assert custom(world, CUSTOMER)["dev_stage"] == "task_closed"  # the other ticket
-    assert customer["status"] == "open"  # its own rule has not seen the change yet
     assert custom(world, TASK).get("dev_stage") is None
-    assert ticket_writes(world, CUSTOMER) == 1
-
-    world.advance(MINUTES)
-    report = world.cycle()
-    assert report.ok, report.failures
+    # the write's answer is the customer ticket as saved: its own rule acts in the same cycle
     assert world.ticket(CUSTOMER)["status"] == "closed"
     comments = world.comments(CUSTOMER)
     assert comments[-1].startswith(f'Hello,\n\nThe fix for ticket #{CUSTOMER} "Checkout page')

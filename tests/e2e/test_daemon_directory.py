@@ -22,8 +22,9 @@ rules:
 
 
 def group_reads(world: World) -> int:
+    """Directory reads: each lists the group memberships (side-loading users and groups)."""
     log = world.sandbox.control("GET", "/_sandbox/requests")["requests"]
-    return sum(r["path"] == "/api/v2/groups.json" for r in log)
+    return sum(r["path"] == "/api/v2/group_memberships.json" for r in log)
 
 
 def test_a_group_created_after_the_directory_was_read_is_found_by_reading_it_again(

@@ -117,8 +117,9 @@ class Hooked:
         """show_many calls: the daemon's re-reads of pushed tickets (one ticket per test)."""
         return sum(r["path"].endswith("show_many.json") for r in self.requests())
 
-    def tag_writes(self, ticket_id: int) -> int:
-        return sum(r["method"] == "PUT" and r["path"].endswith(f"/tickets/{ticket_id}/tags.json")
+    def triage_writes(self, ticket_id: int) -> int:
+        """Ticket updates: triage's tag and assignment go as one."""
+        return sum(r["method"] == "PUT" and r["path"].endswith(f"/tickets/{ticket_id}.json")
                    for r in self.requests())
 
     def triaged(self, ticket_id: int) -> bool:
@@ -170,12 +171,12 @@ def test_a_replayed_request_is_refused_and_the_ticket_acted_on_once(hooked: Hook
         replay = hooked.post(body, signed)
         assert replay.status_code == 401 and "replayed" in replay.json()["error"]
         wait_for(lambda: len(hooked.world.mail()) == 1)
-    assert hooked.tag_writes(ticket) == 1
+    assert hooked.triage_writes(ticket) == 1
 
 
 def test_a_duplicate_webhook_and_the_exports_copy_act_once(hooked: Hooked) -> None:
     """Zendesk may send one change twice (two triggers, a retry re-signed); the export later
-    returns the same change. One tag write, one mail."""
+    returns the same change. One triage write, one mail."""
     hooked.seed()
     with hooked.running():
         ticket = hooked.new_ticket("Printer on fire")
@@ -189,7 +190,7 @@ def test_a_duplicate_webhook_and_the_exports_copy_act_once(hooked: Hooked) -> No
     hooked.world.advance(timedelta(minutes=2))  # the export shows the change now
     report = hooked.world.cycle()
     assert report.polled["zendesk"] >= 1
-    assert hooked.tag_writes(ticket) == 1
+    assert hooked.triage_writes(ticket) == 1
     assert len(hooked.world.mail()) == 1
 
 

@@ -218,13 +218,13 @@ def test_idempotent_writes_are_retried_after_apply_then_500(sandbox: SandboxServ
     fault(
         sandbox,
         method="PUT",
-        path=r"/tags",
+        path=r"^/api/v2/tickets/1\.json$",
         kind="apply_then_status",
         status=503,
         retry_after=1,
         times=1,
     )
-    assert zd.execute(op("add_tags", tags=["vip"])).ok
+    assert zd.execute(op("add_tags", tags=["vip"])).ok  # the retry's 409: read, found there
     assert zd.governor.stats.retries == 2
     created = [
         r
@@ -237,7 +237,8 @@ def test_idempotent_writes_are_retried_after_apply_then_500(sandbox: SandboxServ
 def test_429_with_retry_after_is_honoured(sandbox: SandboxServer) -> None:
     seed(sandbox, tickets=1)
     zd = connector(sandbox)
-    fault(sandbox, method="PUT", path=r"/tags", kind="status", status=429, retry_after=1, times=1)
+    fault(sandbox, method="PUT", path=r"^/api/v2/tickets/1\.json$", kind="status", status=429,
+          retry_after=1, times=1)
     assert zd.execute(op("add_tags", tags=["vip"])).ok
     assert (zd.governor.stats.throttled, zd.governor.stats.retries) == (1, 1)
 
@@ -366,10 +367,25 @@ def test_the_directory_is_kept_15_minutes_and_read_again_once_for_a_group_it_lac
     assert group_of_new_ticket(9, "Legal") is None  # ... but not twice within a minute
     clock.advance(timedelta(seconds=61))
     assert group_of_new_ticket(9, "Legal") == "Legal"
-    assert paths(sandbox).count("/api/v2/groups.json") == 3
+    assert paths(sandbox).count("/api/v2/group_memberships.json") == 3
     clock.advance(timedelta(minutes=15))
     zd.directory()
-    assert paths(sandbox).count("/api/v2/groups.json") == 4
+    assert paths(sandbox).count("/api/v2/group_memberships.json") == 4
+    # the groups are listed apart only after a miss (a group without members is side-loaded
+    # by no membership)
+    assert paths(sandbox).count("/api/v2/groups.json") == 2
+
+
+def test_the_directory_is_one_listing_with_its_users_and_groups_side_loaded(
+    sandbox: SandboxServer,
+) -> None:
+    seed(sandbox, tickets=1)
+    directory = connector(sandbox).directory()
+    assert paths(sandbox) == ["/api/v2/group_memberships.json"]
+    bob = directory.user_by_email("bob@example.com")
+    support = directory.group_by_name("Support")
+    assert bob is not None and bob.away and support is not None
+    assert support.member_ids == {bob.id, directory.user_by_email(AGENT).id}  # type: ignore[union-attr]
 
 
 def test_directory_has_agents_groups_and_away_flags(sandbox: SandboxServer) -> None:

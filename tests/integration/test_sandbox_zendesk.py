@@ -163,6 +163,23 @@ def test_include_users_side_loads_requesters_on_every_export_page(
     assert "users" not in plain and "organizations" not in plain  # only when asked for
 
 
+def test_group_memberships_side_load_their_users_and_groups_page_by_page(
+    sandbox: SandboxServer, wire: Wire
+) -> None:
+    seed(sandbox)
+    first = wire("GET", "/group_memberships.json?include=users,groups&page[size]=1").json()
+    assert [(m["user_id"], m["group_id"]) for m in first["group_memberships"]] == [
+        (ANN, RESPONDERS)]
+    assert [u["id"] for u in first["users"]] == [ANN]  # this page's, not every agent
+    assert [g["name"] for g in first["groups"]] == ["First Responders"]
+    assert first["meta"]["has_more"]
+    rest = wire("GET", first["links"]["next"].removeprefix(wire.base)).json()
+    assert [u["id"] for u in rest["users"]] == [BOB]
+    assert rest["users"][0]["user_fields"]["away"] is True  # the away flag comes along
+    plain = wire("GET", "/group_memberships.json").json()
+    assert "users" not in plain and "groups" not in plain  # only when asked for
+
+
 def test_time_based_export_repeats_page_boundaries_and_reports_end_time(
     sandbox: SandboxServer, zd: Zenpy
 ) -> None:

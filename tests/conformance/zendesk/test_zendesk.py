@@ -111,6 +111,24 @@ def test_a_recorded_404_is_an_absence(replayed: tuple[ZendeskConnector, Replay])
     assert not outcome.ok and not outcome.retryable and outcome.error == "ticket not found"
 
 
+def test_a_recorded_update_answer_is_the_ticket_as_saved(
+    replayed: tuple[ZendeskConnector, Replay],
+) -> None:
+    # a real single-ticket update answers {"ticket", "audit"}: the executor stores that ticket
+    # instead of reading it back
+    connector, _ = replayed
+    replay = Replay({k: v for k, v in RECORDED.items() if k != "ticket_not_found"})
+    connector.client.tickets.session.mount("https://", replay)
+    ticket = RECORDED["ticket_update"]["body"]["ticket"]
+    outcome = connector.execute(
+        Operation("k", "zendesk", "update", str(ticket["id"]), {"status": ticket["status"]}))
+    assert outcome.ok and outcome.record is not None, outcome
+    fields = outcome.record.fields
+    assert (outcome.record.ref.id, fields["status"], fields["tags"], fields["updated_at"]) == (
+        str(ticket["id"]), ticket["status"], ticket["tags"], ticket["updated_at"])
+    assert not [r for r in replay.seen if r.startswith("GET /api/v2/tickets")]
+
+
 def test_a_recorded_webhook_list(replayed: tuple[ZendeskConnector, Replay]) -> None:
     connector, replay = replayed
     listed = connector.webhooks()
