@@ -23,7 +23,7 @@ AGENT = "ann@example.com"
 
 
 def connector(sandbox: SandboxServer, trusted: bool = True, clock: Clock | None = None,
-              **tuning: Any) -> ZendeskConnector:
+              export_share: float = 1.0, **tuning: Any) -> ZendeskConnector:
     """The sandbox's connector (trusting its CA unless not `trusted`); `tuning` sets connector
     attributes that are not settings."""
     zd = sandbox.info["zendesk"]
@@ -33,6 +33,7 @@ def connector(sandbox: SandboxServer, trusted: bool = True, clock: Clock | None 
         token=zd["token"],
         scheme=zd["scheme"],
         netloc=zd["netloc"],
+        export_share=export_share,
     )
     tls = TlsSection(ca_bundle=sandbox.ca_bundle if trusted else None)
     found = ZendeskConnector(settings, clock or SystemClock(), tls)
@@ -93,7 +94,7 @@ def test_poll_pages_then_resume_from_the_cursor_without_loss_or_repeat(
     seed(sandbox)
     # eight exports against a budget of five a minute: the governor waits on this clock
     clock = FrozenClock(datetime.fromisoformat(NOW))
-    zd = connector(sandbox, clock=clock, page_size=2)
+    zd = connector(sandbox, clock=clock, export_share=0.5, page_size=2)
     pages = list(zd.poll_pages(None))
     assert [len(p.records) for p in pages] == [2, 2, 1]
     ids = [r.ref.id for p in pages for r in p.records]
