@@ -28,6 +28,8 @@ from test_sigkill import (
     FAULT_KINDS,
     FAULT_TARGETS,
     OPPORTUNITIES,
+    PER_TICKET,
+    RAISED_LIMITS,
     RULES,
     SEED,
     assert_every_effect_once,
@@ -88,6 +90,7 @@ class Cluster:
             "SYNCD_ZENDESK__PLAN_RATE_PER_MINUTE": "100000",
             "SYNCD_SALESFORCE__OBJECTS": '["Opportunity"]',
             "SYNCD_SYNCD__FIRST_SYNC": "fire",
+            **RAISED_LIMITS,
         }
         (tmp_path / "state").mkdir()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -206,7 +209,7 @@ def test_failover_after_sigkill_and_sigstop_loses_and_repeats_nothing(
             sandbox.control("POST", "/_sandbox/seed", tickets(range(arrived + 1, TICKETS + 1)))
         sandbox.control("DELETE", "/_sandbox/faults")
         failed_over = time.monotonic() - started
-        expected = TICKETS * 4 + OPPORTUNITIES
+        expected = TICKETS * PER_TICKET + OPPORTUNITIES
         finished = wait_until(lambda: cluster.nudge() or cluster.done() == expected, 90)
     except BaseException:
         with postgres.admin() as admin:  # who holds what, when a takeover did not come

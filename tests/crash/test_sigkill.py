@@ -33,7 +33,11 @@ SEED = int(os.environ.get("SYNCD_CRASH_SEED", "20260302"))
 TICKETS = 60
 BATCH = 10  # tickets arriving every five kills
 OPPORTUNITIES = 12
+PER_TICKET = 5  # intents per ticket: triage's four actions and the follow-up's mail
 KEY_HEADER = "x-syncd-key"
+# the tickets arrive within the hour: more writes than the default limits let one rule make
+RAISED_LIMITS = {f"SYNCD_LIMITS__{k}": '{"any": 100000}'
+                 for k in ("RULE_PER_CYCLE", "RULE_PER_HOUR", "PER_CYCLE", "PER_HOUR")}
 DAEMON = Path(__file__).with_name("crash_daemon.py")
 AGENTS = ["ann@example.com", "bob@example.com"]
 
@@ -142,9 +146,7 @@ class Daemon:
             "SYNCD_ZENDESK__PLAN_RATE_PER_MINUTE": "100000",
             "SYNCD_SALESFORCE__OBJECTS": '["Opportunity"]',
             "SYNCD_SYNCD__FIRST_SYNC": "fire",  # the seeded records are the scenario
-            # 60 tickets arrive within the hour: more than the default limits let one rule do
-            **{f"SYNCD_LIMITS__{k}": '{"any": 100000}'
-               for k in ("RULE_PER_CYCLE", "RULE_PER_HOUR", "PER_CYCLE", "PER_HOUR")},
+            **RAISED_LIMITS,
         }
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -208,7 +210,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     if arrived < TICKETS:  # a short run (few kills): the rest arrive now
         sandbox.control("POST", "/_sandbox/seed", tickets(range(arrived + 1, TICKETS + 1)))
     sandbox.control("DELETE", "/_sandbox/faults")
-    expected = TICKETS * 5 + OPPORTUNITIES
+    expected = TICKETS * PER_TICKET + OPPORTUNITIES
     process = daemon.start()
     try:
         finished = wait_until(lambda: done_count(daemon) == expected, timeout=120)
