@@ -4,8 +4,14 @@ must not escalate), then re-evaluate it, which plans what is due and settles its
 re-read together, per vendor (`fetch_many`: Zendesk's `tickets/show_many` reads 100 tickets in
 one call), and evaluated in one transaction (each in its own savepoint, contain.py). The
 fields that cost a call per record (Zendesk's audits, for `agent_touched`) are read only for
-the records whose due timers belong to a rule naming them: a queue served again every 15
-minutes re-reads its tickets, not their audits."""
+the records whose due timers belong to a rule naming them.
+
+A queue step (every action of the step serves a queue: `dispatch`) is the exception: every
+ticket waiting in a queue holds its own repeat, and the dispatch reads the whole queue from the
+store, which every poll refreshes. So the records whose only due timers are queue steps' are
+not re-read: they are evaluated as stored, together, in a few statements (`apply_unchanged`),
+and of the intents their steps plan only one per queue served is planned in a fire_due call;
+the others' timers are recorded fired, with the intent that serves their queue."""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.connectors.http import VendorError
+from syncd.daemon.actions import QUEUE_READERS, served_queue
 from syncd.daemon.contain import apply_contained
-from syncd.daemon.planner import Known
+from syncd.daemon.planner import Covered, Known, apply_unchanged
 from syncd.daemon.runtime import Runtime, log
-from syncd.model import Record, RecordRef
+from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import Engine
+from syncd.store import silences
 from syncd.store.db import Tx
 from syncd.store.timers import StoredTimer
 
@@ -78,12 +86,22 @@ def fire_due(
     readers: dict[str, frozenset[str]] = {}  # system -> rules naming its costly fields
     fired = 0
     failed: set[RecordRef] = set()
+    steps = queue_steps(rt)
+    covered: Covered | None = None
     while not stopping():
         at = now or rt.clock.now()
         with rt.store.read() as tx:
             due = [t for t in tx.timers.due(at, BATCH + len(failed)) if t.record not in failed]
+            if covered is None and any((t.rule_id, t.step) in steps for t in due):
+                covered = one_per_queue(silences.active(tx, at), at)
         if not due:
             break
+        if covered is not None:
+            served = _serve_queues(rt, engine, due, steps, at, covered)
+            fired += sum(1 for t in due if t.record in served)
+            due = [t for t in due if t.record not in served]
+            if not due:
+                continue
         by_family: dict[str, list[RecordRef]] = {}
         for ref in dict.fromkeys(t.record for t in due):
             by_family.setdefault(ref.family, []).append(ref)
@@ -117,6 +135,58 @@ def fire_due(
     if fired:
         log.info("timers_fired", count=fired)
     return fired
+
+
+def queue_steps(rt: Runtime) -> frozenset[tuple[str, str]]:
+    """(rule, step) of the steps every action of which serves a queue, in rules that do not
+    name a field only a re-read learns (`agent_touched`: their records are re-read)."""
+    engine = rt.engine
+    rules = [rule for rule in engine.rules.values() if rule.timeline]
+    naming: set[str] = set()
+    for kind in {rule.kind for rule in rules}:
+        connector = rt.connector_for(kind)
+        naming |= _naming(engine, connector.extra_fields if connector else frozenset())
+    return frozenset((rule.id, step) for rule in rules if rule.id not in naming
+                     for step, kinds in rule.actions.items()
+                     if kinds and all(kind in QUEUE_READERS for kind in kinds))
+
+
+def one_per_queue(active: Sequence[silences.Silence], at: datetime) -> Covered:
+    """The first intent (live or shadow) asking for a queue to be served does it for the
+    others of the fire_due call: their keys -> its key. An intent silenced on its own record
+    serves nothing (the executor skips it): planned, it does not stand for the others."""
+    serving: dict[tuple[object, ...], str] = {}
+
+    def covered(intent: Intent) -> str | None:
+        if intent.action not in QUEUE_READERS:
+            return None
+        served = (intent.shadow, intent.action, served_queue(intent))
+        if served in serving:
+            return serving[served]
+        if not any(s.record is not None and s.holds(intent.rule_id, intent.record, at)
+                   for s in active):
+            serving[served] = intent.key
+        return None
+
+    return covered
+
+
+def _serve_queues(rt: Runtime, engine: Engine, due: Sequence[StoredTimer],
+                  steps: frozenset[tuple[str, str]], at: datetime,
+                  covered: Covered) -> set[RecordRef]:
+    """Evaluate as stored, in one transaction, the records among `due`'s whose every due timer
+    is a queue step's; returns those it settled (the others are re-read and fired alone)."""
+    waiting = list(dict.fromkeys(t.record for t in due if (t.rule_id, t.step) in steps))
+    if not waiting:
+        return set()
+    with rt.store.transaction() as tx:
+        known = Known(tx, engine, waiting)
+        only = [ref for ref in waiting
+                if all((t.rule_id, t.step) in steps for t in known.timers(ref) if t.due_at <= at)]
+        done = apply_unchanged(tx, engine, known, only, at, rt.grace, covered)
+    if done.planned:
+        log.info("queues_served", records=len(only), planned=len(done.planned))
+    return set(only) - set(done.left)
 
 
 def _fire(rt: Runtime, tx: Tx, engine: Engine, known: Known, timers: Sequence[StoredTimer],
