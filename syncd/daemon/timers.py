@@ -31,6 +31,7 @@ from syncd.store.timers import StoredTimer
 
 Freshen = Callable[[Runtime, Sequence[RecordRef], bool], Mapping[RecordRef, Record | None]]
 BATCH = 100
+QUEUE_BATCH = 500  # records evaluated as stored in one transaction
 
 
 def fetch(rt: Runtime, refs: Sequence[RecordRef],
@@ -84,24 +85,14 @@ def fire_due(
     run); the other vendors' go on."""
     engine = rt.engine
     readers: dict[str, frozenset[str]] = {}  # system -> rules naming its costly fields
-    fired = 0
+    fired = _serve_queues(rt, now, stopping)
     failed: set[RecordRef] = set()
-    steps = queue_steps(rt)
-    covered: Covered | None = None
     while not stopping():
         at = now or rt.clock.now()
         with rt.store.read() as tx:
             due = [t for t in tx.timers.due(at, BATCH + len(failed)) if t.record not in failed]
-            if covered is None and any((t.rule_id, t.step) in steps for t in due):
-                covered = one_per_queue(silences.active(tx, at), at)
         if not due:
             break
-        if covered is not None:
-            served = _serve_queues(rt, engine, due, steps, at, covered)
-            fired += sum(1 for t in due if t.record in served)
-            due = [t for t in due if t.record not in served]
-            if not due:
-                continue
         by_family: dict[str, list[RecordRef]] = {}
         for ref in dict.fromkeys(t.record for t in due):
             by_family.setdefault(ref.family, []).append(ref)
@@ -137,18 +128,28 @@ def fire_due(
     return fired
 
 
+_QUEUE_STEPS: dict[int, tuple[Engine, frozenset[tuple[str, str]]]] = {}
+
+
 def queue_steps(rt: Runtime) -> frozenset[tuple[str, str]]:
     """(rule, step) of the steps every action of which serves a queue, in rules that do not
-    name a field only a re-read learns (`agent_touched`: their records are re-read)."""
+    name a field only a re-read learns (`agent_touched`: their records are re-read). Worked
+    out once per rule set (a reload makes a new engine)."""
     engine = rt.engine
+    cached = _QUEUE_STEPS.get(id(rt))
+    if cached is not None and cached[0] is engine:
+        return cached[1]
     rules = [rule for rule in engine.rules.values() if rule.timeline]
     naming: set[str] = set()
     for kind in {rule.kind for rule in rules}:
         connector = rt.connector_for(kind)
         naming |= _naming(engine, connector.extra_fields if connector else frozenset())
-    return frozenset((rule.id, step) for rule in rules if rule.id not in naming
-                     for step, kinds in rule.actions.items()
-                     if kinds and all(kind in QUEUE_READERS for kind in kinds))
+    found = frozenset((rule.id, step) for rule in rules if rule.id not in naming
+                      for step, kinds in rule.actions.items()
+                      if kinds and all(kind in QUEUE_READERS for kind in kinds))
+    _QUEUE_STEPS.clear()  # one runtime per process: the last one's
+    _QUEUE_STEPS[id(rt)] = (engine, found)
+    return found
 
 
 def one_per_queue(active: Sequence[silences.Silence], at: datetime) -> Covered:
@@ -171,22 +172,39 @@ def one_per_queue(active: Sequence[silences.Silence], at: datetime) -> Covered:
     return covered
 
 
-def _serve_queues(rt: Runtime, engine: Engine, due: Sequence[StoredTimer],
-                  steps: frozenset[tuple[str, str]], at: datetime,
-                  covered: Covered) -> set[RecordRef]:
-    """Evaluate as stored, in one transaction, the records among `due`'s whose every due timer
-    is a queue step's; returns those it settled (the others are re-read and fired alone)."""
-    waiting = list(dict.fromkeys(t.record for t in due if (t.rule_id, t.step) in steps))
-    if not waiting:
-        return set()
-    with rt.store.transaction() as tx:
-        known = Known(tx, engine, waiting)
-        only = [ref for ref in waiting
-                if all((t.rule_id, t.step) in steps for t in known.timers(ref) if t.due_at <= at)]
-        done = apply_unchanged(tx, engine, known, only, at, rt.grace, covered)
-    if done.planned:
-        log.info("queues_served", records=len(only), planned=len(done.planned))
-    return set(only) - set(done.left)
+def _serve_queues(rt: Runtime, now: datetime | None, stopping: Callable[[], bool]) -> int:
+    """Settle the due timers of queue steps, QUEUE_BATCH records a transaction, evaluated as
+    stored (module docstring); returns how many fired. A record with another due timer is
+    left to be re-read and fired with it."""
+    steps = queue_steps(rt)
+    if not steps:
+        return 0
+    fired, served, planned = 0, 0, 0
+    left: set[RecordRef] = set()
+    covered: Covered | None = None
+    while not stopping():
+        at = now or rt.clock.now()
+        with rt.store.read() as tx:
+            due = [t for t in tx.timers.due(at, QUEUE_BATCH + len(left), steps)
+                   if t.record not in left]
+            if due and covered is None:
+                covered = one_per_queue(silences.active(tx, at), at)
+        if not due or covered is None:
+            break
+        waiting = list(dict.fromkeys(t.record for t in due))
+        with rt.store.transaction() as tx:
+            known = Known(tx, rt.engine, waiting)
+            only = [ref for ref in waiting if all(
+                (t.rule_id, t.step) in steps for t in known.timers(ref) if t.due_at <= at)]
+            done = apply_unchanged(tx, rt.engine, known, only, at, rt.grace, covered)
+        settled = set(only) - set(done.left)
+        left |= set(waiting) - settled
+        fired += sum(1 for t in due if t.record in settled)
+        served += len(settled)
+        planned += len(done.planned)
+    if served:
+        log.info("queues_served", records=served, planned=planned)
+    return fired
 
 
 def _fire(rt: Runtime, tx: Tx, engine: Engine, known: Known, timers: Sequence[StoredTimer],

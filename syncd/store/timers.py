@@ -8,13 +8,13 @@ occurrence), so a fired timer is never re-armed by replanning the same input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, tuple_, update
 
 from syncd.model import RecordRef
 from syncd.store.audit import Audit, audit_row
@@ -167,14 +167,18 @@ class Timers:
                       reason="the rule was removed by a reload")
         return len(rows)
 
-    def due(self, now: datetime, limit: int = 100) -> list[StoredTimer]:
-        """Pending timers whose instant has come, earliest first."""
+    def due(self, now: datetime, limit: int = 100,
+            steps: Collection[tuple[str, str]] | None = None) -> list[StoredTimer]:
+        """Pending timers whose instant has come, earliest first; only those of the (rule,
+        step) pairs `steps` if given."""
         query = (
             select(timers)
             .where(timers.c.state == TimerState.PENDING.value, timers.c.due_at <= now)
             .order_by(timers.c.due_at, timers.c.id)
             .limit(limit)
         )
+        if steps is not None:
+            query = query.where(tuple_(timers.c.rule_id, timers.c.step).in_(sorted(steps)))
         return [_timer(row) for row in self._conn.execute(query)]
 
     def count_due(self, now: datetime) -> int:
