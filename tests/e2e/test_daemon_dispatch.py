@@ -240,3 +240,36 @@ def test_a_queue_of_200_waiting_tickets_is_served_by_one_dispatch_per_repeat(
     assert intents() == planned + 2
     assert world.ticket(4)["assignee_id"] == ANN
     assert [world.ticket(n)["assignee_id"] for n in range(5, 202)] == [None] * 197
+
+
+NUDGE = """
+  - id: nudge
+    on: zendesk.ticket
+    when: {group_name: Queue, status: [new, open]}
+    since: created_at
+    until: {status: pending}
+    steps:
+      - id: still-waiting
+        after: 20m
+        do: [{comment: {body: "Still in the queue", public: false}}]
+"""
+
+
+def test_a_waiting_ticket_with_another_step_due_is_re_read_before_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Its queue's repeat alone would not re-read it; the other step due with it must see
+    # what a person did a moment ago, which the export does not show yet.
+    world = World(sandbox, tmp_path, REPEATING + NUDGE)
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Ann's own", "status": "open", "assignee": STAFF[ANN]},
+        *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in (2, 3, 4)),
+    ))
+    assert world.cycle().ok  # created 5 minutes ago: the nudges fall due in 15 minutes
+    world.advance(timedelta(minutes=15))
+    world.http.put(f"{world.api}/tickets/3.json", json={"ticket": {"status": "pending"}},
+                   timeout=30).raise_for_status()
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert [("Still in the queue" in world.comments(n)) for n in (2, 3, 4)] == [
+        True, False, True]
