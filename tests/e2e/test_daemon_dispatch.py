@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from e2e_world import ANN, BOB, NOW, STAFF, World, seed
+from typer.testing import CliRunner
 
+from syncd.cli import app
 from syncd.sandbox.server import SandboxServer
 from syncd.store.ledger import IntentState
 
@@ -227,6 +229,12 @@ def test_a_queue_of_200_waiting_tickets_is_served_by_one_dispatch_per_repeat(
     assert world.ticket(2)["assignee_id"] == BOB
     assert world.ticket(3)["assignee_id"] == ANN  # the next in line
     assert [world.ticket(n)["assignee_id"] for n in range(4, 202)] == [None] * 198
+    with world.store().read() as tx:
+        (served,) = tx.ledger.list(rule_id="serve-queue", state="done")
+    shown = CliRunner().invoke(app, ["audit", "zendesk:150", "--config", str(world.config)],
+                               env={**world.env, "COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    assert f"its work is done by intent {served.intent.key}" in shown.output
 
     person(150, comment={"body": "Any news?", "public": True})  # polled: no dispatch again
     world.advance(timedelta(minutes=2))
