@@ -237,7 +237,7 @@ def apply_unchanged(tx: Tx, engine: Engine, known: Known, refs: Sequence[RecordR
                 intents.append(intent)
             else:
                 by_step.setdefault((intent.rule_id, intent.step), by)
-        settled, stopped = _due_outcomes(found.timers, result, now)
+        settled, stopped = _due_outcomes(found.timers, result, now, "it was evaluated as stored")
         fired.update((t.key, f"its work is done by intent {by_step[(t.rule_id, t.step)]}"
                       if (t.rule_id, t.step) in by_step else "") for t in settled)
         cancelled.update(stopped)
@@ -263,10 +263,11 @@ def _settle_due_timers(
     tx.timers.cancel_many(cancelled, now)
 
 
-def _due_outcomes(pending: list[StoredTimer], result: Evaluation,
-                  now: datetime) -> tuple[list[StoredTimer], dict[str, str]]:
+def _due_outcomes(pending: list[StoredTimer], result: Evaluation, now: datetime,
+                  seen: str = "the record was re-read"
+                  ) -> tuple[list[StoredTimer], dict[str, str]]:
     """The due timers among `pending` that fired (their step planned), and those cancelled
-    (key -> why nothing was planned)."""
+    (key -> why nothing was planned, `seen` saying when)."""
     steps = {(intent.rule_id, intent.step) for intent in result.intents}
     fired: list[StoredTimer] = []
     cancelled: dict[str, str] = {}
@@ -276,7 +277,7 @@ def _due_outcomes(pending: list[StoredTimer], result: Evaluation,
         if timer.step == WAKE_STEP or (timer.rule_id, timer.step) in steps:
             fired.append(timer)
         else:
-            cancelled[timer.key] = _why_nothing(result.memory.get(timer.rule_id))
+            cancelled[timer.key] = _why_nothing(result.memory.get(timer.rule_id), seen)
     return fired, cancelled
 
 
