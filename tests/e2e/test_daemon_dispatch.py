@@ -11,6 +11,8 @@ from e2e_world import ANN, BOB, NOW, STAFF, World, seed
 from typer.testing import CliRunner
 
 from syncd.cli import app
+from syncd.daemon.runtime import open_runtime
+from syncd.daemon.timers import fire_due
 from syncd.sandbox.server import SandboxServer
 from syncd.store.ledger import IntentState
 
@@ -281,3 +283,33 @@ def test_a_waiting_ticket_with_another_step_due_is_re_read_before_it(
     assert report.ok, report.failures
     assert [("Still in the queue" in world.comments(n)) for n in (2, 3, 4)] == [
         True, False, True]
+
+
+def test_a_queue_repeat_planned_before_a_crash_is_served_once_after_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # The repeats are settled and the queue's one dispatch planned in one transaction: a
+    # daemon killed before carrying it out leaves it in the ledger, and the next run serves
+    # the queue once, planning nothing again.
+    world = World(sandbox, tmp_path, REPEATING)
+    sandbox.control("POST", "/_sandbox/seed", queue(
+        {"id": 1, "subject": "Ann's own", "status": "open", "assignee": STAFF[ANN]},
+        *({"id": n, "subject": f"Waiting {n}", "status": "open"} for n in range(2, 7)),
+    ))
+    assert world.cycle().ok
+    world.http.put(f"{world.api}/tickets/1.json", json={"ticket": {"status": "solved"}},
+                   timeout=30).raise_for_status()
+    world.advance(timedelta(minutes=5))
+    assert world.cycle().ok  # polled: Ann is free, nothing is due
+    world.advance(timedelta(minutes=10))
+    before = len(world.writes())  # the person's
+    rt = open_runtime(world.settings, world.clock)
+    try:  # the run that is killed: its repeats fired, its dispatch not carried out
+        assert fire_due(rt) == 5
+    finally:
+        rt.close()
+    report = world.cycle()
+    assert report.ok, report.failures
+    assert (report.fired, report.drained.done) == (0, 1)
+    assert [world.ticket(n)["assignee_id"] for n in range(2, 7)] == [ANN, None, None, None, None]
+    assert len(world.writes()) == before + 1
