@@ -261,7 +261,9 @@ class _Story:
             case "timer_fired":
                 text = f"step {d.get('step')} due {d.get('due_at')}"
                 made = self.planned.get((row.rule_id, d.get("step") or "", row.at))
-                return text + (" → " + ", ".join(f"#{n}" for n in made) if made else "")
+                if made:
+                    return text + " → " + ", ".join(f"#{n}" for n in made)
+                return text + (f": {d['reason']}" if d.get("reason") else "")
             case "timer_cancelled":
                 text = f"step {d.get('step')} due {d.get('due_at')}"
                 if (row.rule_id, d.get("step") or "", row.at) in self.scheduled:

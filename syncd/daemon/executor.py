@@ -370,6 +370,9 @@ class Executor:
         while an earlier one is retried, and fails (dead, saying which) once one is dead, so
         the "folder ready" mail never follows a folder that was not made."""
         intent = entry.intent
+        rule = self.rt.engine.rules.get(intent.rule_id)
+        if rule is not None and len(rule.actions.get(intent.step, ())) == 1:
+            return False  # the only action of its list: nothing before it
         with self.rt.store.read() as tx:
             earlier = tx.ledger.earlier_in_list(intent)
         dead = next((e for e in earlier if e.state is IntentState.DEAD), None)

@@ -8,7 +8,7 @@ same keys and the ledger's unique key absorbs the repeat.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from syncd.rules.engine import (
     memory_from_json,
 )
 from syncd.store.db import Tx
-from syncd.store.timers import StoredTimer, TimerSpec
+from syncd.store.timers import StoredTimer, TimerSpec, Wanted
 from syncd.vendors.registry import KINDS
 
 
@@ -118,6 +118,11 @@ class Known:
         found = self._entries.get(ref)
         return found.record if found is not None else None
 
+    def timers(self, ref: RecordRef) -> list[StoredTimer]:
+        """The pending timers of a record of the page, not taking it."""
+        found = self._entries.get(ref)
+        return found.timers if found is not None else []
+
 
 def _stored(tx: Tx, engine: Engine, ref: RecordRef, known: Known | None) -> Stored:
     found = known.take(ref) if known is not None else None
@@ -177,17 +182,74 @@ def apply_record(
     applied = Applied(tx.ledger.plan(intents, now), list(result.errors))
     if baseline:
         applied.holding = to_hold(intents, applied.planned, past_due)
-    for rule_id, before in stored.items():
-        if rule_id in retried:
-            continue
-        after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
-        if after != (before or {}):
-            tx.memory.put(rule_id, record.ref, after, now)
-    _replace_timers(tx, record.ref, pending, result, now)
+    for rule_id, after in _changed_memory(stored, result, retried):
+        tx.memory.put(rule_id, record.ref, after, now)
+    tx.timers.replace_many(_wanted_timers(record.ref, pending, result), now)
     for error in applied.errors:
         log.warning("rule_error", rule=error.rule_id, record=str(error.record),
                     step=error.step, error=error.message)
     return applied
+
+
+# An intent another already planned does the work of: its key (`apply_unchanged`), or None.
+Covered = Callable[[Intent], str | None]
+
+
+@dataclass
+class Unchanged:
+    """What `apply_unchanged` did."""
+
+    planned: list[str] = field(default_factory=list)  # new intent keys
+    left: list[RecordRef] = field(default_factory=list)  # not evaluated cleanly: apply_record
+
+
+def apply_unchanged(tx: Tx, engine: Engine, known: Known, refs: Sequence[RecordRef],
+                    now: datetime, grace: timedelta, covered: Covered) -> Unchanged:
+    """Evaluate records as stored (only time has passed, nothing was re-read) and write what
+    the engine makes of them as `apply_record` would, in a few statements for all of them:
+    due timers settled, intents planned, memory and timers replaced. An intent `covered` by
+    one already planned is not planned: its timer is fired all the same (the engine's memory
+    says so, and a later evaluation does not fire it again), audited with the covering key.
+    A record whose evaluation fails is written nothing and `left` to `apply_record`."""
+    done = Unchanged()
+    fired: dict[str, str] = {}
+    cancelled: dict[str, str] = {}
+    intents: list[Intent] = []
+    memory: list[tuple[str, RecordRef, dict[str, Any]]] = []
+    timers: list[Wanted] = []
+    for ref in refs:
+        found = known.take(ref)
+        if found is None or found.record is None:  # never stored: the timers have had their turn
+            fired.update((t.key, "") for t in (found.timers if found else []) if t.due_at <= now)
+            continue
+        try:
+            result = _evaluate(engine, found.record, found.record, found.memory, now, grace)
+        except Exception as exc:  # this record's alone: apply_record quarantines it
+            log.warning("rule_evaluation_failed", record=str(ref), error=repr(exc))
+            result = None
+        if result is None or result.errors:
+            done.left.append(ref)
+            continue
+        by_step: dict[tuple[str, str], str] = {}
+        for intent in result.intents:
+            by = covered(intent)
+            if by is None:
+                intents.append(intent)
+            else:
+                by_step.setdefault((intent.rule_id, intent.step), by)
+        settled, stopped = _due_outcomes(found.timers, result, now, "it was evaluated as stored")
+        fired.update((t.key, f"its work is done by intent {by_step[(t.rule_id, t.step)]}"
+                      if (t.rule_id, t.step) in by_step else "") for t in settled)
+        cancelled.update(stopped)
+        memory.extend((rule_id, ref, after)
+                      for rule_id, after in _changed_memory(found.memory, result))
+        timers.extend(_wanted_timers(ref, found.timers, result))
+    tx.timers.fire_many(fired, now)
+    tx.timers.cancel_many(cancelled, now)
+    done.planned = tx.ledger.plan(intents, now)
+    tx.memory.put_many(memory, now)
+    tx.timers.replace_many(timers, now)
+    return done
 
 
 def _settle_due_timers(
@@ -196,14 +258,42 @@ def _settle_due_timers(
     """The record's due timers were waiting for this evaluation: a timer whose step it
     planned has fired; one that planned nothing is cancelled with the reason, so `syncd audit`
     can say why an escalation did not happen (an agent answered: `until` held)."""
+    fired, cancelled = _due_outcomes(pending, result, now)
+    tx.timers.fire_many({t.key: "" for t in fired}, now)
+    tx.timers.cancel_many(cancelled, now)
+
+
+def _due_outcomes(pending: list[StoredTimer], result: Evaluation, now: datetime,
+                  seen: str = "the record was re-read"
+                  ) -> tuple[list[StoredTimer], dict[str, str]]:
+    """The due timers among `pending` that fired (their step planned), and those cancelled
+    (key -> why nothing was planned, `seen` saying when)."""
     steps = {(intent.rule_id, intent.step) for intent in result.intents}
+    fired: list[StoredTimer] = []
+    cancelled: dict[str, str] = {}
     for timer in pending:
         if timer.due_at > now:
             continue
         if timer.step == WAKE_STEP or (timer.rule_id, timer.step) in steps:
-            tx.timers.mark_fired(timer.key, now)
+            fired.append(timer)
         else:
-            tx.timers.cancel(timer.key, now, _why_nothing(result.memory.get(timer.rule_id)))
+            cancelled[timer.key] = _why_nothing(result.memory.get(timer.rule_id), seen)
+    return fired, cancelled
+
+
+def _changed_memory(stored: dict[str, dict[str, Any] | None], result: Evaluation,
+                    kept: set[str] | frozenset[str] = frozenset()
+                    ) -> list[tuple[str, dict[str, Any]]]:
+    """(rule, memory) for each rule whose memory of the record the evaluation changed (the
+    rules `kept` keep theirs)."""
+    changed = []
+    for rule_id, before in stored.items():
+        if rule_id in kept:
+            continue
+        after = result.memory[rule_id].to_json() if rule_id in result.memory else {}
+        if after != (before or {}):
+            changed.append((rule_id, after))
+    return changed
 
 
 def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read") -> str:
@@ -215,16 +305,16 @@ def _why_nothing(memory: RuleMemory | None, seen: str = "the record was re-read"
     return f"not due when {seen}: the anchor moved, or catch_up skipped the step"
 
 
-def _replace_timers(tx: Tx, ref: RecordRef, pending: list[StoredTimer], result: Evaluation,
-                    now: datetime) -> None:
+def _wanted_timers(ref: RecordRef, pending: list[StoredTimer],
+                   result: Evaluation) -> list[Wanted]:
     """Every rule's pending timers for the record (as read before this evaluation settled the
-    due ones) become exactly what the engine wants."""
+    due ones), to become exactly what the engine wants."""
     wanted: dict[str, dict[str, TimerSpec]] = {}
     for timer in result.timers:  # two wake-ups at one instant share a key: keep one
         wanted.setdefault(timer.rule_id, {})[timer.key] = TimerSpec(
             timer.key, timer.step, timer.due_at
         )
     owners = set(wanted) | {t.rule_id for t in pending}
-    for rule_id in sorted(owners):
-        why = _why_nothing(result.memory.get(rule_id), "the record changed")
-        tx.timers.replace(rule_id, ref, wanted.get(rule_id, {}).values(), now, why)
+    return [Wanted(rule_id, ref, tuple(wanted.get(rule_id, {}).values()),
+                   _why_nothing(result.memory.get(rule_id), "the record changed"))
+            for rule_id in sorted(owners)]

@@ -4,8 +4,14 @@ must not escalate), then re-evaluate it, which plans what is due and settles its
 re-read together, per vendor (`fetch_many`: Zendesk's `tickets/show_many` reads 100 tickets in
 one call), and evaluated in one transaction (each in its own savepoint, contain.py). The
 fields that cost a call per record (Zendesk's audits, for `agent_touched`) are read only for
-the records whose due timers belong to a rule naming them: a queue served again every 15
-minutes re-reads its tickets, not their audits."""
+the records whose due timers belong to a rule naming them.
+
+A queue step (every action of the step serves a queue: `dispatch`) is the exception: every
+ticket waiting in a queue holds its own repeat, and the dispatch reads the whole queue from the
+store, which every poll refreshes. So the records whose only due timers are queue steps' are
+not re-read: they are evaluated as stored, together, in a few statements (`apply_unchanged`),
+and of the intents their steps plan only one per queue served is planned in a fire_due call;
+the others' timers are recorded fired, with the intent that serves their queue."""
 
 from __future__ import annotations
 
@@ -13,16 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.connectors.http import VendorError
+from syncd.daemon.actions import QUEUE_READERS, served_queue
 from syncd.daemon.contain import apply_contained
-from syncd.daemon.planner import Known
+from syncd.daemon.planner import Covered, Known, apply_unchanged
 from syncd.daemon.runtime import Runtime, log
-from syncd.model import Record, RecordRef
+from syncd.model import Intent, Record, RecordRef
 from syncd.rules.engine import Engine
+from syncd.store import silences
 from syncd.store.db import Tx
 from syncd.store.timers import StoredTimer
 
 Freshen = Callable[[Runtime, Sequence[RecordRef], bool], Mapping[RecordRef, Record | None]]
 BATCH = 100
+QUEUE_BATCH = 500  # records evaluated as stored in one transaction
 
 
 def fetch(rt: Runtime, refs: Sequence[RecordRef],
@@ -76,7 +85,7 @@ def fire_due(
     run); the other vendors' go on."""
     engine = rt.engine
     readers: dict[str, frozenset[str]] = {}  # system -> rules naming its costly fields
-    fired = 0
+    fired = _serve_queues(rt, now, stopping)
     failed: set[RecordRef] = set()
     while not stopping():
         at = now or rt.clock.now()
@@ -116,6 +125,85 @@ def fire_due(
                     _fire(rt, tx, engine, known, timers, fresh.get(ref), at)
     if fired:
         log.info("timers_fired", count=fired)
+    return fired
+
+
+_QUEUE_STEPS: dict[int, tuple[Engine, frozenset[tuple[str, str]]]] = {}
+
+
+def queue_steps(rt: Runtime) -> frozenset[tuple[str, str]]:
+    """(rule, step) of the steps every action of which serves a queue, in rules that do not
+    name a field only a re-read learns (`agent_touched`: their records are re-read). Worked
+    out once per rule set (a reload makes a new engine)."""
+    engine = rt.engine
+    cached = _QUEUE_STEPS.get(id(rt))
+    if cached is not None and cached[0] is engine:
+        return cached[1]
+    rules = [rule for rule in engine.rules.values() if rule.timeline]
+    naming: set[str] = set()
+    for kind in {rule.kind for rule in rules}:
+        connector = rt.connector_for(kind)
+        naming |= _naming(engine, connector.extra_fields if connector else frozenset())
+    found = frozenset((rule.id, step) for rule in rules if rule.id not in naming
+                      for step, kinds in rule.actions.items()
+                      if kinds and all(kind in QUEUE_READERS for kind in kinds))
+    _QUEUE_STEPS.clear()  # one runtime per process: the last one's
+    _QUEUE_STEPS[id(rt)] = (engine, found)
+    return found
+
+
+def one_per_queue(active: Sequence[silences.Silence], at: datetime) -> Covered:
+    """The first intent (live or shadow) asking for a queue to be served does it for the
+    others of the fire_due call: their keys -> its key. An intent silenced on its own record
+    serves nothing (the executor skips it): planned, it does not stand for the others."""
+    serving: dict[tuple[object, ...], str] = {}
+
+    def covered(intent: Intent) -> str | None:
+        if intent.action not in QUEUE_READERS:
+            return None
+        served = (intent.shadow, intent.action, served_queue(intent))
+        if served in serving:
+            return serving[served]
+        if not any(s.record is not None and s.holds(intent.rule_id, intent.record, at)
+                   for s in active):
+            serving[served] = intent.key
+        return None
+
+    return covered
+
+
+def _serve_queues(rt: Runtime, now: datetime | None, stopping: Callable[[], bool]) -> int:
+    """Settle the due timers of queue steps, QUEUE_BATCH records a transaction, evaluated as
+    stored (module docstring); returns how many fired. A record with another due timer is
+    left to be re-read and fired with it."""
+    steps = queue_steps(rt)
+    if not steps:
+        return 0
+    fired, served, planned = 0, 0, 0
+    left: set[RecordRef] = set()
+    covered: Covered | None = None
+    while not stopping():
+        at = now or rt.clock.now()
+        with rt.store.read() as tx:
+            due = [t for t in tx.timers.due(at, QUEUE_BATCH + len(left), steps)
+                   if t.record not in left]
+            if due and covered is None:
+                covered = one_per_queue(silences.active(tx, at), at)
+        if not due or covered is None:
+            break
+        waiting = list(dict.fromkeys(t.record for t in due))
+        with rt.store.transaction() as tx:
+            known = Known(tx, rt.engine, waiting)
+            only = [ref for ref in waiting if all(
+                (t.rule_id, t.step) in steps for t in known.timers(ref) if t.due_at <= at)]
+            done = apply_unchanged(tx, rt.engine, known, only, at, rt.grace, covered)
+        settled = set(only) - set(done.left)
+        left |= set(waiting) - settled
+        fired += sum(1 for t in due if t.record in settled)
+        served += len(settled)
+        planned += len(done.planned)
+    if served:
+        log.info("queues_served", records=served, planned=planned)
     return fired
 
 

@@ -61,6 +61,20 @@ _SKIP = (  # built once: a go-live's baseline skips thousands
     .returning(intents.c.key, intents.c.rule_id, intents.c.record_kind, intents.c.record_id,
                intents.c.state, intents.c.attempts)
 )
+_EARLIER = (  # built once: asked for each due intent of a rule whose `do:` list stops on failure
+    select(intents)
+    .where(
+        intents.c.rule_id == bindparam("rule"),
+        intents.c.record_kind == bindparam("kind"),
+        intents.c.record_id == bindparam("id"),
+        intents.c.step == bindparam("step"),
+        intents.c.occurrence == bindparam("occurrence"),
+        intents.c.due_at == bindparam("due"),
+        intents.c.id < select(intents.c.id).where(intents.c.key == bindparam("key"))
+        .scalar_subquery(),
+    )
+    .order_by(intents.c.id)
+)
 RESEND = "resend"  # audit event: a person asked to send an unknown intent again, unverified
 RELEASED = "released"  # audit event: a person let a held intent go past its limit
 
@@ -380,21 +394,11 @@ class Ledger:
     def earlier_in_list(self, intent: Intent) -> builtins.list[LedgerEntry]:
         """The intents planned before `intent` by the same `do:` list: same rule, record, step,
         occurrence and due instant, in planning order."""
-        mine = select(intents.c.id).where(intents.c.key == intent.key).scalar_subquery()
-        query = (
-            select(intents)
-            .where(
-                intents.c.rule_id == intent.rule_id,
-                intents.c.record_kind == intent.record.kind,
-                intents.c.record_id == intent.record.id,
-                intents.c.step == intent.step,
-                intents.c.occurrence == intent.occurrence,
-                intents.c.due_at == intent.due_at,
-                intents.c.id < mine,
-            )
-            .order_by(intents.c.id)
-        )
-        return [_entry(row) for row in self._conn.execute(query)]
+        rows = self._conn.execute(_EARLIER, {
+            "key": intent.key, "rule": intent.rule_id, "kind": intent.record.kind,
+            "id": intent.record.id, "step": intent.step, "occurrence": intent.occurrence,
+            "due": intent.due_at})
+        return [_entry(row) for row in rows]
 
     def list(
         self,

@@ -95,6 +95,21 @@ class MemoryTable:
         if inserted is None:
             self._conn.execute(_UPDATE, values)
 
+    def put_many(self, rows: Iterable[tuple[str, RecordRef, Mapping[str, Any]]],
+                 now: datetime) -> None:
+        """`put` of many (rule, record, memory) rows in two statements: the stored ones
+        updated, then the others inserted (a queue's repeats remember thousands at once)."""
+        values = [{"rule": rule_id, "kind": record.kind, "id": record.id, "mem": dict(memory),
+                   "at": now} for rule_id, record, memory in rows]
+        if not values:
+            return
+        self._conn.execute(_UPDATE, values)
+        insert = insert_ignoring_duplicates(self._conn, rule_memory, "rule_id", "record_kind",
+                                            "record_id")
+        self._conn.execute(insert.values(
+            rule_id=bindparam("rule"), record_kind=bindparam("kind"), record_id=bindparam("id"),
+            memory=bindparam("mem"), updated_at=bindparam("at")), values)
+
 
 _UPDATE = (
     update(rule_memory)

@@ -832,6 +832,9 @@ def test_the_daemon_sees_a_read_only_view_of_each_rule(bench_like: Engine) -> No
     assert (idle.id, idle.kind, idle.timeline, route.timeline) == (
         "idle", "zendesk.ticket", True, False)
     assert idle.math.tz.key == "Europe/London"  # type: ignore[attr-defined]
+    # each `do:` list's actions by step (what the timer job and the executor ask of a step)
+    assert (dict(route.actions), dict(idle.actions)) == (
+        {"": ("tag",)}, {"step-1": ("tag",), "step-2": ("tag",), "last": ("tag",)})
     assert not hasattr(idle, "gate_test")  # the compiled rule's inside stays inside
     with pytest.raises(dataclasses.FrozenInstanceError):
         idle.kind = "salesforce.account"  # type: ignore[misc]

@@ -155,6 +155,18 @@ def test_rule_memory_round_trips_as_json(store: Store) -> None:
         assert tx.memory.get("ladder", TICKET) == {"anchor": "x"}
 
 
+def test_rule_memory_of_many_records_is_put_at_once(store: Store) -> None:
+    other = RecordRef("zendesk.ticket", "8")
+    with store.transaction() as tx:
+        tx.memory.put("ladder", TICKET, {"fired": ["a#0"]}, T0)
+        tx.memory.put_many([("ladder", TICKET, {"fired": ["a#1"]}),
+                            ("ladder", other, {"fired": ["a#0"]})], T1)
+    with store.read() as tx:
+        assert tx.memory.of_records(["ladder"], "zendesk.ticket", [TICKET.id, "8"]) == {
+            TICKET.id: {"ladder": {"fired": ["a#1"]}}, "8": {"ladder": {"fired": ["a#0"]}}}
+        assert [r.updated_at for r in tx.memory.remembered(other)] == [T1]
+
+
 def test_cursors_move_per_source(store: Store) -> None:
     with store.transaction() as tx:
         tx.cursors.set("zendesk", "c1", T0)

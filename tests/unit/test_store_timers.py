@@ -9,7 +9,7 @@ import pytest
 
 from syncd.model import RecordRef
 from syncd.store.db import Store, open_store
-from syncd.store.timers import TimerSpec, TimerState
+from syncd.store.timers import TimerSpec, TimerState, Wanted
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -131,3 +131,28 @@ def test_a_removed_rule_cancels_its_pending_timers(store: Store) -> None:
     with store.read() as tx:
         reason = tx.audit.for_record(TICKET)[-1].detail["reason"]
     assert reason == "the rule was removed by a reload"
+
+
+def test_many_owners_replaced_and_fired_at_once_as_one_by_one(store: Store) -> None:
+    """A queue's repeats settle and re-arm thousands of (rule, record) owners together: the
+    same timers and audit rows as one owner at a time, the occurrence fired with its reason."""
+    tickets = [RecordRef("zendesk.ticket", str(n)) for n in range(1, 1202)]
+    first = {t: TimerSpec(f"q/{t.id}/0", "serve", NOW) for t in tickets}
+    nxt = {t: TimerSpec(f"q/{t.id}/1", "serve", NOW + HOUR) for t in tickets}
+    with store.transaction() as tx:
+        tx.timers.replace_many([Wanted("queue", t, (first[t],)) for t in tickets], NOW)
+    with store.transaction() as tx:
+        fired = tx.timers.fire_many({first[t].key: f"served by {t.id}" for t in tickets}, NOW)
+        assert fired == len(tickets)
+        assert tx.timers.fire_many({first[tickets[0]].key: ""}, NOW) == 0  # fired once
+        tx.timers.replace_many([Wanted("queue", t, (first[t], nxt[t])) for t in tickets], NOW)
+    with store.read() as tx:
+        pending = tx.timers.for_records("zendesk.ticket", [t.id for t in tickets])
+        events = tx.audit.for_record(tickets[-1])
+    assert {i: [p.key for p in found] for i, found in pending.items()} == {
+        t.id: [nxt[t].key] for t in tickets}
+    assert [(e.event, e.detail["timer"], e.detail.get("reason")) for e in events] == [
+        ("timer_scheduled", "q/1201/0", None),
+        ("timer_fired", "q/1201/0", "served by 1201"),
+        ("timer_scheduled", "q/1201/1", None),
+    ]

@@ -28,10 +28,15 @@ class CompiledRule:
     timeline: bool  # it has steps (its intents fall due on timers), else an instant rule
     vars: Mapping[str, Any]  # the rule's `vars` (roles its actions name)
     math: TimeMath  # its calendar's time arithmetic (dates its actions resolve)
+    # each `do:` list's action kinds in order, by step id ("": an instant rule's list)
+    actions: Mapping[str, tuple[str, ...]]
 
     @classmethod
     def of(cls, rule: _Rule) -> CompiledRule:
-        return cls(rule.id, rule.kind, rule.timeline, MappingProxyType(rule.vars), rule.math)
+        lists = {"": rule.actions} if not rule.timeline else {s.id: s.actions for s in rule.steps}
+        actions = {step: tuple(a.kind for a in found) for step, found in lists.items()}
+        return cls(rule.id, rule.kind, rule.timeline, MappingProxyType(rule.vars), rule.math,
+                   MappingProxyType(actions))
 
 
 @dataclass(frozen=True)
