@@ -9,7 +9,7 @@ record (Salesforce look-back, replayed pages) changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +59,6 @@ def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # built once: a poll stores every record it reads through them
 _KEY = (records.c.kind == bindparam("k"), records.c.id == bindparam("i"))
-_CURRENT = select(records).where(*_KEY).with_for_update()
 _VALUES = {"fields": bindparam("f"), "observed_at": bindparam("o"), "deleted": bindparam("d"),
            "version": bindparam("v")}
 _INSERT = insert(records).values(kind=bindparam("k"), id=bindparam("i"), **_VALUES)
@@ -73,36 +72,54 @@ class Records:
 
     def upsert(self, record: Record) -> Upserted:
         """Store `record` as the newest version; an identical version is a no-op."""
-        fields = to_json_value(dict(record.fields))
-        key = {"k": record.ref.kind, "i": record.ref.id}
-        row = self._conn.execute(_CURRENT, key).first()
-        if row is None:
-            previous, version = None, 1
-            changes = diff_fields({}, fields, record.observed_at)
-        else:
-            previous, version = _record(row), row.version + 1
-            changes = diff_fields(previous.fields, fields, record.observed_at)
-            if not changes and previous.deleted == record.deleted:
-                return Upserted(previous, [], row.version, changed=False)
-        values = {"f": fields, "o": record.observed_at, "d": record.deleted, "v": version}
-        self._conn.execute(_INSERT if row is None else _UPDATE, {**key, **values})
-        if changes:
-            self._conn.execute(
-                _HISTORY,
-                [
-                    {
-                        "record_kind": record.ref.kind,
-                        "record_id": record.ref.id,
-                        "version": version,
-                        "field": change.field,
-                        "at": change.at,
-                        "old": change.old,
-                        "new": change.new,
-                    }
-                    for change in changes
-                ],
-            )
-        return Upserted(previous, changes, version, changed=True)
+        return self.upsert_many([record])[0]
+
+    def upsert_many(self, batch: Sequence[Record]) -> list[Upserted]:
+        """`upsert` of many records (a polled page), each at most once: the stored versions
+        read in a statement per 500, the new versions and their history written in one
+        statement each (executemany), whatever the number of records."""
+        if len({record.ref for record in batch}) != len(batch):
+            raise ValueError("a record is upserted at most once per batch")
+        rows = self._current(batch)
+        done: list[Upserted] = []
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for record in batch:
+            fields = to_json_value(dict(record.fields))
+            row = rows.get(record.ref)
+            if row is None:
+                previous, version = None, 1
+                changes = diff_fields({}, fields, record.observed_at)
+            else:
+                previous, version = _record(row), row.version + 1
+                changes = diff_fields(previous.fields, fields, record.observed_at)
+                if not changes and previous.deleted == record.deleted:
+                    done.append(Upserted(previous, [], row.version, changed=False))
+                    continue
+            (new if row is None else changed).append({
+                "k": record.ref.kind, "i": record.ref.id, "f": fields, "o": record.observed_at,
+                "d": record.deleted, "v": version})
+            history += [{"record_kind": record.ref.kind, "record_id": record.ref.id,
+                         "version": version, "field": change.field, "at": change.at,
+                         "old": change.old, "new": change.new} for change in changes]
+            done.append(Upserted(previous, changes, version, changed=True))
+        for statement, values in ((_INSERT, new), (_UPDATE, changed), (_HISTORY, history)):
+            if values:
+                self._conn.execute(statement, values)
+        return done
+
+    def _current(self, batch: Sequence[Record]) -> dict[RecordRef, Row[Any]]:
+        """The stored rows of `batch`'s records, locked for this transaction's update."""
+        found: dict[RecordRef, Row[Any]] = {}
+        for kind in dict.fromkeys(record.ref.kind for record in batch):
+            ids = [record.ref.id for record in batch if record.ref.kind == kind]
+            for start in range(0, len(ids), CHUNK):
+                query = select(records).where(
+                    records.c.kind == kind, records.c.id.in_(ids[start : start + CHUNK])
+                ).with_for_update()
+                found.update((RecordRef(kind, row.id), row) for row in self._conn.execute(query))
+        return found
 
     def get(self, ref: RecordRef) -> Record | None:
         row = self._conn.execute(select(records).where(*_key(ref))).first()
