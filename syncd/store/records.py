@@ -38,12 +38,15 @@ def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], at: datetime) ->
 
     A missing field and a null one are the same (a rule reads both as null).
     """
-    before, after = _flatten(old), _flatten(new)
-    return [
-        FieldChange(path, at, before.get(path), after.get(path))
-        for path in sorted(before.keys() | after.keys())
-        if before.get(path) != after.get(path)
-    ]
+    changes: list[FieldChange] = []
+    for name in old.keys() | new.keys():
+        if old.get(name) == new.get(name):  # most fields of a version: nothing to walk
+            continue
+        before, after = _flatten({name: old.get(name)}), _flatten({name: new.get(name)})
+        changes += [FieldChange(path, at, before.get(path), after.get(path))
+                    for path in before.keys() | after.keys()
+                    if before.get(path) != after.get(path)]
+    return sorted(changes, key=lambda change: change.field)
 
 
 def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
