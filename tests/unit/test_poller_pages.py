@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from syncd.clock import FrozenClock
 from syncd.connectors.base import Directory, Page
 from syncd.daemon.poller import poll_source
 from syncd.daemon.runtime import Runtime
@@ -23,7 +24,6 @@ from syncd.rules.engine import Engine
 from syncd.rules.language.loader import load_rules
 from syncd.settings import Settings, SyncdSection
 from syncd.store.db import open_store
-from syncd.clock import FrozenClock
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 KIND = "zendesk.ticket"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from syncd.model import FieldChange, Record, RecordRef
 from syncd.store.db import Store, open_store
@@ -197,3 +198,28 @@ def test_diff_is_every_dotted_path_whose_value_differs(old: dict[str, Any],
         for path in sorted(before.keys() | after.keys())
         if before.get(path) != after.get(path)
     ]
+
+
+def test_the_open_tickets_are_read_by_index_not_through_the_solved_history(
+    store: Store,
+) -> None:
+    """Dispatch reads a helpdesk's open tickets each pass: the database finds them by an index
+    on the status (ix_records_status), on either engine, instead of reading and decoding every
+    stored ticket (100,000 rows for 12,000 open ones)."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    with store.read() as tx:
+        tx.records.by_kind("zendesk.ticket", field_in=("status", {"open", "hold"}))
+        (statement, parameters), = statements
+        if tx.conn.dialect.name == "postgresql":
+            tx.conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table: scanned
+            plan = tx.conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+        else:
+            plan = tx.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    event.remove(store.engine, "before_cursor_execute", seen)
+    assert "ix_records_status" in str(plan), plan
