@@ -62,6 +62,8 @@ def apply_page_contained(
     (`apply_page`: one savepoint, the records' writes batched); if that raises, it is rolled
     back and every record applied in a savepoint of its own, so that the one that raised is
     quarantined alone. A record met again later in the page is applied after the rest."""
+    if not records:
+        return []
     first: dict[RecordRef, int] = {}  # each record's first place in the page
     for i, record in enumerate(records):
         first.setdefault(record.ref, i)

@@ -6,9 +6,9 @@
 
 Kept per interaction: method, path (host dropped), query, status, the response headers whose
 name mentions a rate limit or the content type, and the JSON body with every list cut to its
-first three elements (paging keys and counts kept as recorded), but in a whole export page. Request headers (credentials)
-are not copied; e-mail addresses outside example.com become redacted@example.com, and the
-value of every key ending in `token` becomes "redacted".
+first three elements (paging keys and counts kept as recorded), but in a whole export page.
+Request headers (credentials) are not copied; e-mail addresses outside example.com become
+redacted@example.com, and the value of every key ending in `token` becomes "redacted".
 """
 
 from __future__ import annotations
