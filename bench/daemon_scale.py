@@ -20,8 +20,10 @@ baseline), a steady cycle after `--changes` tickets changed (priority and a tag,
 the dispatch queues' 15-minute repeats among it; the mix queues requests in Dispatch, with
 impact and severity, and development tasks in Development). Printed per phase:
 wall time, CPU time of this process (syncd alone), simulated time, vendor calls (from the
-sandbox's request log) by endpoint; then the peak RSS and the state database's size; and the
-growth of each figure from the smallest size to the largest.
+sandbox's request log) by endpoint, and the CPU of each step of the cycle (poll, timers,
+executor) with what it did (records polled, timers fired, intents done and skipped: the work
+time makes due grows with the helpdesk, the changes' does not); then the peak RSS and the state
+database's size; and the growth of each figure from the smallest size to the largest.
 
 Targets (issue 19): a 1,000-change cycle <= 10 s CPU at both sizes, growth <= 1.3x; an idle
 cycle <= 1 s CPU at 100k; go-live at 100k <= 3 min CPU and within 1.2x of the export's own
@@ -41,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,9 +53,11 @@ from typing import Any
 from common import LockstepClock, category, stamp, table, whole_seconds
 
 from syncd.connectors.tls import PinnedSession
+from syncd.daemon import cycle
 from syncd.daemon.baseline import MARKER
-from syncd.daemon.cycle import run_cycle
-from syncd.daemon.runtime import open_runtime
+from syncd.daemon.cycle import CycleReport, run_cycle
+from syncd.daemon.executor import Executor
+from syncd.daemon.runtime import Runtime, open_runtime
 from syncd.demo.company import LISTS, WATCHED_FOLDERS
 from syncd.model import RecordRef
 from syncd.sandbox.server import load_fixture
@@ -133,6 +137,37 @@ class Phase:
     cpu_s: float
     simulated_s: float
     calls: Counter[str] = field(default_factory=Counter)
+    steps: dict[str, float] = field(default_factory=dict)  # CPU s of each step of the cycle
+    work: dict[str, int] = field(default_factory=dict)  # what the cycle did
+
+
+# A cycle's steps (cycle.py): poll every source, fire the due timers, execute the due intents.
+STEPS: dict[str, tuple[Any, str]] = {
+    "poll": (cycle, "poll_all"), "timers": (cycle, "fire_due"), "executor": (Executor, "drain")}
+
+
+@contextmanager
+def cpu_by_step(into: Counter[str]) -> Iterator[None]:
+    """Adds the CPU time of each of a cycle's steps to `into`: what grows with the helpdesk is
+    told apart from what the changes cost."""
+    saved = {name: getattr(owner, attr) for name, (owner, attr) in STEPS.items()}
+
+    def timed(name: str) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return saved[name](*args, **kwargs)
+            finally:
+                into[name] += time.process_time() - start
+        return run
+
+    for name, (owner, attr) in STEPS.items():
+        setattr(owner, attr, timed(name))
+    try:
+        yield
+    finally:
+        for name, (owner, attr) in STEPS.items():
+            setattr(owner, attr, saved[name])
 
 
 @dataclass
@@ -144,17 +179,21 @@ class Size:
     pages: int
 
 
-@contextmanager
-def measured(sandbox: RemoteSandbox, clock: LockstepClock, into: dict[str, Phase],
-             name: str) -> Iterator[None]:
+def measured(sandbox: RemoteSandbox, clock: LockstepClock,
+             rt: Runtime) -> tuple[Phase, CycleReport]:
+    """One cycle (`syncd run --once`), measured."""
     before = len(sandbox.control("GET", "/_sandbox/requests")["requests"])
     wall, cpu, sim = time.monotonic(), time.process_time(), clock.now()
-    yield
+    steps: Counter[str] = Counter()
+    with cpu_by_step(steps):
+        report = run_cycle(rt)
     phase = Phase(time.monotonic() - wall, time.process_time() - cpu,
-                  (clock.now() - sim).total_seconds())
+                  (clock.now() - sim).total_seconds(), steps=dict(steps))
     log = sandbox.control("GET", "/_sandbox/requests")["requests"][before:]
     phase.calls = Counter(category(e) for e in log if e["vendor"] is not None)
-    into[name] = phase
+    phase.work = {"records": sum(report.polled.values()), "timers": report.fired,
+                  "done": report.drained.done, "skipped": report.drained.skipped}
+    return phase, report
 
 
 def run_size(n: int, changes: int, seed: int) -> Size:
@@ -193,8 +232,7 @@ def _run(sandbox: RemoteSandbox, root: Path, n: int, changes: int, rng: random.R
     phases: dict[str, Phase] = {}
     rt = open_runtime(settings, clock)
     try:
-        with measured(sandbox, clock, phases, "go-live"):
-            report = run_cycle(rt)
+        phases["go-live"], report = measured(sandbox, clock, rt)
         with rt.store.read() as tx:
             done = (tx.memory.get(MARKER, RecordRef("syncd.source", "zendesk")) or {}).get("done")
         if not done or not report.ok:
@@ -208,11 +246,9 @@ def _run(sandbox: RemoteSandbox, root: Path, n: int, changes: int, rng: random.R
                             json={"ticket": {"priority": "urgent", "additional_tags": ["scale"]}},
                             timeout=600).raise_for_status()
         clock.advance(timedelta(minutes=2))  # the export leaves out the last minute
-        with measured(sandbox, clock, phases, f"{changes:,}-change cycle"):
-            run_cycle(rt)
+        phases[f"{changes:,}-change cycle"], _ = measured(sandbox, clock, rt)
         clock.advance(timedelta(minutes=15))  # the dispatch queues' repeats fall due
-        with measured(sandbox, clock, phases, "idle cycle"):
-            run_cycle(rt)
+        phases["idle cycle"], _ = measured(sandbox, clock, rt)
     finally:
         rt.close()
     db = root / "state" / "state.db"
@@ -230,6 +266,12 @@ def report(sizes: list[Size]) -> None:
                          f"{p.simulated_s / 60:.1f}", sum(p.calls.values())])
     print(table(rows, ["tickets", "phase", "wall s", "CPU s", "simulated min", "vendor calls"]))
     print()
+    rows = [[f"{size.tickets:,}", name, *(f"{p.steps.get(s, 0):.2f}" for s in STEPS),
+             *(p.work.get(w, 0) for w in ("records", "timers", "done", "skipped"))]
+            for size in sizes for name, p in size.phases.items()]
+    print(table(rows, ["tickets", "phase", *(f"{s} CPU s" for s in STEPS), "records polled",
+                       "timers fired", "intents done", "skipped"]))
+    print()
     print(table([[f"{s.tickets:,}", f"{s.rss_mb:.0f}", f"{s.db_mb:.0f}", s.pages] for s in sizes],
                 ["tickets", "peak RSS MB", "state DB MB", "export pages at go-live"]))
     for size in sizes:
@@ -244,6 +286,9 @@ def report(sizes: list[Size]) -> None:
         rows = [[name, f"{large.phases[name].cpu_s / max(p.cpu_s, 1e-3):.2f}x",
                  f"{large.phases[name].wall_s / max(p.wall_s, 1e-3):.2f}x"]
                 for name, p in small.phases.items()]
+        rows += [[f"{name}: {step}", f"{large.phases[name].steps.get(step, 0) / cpu:.2f}x", ""]
+                 for name, p in small.phases.items() if name.endswith("change cycle")
+                 for step in STEPS if (cpu := p.steps.get(step, 0)) >= 0.05]
         rows.append(["peak RSS", f"{large.rss_mb / small.rss_mb:.2f}x", ""])
         print(table(rows, ["figure", "CPU", "wall"]))
     print()
@@ -310,7 +355,8 @@ def _plain(size: Size) -> dict[str, Any]:
 
 
 def _size(d: dict[str, Any]) -> Size:
-    phases = {k: Phase(v["wall_s"], v["cpu_s"], v["simulated_s"], Counter(v["calls"]))
+    phases = {k: Phase(v["wall_s"], v["cpu_s"], v["simulated_s"], Counter(v["calls"]),
+                       v["steps"], v["work"])
               for k, v in d["phases"].items()}
     return Size(d["tickets"], phases, d["rss_mb"], d["db_mb"], d["pages"])
 

@@ -242,33 +242,24 @@ class ZendeskConnector:
     def poll_pages(
         self, cursor: str | None, kinds: Collection[str] | None = None
     ) -> Iterator[Page]:
+        """The export's pages read as JSON through zenpy's request path (its URL, session and
+        error checks), never turned into zenpy objects: syncd maps the tickets' JSON itself."""
         lane = "backfill" if cursor is None else "poll"
-        with default_lane(lane):
-            export = self._call(
-                lambda: (
-                    self.client.tickets.incremental(cursor=cursor, include=SIDELOADS)
-                    if cursor
-                    else self.client.tickets.incremental(
-                        start_time=self.start_time,
-                        per_page=self.page_size,
-                        include=SIDELOADS,
-                    )
-                )
-            )
-        while True:
-            page = getattr(export, "_response_json", None) or {}
-            tickets = list(page.get("tickets") or [])
-            self._side_loaded(page)
+        api = self.client.tickets
+        export = api.endpoint.incremental
+        url: str | None = api._build_url(
+            export.cursor(cursor=cursor, include=SIDELOADS) if cursor
+            else export.cursor_start(start_time=self.start_time, per_page=self.page_size,
+                                     include=SIDELOADS)
+        )
+        while url:
             with default_lane(lane):
-                records = self._records(tickets)
-            yield Page(records, str(export.after_cursor or cursor or ""))
-            if export.end_of_stream:
-                return
-            try:
-                with default_lane(lane):
-                    self._call(lambda: _next_page(export))
-            except StopIteration:  # zenpy: no after_url to follow
-                return
+                page = self._call(lambda url=url: api._get(url, raw_response=True).json())
+                self._side_loaded(page)
+                records = self._records(list(page.get("tickets") or []))
+            cursor = page.get("after_cursor") or cursor
+            yield Page(records, str(cursor or ""))
+            url = None if page.get("end_of_stream") else page.get("after_url")
 
     def _side_loaded(self, page: Mapping[str, Any]) -> None:
         """Remember the emails and organization names the export page side-loaded."""
@@ -837,14 +828,6 @@ def _changed_tags(tags: Sequence[str], changes: Iterable[Operation]) -> list[str
             drop = {t.lower() for t in wanted}
             found = [t for t in found if t.lower() not in drop]
     return found
-
-
-def _next_page(export: Any) -> None:
-    """zenpy's `handle_pagination` for the ticket export, without turning the page into objects
-    to turn them back into dicts: syncd reads the page's JSON (zenpy keeps it in
-    `_response_json`, side-loads and all)."""
-    export._response_json = export.get_next_page()
-    export.update_attrs()
 
 
 def _is_agent_action(event: Mapping[str, Any]) -> bool:

@@ -1,20 +1,23 @@
 """One bad record never stops the rest. Every record the daemon evaluates goes through
 `apply_contained`: inside a savepoint of the page's transaction, so a record whose storing or
 evaluation raises is rolled back alone and quarantined (store/quarantine.py) while the page's
-other records and its cursor are committed. A record some rule could not evaluate (a template
+other records and its cursor are committed. A polled page goes through `apply_page_contained`:
+its records applied together in one savepoint (their writes batched), and only if that raises
+one by one as above. A record some rule could not evaluate (a template
 that fails on its data) is stored with what the other rules planned, and quarantined too, so
 the failing rule is tried again after a backoff. `retry_quarantined` re-reads the due ones from
 their vendor and evaluates them again; a clean evaluation releases them."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from syncd.connectors.base import Connector
 from syncd.connectors.http import VendorError
-from syncd.daemon.planner import Applied, Known, apply_record
+from syncd.daemon.planner import Applied, Known, apply_page, apply_record
 from syncd.daemon.runtime import Runtime, log
-from syncd.model import Record
+from syncd.model import Record, RecordRef
 from syncd.redact import redact
 from syncd.rules.engine import Engine
 from syncd.store.db import Tx
@@ -42,10 +45,57 @@ def apply_contained(
         log.exception("record_quarantined", record=str(record.ref), error=type(exc).__name__)
         _hold(rt, tx, record, f"{type(exc).__name__}: {exc}", now)
         return None
+    return _settled(rt, tx, record, applied, now)
+
+
+def apply_page_contained(
+    rt: Runtime,
+    tx: Tx,
+    engine: Engine,
+    records: Sequence[Record],
+    now: datetime,
+    grace: timedelta,
+    baseline: Collection[str] = (),
+    past_due: bool = False,
+) -> list[Applied | None]:
+    """`apply_contained` of a polled page's records, in order. Applied together first
+    (`apply_page`: one savepoint, the records' writes batched); if that raises, it is rolled
+    back and every record applied in a savepoint of its own, so that the one that raised is
+    quarantined alone. A record met again later in the page is applied after the rest."""
+    if not records:
+        return []
+    first: dict[RecordRef, int] = {}  # each record's first place in the page
+    for i, record in enumerate(records):
+        first.setdefault(record.ref, i)
+    firsts = list(first.values())
+    batch = [records[i] for i in firsts]
+    found: list[Applied | None] = [None] * len(records)
+    try:
+        with tx.savepoint():
+            together = apply_page(tx, engine, batch, now, grace, baseline, past_due,
+                                  Known(tx, engine, [r.ref for r in batch]))
+    except Exception as exc:  # one record's: found by applying them one by one
+        log.warning("page_applied_one_by_one", records=len(records), error=type(exc).__name__)
+        known = Known(tx, engine, [r.ref for r in records])
+        return [apply_contained(rt, tx, engine, record, now, grace,
+                                record.ref.kind in baseline, past_due, known)
+                for record in records]
+    held = tx.quarantine.count() > 0  # none held (the rule): no release to try
+    for i, applied in zip(firsts, together, strict=True):
+        found[i] = _settled(rt, tx, records[i], applied, now, release=held)
+    for i in sorted(set(range(len(records))) - set(firsts)):
+        found[i] = apply_contained(rt, tx, engine, records[i], now, grace,
+                                   records[i].ref.kind in baseline, past_due)
+    return found
+
+
+def _settled(rt: Runtime, tx: Tx, record: Record, applied: Applied, now: datetime,
+             release: bool = True) -> Applied:
+    """A record some rule failed on is held (again); one evaluated cleanly is released."""
     if applied.errors:
         reason = "; ".join(f"rule {e.rule_id}: {e.message}" for e in applied.errors)
         _hold(rt, tx, record, reason, now)
-    else:
+    elif release:
         tx.quarantine.release(record.ref, now)
     return applied
 

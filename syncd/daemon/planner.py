@@ -8,7 +8,7 @@ same keys and the ledger's unique key absorbs the repeat.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from syncd.rules.engine import (
     memory_from_json,
 )
 from syncd.store.db import Tx
+from syncd.store.records import Upserted
 from syncd.store.timers import StoredTimer, TimerSpec, Wanted
 from syncd.vendors.registry import KINDS
 
@@ -171,8 +172,49 @@ def apply_record(
         return Applied()
     current = merged(record, found.record)
     upserted = tx.records.upsert(current)
+    return _apply_upserted(tx, engine, current, upserted, found, now, grace, baseline, past_due)
+
+
+def apply_page(
+    tx: Tx,
+    engine: Engine,
+    records: Sequence[Record],
+    now: datetime,
+    grace: timedelta,
+    baseline: Collection[str] = (),
+    past_due: bool = False,
+    known: Known | None = None,
+) -> list[Applied]:
+    """`apply_record` of each of a polled page's records (each at most once), their
+    snapshots and history stored together (`Records.upsert_many`: a few statements for the
+    page instead of several per record). `baseline`: the record kinds whose first sync (or
+    catch-up) this page is part of."""
+    found = [_stored(tx, engine, record.ref, known) for record in records]
+    newer = [i for i, record in enumerate(records) if not older(record, found[i].record)]
+    current = {i: merged(records[i], found[i].record) for i in newer}
+    upserted = dict(zip(newer, tx.records.upsert_many([current[i] for i in newer]), strict=True))
+    return [
+        _apply_upserted(tx, engine, current[i], upserted[i], found[i], now, grace,
+                        record.ref.kind in baseline, past_due)
+        if i in current else Applied()
+        for i, record in enumerate(records)
+    ]
+
+
+def _apply_upserted(
+    tx: Tx,
+    engine: Engine,
+    record: Record,
+    upserted: Upserted,
+    found: Stored,
+    now: datetime,
+    grace: timedelta,
+    baseline: bool,
+    past_due: bool,
+) -> Applied:
+    """The rest of `apply_record` once the record (as merged) is stored."""
     stored, pending = found.memory, found.timers
-    result = _evaluate(engine, current, upserted.previous, stored, now, grace)
+    result = _evaluate(engine, record, upserted.previous, stored, now, grace)
     _settle_due_timers(tx, pending, result, now)
     # An instant rule that failed on this record (a template its data breaks) plans nothing
     # and keeps its memory, so that the quarantine's retry (contain.py) fires it whole, once.

@@ -12,17 +12,19 @@ records due in one page are re-read together (`fetch_many`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from syncd.connectors.base import Connector
 from syncd.daemon import baseline
-from syncd.daemon.contain import apply_contained, retry_quarantined
+from syncd.daemon.contain import apply_page_contained, retry_quarantined
 from syncd.daemon.planner import Known, changed_at, due_by_time
 from syncd.daemon.runtime import Runtime, log
 from syncd.daemon.sources import wanted
-from syncd.model import Intent, Record
+from syncd.model import Intent, Record, RecordRef
+from syncd.rules.engine import Engine
+from syncd.store.db import Tx
 
 
 @dataclass
@@ -47,6 +49,25 @@ def note_unread(rt: Runtime, source: str, kinds: frozenset[str]) -> None:
         with rt.store.transaction() as tx:
             baseline.unread(tx, fresh, rt.clock.now())
         log.info("kinds_unread", source=source, kinds=fresh, reason="no rule reads them")
+
+
+def _due(tx: Tx, engine: Engine, record: Record, now: datetime, grace: timedelta,
+         known: Known) -> bool:
+    """`due_by_time`, taking a record whose evaluation raises as due: it is re-read, and
+    applying it quarantines it alone (contain.py) instead of stopping its page."""
+    try:
+        return due_by_time(tx, engine, record, now, grace, known)
+    except Exception as exc:
+        log.warning("due_check_failed", record=str(record.ref), error=type(exc).__name__)
+        return True
+
+
+def _as_read(polled: Record, fresh: Mapping[RecordRef, Record | None], now: datetime) -> Record:
+    """The polled record, or its re-read if it was re-read (deleted if gone since)."""
+    if polled.ref not in fresh:
+        return polled
+    found = fresh[polled.ref]
+    return found if found is not None else Record(polled.ref, polled.fields, now, deleted=True)
 
 
 def poll_source(
@@ -77,21 +98,18 @@ def poll_source(
             with rt.store.read() as tx:
                 known = Known(tx, engine, refs)
                 due = [r.ref for r in page.records if not r.deleted
-                       and due_by_time(tx, engine, r, now, rt.grace, known)]
+                       and _due(tx, engine, r, now, rt.grace, known)]
         fresh = connector.fetch_many(due) if due else {}
         reread += len(fresh)
+        records = [_as_read(polled, fresh, now) for polled in page.records]
+        held_back = {r.ref.kind for r in records} if first else resumed
         with rt.store.transaction() as tx:
             if first:
                 baseline.begin(tx, source, now)
-            known = Known(tx, engine, refs)
             holding: list[Intent] = []  # the baseline's, skipped at once
-            for polled in page.records:
-                record = fresh.get(polled.ref, polled)
-                if record is None:  # gone since the page was read
-                    record = Record(polled.ref, polled.fields, now, deleted=True)
-                held_back = first or record.ref.kind in resumed
-                applied = apply_contained(rt, tx, engine, record, now, rt.grace, held_back,
-                                          past_due, known)
+            applied_all = apply_page_contained(rt, tx, engine, records, now, rt.grace,
+                                               held_back, past_due)
+            for record, applied in zip(records, applied_all, strict=True):
                 found.saw(changed_at(record))
                 if applied is None:  # quarantined: the page goes on without it
                     continue

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.schema import CreateIndex
 
 from syncd.errors import Fatal
 from syncd.files import private_file
@@ -44,7 +45,14 @@ from syncd.store.memory import MemoryTable
 from syncd.store.meta import Meta
 from syncd.store.quarantine import Quarantine
 from syncd.store.records import Records
-from syncd.store.tables import UTCDateTime, json_dumps, meta, metadata, quarantine
+from syncd.store.tables import (
+    UTCDateTime,
+    json_dumps,
+    meta,
+    metadata,
+    quarantine,
+    records_status,
+)
 from syncd.store.timers import Timers
 
 BUSY_TIMEOUT_MS = 30_000
@@ -108,9 +116,15 @@ def _lease_epochs(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE leases ADD COLUMN acquired_at {instant}")
 
 
+def _records_status_index(conn: Connection) -> None:
+    """Version 4: the records' status indexed (tables.records_status); a database created at
+    version 1 by this code has it already."""
+    conn.execute(CreateIndex(records_status, if_not_exists=True))
+
+
 # MIGRATIONS[n - 1] brings a database from version n - 1 to version n.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _initial_schema, _quarantine_table, _lease_epochs
+    _initial_schema, _quarantine_table, _lease_epochs, _records_status_index
 ]
 
 

@@ -9,12 +9,23 @@ record (Salesforce look-back, replayed pages) changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Row,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.sql import visitors
 
 from syncd.model import FieldChange, Record, RecordRef
 from syncd.store.tables import field_history, records, to_json_value
@@ -38,12 +49,15 @@ def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], at: datetime) ->
 
     A missing field and a null one are the same (a rule reads both as null).
     """
-    before, after = _flatten(old), _flatten(new)
-    return [
-        FieldChange(path, at, before.get(path), after.get(path))
-        for path in sorted(before.keys() | after.keys())
-        if before.get(path) != after.get(path)
-    ]
+    changes: list[FieldChange] = []
+    for name in old.keys() | new.keys():
+        if old.get(name) == new.get(name):  # most fields of a version: nothing to walk
+            continue
+        before, after = _flatten({name: old.get(name)}), _flatten({name: new.get(name)})
+        changes += [FieldChange(path, at, before.get(path), after.get(path))
+                    for path in before.keys() | after.keys()
+                    if before.get(path) != after.get(path)]
+    return sorted(changes, key=lambda change: change.field)
 
 
 def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -59,7 +73,6 @@ def _flatten(fields: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # built once: a poll stores every record it reads through them
 _KEY = (records.c.kind == bindparam("k"), records.c.id == bindparam("i"))
-_CURRENT = select(records).where(*_KEY).with_for_update()
 _VALUES = {"fields": bindparam("f"), "observed_at": bindparam("o"), "deleted": bindparam("d"),
            "version": bindparam("v")}
 _INSERT = insert(records).values(kind=bindparam("k"), id=bindparam("i"), **_VALUES)
@@ -73,36 +86,54 @@ class Records:
 
     def upsert(self, record: Record) -> Upserted:
         """Store `record` as the newest version; an identical version is a no-op."""
-        fields = to_json_value(dict(record.fields))
-        key = {"k": record.ref.kind, "i": record.ref.id}
-        row = self._conn.execute(_CURRENT, key).first()
-        if row is None:
-            previous, version = None, 1
-            changes = diff_fields({}, fields, record.observed_at)
-        else:
-            previous, version = _record(row), row.version + 1
-            changes = diff_fields(previous.fields, fields, record.observed_at)
-            if not changes and previous.deleted == record.deleted:
-                return Upserted(previous, [], row.version, changed=False)
-        values = {"f": fields, "o": record.observed_at, "d": record.deleted, "v": version}
-        self._conn.execute(_INSERT if row is None else _UPDATE, {**key, **values})
-        if changes:
-            self._conn.execute(
-                _HISTORY,
-                [
-                    {
-                        "record_kind": record.ref.kind,
-                        "record_id": record.ref.id,
-                        "version": version,
-                        "field": change.field,
-                        "at": change.at,
-                        "old": change.old,
-                        "new": change.new,
-                    }
-                    for change in changes
-                ],
-            )
-        return Upserted(previous, changes, version, changed=True)
+        return self.upsert_many([record])[0]
+
+    def upsert_many(self, batch: Sequence[Record]) -> list[Upserted]:
+        """`upsert` of many records (a polled page), each at most once: the stored versions
+        read in a statement per 500, the new versions and their history written in one
+        statement each (executemany), whatever the number of records."""
+        if len({record.ref for record in batch}) != len(batch):
+            raise ValueError("a record is upserted at most once per batch")
+        rows = self._current(batch)
+        done: list[Upserted] = []
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for record in batch:
+            fields = to_json_value(dict(record.fields))
+            row = rows.get(record.ref)
+            if row is None:
+                previous, version = None, 1
+                changes = diff_fields({}, fields, record.observed_at)
+            else:
+                previous, version = _record(row), row.version + 1
+                changes = diff_fields(previous.fields, fields, record.observed_at)
+                if not changes and previous.deleted == record.deleted:
+                    done.append(Upserted(previous, [], row.version, changed=False))
+                    continue
+            (new if row is None else changed).append({
+                "k": record.ref.kind, "i": record.ref.id, "f": fields, "o": record.observed_at,
+                "d": record.deleted, "v": version})
+            history += [{"record_kind": record.ref.kind, "record_id": record.ref.id,
+                         "version": version, "field": change.field, "at": change.at,
+                         "old": change.old, "new": change.new} for change in changes]
+            done.append(Upserted(previous, changes, version, changed=True))
+        for statement, values in ((_INSERT, new), (_UPDATE, changed), (_HISTORY, history)):
+            if values:
+                self._conn.execute(statement, values)
+        return done
+
+    def _current(self, batch: Sequence[Record]) -> dict[RecordRef, Row[Any]]:
+        """The stored rows of `batch`'s records, locked for this transaction's update."""
+        found: dict[RecordRef, Row[Any]] = {}
+        for kind in dict.fromkeys(record.ref.kind for record in batch):
+            ids = [record.ref.id for record in batch if record.ref.kind == kind]
+            for start in range(0, len(ids), CHUNK):
+                query = select(records).where(
+                    records.c.kind == kind, records.c.id.in_(ids[start : start + CHUNK])
+                ).with_for_update()
+                found.update((RecordRef(kind, row.id), row) for row in self._conn.execute(query))
+        return found
 
     def get(self, ref: RecordRef) -> Record | None:
         row = self._conn.execute(select(records).where(*_key(ref))).first()
@@ -127,16 +158,19 @@ class Records:
         include_deleted: bool = False,
         field_in: tuple[str, Collection[str]] | None = None,
     ) -> list[Record]:
-        """Records of one kind in id order; `where` filters in Python (rules' conditions).
-        `field_in` (name, values) selects in the database on a top-level text field first, so
-        that a helpdesk's solved history is not read and decoded to find its open tickets."""
-        query = select(records).where(records.c.kind == kind).order_by(records.c.id)
+        """Records of one kind in id order (code points: the same on every engine); `where`
+        filters in Python (rules' conditions). `field_in` (name, values) selects in the
+        database on a top-level text field first, so that a helpdesk's solved history is not
+        read and decoded to find its open tickets (by the status index). Sorted here, not by
+        ORDER BY: for that, the database would walk every record in key order instead."""
+        query = select(records).where(records.c.kind == kind)
         if field_in is not None:
             name, values = field_in
-            query = query.where(records.c.fields[name].as_string().in_(sorted(values)))
+            query = query.where(_text_field(name).in_(sorted(values)))
         if not include_deleted:
             query = query.where(records.c.deleted.is_(False))
-        found = (_record(row) for row in self._conn.execute(query).all())
+        found = sorted((_record(row) for row in self._conn.execute(query).all()),
+                       key=lambda record: record.ref.id)
         return [record for record in found if where is None or where(record)]
 
     def history(self, ref: RecordRef) -> list[FieldChange]:
@@ -179,6 +213,18 @@ class Records:
             select(records.c.id, records.c.fields, records.c.observed_at, records.c.deleted)
             .where(records.c.kind == kind).order_by(records.c.id)
         ))
+
+
+def _text_field(name: str) -> ColumnElement[str]:
+    """A top-level field as text, its JSON path written into the statement rather than bound:
+    an index on the expression (tables.records_status) serves only a query whose expression
+    is the same, path included."""
+
+    def inline(param: BindParameter[Any]) -> None:
+        param.literal_execute = True
+
+    return visitors.cloned_traverse(records.c.fields[name].as_string(), {},
+                                    {"bindparam": inline})
 
 
 def _key(ref: RecordRef) -> tuple[Any, ...]:

@@ -144,7 +144,7 @@ def _table_names(url: str) -> set[str]:
 
 def test_fresh_database_gets_every_table_and_the_current_version(store_url: str) -> None:
     store = open_store(store_url)
-    assert store.version() == schema_version() == 3
+    assert store.version() == schema_version() == 4
     assert set(metadata.tables) <= _table_names(store_url)
     store.close()
 
@@ -181,7 +181,7 @@ def test_a_version_1_lease_gets_an_epoch_on_either_engine(store_url: str) -> Non
                           "VALUES ('leader', 'old-host', :at)"), {"at": NOW})
     engine.dispose()
     store = open_store(store_url)
-    assert store.version() == 3
+    assert store.version() == 4
     with store.read() as tx:
         row = tx.conn.execute(select(leases)).one()
     assert (row.name, row.holder, row.epoch, row.acquired_at) == ("leader", "old-host", 0, None)
@@ -240,7 +240,7 @@ def _columns(url: str, table: str) -> list[dict[str, object]]:
 def test_a_newer_database_is_refused_with_a_clear_error(store_url: str) -> None:
     open_store(store_url).close()
     _set_version(store_url, "99")
-    with pytest.raises(StoreError, match=r"schema version 99 is newer .* supports \(3\)"):
+    with pytest.raises(StoreError, match=r"schema version 99 is newer .* supports \(4\)"):
         open_store(store_url)
     engine = create_engine(store_url)
     with engine.connect() as conn:

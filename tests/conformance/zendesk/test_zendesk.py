@@ -20,7 +20,7 @@ from requests.adapters import BaseAdapter
 from syncd.clock import FrozenClock
 from syncd.connectors.base import poll
 from syncd.connectors.tls import PinnedSession
-from syncd.connectors.zendesk import ZendeskConnector
+from syncd.connectors.zendesk import SIDELOADS, ZendeskConnector
 from syncd.model import Operation
 from syncd.sandbox.server import SandboxServer
 from syncd.settings import ZendeskSection
@@ -89,6 +89,25 @@ def test_a_recorded_export_becomes_records(replayed: tuple[ZendeskConnector, Rep
         assert record.fields["via_channel"] == ticket["via"]["channel"]
         assert record.deleted is (ticket["status"] == "deleted")
     assert "GET /api/v2/incremental/tickets/cursor.json" in replay.seen
+
+
+def test_a_whole_recorded_export_page_maps_as_zenpys_tickets_read(
+    replayed: tuple[ZendeskConnector, Replay],
+) -> None:
+    """The export is parsed from its JSON, never through zenpy's objects: every ticket of a
+    real page (87: new, open, pending and deleted; from the web, the API, a sample ticket; with
+    and without an assignee and a group) becomes the same Record as zenpy's own Ticket objects
+    of that page give."""
+    connector, _ = replayed
+    page = RECORDED["export_whole"]
+    connector.client.tickets.session.mount("https://", Replay({"whole": page, **RECORDED}))
+    records, cursor = poll(connector, None)
+    zenpys = connector.client.tickets.incremental(start_time=0, include=SIDELOADS)
+    assert records == connector._records([ticket.to_dict() for ticket in zenpys])
+    assert cursor == page["body"]["after_cursor"]
+    assert len(records) == len(page["body"]["tickets"]) == 87
+    assert {r.fields["status"] for r in records} == {"new", "open", "pending", "deleted"}
+    assert sum(r.deleted for r in records) == 1
 
 
 def test_a_recorded_directory_and_show(replayed: tuple[ZendeskConnector, Replay]) -> None:
