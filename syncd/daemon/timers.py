@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from syncd.connectors.http import VendorError
 from syncd.daemon.actions import QUEUE_READERS, served_queue
@@ -128,28 +129,20 @@ def fire_due(
     return fired
 
 
-_QUEUE_STEPS: dict[int, tuple[Engine, frozenset[tuple[str, str]]]] = {}
-
-
 def queue_steps(rt: Runtime) -> frozenset[tuple[str, str]]:
     """(rule, step) of the steps every action of which serves a queue, in rules that do not
-    name a field only a re-read learns (`agent_touched`: their records are re-read). Worked
-    out once per rule set (a reload makes a new engine)."""
-    engine = rt.engine
-    cached = _QUEUE_STEPS.get(id(rt))
-    if cached is not None and cached[0] is engine:
-        return cached[1]
-    rules = [rule for rule in engine.rules.values() if rule.timeline]
-    naming: set[str] = set()
-    for kind in {rule.kind for rule in rules}:
-        connector = rt.connector_for(kind)
-        naming |= _naming(engine, connector.extra_fields if connector else frozenset())
-    found = frozenset((rule.id, step) for rule in rules if rule.id not in naming
-                      for step, kinds in rule.actions.items()
-                      if kinds and all(kind in QUEUE_READERS for kind in kinds))
-    _QUEUE_STEPS.clear()  # one runtime per process: the last one's
-    _QUEUE_STEPS[id(rt)] = (engine, found)
-    return found
+    name a field only a re-read learns (`agent_touched`: their records are re-read)."""
+    costly = frozenset().union(*(c.extra_fields for c in rt.connectors.values()))
+    return _queue_steps(rt.engine, costly)
+
+
+@lru_cache(maxsize=2)  # worked out once per rule set: a reload makes a new engine
+def _queue_steps(engine: Engine, costly: frozenset[str]) -> frozenset[tuple[str, str]]:
+    naming = _naming(engine, costly)
+    return frozenset((rule.id, step) for rule in engine.rules.values()
+                     if rule.timeline and rule.id not in naming
+                     for step, kinds in rule.actions.items()
+                     if kinds and all(kind in QUEUE_READERS for kind in kinds))
 
 
 def one_per_queue(active: Sequence[silences.Silence], at: datetime) -> Covered:
