@@ -197,18 +197,18 @@ def dispatch(ctx: ActionContext, intent: Intent) -> list[Operation]:
     served = served_queue(intent)
     if served in ctx.people.served:
         raise NothingToDo(already_served(intent))
-    tickets = ctx.people.open_records(ctx.tx, "zendesk", "zendesk.ticket")
-    owners = [str(t.fields["assignee_id"]) for t in tickets
-              if t.fields.get("assignee_id") is not None]
+    tickets = ctx.people.open_rows(ctx.tx, "zendesk", "zendesk.ticket")
+    owners = [str(t["assignee_id"]) for _, t in tickets if t.get("assignee_id") is not None]
     load = Counter([*owners, *ctx.people.dispatched.values()])
+    waiting = ctx.tx.records.get_many("zendesk.ticket", [
+        i for i, t in tickets
+        if t.get("group_name") == group and t.get("assignee_id") is None
+        and t.get("status") in QUEUED_TICKET and i not in ctx.people.dispatched
+    ])
     queue = [
-        QueuedTicket(t.ref.id, t.fields.get("priority"), _instant(t.fields.get("created_at")))
-        for t in tickets
-        if t.fields.get("group_name") == group
-        and t.fields.get("assignee_id") is None
-        and t.fields.get("status") in QUEUED_TICKET
-        and t.ref.id not in ctx.people.dispatched
-        and where.test(Context(t.fields, None, ctx.now, ctx.math))
+        QueuedTicket(i, t.fields.get("priority"), _instant(t.fields.get("created_at")))
+        for i, t in waiting.items()
+        if where.test(Context(t.fields, None, ctx.now, ctx.math))
     ]
     agents = [
         Agent(m, available=users[m].active and not users[m].away, load=load.get(m, 0))

@@ -36,6 +36,8 @@ from syncd.vendors.zendesk import TICKET
 
 ROUND_ROBIN = f"{INTERNAL}round_robin"  # rule-memory row per group: {"last": user id}
 OPEN_TICKET = frozenset({"new", "open", "pending", "hold"})
+# what is read of every open record for queues and loads (with the system's assignee field)
+OPEN_FIELDS = ("status", "IsClosed", "group_name")
 ASSIGNEE_FIELD = {system: v.assignee_field for system, v in VENDORS.items() if v.assignee_field}
 SYMBOLIC = TICKET.recipients  # a ticket's people, by the names rules use: field with the address
 
@@ -110,15 +112,19 @@ class People:
         # queues a dispatch has served in this pass: loads only grow and queues only shrink
         # within a pass, so a second dispatch of the same queue would hand out nothing
         self.served: set[tuple[str, ...]] = set()
-        self._open: dict[str, list[Record]] = {}
+        self._open: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
-    def open_records(self, tx: Tx, system: str, kind: str) -> list[Record]:
-        """The kind's open records in the store, read once per pass (in SQL for Zendesk's
-        tickets); this pass's own picks are counted apart (`dispatched`, `_assigned`)."""
+    def open_rows(self, tx: Tx, system: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """The kind's open records in the store as (id, OPEN_FIELDS), read once per pass (in
+        SQL for Zendesk's tickets, not decoded whole); this pass's own picks are counted apart
+        (`dispatched`, `_assigned`). A dispatch reads its queue's whole records by id."""
         found = self._open.get(kind)
         if found is None:
             open_only = ("status", OPEN_TICKET) if system == "zendesk" else None
-            found = self._open[kind] = tx.records.by_kind(kind, _is_open, field_in=open_only)
+            names = [*OPEN_FIELDS, *((ASSIGNEE_FIELD[system],) if system in ASSIGNEE_FIELD
+                                     else ())]
+            rows = tx.records.fields_of(kind, names, field_in=open_only)
+            found = self._open[kind] = [(i, fields) for i, fields in rows if _is_open(fields)]
         return found
 
     def directory(self, system: str) -> Directory:
@@ -260,8 +266,8 @@ class People:
         """The member with the fewest open records in the store (plus this pass's picks)."""
         field = ASSIGNEE_FIELD[system]
         load = dict.fromkeys(members, 0)
-        for held in self.open_records(tx, system, kind):
-            owner = str(held.fields.get(field) or "")
+        for _, held in self.open_rows(tx, system, kind):
+            owner = str(held.get(field) or "")
             if owner in load:
                 load[owner] += 1
         chosen = min(members, key=lambda m: (load[m] + self._assigned.get((kind, m), 0),
@@ -300,10 +306,10 @@ class People:
         return self.user(system, owner.email)
 
 
-def _is_open(record: Record) -> bool:
-    if "status" in record.fields:
-        return record.fields.get("status") in OPEN_TICKET
-    return not record.fields.get("IsClosed")
+def _is_open(fields: Mapping[str, Any]) -> bool:
+    if fields.get("status") is not None:
+        return fields["status"] in OPEN_TICKET
+    return not fields.get("IsClosed")
 
 
 def _id_order(identifier: str) -> tuple[int, int, str]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     bindparam,
     func,
     insert,
@@ -163,15 +164,25 @@ class Records:
         database on a top-level text field first, so that a helpdesk's solved history is not
         read and decoded to find its open tickets (by the status index). Sorted here, not by
         ORDER BY: for that, the database would walk every record in key order instead."""
-        query = select(records).where(records.c.kind == kind)
-        if field_in is not None:
-            name, values = field_in
-            query = query.where(_text_field(name).in_(sorted(values)))
-        if not include_deleted:
-            query = query.where(records.c.deleted.is_(False))
+        query = _of_kind(select(records), kind, field_in, include_deleted)
         found = sorted((_record(row) for row in self._conn.execute(query).all()),
                        key=lambda record: record.ref.id)
         return [record for record in found if where is None or where(record)]
+
+    def fields_of(
+        self, kind: str, names: Sequence[str], *,
+        field_in: tuple[str, Collection[str]] | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(id, {name: value}) of the kind's records (not deleted), in id order: only the
+        top-level fields `names`, picked out in the database. A dispatch counts every open
+        ticket's owner each pass: decoding 12,000 whole tickets for three fields each is
+        most of an idle cycle's CPU at 100,000 tickets. `field_in` as in `by_kind`."""
+        columns = [records.c.id, *(records.c.fields[name].label(f"f{i}")
+                                   for i, name in enumerate(names))]
+        query = _of_kind(select(*columns), kind, field_in, include_deleted=False)
+        found = [(row[0], dict(zip(names, row[1:], strict=True)))
+                 for row in self._conn.execute(query).all()]
+        return sorted(found, key=lambda item: item[0])
 
     def history(self, ref: RecordRef) -> list[FieldChange]:
         """Every field change of the record, oldest first."""
@@ -213,6 +224,17 @@ class Records:
             select(records.c.id, records.c.fields, records.c.observed_at, records.c.deleted)
             .where(records.c.kind == kind).order_by(records.c.id)
         ))
+
+
+def _of_kind(query: Select[Any], kind: str, field_in: tuple[str, Collection[str]] | None,
+             include_deleted: bool) -> Select[Any]:
+    query = query.where(records.c.kind == kind)
+    if field_in is not None:
+        name, values = field_in
+        query = query.where(_text_field(name).in_(sorted(values)))
+    if not include_deleted:
+        query = query.where(records.c.deleted.is_(False))
+    return query
 
 
 def _text_field(name: str) -> ColumnElement[str]:

@@ -235,3 +235,21 @@ def test_the_open_tickets_are_read_by_index_not_through_the_solved_history(
             plan = tx.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
     event.remove(store.engine, "before_cursor_execute", seen)
     assert "ix_records_status" in str(plan), plan
+
+
+def test_fields_of_picks_top_level_fields_as_stored(store: Store) -> None:
+    """What a dispatch reads of every open ticket: a few fields, with their JSON types (an
+    agent id stays a number, a missing field reads as None), in id order."""
+    with store.transaction() as tx:
+        for n, fields in [("10", {"status": "open", "assignee_id": 7, "group_name": "Dispatch",
+                                  "subject": "é" * 500}),
+                          ("9", {"status": "hold", "assignee_id": None}),
+                          ("8", {"status": "solved", "assignee_id": 7})]:
+            tx.records.upsert(Record(RecordRef("zendesk.ticket", n), fields, T0))
+        tx.records.upsert(Record(RecordRef("zendesk.ticket", "11"), {"status": "new"}, T0,
+                                 deleted=True))
+    with store.read() as tx:
+        found = tx.records.fields_of("zendesk.ticket", ["assignee_id", "group_name"],
+                                     field_in=("status", {"new", "open", "hold"}))
+    assert found == [("10", {"assignee_id": 7, "group_name": "Dispatch"}),
+                     ("9", {"assignee_id": None, "group_name": None})]
