@@ -46,6 +46,7 @@ def fetch(rt: Runtime, refs: Sequence[RecordRef],
     return connector.fetch_many(refs, extras=extras)
 
 
+@lru_cache(maxsize=8)  # worked out once per rule set and vendor: a reload makes a new engine
 def _naming(engine: Engine, fields: frozenset[str]) -> frozenset[str]:
     """The rules whose definition names one of `fields` anywhere (conditions, templates,
     parameters); every rule when a named template does. Erring towards reading them."""
@@ -85,7 +86,6 @@ def fire_due(
     Records whose vendor cannot re-read them keep their timers pending (retried on the next
     run); the other vendors' go on."""
     engine = rt.engine
-    readers: dict[str, frozenset[str]] = {}  # system -> rules naming its costly fields
     fired = _serve_queues(rt, now, stopping)
     failed: set[RecordRef] = set()
     while not stopping():
@@ -99,12 +99,9 @@ def fire_due(
             by_family.setdefault(ref.family, []).append(ref)
         for refs in by_family.values():
             try:
-                family = refs[0].family
-                if family not in readers:
-                    connector = rt.connector_for(refs[0].kind)
-                    readers[family] = _naming(engine, connector.extra_fields if connector
-                                              else frozenset())
-                full = _needs_extras(rt, readers[family], refs, at)
+                connector = rt.connector_for(refs[0].kind)
+                readers = _naming(engine, connector.extra_fields if connector else frozenset())
+                full = _needs_extras(rt, readers, refs, at)
                 fresh: dict[RecordRef, Record | None] = {}
                 for extras in (True, False):
                     chosen = [ref for ref in refs if (ref in full) == extras]
@@ -136,7 +133,7 @@ def queue_steps(rt: Runtime) -> frozenset[tuple[str, str]]:
     return _queue_steps(rt.engine, costly)
 
 
-@lru_cache(maxsize=2)  # worked out once per rule set: a reload makes a new engine
+@lru_cache(maxsize=2)
 def _queue_steps(engine: Engine, costly: frozenset[str]) -> frozenset[tuple[str, str]]:
     naming = _naming(engine, costly)
     return frozenset((rule.id, step) for rule in engine.rules.values()
